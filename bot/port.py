@@ -1,0 +1,63 @@
+"""The platform port: what the core asks of a chat platform. Each adapter implements it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from bot.messages import Form, Message
+from bot.refs import ChannelRef, MessageRef, UserRef
+
+
+class PlatformError(Exception):
+    """A platform refused a call; `code` is the platform's own error code."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+class Undeliverable(PlatformError):
+    """The recipient cannot receive DMs (closed DMs, left the workspace): retrying will not help."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A calendar entry for platforms that have one (Discord scheduled events)."""
+
+    title: str
+    description: str
+    start: datetime
+    end: datetime
+    location: str
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """Platform-neutral verbs; every reference in and out is opaque."""
+
+    name: str
+
+    async def create_private_channel(
+        self, name: str, members: list[UserRef], topic: str, *, group_key: str = ""
+    ) -> ChannelRef: ...
+
+    async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None: ...
+
+    async def remove_member(self, channel: ChannelRef, member: UserRef) -> None: ...
+
+    async def archive_channel(self, channel: ChannelRef) -> None: ...
+
+    async def post(self, channel: ChannelRef, message: Message) -> MessageRef: ...
+
+    async def update(self, ref: MessageRef, message: Message) -> None: ...
+
+    async def send_dm(self, user: UserRef, message: Message) -> MessageRef: ...
+
+    async def members_of(self, channel: ChannelRef) -> list[UserRef]: ...
+
+    async def create_event(self, spec: EventSpec) -> str | None: ...
+
+    async def end_event(self, event_id: str, *, cancelled: bool = False) -> None: ...
