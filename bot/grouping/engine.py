@@ -1,0 +1,139 @@
+"""`form_groups`: validate, build the problem, search, then describe the result for the trainer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.grouping.matching import EXACT_LIMIT, exact_pairing
+from bot.grouping.model import Constraints, Group, Grouping, Learner, Meeting
+from bot.grouping.objective import (
+    APART_WEIGHT,
+    DEFAULT_LEVEL_TARGET,
+    LEVELS,
+    REPEAT_WEIGHT,
+    TOGETHER_WEIGHT,
+    build_problem,
+    decayed_meetings,
+    level_in_target,
+    spread_of,
+)
+from bot.grouping.search import search
+from bot.grouping.sizes import plan_sizes, size_bounds
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def form_groups(
+    learners: Sequence[Learner],
+    format: str,
+    size: int = 4,
+    history: Sequence[Meeting] = (),
+    constraints: Constraints = Constraints(),  # noqa: B008 - frozen, safe as a default
+    seed: int = 0,
+    now: datetime | None = None,
+    time_budget: float = 0.2,
+    level_target: tuple[int, int] = DEFAULT_LEVEL_TARGET,
+) -> Grouping:
+    """Split `learners` into groups for one round of `format`.
+
+    Same inputs and seed give the same groups (the search is bounded by work, not by the clock).
+    `history` lists past co-memberships; recent ones weigh more (half-life 8 weeks from `now`, or
+    from the latest meeting when `now` is None). `level_target` is the (min, max) level spread wanted
+    in a group, or the tutor-tutee gap in tutoring.
+    """
+    low, _high = size_bounds(format, size)
+    if not 0 <= level_target[0] <= level_target[1]:
+        raise ValueError(f"level target must be (min, max) with 0 <= min <= max, got {level_target}")
+    cohort: list[Learner] = []
+    left_out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for learner in learners:
+        if learner.id in seen:
+            left_out.append((learner.id, "listed more than once; placed once"))
+            continue
+        seen.add(learner.id)
+        cohort.append(learner)
+
+    warnings: list[str] = []
+    n = len(cohort)
+    if n == 0:
+        return Grouping((), ("No learners to group.",), tuple(left_out), 0, 0.0, 0.0)
+    sizes = plan_sizes(format, size, n)
+    if n < low:
+        warnings.append(
+            f"Only {_plural(n, 'learner')}: formed a single group, smaller than the {low} "
+            f"a {format} group needs."
+        )
+
+    index = {learner.id: i for i, learner in enumerate(cohort)}
+    weights, met = decayed_meetings(history, index, now)
+    problem = build_problem(cohort, format, sizes, weights, constraints, level_target)
+    if len(sizes) == 1:
+        found = [list(range(n))]
+    elif format == "tutoring" and n <= EXACT_LIMIT:
+        found = exact_pairing(problem)
+    else:
+        found = search(problem, seed, time_budget)
+
+    groups: list[Group] = []
+    repeated = in_target = split_together = broken_apart = 0
+    score = 0.0
+    for raw in sorted((sorted(g) for g in found), key=lambda g: g[0]):
+        counts = [0] * LEVELS
+        for i in raw:
+            counts[problem.levels[i]] += 1
+        pairs_in = [(i, j) for x, i in enumerate(raw) for j in raw[x + 1 :]]
+        repeats = sum(1 for key in pairs_in if key in met)
+        repeated += repeats
+        in_target += level_in_target(format, counts, level_target)
+        score += problem.level_cost(tuple(counts))
+        score += sum(REPEAT_WEIGHT * weights.get(key, 0.0) ** 2 for key in pairs_in)
+        tutor = tutee = None
+        if format == "tutoring" and n >= 2:
+            top = max(raw, key=lambda i: (problem.levels[i], -i))
+            raw = [top] + [i for i in raw if i != top]
+            tutor = cohort[top].id
+            tutee = cohort[raw[1]].id if len(raw) == 2 else None
+        groups.append(
+            Group(
+                members=tuple(cohort[i].id for i in raw),
+                tutor=tutor,
+                tutee=tutee,
+                level_spread=spread_of(counts),
+                repeated_pairs=repeats,
+            )
+        )
+
+    group_of = {member: g for g, group in enumerate(groups) for member in group.members}
+    for pairs, wanted_together in ((constraints.apart, False), (constraints.together, True)):
+        for a, b in sorted(tuple(sorted(p)) for p in pairs):
+            if a not in group_of or b not in group_of:
+                continue
+            together = group_of[a] == group_of[b]
+            if together and not wanted_together:
+                broken_apart += 1
+                warnings.append(f"Could not keep {a} and {b} apart: no split of this cohort allows it.")
+            elif wanted_together and not together:
+                split_together += 1
+                warnings.append(f"Could not keep {a} and {b} together.")
+    score += APART_WEIGHT * broken_apart + TOGETHER_WEIGHT * split_together
+    if repeated:
+        warnings.append(f"{_plural(repeated, 'pair')} of learners have already worked together.")
+    missed = len(groups) - in_target
+    if missed and n >= 2:
+        what = "tutor-tutee level gap" if format == "tutoring" else "level spread"
+        warnings.append(
+            f"{_plural(missed, 'group')} of {len(groups)} miss the target {what} of "
+            f"{level_target[0]}-{level_target[1]}."
+        )
+    return Grouping(
+        groups=tuple(groups),
+        warnings=tuple(warnings),
+        left_out=tuple(left_out),
+        repeated_pairs=repeated,
+        level_target_met=in_target / len(groups),
+        score=round(score, 6),
+    )
