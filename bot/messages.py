@@ -66,6 +66,8 @@ class Message:
     sections: tuple[Section, ...] = ()
     buttons: tuple[Button, ...] = ()
     ephemeral: bool = False
+    key: str = ""  # idempotency key of an outbox delivery (see Platform.send_dm)
+    retry: bool = False  # True when this key may already have been delivered by a crashed attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,10 @@ class Form:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The neutral answer to a command or action; `public` replies are shown to everyone."""
+    """The neutral answer to a command or action; `public` replies are shown to everyone.
+
+    `form` asks the adapter to open that form (Slack modal, Discord modal or per-item DM messages).
+    """
 
     text: str
     public: bool = False
@@ -117,3 +122,20 @@ class Reply:
     message: Message | None = None
     form: Form | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def item_action(verb_form_id: str, field_id: str, value: str) -> str:
+    """The action id of one answer button, e.g. `survey:rate:12.clarity.4` from form `survey:submit:12`.
+
+    Platforms that cannot show a whole form at once (Discord: at most 5 components per modal) render
+    one message per item with these buttons; the core records each click as that item's answer.
+    """
+    action = ActionId.parse(verb_form_id)
+    verb = {"survey": "rate", "quiz": "pick"}[action.feature]
+    return f"{action.feature}:{verb}:{action.entity}.{field_id}.{value}"
+
+
+def text_item_action(form_id: str, field_id: str) -> str:
+    """The action id of a button that opens a one-field form for an open question."""
+    action = ActionId.parse(form_id)
+    return f"{action.feature}:text:{action.entity}.{field_id}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from bot.messages import Form, Message
+from bot.messages import Message
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 
@@ -54,7 +54,14 @@ class Platform(Protocol):
 
     async def update(self, ref: MessageRef, message: Message) -> None: ...
 
-    async def send_dm(self, user: UserRef, message: Message) -> MessageRef: ...
+    async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
+        """DM a user. Raise `Undeliverable` when they cannot receive DMs.
+
+        When `message.key` is set and `message.retry` is true, a crashed attempt may already have delivered
+        it: the adapter must return the existing message instead of sending again (Slack: look for the key
+        in the DM's recent message metadata; Discord: `nonce` + `enforce_nonce`; local: a dict).
+        """
+        ...
 
     async def members_of(self, channel: ChannelRef) -> list[UserRef]: ...
 

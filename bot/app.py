@@ -1,0 +1,105 @@
+"""The composition root: settings → storage → core → scheduler → adapters, built inside functions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.clock import Clock, SystemClock
+from bot.core import Core
+from bot.port import Platform
+from bot.settings import Settings
+from scheduler import jobs
+from scheduler.service import JobScheduler
+from storage.db import Database
+
+log = logging.getLogger("peerbot")
+
+
+class Runner(Protocol):
+    """A started platform adapter (Slack app, Discord client): it owns its connections."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    core: Core
+    scheduler: JobScheduler | None
+    runners: list[Runner] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for runner in self.runners:
+            await runner.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        jobs.bind(None)
+        await self.db.dispose()
+
+
+async def build(
+    settings: Settings,
+    platforms: dict[str, Platform] | None = None,
+    *,
+    clock: Clock | None = None,
+    with_scheduler: bool = True,
+) -> App:
+    """The same graph for production, the demo and the tests; migrations run first."""
+    db = Database(settings.database_url)
+    await db.upgrade()
+    scheduler = (
+        JobScheduler(settings.database_url, settings.zone, settings.outbox_interval_seconds) if with_scheduler else None
+    )
+    core = Core(db, dict(platforms or {}), settings, clock or SystemClock(), scheduler)
+    return App(settings, db, core, scheduler)
+
+
+def enabled_platforms(settings: Settings) -> list[str]:
+    return [name for name, on in (("slack", settings.slack_enabled), ("discord", settings.discord_enabled)) if on]
+
+
+async def _attach_adapters(app: App) -> None:
+    if app.settings.slack_enabled:
+        from adapters.slack.runner import SlackRunner
+
+        slack = SlackRunner(app.core, app.settings)
+        app.core.platforms["slack"] = slack.platform
+        app.runners.append(slack)
+    if app.settings.discord_enabled:
+        from adapters.discord.runner import DiscordRunner
+
+        discord_runner = DiscordRunner(app.core, app.settings)
+        app.core.platforms["discord"] = discord_runner.platform
+        app.runners.append(discord_runner)
+
+
+async def run(settings: Settings) -> None:
+    """`peerbot run`: start the configured adapters, the scheduler, and catch up on anything missed."""
+    app = await build(settings)
+    await _attach_adapters(app)
+    jobs.bind(app.core)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for runner in app.runners:
+            await runner.start()
+        assert app.scheduler is not None
+        app.scheduler.start()
+        caught_up = await app.core.advance()
+        log.info(
+            "peerbot running on %s; %d overdue step(s) caught up",
+            ", ".join(enabled_platforms(settings)),
+            len(caught_up),
+        )
+        await stop.wait()
+    finally:
+        await app.close()

@@ -1,0 +1,106 @@
+"""The `peerbot` command line (typer): run, demo, db upgrade, check-config and the platform helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.settings import ConfigError, Settings, describe, load_settings
+
+cli = typer.Typer(
+    help="peerbot: peer-learning sessions on Slack and Discord.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_cli = typer.Typer(help="Database commands.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"peerbot: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def run() -> None:
+    """Start the adapters configured in the environment (.env)."""
+    from bot.app import enabled_platforms
+    from bot.app import run as run_app
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not enabled_platforms(settings):
+        typer.echo(
+            "peerbot: no chat platform is configured.\n"
+            "  Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (and SLACK_APP_TOKEN for Socket Mode).\n"
+            "  Discord: set DISCORD_TOKEN and DISCORD_GUILD_ID.\n"
+            "Put them in .env (see .env.example). To see peerbot work without a platform, run `peerbot demo`.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    asyncio.run(run_app(settings))
+
+
+@cli.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the evidence files and the demo database.")] = Path(
+        "peerbot-demo"
+    ),
+    learners: Annotated[int, typer.Option(min=4, max=26, help="How many learners (4–26).")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed for levels and learner behaviour.")] = 7,
+) -> None:
+    """Run a whole peer-learning cycle on SQLite and the local platform with an accelerated clock."""
+    from bot.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    result = asyncio.run(run_demo(out, learners=learners, seed=seed))
+    typer.echo(f"\nDone. Open {result.out_dir.resolve()} for attendance.csv, feedback.csv and retention.csv.")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from storage.db import Database
+
+    settings = _settings()
+
+    async def _upgrade() -> None:
+        db = Database(settings.database_url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.dispose()
+
+    asyncio.run(_upgrade())
+    typer.echo("Database is up to date.")
+
+
+@cli.command("check-config")
+def check_config() -> None:
+    """Print what is configured (secrets masked)."""
+    from bot.app import enabled_platforms
+
+    settings = _settings()
+    rows = describe(settings)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        typer.echo(f"{name.ljust(width)}  {value}")
+    platforms = enabled_platforms(settings)
+    typer.echo(f"\nPlatforms enabled: {', '.join(platforms) if platforms else 'none (try `peerbot demo`)'}")
+
+
+def main() -> None:
+    try:
+        cli()
+    except ConfigError as exc:  # pragma: no cover - settings errors are caught in _settings
+        print(f"peerbot: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,273 @@
+"""`peerbot demo`: a whole peer-learning cycle on SQLite and the local platform, with an accelerated clock."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel import select
+
+from adapters.local.driver import LocalUser
+from adapters.local.platform import LocalPlatform
+from bot.app import App, build
+from bot.clock import FakeClock
+from bot.core import CHECKIN_OPENS
+from bot.messages import ChoiceField, Form, Reply
+from bot.reports import collect, write_csv
+from bot.settings import Settings
+from storage.models import Member
+
+FIRST_NAMES = [
+    "Alice",
+    "Bilal",
+    "Chloé",
+    "David",
+    "Emma",
+    "Farid",
+    "Gaëlle",
+    "Hugo",
+    "Inès",
+    "Jules",
+    "Kenza",
+    "Léo",
+    "Manon",
+    "Nadia",
+    "Oscar",
+    "Pauline",
+    "Quentin",
+    "Rose",
+    "Sami",
+    "Tess",
+    "Ugo",
+    "Vera",
+    "Wassim",
+    "Xavier",
+    "Yasmine",
+    "Zoé",
+]
+DEMO_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    files: list[Path]
+    session: str
+    transcript: list[str]
+
+
+class Transcript:
+    def __init__(self, clock: FakeClock, zone: ZoneInfo, echo: Callable[[str], None] | None) -> None:
+        self.clock, self.zone, self.echo = clock, zone, echo
+        self.lines: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        line = f"[{self.clock.now().astimezone(self.zone):%a %d %b %H:%M}] {text}"
+        self.lines.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
+
+async def run_demo(
+    out_dir: Path, learners: int = 12, seed: int = 7, echo: Callable[[str], None] | None = print
+) -> DemoResult:
+    if not 4 <= learners <= len(FIRST_NAMES):
+        raise ValueError(f"--learners must be between 4 and {len(FIRST_NAMES)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_path = out_dir / "peerbot-demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    clock = FakeClock(DEMO_START)
+    settings = Settings(DATABASE_URL=f"sqlite+aiosqlite:///{db_path}", PEERBOT_TIMEZONE="Europe/Paris")  # type: ignore[call-arg]
+    say = Transcript(clock, settings.zone, echo)
+    rng = random.Random(seed)
+    platform = LocalPlatform(closed_dms={"L4"})
+    app = await build(settings, {"local": platform}, clock=clock, with_scheduler=False)
+    try:
+        return await _cycle(app, platform, clock, say, rng, learners, out_dir)
+    finally:
+        await app.close()
+
+
+async def _cycle(
+    app: App, platform: LocalPlatform, clock: FakeClock, say: Transcript, rng: random.Random, count: int, out_dir: Path
+) -> DemoResult:
+    core = app.core
+    trainer = LocalUser(core, platform, "T1", "Camille (trainer)", trainer=True)
+    people = [LocalUser(core, platform, f"L{i}", FIRST_NAMES[i - 1]) for i in range(1, count + 1)]
+    names = {p.user_id: p.name for p in [trainer, *people]}
+    channel = platform.add_channel("python-cohort", list(names))
+
+    async def advance_to(moment: datetime, label: str) -> None:
+        clock.set(moment)
+        for result in await core.advance():
+            say(f"⏱  {label}: {result.step} — {result.detail}")
+
+    say(f"Trainer creates the cohort and enrolls {count} learners with levels 1–5")
+    await _ok(trainer.command(f"cohort create python <#{channel.id}|python-cohort>"))
+    mentions = " ".join(f"<@{p.user_id}|{p.name}>={rng.randint(1, 5)}" for p in people)
+    await _ok(trainer.command(f"cohort add python {mentions}"))
+    await _name_members(app, names)
+    plan = await _ok(
+        trainer.command(
+            'session plan python "Testing with pytest" 2026-03-04 14:00 1h30m format=groups size=4 '
+            'prep="Read https://docs.pytest.org/en/stable/getting-started.html and write one test" '
+            'objectives="Write fixtures; parametrize tests; read a failure report" retention=2w'
+        )
+    )
+    short = plan.extra["session"]
+    say(f"Session planned: {plan.text.splitlines()[0]}")
+    for question, right, *wrong in (
+        (
+            "Which decorator runs a test with several inputs?",
+            "@pytest.mark.parametrize",
+            "@pytest.fixture",
+            "@pytest.mark.skip",
+        ),
+        ("Where do shared fixtures live?", "conftest.py", "setup.cfg", "pytest.ini"),
+        ("What does `pytest -x` do?", "Stops at the first failure", "Runs tests in parallel", "Shows coverage"),
+    ):
+        await _ok(trainer.command(f'quiz add {short} "{question}" "{right}" ' + " ".join(f'"{w}"' for w in wrong)))
+    say("Trainer adds 3 retention-quiz questions")
+
+    async with core.db.session() as s:
+        session = await core._session(s, None, short)
+    start = session.starts_at
+    # Roles in the cycle, drawn from the seed: one excused, one no-show, one late, the rest on time.
+    order = people[:]
+    rng.shuffle(order)
+    excused, no_show, late = order[0], order[1], order[2]
+    on_time = order[3:]
+
+    await advance_to(start - timedelta(days=1), "prep time")
+    async with core.db.session() as s:
+        session = await core._session(s, None, short)
+    prep_post = platform.messages.get(session.prep_message_id)
+    preparers = [p for p in people if p is not no_show and rng.random() < 0.75]
+    for i, person in enumerate(preparers):
+        if i % 2 == 0 and prep_post is not None:
+            await _ok(person.react(prep_post.ref))
+        else:
+            await _ok(person.click(f"prep:done:{short}"))
+    say(f"{len(preparers)}/{count} learners mark the preparation done (button or ✅ reaction)")
+    await _ok(excused.command(f'absent {short} "Medical appointment"'))
+    say(f"{excused.name} sends a reason for the absence")
+
+    await advance_to(start - timedelta(hours=2), "2 h before")
+    await advance_to(start - CHECKIN_OPENS, "check-in opens")
+    async with core.db.session() as s:
+        session = await core._session(s, None, short)
+    announce = platform.messages.get(session.announce_message_id)
+    clock.set(start - timedelta(minutes=5))
+    for i, person in enumerate(on_time):
+        if i % 4 == 3 and announce is not None:
+            await _ok(person.react(announce.ref))
+        elif i % 4 == 2:
+            await _ok(person.command("checkin"))
+        else:
+            await _ok(person.click(f"checkin:in:{short}"))
+    say(f"{len(on_time)} learners check in on time (button, ✅ reaction or /peer checkin)")
+
+    await advance_to(start, "start")
+    for room in platform.breakouts():
+        members = ", ".join(names.get(m, m) for m in sorted(room.members) if m != trainer.user_id)
+        say(f"   #{room.name}: {members}")
+    clock.set(start + timedelta(minutes=12))
+    reply = await _ok(late.click(f"checkin:in:{short}"))
+    say(f"{late.name} arrives 12 min late: {reply.text}")
+    say(f"{no_show.name} never shows up")
+
+    await advance_to(start + timedelta(minutes=80), "10 min before the end")
+    async with core.db.session() as s:
+        groups = await core._groups(s, session.id or 0)
+    for group, group_members in groups:
+        speaker = next(p for p in people if p.user_id == group_members[0][0].user_id)
+        form = await speaker.open_form(f"takeaways:open:{group.id}")
+        await _ok(
+            speaker.submit(
+                form,
+                {
+                    "takeaways": f"Group {group.number}: fixtures beat setup code; "
+                    "parametrize early; read the diff first"
+                },
+            )
+        )
+    say(f"Each of the {len(groups)} groups shares its takeaways")
+
+    await advance_to(start + timedelta(minutes=90), "end")
+    attendees = [p for p in people if p not in (excused, no_show)]
+    reachable = [p for p in attendees if p.user_id not in platform.closed_dms]
+    for person in attendees:
+        if person not in reachable:
+            say(f"   {person.name}'s DMs are closed: recorded as undeliverable, the trainer is told")
+    procrastinators = rng.sample(reachable, 2)
+    answered = 0
+    for person in reachable:
+        if person in procrastinators:
+            continue
+        form = await person.open_form(person.dm_button("survey:open:"))
+        values = {f.field_id: str(rng.randint(3, 5)) for f in form.fields if f.field_id != "open"}
+        values["open"] = rng.choice(["More time for the exercise", "Great group", "Clearer instructions"])
+        await _ok(person.submit(form, values))
+        answered += 1
+    say(f"{answered} learners answer the questionnaire right away")
+    first = next(p for p in reachable if p not in procrastinators)
+    again = await first.submit(await _form_anyway(first), {"clarity": "9"})
+    say(f"A second submission is refused politely: “{again.text}”")
+
+    await advance_to(start + timedelta(minutes=90, hours=24), "24 h later (reminders)")
+    reminded = [
+        p for p in attendees if any(d.message.text.startswith("📝 A gentle") for d in platform.dms_to(p.user_id))
+    ]
+    for person in reminded[:1]:
+        form = await person.open_form(person.dm_button("survey:open:"))
+        await _ok(person.submit(form, {f.field_id: "4" for f in form.fields if f.field_id != "open"}))
+    say(f"{len(reminded)} reminder(s) sent; {min(1, len(reminded))} more answer")
+    await advance_to(start + timedelta(days=8), "7 days later")
+
+    await advance_to(start + timedelta(days=14, minutes=90), "2 weeks later (retention quiz)")
+    scores = []
+    for person in attendees:
+        if person.user_id in platform.closed_dms:
+            continue
+        form = await person.open_form(person.dm_button("quiz:open:"))
+        values = {}
+        for field in form.fields:
+            assert isinstance(field, ChoiceField)
+            options = field.options
+            knows_it = rng.random() < 0.7
+            values[field.field_id] = "0" if knows_it else next(v for v, _ in options if v != "0")
+        reply = await _ok(person.submit(form, values))
+        scores.append(reply.extra.get("score", "?"))
+    say(f"{len(scores)} learners take the retention quiz; scores: {', '.join(scores)} (out of 3)")
+
+    evidence = await collect(core, [short])
+    files = write_csv(evidence, out_dir)
+    report = await core.handle_command(trainer.actor, f"report {short}")
+    say("Trainer's report:\n" + report.text)
+    say(f"Evidence written to {out_dir.resolve()}: " + ", ".join(p.name for p in files))
+    return DemoResult(out_dir, files, short, say.lines)
+
+
+async def _form_anyway(person: LocalUser) -> Form:
+    """The submit form of a questionnaire already answered (opening it is refused, submitting must be too)."""
+    action = person.dm_button("survey:open:")
+    return Form(action.replace(":open:", ":submit:"), "", ())
+
+
+async def _name_members(app: App, names: dict[str, str]) -> None:
+    """Local users have display names the way Slack profiles do; mentions carry only ids."""
+    async with app.db.session() as s:
+        for member in (await s.exec(select(Member))).all():
+            member.display_name = names.get(member.user_id, member.display_name)
+
+
+async def _ok(awaitable: Awaitable[Reply | None]) -> Reply:
+    reply = await awaitable
+    if reply is None or not reply.ok:
+        raise RuntimeError(f"demo step refused: {reply.text if reply else 'no reply'}")
+    return reply

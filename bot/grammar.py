@@ -1,0 +1,278 @@
+"""The `/peer` command grammar, shared by every platform: text in, a typed command out.
+
+Slack sends the text after `/peer`; Discord builds the same text from its typed options, so the grammar
+(and its error messages) exists once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+
+from bot.durations import parse_duration
+from bot.errors import Invalid
+
+FORMATS = ("groups", "tutoring", "review", "sharing")
+MAX_DURATION = timedelta(hours=12)
+
+USAGE: dict[str, str] = {
+    "help": "/peer help",
+    "cohort create": "/peer cohort create <cohort> [#channel]",
+    "cohort add": "/peer cohort add <cohort> <@user>[=<level 1-5>] ...",
+    "cohort import": "/peer cohort import <cohort> <#channel> [level]",
+    "cohort show": "/peer cohort show <cohort>",
+    "session plan": (
+        '/peer session plan <cohort> "<title>" <YYYY-MM-DD> <HH:MM> <duration> '
+        '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url>"] '
+        '[prep_before=<duration>] [objectives="<text>"] [retention=2w|4w] [groups_from=checked_in|enrolled]'
+    ),
+    "session show": "/peer session show <session>",
+    "session start": "/peer session start <session>",
+    "session end": "/peer session end <session>",
+    "session cancel": "/peer session cancel <session>",
+    "quiz add": '/peer quiz add <session> "<question>" "<correct answer>" "<wrong answer>" ["<wrong answer>" ...]',
+    "report": "/peer report <session>",
+    "group show": "/peer group show <session>",
+    "group move": "/peer group move <session> <@user> <group number>",
+    "group swap": "/peer group swap <session> <@user> <@user>",
+    "group reshuffle": "/peer group reshuffle <session>",
+    "checkin": "/peer checkin [session]",
+    "prep-done": "/peer prep-done [session]",
+    "absent": '/peer absent <session> "<reason>"',
+    "raise": "/peer raise",
+    "mydata": "/peer mydata",
+}
+TRAINER_COMMANDS = frozenset(k for k in USAGE if k.split()[0] in {"cohort", "session", "quiz", "report", "group"})
+
+_MENTION = re.compile(r"^<@!?([A-Za-z0-9]+)(?:\|[^>]*)?>$")
+_CHANNEL = re.compile(r"^<#([A-Za-z0-9]+)(?:\|[^>]*)?>$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_QUOTES = {"“": '"', "”": '"', "„": '"', "«": '"', "»": '"'}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command: `name` is a key of USAGE; the other fields depend on it."""
+
+    name: str
+    cohort: str = ""
+    session: str = ""
+    users: tuple[tuple[str, int | None], ...] = ()
+    channel: str = ""
+    level: int | None = None
+    title: str = ""
+    day: date | None = None
+    at: time | None = None
+    duration: timedelta | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    texts: tuple[str, ...] = ()
+    group: int | None = None
+
+
+def tokenize(text: str) -> list[str]:
+    """Split on spaces, keeping "double-quoted" runs (smart quotes too); apostrophes are plain letters."""
+    for smart, plain in _QUOTES.items():
+        text = text.replace(smart, plain)
+    tokens: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    quoted = False
+    for ch in text.strip():
+        if ch == '"':
+            in_quotes = not in_quotes
+            quoted = True
+        elif ch.isspace() and not in_quotes:
+            if current or quoted:
+                tokens.append("".join(current))
+            current, quoted = [], False
+        else:
+            current.append(ch)
+    if in_quotes:
+        raise Invalid("A quotation mark is not closed.", 'Put text with spaces between "double quotes".')
+    if current or quoted:
+        tokens.append("".join(current))
+    return tokens
+
+
+def _usage_error(name: str, problem: str) -> Invalid:
+    return Invalid(problem, f"Usage: `{USAGE[name]}`")
+
+
+def parse_user(token: str, name: str) -> str:
+    match = _MENTION.match(token)
+    if not match:
+        raise _usage_error(name, f"`{token}` is not a user mention; mention people with @.")
+    return match.group(1)
+
+
+def parse_channel(token: str, name: str) -> str:
+    match = _CHANNEL.match(token)
+    if not match:
+        raise _usage_error(name, f"`{token}` is not a channel; mention it with #.")
+    return match.group(1)
+
+
+def parse_level(raw: str, name: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        raise _usage_error(name, f"Level `{raw}` is not a whole number from 1 to 5.")
+    return int(raw)
+
+
+def parse_cohort_name(token: str, name: str) -> str:
+    cohort = token.lower()
+    if not _NAME.match(cohort):
+        raise _usage_error(name, f"`{token}` is not a valid cohort name: use letters, digits, - or _ (at most 40).")
+    return cohort
+
+
+def _parse_session_plan(args: list[str]) -> Command:
+    name = "session plan"
+    positional, options_raw = args[:5], args[5:]
+    if len(positional) != 5 or any("=" in a for a in positional[2:]):
+        raise _usage_error(name, "`session plan` needs a cohort, a title, a date, a time and a duration.")
+    cohort, title, day_raw, time_raw, duration_raw = positional
+    if not title.strip():
+        raise _usage_error(name, "The title is empty.")
+    try:
+        day = date.fromisoformat(day_raw)
+    except ValueError:
+        raise _usage_error(name, f"`{day_raw}` is not a date; write it as YYYY-MM-DD.") from None
+    if not re.fullmatch(r"\d{1,2}:\d{2}", time_raw):
+        raise _usage_error(name, f"`{time_raw}` is not a time; write it as HH:MM (24 h).")
+    try:
+        at = time.fromisoformat(time_raw.zfill(5))
+    except ValueError:
+        raise _usage_error(name, f"`{time_raw}` is not a time; write it as HH:MM (24 h).") from None
+    duration = parse_duration_arg(duration_raw, name)
+    if not timedelta(0) < duration <= MAX_DURATION:
+        raise _usage_error(name, "The duration must be more than 0 and at most 12h.")
+    options: dict[str, str] = {}
+    for raw in options_raw:
+        key, _, value = raw.partition("=")
+        key = key.lower()
+        if key not in {"format", "size", "prep", "prep_before", "objectives", "retention", "groups_from"}:
+            raise _usage_error(name, f"Unknown option `{key}`.")
+        options[key] = value
+    _check_plan_options(options, name)
+    return Command(
+        name,
+        cohort=parse_cohort_name(cohort, name),
+        title=title.strip(),
+        day=day,
+        at=at,
+        duration=duration,
+        options=options,
+    )
+
+
+def _check_plan_options(options: dict[str, str], name: str) -> None:
+    if "format" in options and options["format"] not in FORMATS:
+        raise _usage_error(name, f"Unknown format `{options['format']}`: use one of {', '.join(FORMATS)}.")
+    if "size" in options and (not options["size"].isdigit() or not 2 <= int(options["size"]) <= 6):
+        raise _usage_error(name, f"Group size `{options['size']}` must be a whole number from 2 to 6.")
+    if "retention" in options and options["retention"] not in {"2w", "4w"}:
+        raise _usage_error(name, "Retention must be `2w` or `4w`.")
+    if "prep_before" in options:
+        lead = parse_duration_arg(options["prep_before"], name)
+        if not timedelta(0) < lead <= timedelta(days=28):
+            raise _usage_error(name, "prep_before must be more than 0 and at most 4w.")
+    if "groups_from" in options and options["groups_from"] not in {"checked_in", "enrolled"}:
+        raise _usage_error(name, "groups_from must be `checked_in` or `enrolled`.")
+
+
+def parse_duration_arg(raw: str, name: str) -> timedelta:
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        raise _usage_error(name, f"`{raw}` is not a duration; write e.g. 90m, 1h30m or 2w.") from None
+
+
+def _parse_users(tokens: list[str], name: str) -> tuple[tuple[str, int | None], ...]:
+    users: list[tuple[str, int | None]] = []
+    for token in tokens:
+        mention, sep, level = token.partition("=") if token.endswith(tuple("0123456789")) else (token, "", "")
+        users.append((parse_user(mention, name), parse_level(level, name) if sep else None))
+    return tuple(users)
+
+
+def parse(text: str) -> Command:
+    """Parse the text after `/peer`; raise Invalid with the right usage on any mistake."""
+    tokens = tokenize(text)
+    if not tokens:
+        return Command("help")
+    head = tokens[0].lower()
+    if head in {"cohort", "session", "group", "quiz"} and len(tokens) >= 2:
+        name, args = f"{head} {tokens[1].lower()}", tokens[2:]
+    else:
+        name, args = head, tokens[1:]
+    if name not in USAGE:
+        if head in {"cohort", "session", "group", "quiz"}:
+            verbs = ", ".join(k.split()[1] for k in USAGE if k.startswith(head + " "))
+            raise Invalid(f"`{text.strip()}` is not a {head} command.", f"Try one of: {verbs}. See `/peer help`.")
+        raise Invalid(f"I don't know the command `{head}`.", "Type `/peer help` to see what I can do.")
+    return _parse_args(name, args)
+
+
+def _parse_args(name: str, args: list[str]) -> Command:
+    def need(count: int, problem: str) -> None:
+        if len(args) < count:
+            raise _usage_error(name, problem)
+
+    if name in {"help", "raise", "mydata"}:
+        return Command(name)
+    if name in {"checkin", "prep-done"}:
+        if len(args) > 1:
+            raise _usage_error(name, "Give at most one session id.")
+        return Command(name, session=args[0].lower() if args else "")
+    if name == "absent":
+        need(2, "Say which session and why you cannot come.")
+        return Command(name, session=args[0].lower(), texts=(" ".join(args[1:]),))
+    if name == "session plan":
+        return _parse_session_plan(args)
+    if name.startswith("session ") or name in {"report", "group show", "group reshuffle"}:
+        if len(args) != 1:
+            raise _usage_error(name, "Give exactly one session id.")
+        return Command(name, session=args[0].lower())
+    if name == "cohort create":
+        need(1, "Give the new cohort a name.")
+        channel = parse_channel(args[1], name) if len(args) > 1 else ""
+        return Command(name, cohort=parse_cohort_name(args[0], name), channel=channel)
+    if name == "cohort show":
+        need(1, "Say which cohort.")
+        return Command(name, cohort=parse_cohort_name(args[0], name))
+    if name == "cohort add":
+        need(2, "Say which cohort and mention at least one person.")
+        return Command(name, cohort=parse_cohort_name(args[0], name), users=_parse_users(args[1:], name))
+    if name == "cohort import":
+        need(2, "Say which cohort and which channel.")
+        level = parse_level(args[2], name) if len(args) > 2 else None
+        return Command(name, cohort=parse_cohort_name(args[0], name), channel=parse_channel(args[1], name), level=level)
+    if name == "quiz add":
+        need(4, "A quiz item needs a session, a question, the correct answer and at least one wrong answer.")
+        if len(args) > 2 + 9:
+            raise _usage_error(name, "At most 8 wrong answers.")
+        return Command(name, session=args[0].lower(), texts=tuple(args[1:]))
+    if name == "group move":
+        need(3, "Say which session, whom, and to which group number.")
+        if not args[2].isdigit():
+            raise _usage_error(name, f"`{args[2]}` is not a group number.")
+        return Command(name, session=args[0].lower(), users=((parse_user(args[1], name), None),), group=int(args[2]))
+    if name == "group swap":
+        need(3, "Say which session and mention two people.")
+        return Command(
+            name, session=args[0].lower(), users=((parse_user(args[1], name), None), (parse_user(args[2], name), None))
+        )
+    raise _usage_error(name, "I could not read that command.")  # pragma: no cover - every USAGE key is handled
+
+
+def help_text(is_trainer: bool) -> str:
+    learner = [k for k in USAGE if k not in TRAINER_COMMANDS]
+    lines = ["*peerbot commands*"]
+    if is_trainer:
+        lines.append("_Trainers_")
+        lines += [f"• `{USAGE[k]}`" for k in USAGE if k in TRAINER_COMMANDS]
+        lines.append("_Learners_")
+    lines += [f"• `{USAGE[k]}`" for k in learner]
+    lines.append("Durations: 90m, 1h30m, 2w. Sessions are named by the short id shown when planned.")
+    return "\n".join(lines)

@@ -1,0 +1,249 @@
+"""Evidence for quality audits (Qualiopi): attendance, feedback and retention, one row per learner per session."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from bot.refs import UserRef
+from storage.models import (
+    Answer,
+    Attendance,
+    Cohort,
+    Delivery,
+    Enrollment,
+    GroupMembership,
+    Member,
+    PeerGroup,
+    PeerSession,
+    PrepAck,
+    QuestionnaireItem,
+    Submission,
+)
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+ATTENDANCE_COLUMNS = [
+    "session",
+    "title",
+    "starts_at",
+    "learner_id",
+    "learner",
+    "level",
+    "prepared",
+    "status",
+    "checked_in_at",
+    "method",
+    "absence_reason",
+    "group",
+]
+FEEDBACK_KEYS = ["clarity", "interactions", "progress", "safety", "focus", "open"]
+FEEDBACK_COLUMNS = ["session", "title", "learner_id", "learner", "delivery", "answered", "submitted_at", *FEEDBACK_KEYS]
+RETENTION_COLUMNS = ["session", "title", "learner_id", "learner", "delivery", "answered", "score", "max_score"]
+
+
+@dataclass
+class Evidence:
+    attendance: list[dict[str, str]]
+    feedback: list[dict[str, str]]
+    retention: list[dict[str, str]]
+
+
+async def collect(core: Core, short_ids: list[str] | None = None) -> Evidence:
+    """All rows for the given sessions (all sessions when None), ordered by session then learner."""
+    evidence = Evidence([], [], [])
+    async with core.db.session() as s:
+        query = select(PeerSession).order_by(col(PeerSession.starts_at), col(PeerSession.id))
+        if short_ids is not None:
+            query = query.where(col(PeerSession.short_id).in_(short_ids))
+        sessions = list((await s.exec(query)).all())
+        for session in sessions:
+            learners = (
+                await s.exec(
+                    select(Enrollment, Member)
+                    .join(Member, col(Member.id) == col(Enrollment.member_id))
+                    .where(Enrollment.cohort_id == session.cohort_id, Enrollment.role == "learner")
+                    .order_by(col(Member.id))
+                )
+            ).all()
+            attendance = {
+                a.member_id: a
+                for a in (await s.exec(select(Attendance).where(Attendance.session_id == session.id))).all()
+            }
+            prepped = {
+                p.member_id for p in (await s.exec(select(PrepAck).where(PrepAck.session_id == session.id))).all()
+            }
+            groups = dict(
+                (
+                    await s.exec(
+                        select(GroupMembership.member_id, PeerGroup.number)
+                        .join(PeerGroup, col(PeerGroup.id) == col(GroupMembership.group_id))
+                        .where(GroupMembership.session_id == session.id)
+                    )
+                ).all()
+            )
+            items = {
+                i.id: i
+                for i in (
+                    await s.exec(select(QuestionnaireItem).where(QuestionnaireItem.session_id == session.id))
+                ).all()
+            }
+            submissions = {
+                (sub.member_id, sub.kind): sub
+                for sub in (await s.exec(select(Submission).where(Submission.session_id == session.id))).all()
+            }
+            answers: dict[int, dict[str, str]] = {}
+            for answer in (
+                await s.exec(
+                    select(Answer)
+                    .join(Submission, col(Submission.id) == col(Answer.submission_id))
+                    .where(Submission.session_id == session.id)
+                )
+            ).all():
+                item = items[answer.item_id]
+                value = str(answer.value_int) if item.item_type == "likert" else answer.value_text
+                answers.setdefault(answer.submission_id, {})[item.item_key] = value
+            deliveries = {
+                (d.member_id, d.kind): d.state
+                for d in (await s.exec(select(Delivery).where(Delivery.session_id == session.id))).all()
+            }
+            for enrollment, member in learners:
+                base = {
+                    "session": session.short_id,
+                    "title": session.title,
+                    "learner_id": member.user_id,
+                    "learner": member.display_name,
+                }
+                record = attendance.get(member.id or 0)
+                status = record.status if record else ("absent" if session.started_at else "")
+                evidence.attendance.append(
+                    {
+                        **base,
+                        "starts_at": session.starts_at.isoformat(),
+                        "level": str(enrollment.level),
+                        "prepared": "yes" if member.id in prepped else "no",
+                        "status": status or "not yet",
+                        "checked_in_at": record.checked_in_at.isoformat() if record and record.checked_in_at else "",
+                        "method": record.method if record else "",
+                        "absence_reason": record.absence_reason if record else "",
+                        "group": str(groups.get(member.id or 0, "")),
+                    }
+                )
+                feedback = submissions.get((member.id or 0, "feedback"))
+                values = answers.get(feedback.id or 0, {}) if feedback else {}
+                evidence.feedback.append(
+                    {
+                        **base,
+                        "delivery": deliveries.get((member.id or 0, "feedback"), "not sent"),
+                        "answered": "yes" if feedback and feedback.completed else "no",
+                        "submitted_at": feedback.submitted_at.isoformat() if feedback and feedback.completed else "",
+                        **{k: values.get(k, "") for k in FEEDBACK_KEYS},
+                    }
+                )
+                quiz = submissions.get((member.id or 0, "retention"))
+                evidence.retention.append(
+                    {
+                        **base,
+                        "delivery": deliveries.get((member.id or 0, "retention"), "not sent"),
+                        "answered": "yes" if quiz and quiz.completed else "no",
+                        "score": str(quiz.score) if quiz and quiz.score is not None else "",
+                        "max_score": str(quiz.max_score) if quiz and quiz.max_score is not None else "",
+                    }
+                )
+    return evidence
+
+
+def write_csv(evidence: Evidence, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, columns, rows in (
+        ("attendance.csv", ATTENDANCE_COLUMNS, evidence.attendance),
+        ("feedback.csv", FEEDBACK_COLUMNS, evidence.feedback),
+        ("retention.csv", RETENTION_COLUMNS, evidence.retention),
+    ):
+        path = out_dir / name
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        written.append(path)
+    return written
+
+
+async def session_report(core: Core, short_id: str) -> str:
+    evidence = await collect(core, [short_id])
+    rows = evidence.attendance
+    present = [r for r in rows if r["status"] in {"on_time", "late"}]
+    lines = [await core.describe_session(None, short_id)]
+    lines.append(
+        f"Attendance: {len(present)}/{len(rows)} present "
+        f"({sum(r['status'] == 'late' for r in rows)} late, "
+        f"{sum(r['status'] == 'excused' for r in rows)} excused)"
+    )
+    answered = [r for r in evidence.feedback if r["answered"] == "yes"]
+    if answered:
+        averages = ", ".join(
+            f"{k} {mean(int(r[k]) for r in answered if r[k]):.1f}"
+            for k in FEEDBACK_KEYS[:-1]
+            if any(r[k] for r in answered)
+        )
+        lines.append(f"Feedback: {len(answered)} answer(s); averages (1–5): {averages}")
+        comments = [r["open"] for r in answered if r["open"]]
+        lines += [f"  “{c}”" for c in comments[:10]]
+    scored = [r for r in evidence.retention if r["answered"] == "yes"]
+    if scored:
+        ratio = mean(int(r["score"]) / int(r["max_score"]) for r in scored if r["max_score"] not in {"", "0"})
+        lines.append(f"Retention quiz: {len(scored)} answer(s), mean score {ratio:.0%}")
+    return "\n".join(lines)
+
+
+async def my_data(core: Core, user: UserRef) -> str:
+    """Everything stored about one person (GDPR right of access), as readable text."""
+    async with core.db.session() as s:
+        member = (
+            await s.exec(select(Member).where(Member.platform == user.platform, Member.user_id == user.id))
+        ).first()
+        if member is None:
+            return "I store nothing about you."
+        enrollments = (
+            await s.exec(
+                select(Enrollment, Cohort)
+                .join(Cohort, col(Cohort.id) == col(Enrollment.cohort_id))
+                .where(Enrollment.member_id == member.id)
+            )
+        ).all()
+        attendance = (
+            await s.exec(
+                select(Attendance, PeerSession)
+                .join(PeerSession, col(PeerSession.id) == col(Attendance.session_id))
+                .where(Attendance.member_id == member.id)
+            )
+        ).all()
+        submissions = (
+            await s.exec(
+                select(Submission, PeerSession)
+                .join(PeerSession, col(PeerSession.id) == col(Submission.session_id))
+                .where(Submission.member_id == member.id)
+            )
+        ).all()
+    lines = [f"*What peerbot stores about you* ({member.display_name}, {member.platform} id {member.user_id})"]
+    lines += [f"• cohort `{c.name}`: {e.role}, level {e.level}" for e, c in enrollments]
+    lines += [
+        f"• session `{p.short_id}`: {a.status}"
+        + (f" at {a.checked_in_at:%Y-%m-%d %H:%M} UTC" if a.checked_in_at else "")
+        + (f", reason: {a.absence_reason}" if a.absence_reason else "")
+        for a, p in attendance
+    ]
+    lines += [
+        f"• {sub.kind} for `{p.short_id}`: "
+        + ("answered" if sub.completed else "started")
+        + (f", score {sub.score}/{sub.max_score}" if sub.score is not None else "")
+        for sub, p in submissions
+    ]
+    return "\n".join(lines)

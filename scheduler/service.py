@@ -1,0 +1,72 @@
+"""APScheduler 3.11 wiring: an AsyncIOScheduler whose jobs live in the project's database.
+
+The database stays the source of truth; jobs only wake the core at the right moments, and every step they
+call is idempotent, so a job that fires twice, late, or after a restart does no harm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from scheduler import jobs
+from storage.db import sync_url
+
+STEP_NAMES = ("prep", "prep_reminder", "checkin", "start", "wrapup", "end", "close")
+
+
+class JobScheduler:
+    """Implements the core's SchedulerPort with persistent date jobs and an outbox sweep."""
+
+    def __init__(self, database_url: str, zone: ZoneInfo, outbox_interval: float = 15.0) -> None:
+        store = SQLAlchemyJobStore(
+            url=sync_url(database_url).render_as_string(hide_password=False), tablename="apscheduler_jobs"
+        )
+        self.scheduler = AsyncIOScheduler(
+            jobstores={"default": store},
+            timezone=zone,
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+        self.outbox_interval = outbox_interval
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.scheduler.add_job(
+            jobs.drain_outbox, "interval", seconds=self.outbox_interval, id="outbox:drain", replace_existing=True
+        )
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def session_changed(self, short_id: str, steps: dict[str, datetime]) -> None:
+        now = datetime.now(UTC)
+        for step, at in steps.items():
+            if at <= now:
+                continue  # already due: the catch-up at start-up (`Core.advance`) runs it
+            self.scheduler.add_job(
+                jobs.run_session_step,
+                "date",
+                run_date=at,
+                args=[short_id, step],
+                id=f"session:{short_id}:{step}",
+                replace_existing=True,
+            )
+
+    def session_removed(self, short_id: str) -> None:
+        for step in STEP_NAMES:
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(f"session:{short_id}:{step}")
+
+    def outbox_due(self, at: datetime) -> None:
+        self.scheduler.add_job(
+            jobs.drain_outbox, "date", run_date=at, id=f"outbox:at:{at.timestamp():.0f}", replace_existing=True
+        )
+
+    def job_ids(self) -> list[str]:
+        return sorted(job.id for job in self.scheduler.get_jobs())

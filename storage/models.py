@@ -1,0 +1,194 @@
+"""SQLModel tables: every row here is audit evidence (attendance, prep, feedback, scores), so nothing is deleted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+def _utc_column(nullable: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable)
+
+
+class Workspace(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    name: str = Field(default="", max_length=200)
+
+
+class Member(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    user_id: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    timezone: str = Field(default="", max_length=64)
+    locale: str = Field(default="", max_length=8)
+
+
+class Cohort(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int = Field(foreign_key="workspace.id", index=True)
+    name: str = Field(max_length=80)
+    channel_id: str = Field(default="", max_length=64)
+    created_at: datetime = Field(sa_column=_utc_column())
+
+
+class Enrollment(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("cohort_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: int = Field(foreign_key="cohort.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    role: str = Field(default="learner", max_length=16)  # learner | trainer | tutor | manager
+    level: int = Field(default=3, ge=1, le=5)
+
+
+class PeerSession(SQLModel, table=True):
+    __tablename__ = "peer_session"
+    id: int | None = Field(default=None, primary_key=True)
+    short_id: str = Field(max_length=16, unique=True, index=True)
+    cohort_id: int = Field(foreign_key="cohort.id", index=True)
+    title: str = Field(max_length=200)
+    objectives: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    format: str = Field(default="groups", max_length=16)  # tutoring | groups | review | sharing
+    group_size: int = Field(default=4)
+    starts_at: datetime = Field(sa_column=_utc_column())
+    duration_minutes: int
+    prep_material: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    prep_lead_minutes: int = Field(default=1440)
+    retention_days: int = Field(default=14)
+    groups_from: str = Field(default="checked_in", max_length=16)  # checked_in | enrolled
+    state: str = Field(default="planned", max_length=16, index=True)
+    channel_id: str = Field(default="", max_length=64)
+    prep_message_id: str = Field(default="", max_length=64)
+    announce_message_id: str = Field(default="", max_length=64)
+    event_id: str = Field(default="", max_length=64)
+    checkin_opened_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    prep_reminded_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    started_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    ended_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    retention_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    created_by: int = Field(foreign_key="member.id")
+    created_at: datetime = Field(sa_column=_utc_column())
+
+
+class PeerGroup(SQLModel, table=True):
+    __tablename__ = "peer_group"
+    __table_args__ = (UniqueConstraint("session_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    number: int
+    channel_id: str = Field(default="", max_length=64)
+    takeaways: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    level_spread: int = 0
+    repeated_pairs: int = 0
+
+
+class GroupMembership(SQLModel, table=True):
+    __tablename__ = "group_membership"
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    group_id: int = Field(foreign_key="peer_group.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    role: str = Field(default="member", max_length=16)  # member | tutor | tutee
+    joined_at: datetime = Field(sa_column=_utc_column())
+
+
+class PrepAck(SQLModel, table=True):
+    __tablename__ = "prep_ack"
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    at: datetime = Field(sa_column=_utc_column())
+    method: str = Field(max_length=16)  # button | reaction | command
+
+
+class Attendance(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    status: str = Field(max_length=16)  # on_time | late | excused
+    checked_in_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    method: str = Field(default="", max_length=16)  # button | reaction | command
+    absence_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class QuestionnaireItem(SQLModel, table=True):
+    """Items of a session's questionnaires; feedback items are copied from the default at end time."""
+
+    __tablename__ = "questionnaire_item"
+    __table_args__ = (UniqueConstraint("session_id", "kind", "item_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    kind: str = Field(max_length=16)  # feedback | retention
+    position: int
+    item_key: str = Field(max_length=32)
+    item_type: str = Field(max_length=16)  # likert | open | choice
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    options_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    correct: str = Field(default="", max_length=200)
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per DM that matters; the idempotency key makes a retry a no-op."""
+
+    __table_args__ = (UniqueConstraint("idempotency_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=120)
+    kind: str = Field(max_length=24)  # feedback | feedback_reminder | retention | prep_reminder
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    due_at: datetime = Field(sa_column=_utc_column())
+    state: str = Field(
+        default="pending", max_length=16, index=True
+    )  # pending|sending|sent|failed|undeliverable|skipped
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=500)
+    claimed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    sent_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    message_id: str = Field(default="", max_length=64)
+
+
+class Submission(SQLModel, table=True):
+    """One answered questionnaire; unique per delivery so a second submission is refused."""
+
+    __table_args__ = (UniqueConstraint("session_id", "member_id", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    kind: str = Field(max_length=16)
+    submitted_at: datetime = Field(sa_column=_utc_column())
+    completed: bool = False  # per-item answering (Discord) fills a submission over several clicks
+    score: int | None = None
+    max_score: int | None = None
+
+
+class Answer(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("submission_id", "item_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    item_id: int = Field(foreign_key="questionnaire_item.id")
+    value_int: int | None = None
+    value_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    correct: bool | None = None
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_utc_column())
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=40, index=True)
+    session_id: int | None = Field(default=None, index=True)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
