@@ -59,6 +59,7 @@ NEWER_ARGS: dict[str, set[str]] = {
     "conversations.open": {"prevent_creation"},
     "conversations.members": {"team_id"},
     "conversations.info": {"team_id"},
+    "conversations.history": {"include_all_metadata"},
     "chat.postMessage": {"metadata", "unfurl_links", "unfurl_media", "markdown_text"},
     "chat.update": {"metadata", "file_ids", "reply_broadcast", "markdown_text"},
     "chat.postEphemeral": {"markdown_text"},
@@ -76,6 +77,7 @@ REQUIRED_ARGS: dict[str, set[str]] = {
     "conversations.members": {"channel"},
     "conversations.info": {"channel"},
     "conversations.setTopic": {"channel", "topic"},
+    "conversations.history": {"channel"},
     "users.info": {"user"},
     "views.open": {"view"},
 }
@@ -134,6 +136,7 @@ class Message:
     thread_ts: str | None = None
     edited: bool = False
     reactions: dict[str, list[str]] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -355,6 +358,7 @@ class SlackEmulator:
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "conversations.setTopic": self._conversations_set_topic,
+            "conversations.history": self._conversations_history,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -763,13 +767,42 @@ class SlackEmulator:
         channel.topic = topic
         return {"channel": self._channel_json(channel)}
 
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(str(args["channel"]))
+        if self.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        limit = int(args.get("limit") or 100)
+        with_metadata = _as_bool(args.get("include_all_metadata", False))
+        newest_first = sorted(self.messages[channel.id], key=lambda m: float(m.ts), reverse=True)
+        cursor = str(args.get("cursor") or "")
+        start = int(cursor.removeprefix("off_")) if cursor else 0
+        page = newest_first[start : start + limit]
+        out = []
+        for m in page:
+            item: dict[str, Any] = {"type": "message", "user": m.user, "text": m.text, "ts": m.ts}
+            if m.blocks:
+                item["blocks"] = m.blocks
+            if with_metadata and m.metadata is not None:
+                item["metadata"] = m.metadata
+            out.append(item)
+        more = start + limit < len(newest_first)
+        return {
+            "messages": out,
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"off_{start + limit}" if more else ""},
+        }
+
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._writable(str(args["channel"]))
         text, blocks = self._message_content(args)
         thread_ts = args.get("thread_ts")
         if thread_ts:
             self._find_message(channel.id, str(thread_ts))
+        metadata = _as_json(args.get("metadata"), "invalid_metadata_format") if args.get("metadata") else None
+        if metadata is not None and not (isinstance(metadata, dict) and metadata.get("event_type")):
+            raise SlackError("invalid_metadata_schema")
         msg = Message(channel.id, self._next_ts(), self.bot_user_id, text, blocks, thread_ts=thread_ts)
+        msg.metadata = metadata
         self.messages[channel.id].append(msg)
         return {
             "channel": channel.id,

@@ -1,0 +1,340 @@
+"""The `Platform` port on Slack's Web API, through slack_sdk's AsyncWebClient.
+
+Every call goes through `_api`, which paces it to its method's tier (see `pacing`) and turns
+`SlackApiError` into the port's `PlatformError` / `Undeliverable`, so the core never sees slack_sdk.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from adapters.slack import render
+from adapters.slack.pacing import PacedRateLimitHandler, Pacer
+from bot.messages import Form, Message
+from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.refs import ChannelRef, MessageRef, UserRef
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+MAX_CHANNEL_NAME = 80
+MAX_TOPIC = 250
+INVITE_BATCH = 1000
+DELIVERY_EVENT = "peerbot_delivery"
+# Codes meaning "this person cannot get a DM from us", where retrying will not help.
+UNDELIVERABLE = frozenset(
+    {
+        "user_not_found",
+        "user_disabled",
+        "cannot_dm_bot",
+        "account_inactive",
+        "is_archived",
+        "user_not_visible",
+    }
+)
+# Codes of conversations.invite that concern one user of the batch: retry the others one by one.
+PER_USER_INVITE_ERRORS = frozenset(
+    {"user_not_found", "cant_invite", "already_in_channel", "user_is_restricted", "user_is_ultra_restricted"}
+)
+
+_INVALID = re.compile(r"[^a-z0-9_-]+")
+
+
+def channel_name(raw: str, suffix: str = "") -> str:
+    """A name Slack accepts: lowercase, `[a-z0-9_-]`, at most 80 characters (suffix kept whole)."""
+    name = _INVALID.sub("-", raw.lower()).strip("-")
+    name = re.sub(r"-{2,}", "-", name) or "peer"
+    return name[: MAX_CHANNEL_NAME - len(suffix)].rstrip("-") + suffix
+
+
+def build_client(
+    token: str, base_url: str, pacer: Pacer, *, server_retries: int = 2, timeout: int = 30
+) -> AsyncWebClient:
+    """The SDK client with our retry policy: 429 → Retry-After (and pause the method), 5xx and
+    connection resets → bounded exponential backoff."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        timeout=timeout,
+        retry_handlers=[
+            PacedRateLimitHandler(pacer),
+            AsyncServerErrorRetryHandler(max_retry_count=server_retries),
+            AsyncConnectionErrorRetryHandler(max_retry_count=server_retries),
+        ],
+    )
+
+
+class SlackPlatform:
+    """Implements `bot.port.Platform`; also offers the Slack-only verbs the Bolt app needs."""
+
+    name = PLATFORM
+
+    def __init__(self, client: AsyncWebClient, pacer: Pacer) -> None:
+        self.client = client
+        self.pacer = pacer
+        self._bot_user_id: str | None = None
+        self._by_group: dict[str, ChannelRef] = {}
+        self._dm_channels: dict[str, str] = {}
+
+    @classmethod
+    def connect(
+        cls, token: str, base_url: str = "https://slack.com/api/", *, time_scale: float = 1.0
+    ) -> SlackPlatform:
+        pacer = Pacer(time_scale=time_scale)
+        return cls(build_client(token, base_url, pacer), pacer)
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    async def _api(
+        self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]], *, channel: str = ""
+    ) -> AsyncSlackResponse:
+        await self.pacer.acquire(method, channel)
+        try:
+            return await call()
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", "")) or f"http_{exc.response.status_code}"
+            raise PlatformError(code, method) from exc
+
+    async def bot_user_id(self) -> str:
+        if self._bot_user_id is None:
+            resp = await self._api("auth.test", self.client.auth_test)
+            self._bot_user_id = str(resp["user_id"])
+        return self._bot_user_id
+
+    # --------------------------------------------------------------------------------------- channels
+    async def create_private_channel(
+        self, name: str, members: list[UserRef], topic: str, *, group_key: str = ""
+    ) -> ChannelRef:
+        """Create, invite, set the topic. A taken name gets `-2`, `-3`… (an earlier run, or another
+        cohort); the same `group_key` twice in one process returns the first channel."""
+        if group_key and group_key in self._by_group:
+            ref = self._by_group[group_key]
+            await self.add_members(ref, members)
+            return ref
+        channel_id = ""
+        for attempt in range(1, 21):
+            candidate = channel_name(name, "" if attempt == 1 else f"-{attempt}")
+            try:
+                resp = await self._api(
+                    "conversations.create",
+                    partial(self.client.conversations_create, name=candidate, is_private=True),
+                )
+            except PlatformError as exc:
+                if exc.code == "name_taken":
+                    continue
+                raise
+            channel_id = str(resp["channel"]["id"])
+            break
+        if not channel_id:
+            raise PlatformError("name_taken", f"{name} and 19 variants are taken")
+        ref = ChannelRef(PLATFORM, channel_id)
+        if group_key:
+            self._by_group[group_key] = ref
+        await self._invite(ref, members)
+        if topic:
+            await self._api(
+                "conversations.setTopic",
+                lambda: self.client.conversations_setTopic(
+                    channel=channel_id, topic=render.clip(topic, MAX_TOPIC)
+                ),
+            )
+        return ref
+
+    async def _invite(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        me = await self.bot_user_id()
+        ids = list(dict.fromkeys(m.id for m in members if m.id != me))
+        for start in range(0, len(ids), INVITE_BATCH):
+            batch = ids[start : start + INVITE_BATCH]
+            try:
+                await self._api(
+                    "conversations.invite",
+                    partial(self.client.conversations_invite, channel=channel.id, users=batch),
+                )
+            except PlatformError as exc:
+                if exc.code not in PER_USER_INVITE_ERRORS or len(batch) == 1:
+                    if exc.code == "already_in_channel":
+                        continue
+                    raise
+                for uid in batch:  # find the one(s) Slack refused, invite the rest
+                    try:
+                        await self._api(
+                            "conversations.invite",
+                            partial(self.client.conversations_invite, channel=channel.id, users=uid),
+                        )
+                    except PlatformError as one:
+                        if one.code not in PER_USER_INVITE_ERRORS:
+                            raise
+                        log.warning("could not invite %s to %s: %s", uid, channel.id, one.code)
+
+    async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        present = {m.id for m in await self.members_of(channel)}
+        await self._invite(channel, [m for m in members if m.id not in present])
+
+    async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
+        try:
+            await self._api(
+                "conversations.kick",
+                lambda: self.client.conversations_kick(channel=channel.id, user=member.id),
+            )
+        except PlatformError as exc:
+            if exc.code != "not_in_channel":  # already gone: the goal is reached
+                raise
+
+    async def archive_channel(self, channel: ChannelRef) -> None:
+        try:
+            await self._api(
+                "conversations.archive", lambda: self.client.conversations_archive(channel=channel.id)
+            )
+        except PlatformError as exc:
+            if exc.code != "already_archived":
+                raise
+
+    async def members_of(self, channel: ChannelRef) -> list[UserRef]:
+        """The people in a channel, the bot itself excluded."""
+        me = await self.bot_user_id()
+        out: list[UserRef] = []
+        cursor = ""
+        while True:
+            resp = await self._api(
+                "conversations.members",
+                partial(
+                    self.client.conversations_members, channel=channel.id, limit=200, cursor=cursor or None
+                ),
+            )
+            out += [UserRef(PLATFORM, uid) for uid in resp["members"] if uid != me]
+            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return out
+
+    # --------------------------------------------------------------------------------------- messages
+    async def post(self, channel: ChannelRef, message: Message) -> MessageRef:
+        return await self._post(channel.id, message)
+
+    async def _post(self, channel_id: str, message: Message) -> MessageRef:
+        extra: dict[str, Any] = {}
+        if message.key:
+            extra["metadata"] = {"event_type": DELIVERY_EVENT, "event_payload": {"key": message.key}}
+        resp = await self._api(
+            "chat.postMessage",
+            lambda: self.client.chat_postMessage(
+                channel=channel_id,
+                text=render.fallback_text(message),
+                blocks=render.message_blocks(message),
+                **extra,
+            ),
+            channel=channel_id,
+        )
+        return MessageRef(ChannelRef(PLATFORM, str(resp["channel"])), str(resp["ts"]))
+
+    async def update(self, ref: MessageRef, message: Message) -> None:
+        await self._api(
+            "chat.update",
+            lambda: self.client.chat_update(
+                channel=ref.channel.id,
+                ts=ref.id,
+                text=render.fallback_text(message),
+                blocks=render.message_blocks(message),
+            ),
+        )
+
+    async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
+        """Post to the user id: Slack delivers it in the app's DM without a conversations.open call.
+
+        A retried delivery first looks for its key in the DM's recent messages' metadata."""
+        try:
+            if message.key and message.retry:
+                existing = await self._find_delivery(user.id, message.key)
+                if existing is not None:
+                    return existing
+            ref = await self._post(user.id, message)
+        except PlatformError as exc:
+            if exc.code in UNDELIVERABLE or exc.code == "channel_not_found":
+                raise Undeliverable(exc.code, f"DM to {user.id}") from exc
+            raise
+        self._dm_channels[user.id] = ref.channel.id
+        return ref
+
+    async def _find_delivery(self, user_id: str, key: str) -> MessageRef | None:
+        channel_id = self._dm_channels.get(user_id)
+        if channel_id is None:
+            opened = await self._api(
+                "conversations.open", lambda: self.client.conversations_open(users=user_id)
+            )
+            channel_id = self._dm_channels[user_id] = str(opened["channel"]["id"])
+        history = await self._api(
+            "conversations.history",
+            lambda: self.client.conversations_history(
+                channel=channel_id, limit=50, include_all_metadata=True
+            ),
+        )
+        for msg in history["messages"]:
+            payload = (msg.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                return MessageRef(ChannelRef(PLATFORM, channel_id), str(msg["ts"]))
+        return None
+
+    async def post_ephemeral(self, channel: str, user: str, message: Message) -> None:
+        await self._api(
+            "chat.postEphemeral",
+            lambda: self.client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text=render.fallback_text(message),
+                blocks=render.message_blocks(message),
+            ),
+        )
+
+    # ----------------------------------------------------------------------------------- views, people
+    async def open_form(self, trigger_id: str, form: Form, *, private_metadata: str = "") -> str:
+        resp = await self._api(
+            "views.open",
+            lambda: self.client.views_open(
+                trigger_id=trigger_id, view=render.modal_view(form, private_metadata=private_metadata)
+            ),
+        )
+        return str(resp["view"]["id"])
+
+    async def publish_home(self, user_id: str, message: Message) -> None:
+        await self._api(
+            "views.publish",
+            lambda: self.client.views_publish(user_id=user_id, view=render.home_view(message)),
+        )
+
+    async def user_info(self, user_id: str) -> dict[str, Any]:
+        resp = await self._api("users.info", lambda: self.client.users_info(user=user_id))
+        user: dict[str, Any] = resp["user"]
+        return user
+
+    async def usergroup_members(self, group: str) -> set[str]:
+        """Members of a user group given by id (`S…`) or handle (`trainers`, `@trainers`)."""
+        group_id = group
+        if not group.startswith("S"):
+            handle = group.lstrip("@")
+            listed = await self._api("usergroups.list", self.client.usergroups_list)
+            match = next((g for g in listed["usergroups"] if g.get("handle") == handle), None)
+            if match is None:
+                raise PlatformError("no_such_subteam", group)
+            group_id = str(match["id"])
+        resp = await self._api(
+            "usergroups.users.list", lambda: self.client.usergroups_users_list(usergroup=group_id)
+        )
+        return set(resp["users"])
+
+    # ------------------------------------------------------------------------------- no Slack equivalent
+    async def create_event(self, spec: EventSpec) -> str | None:
+        """Slack has no scheduled events: the session lives in the channel's messages."""
+        return None
+
+    async def end_event(self, event_id: str, *, cancelled: bool = False) -> None:
+        return None
