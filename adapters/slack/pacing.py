@@ -76,14 +76,15 @@ class _Bucket:
         self.updated = now
         self.paused_until = 0.0
 
-    def reserve(self, now: float) -> float:
+    def reserve(self, now: float, headroom: float) -> float:
+        """Take a token; the wait makes the call leave only once `headroom` tokens would remain."""
         start = max(now, self.paused_until)
         self.tokens = min(float(self.rate.burst), self.tokens + (start - self.updated) * self.per_second)
         self.updated = start
         self.tokens -= 1.0
         wait = start - now
-        if self.tokens < 0:
-            wait += -self.tokens / self.per_second
+        if self.tokens < headroom:
+            wait += (headroom - self.tokens) / self.per_second
         return wait
 
     def pause(self, now: float, seconds: float) -> None:
@@ -106,13 +107,16 @@ class Pacer:
         time_scale: float = 1.0,
         tier_rates: dict[str, Rate] | None = None,
         post_message_rate: Rate = POST_MESSAGE_RATE,
-        margin: float = 0.002,
+        margin: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.time_scale = time_scale
         self.tier_rates = dict(tier_rates or TIER_RATES)
         self.post_message_rate = post_message_rate
-        self.margin = margin  # wall seconds added to every wait, so we never arrive a hair early
+        # A call leaves only when Slack's bucket (same shape, started no later) would keep `margin` of a
+        # token after it, so network and event-loop jitter never make a call arrive a hair early. Slots are
+        # computed from reservations, not from send times: the margin does not accumulate, a run pays it once.
+        self.margin = margin
         self.clock = clock
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self.waited = 0.0
@@ -133,9 +137,8 @@ class Pacer:
         return bucket
 
     async def acquire(self, method: str, channel: str = "") -> None:
-        wait = self._bucket(method, channel).reserve(self.clock())
+        wait = self._bucket(method, channel).reserve(self.clock(), self.margin)
         if wait > 0:
-            wait += self.margin
             self.waited += wait
             await asyncio.sleep(wait)
 
