@@ -104,3 +104,7 @@ def main() -> None:
     except ConfigError as exc:  # pragma: no cover - settings errors are caught in _settings
         print(f"peerbot: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
