@@ -239,16 +239,15 @@ class Core:
         return cohort
 
     async def _session(self, s: AsyncSession, actor: Actor | None, short_id: str) -> PeerSession:
-        found = await s.exec(select(PeerSession).where(PeerSession.short_id == short_id.lower()))
-        session = found.first()
-        if session is not None and actor is not None:
-            cohort = await s.get(Cohort, session.cohort_id)
-            workspace = await s.get(Workspace, cohort.workspace_id) if cohort else None
-            if workspace is None or (workspace.platform, workspace.external_id) != (
-                actor.user.platform,
-                actor.workspace,
-            ):
-                session = None
+        """The session by short id, only if it belongs to the actor's workspace (one query)."""
+        query = select(PeerSession).where(PeerSession.short_id == short_id.lower())
+        if actor is not None:
+            query = (
+                query.join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
+                .join(Workspace, col(Workspace.id) == col(Cohort.workspace_id))
+                .where(Workspace.platform == actor.user.platform, Workspace.external_id == actor.workspace)
+            )
+        session = (await s.exec(query)).first()
         if session is None:
             raise NotFound(
                 f"There is no session `{short_id}` here.",

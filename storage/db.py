@@ -47,6 +47,11 @@ def make_engine(raw_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # One connection: SQLite has one writer anyway, and queueing in the pool is FIFO and immediate,
+        # where competing connections would meet SQLITE_BUSY and its sleeping back-off (tens of ms).
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
