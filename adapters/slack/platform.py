@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -89,9 +90,7 @@ class SlackPlatform:
         self._dm_channels: dict[str, str] = {}
 
     @classmethod
-    def connect(
-        cls, token: str, base_url: str = "https://slack.com/api/", *, time_scale: float = 1.0
-    ) -> SlackPlatform:
+    def connect(cls, token: str, base_url: str = "https://slack.com/api/", *, time_scale: float = 1.0) -> SlackPlatform:
         pacer = Pacer(time_scale=time_scale)
         return cls(build_client(token, base_url, pacer), pacer)
 
@@ -99,12 +98,19 @@ class SlackPlatform:
     async def _api(
         self, method: str, call: Callable[[], Awaitable[AsyncSlackResponse]], *, channel: str = ""
     ) -> AsyncSlackResponse:
+        if self.client.session is None or self.client.session.closed:
+            # One pooled session: without it slack_sdk opens a new connection for every call.
+            self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
         await self.pacer.acquire(method, channel)
         try:
             return await call()
         except SlackApiError as exc:
             code = str(exc.response.get("error", "")) or f"http_{exc.response.status_code}"
             raise PlatformError(code, method) from exc
+
+    async def close(self) -> None:
+        if self.client.session is not None and not self.client.session.closed:
+            await self.client.session.close()
 
     async def bot_user_id(self) -> str:
         if self._bot_user_id is None:
@@ -145,9 +151,7 @@ class SlackPlatform:
         if topic:
             await self._api(
                 "conversations.setTopic",
-                lambda: self.client.conversations_setTopic(
-                    channel=channel_id, topic=render.clip(topic, MAX_TOPIC)
-                ),
+                lambda: self.client.conversations_setTopic(channel=channel_id, topic=render.clip(topic, MAX_TOPIC)),
             )
         return ref
 
@@ -193,9 +197,7 @@ class SlackPlatform:
 
     async def archive_channel(self, channel: ChannelRef) -> None:
         try:
-            await self._api(
-                "conversations.archive", lambda: self.client.conversations_archive(channel=channel.id)
-            )
+            await self._api("conversations.archive", lambda: self.client.conversations_archive(channel=channel.id))
         except PlatformError as exc:
             if exc.code != "already_archived":
                 raise
@@ -208,9 +210,7 @@ class SlackPlatform:
         while True:
             resp = await self._api(
                 "conversations.members",
-                partial(
-                    self.client.conversations_members, channel=channel.id, limit=200, cursor=cursor or None
-                ),
+                partial(self.client.conversations_members, channel=channel.id, limit=200, cursor=cursor or None),
             )
             out += [UserRef(PLATFORM, uid) for uid in resp["members"] if uid != me]
             cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
@@ -268,15 +268,11 @@ class SlackPlatform:
     async def _find_delivery(self, user_id: str, key: str) -> MessageRef | None:
         channel_id = self._dm_channels.get(user_id)
         if channel_id is None:
-            opened = await self._api(
-                "conversations.open", lambda: self.client.conversations_open(users=user_id)
-            )
+            opened = await self._api("conversations.open", lambda: self.client.conversations_open(users=user_id))
             channel_id = self._dm_channels[user_id] = str(opened["channel"]["id"])
         history = await self._api(
             "conversations.history",
-            lambda: self.client.conversations_history(
-                channel=channel_id, limit=50, include_all_metadata=True
-            ),
+            lambda: self.client.conversations_history(channel=channel_id, limit=50, include_all_metadata=True),
         )
         for msg in history["messages"]:
             payload = (msg.get("metadata") or {}).get("event_payload") or {}
@@ -326,9 +322,7 @@ class SlackPlatform:
             if match is None:
                 raise PlatformError("no_such_subteam", group)
             group_id = str(match["id"])
-        resp = await self._api(
-            "usergroups.users.list", lambda: self.client.usergroups_users_list(usergroup=group_id)
-        )
+        resp = await self._api("usergroups.users.list", lambda: self.client.usergroups_users_list(usergroup=group_id))
         return set(resp["users"])
 
     # ------------------------------------------------------------------------------- no Slack equivalent

@@ -79,10 +79,7 @@ def _chunks(text: str, limit: int) -> list[str]:
 
 
 def _section_blocks(text: str) -> list[Block]:
-    return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": part}}
-        for part in _chunks(text, MAX_SECTION_TEXT)
-    ]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": part}} for part in _chunks(text, MAX_SECTION_TEXT)]
 
 
 def button(b: Button) -> Block:

@@ -54,6 +54,7 @@ POST_MESSAGE_PER_CHANNEL = Limit(60, 3)  # "about 1 message per second per chann
 
 # Arguments newer than the 2020 OpenAPI file that slack_sdk legitimately sends.
 NEWER_ARGS: dict[str, set[str]] = {
+    "auth.test": {"team_id"},  # slack-bolt's single-team authorization sends it
     "conversations.create": {"team_id"},
     "conversations.invite": {"force"},
     "conversations.open": {"prevent_creation"},
@@ -449,9 +450,7 @@ class SlackEmulator:
             body = json.loads(await request.text())
         except json.JSONDecodeError:
             return web.Response(status=400, text="invalid_payload")
-        if not isinstance(body, dict) or not (
-            body.get("text") or body.get("blocks") or body.get("delete_original")
-        ):
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks") or body.get("delete_original")):
             return web.Response(status=400, text="no_text")
         posted.append(body)
         return web.Response(text="ok")
@@ -614,9 +613,7 @@ class SlackEmulator:
             out["num_members"] = len(c.members)
         return out
 
-    def _message_content(
-        self, args: dict[str, Any], max_blocks: int = 50
-    ) -> tuple[str, list[dict[str, Any]]]:
+    def _message_content(self, args: dict[str, Any], max_blocks: int = 50) -> tuple[str, list[dict[str, Any]]]:
         text = str(args.get("text", ""))
         blocks = _as_json(args.get("blocks", []), "invalid_blocks_format") or []
         if not text and not blocks and not args.get("attachments"):

@@ -1,0 +1,323 @@
+"""The slack-bolt app: Slack payload → `Core` call → neutral reply → Block Kit answer. No business rule here.
+
+Slack wants an answer within 3 s. Commands and form submissions get the core's reply in the ack when it
+comes within `ack_budget`; otherwise the ack says "working on it" and the reply replaces that message
+later through the command's `response_url` (progress shown in that one message). Button clicks are acked
+at once. Events are acked by Bolt; a redelivered event (same `event_id`, e.g. with `X-Slack-Retry-Num`)
+is acknowledged and not processed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+
+from adapters.slack import render
+from adapters.slack.platform import PLATFORM, SlackPlatform
+from bot.core import Actor, Core
+from bot.messages import Message, Reply, Section
+from bot.port import PlatformError
+from bot.refs import ChannelRef, MessageRef, UserRef
+
+log = logging.getLogger(__name__)
+
+ANY = re.compile(r".+")
+WORKING = "⏳ Working on `/peer {text}`…"
+FAILED = "Something went wrong on my side; nothing was half-done. Please try again in a minute."
+MAX_PROGRESS_UPDATES = 3  # a response_url takes 5 posts: leave room for the final answer
+
+
+class TrainerDirectory:
+    """Who is a trainer: listed in SLACK_TRAINER_IDS, or a member of SLACK_TRAINER_GROUP (cached)."""
+
+    def __init__(
+        self,
+        platform: SlackPlatform,
+        ids: frozenset[str],
+        group: str = "",
+        *,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.platform = platform
+        self.ids = ids
+        self.group = group.strip()
+        self.ttl = ttl
+        self.clock = clock
+        self._members: set[str] = set()
+        self._fetched = float("-inf")
+
+    async def is_trainer(self, user_id: str) -> bool:
+        if user_id in self.ids:
+            return True
+        if not self.group:
+            return False
+        if self.clock() - self._fetched > self.ttl:
+            try:
+                self._members = await self.platform.usergroup_members(self.group)
+                self._fetched = self.clock()
+            except PlatformError as exc:  # keep the last known list rather than lock trainers out
+                log.warning("could not read user group %s: %s", self.group, exc)
+        return user_id in self._members
+
+
+class SeenEvents:
+    """The last `size` event ids, so Slack's redeliveries are acknowledged without being run again."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, event_id: str) -> bool:
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
+
+def reply_payload(reply: Reply) -> dict[str, Any]:
+    """A reply as a Slack message payload (for ack, respond or chat.postEphemeral)."""
+    message = reply.message or Message(reply.text)
+    if reply.message is not None and reply.text and reply.text != reply.message.text:
+        message = Message(reply.text, message.sections, message.buttons)
+    return {
+        "text": render.fallback_text(message),
+        "blocks": render.message_blocks(message),
+        "response_type": "in_channel" if reply.public else "ephemeral",
+    }
+
+
+def notice_view(title: str, text: str) -> dict[str, Any]:
+    """What a modal turns into after a successful submission: the core's confirmation."""
+    return {
+        "type": "modal",
+        "title": render.plain(title, render.MAX_VIEW_TITLE),
+        "close": render.plain("Close", render.MAX_VIEW_TITLE),
+        "blocks": render.message_blocks(Message(text or "✅"), limit=render.MAX_VIEW_BLOCKS),
+    }
+
+
+class SlackBot:
+    """Builds the Bolt `AsyncApp` around a `Core` and a `SlackPlatform`."""
+
+    def __init__(
+        self,
+        core: Core,
+        platform: SlackPlatform,
+        *,
+        signing_secret: str,
+        trainers: TrainerDirectory,
+        ack_budget: float = 2.0,
+        progress_every: float = 20.0,
+    ) -> None:
+        self.core = core
+        self.platform = platform
+        self.trainers = trainers
+        self.ack_budget = ack_budget
+        self.progress_every = progress_every
+        self.seen = SeenEvents()
+        self._names: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.bolt = AsyncApp(
+            client=platform.client,
+            signing_secret=signing_secret,
+            process_before_response=False,
+            ignoring_self_events_enabled=True,
+        )
+        self.bolt.middleware(self._skip_redeliveries)
+        self.bolt.command(re.compile(r"^/peer"))(self._on_command)
+        self.bolt.action(ANY)(self._on_action)
+        self.bolt.view(ANY)(self._on_view)
+        self.bolt.event("reaction_added")(self._on_reaction)
+        self.bolt.event("app_home_opened")(self._on_home_opened)
+
+    # -------------------------------------------------------------------------------------- plumbing
+    async def _skip_redeliveries(
+        self, body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and not self.seen.first_time(event_id):
+            log.info("event %s already handled; acknowledging the redelivery", event_id)
+            return BoltResponse(status=200, body="")
+        await next()
+        return None
+
+    async def actor(self, user_id: str, fallback_name: str, team_id: str) -> Actor:
+        name = self._names.get(user_id)
+        if name is None:
+            try:
+                info = await self.platform.user_info(user_id)
+                profile = info.get("profile") or {}
+                name = str(profile.get("display_name") or info.get("real_name") or fallback_name or user_id)
+                self._names[user_id] = name
+            except PlatformError:
+                name = fallback_name or user_id
+        return Actor(UserRef(PLATFORM, user_id), name, await self.trainers.is_trainer(user_id), team_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for work started after an ack (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    @staticmethod
+    async def _safely(call: Awaitable[Reply]) -> Reply:
+        try:
+            return await call
+        except Exception:
+            log.exception("core call failed")
+            return Reply(FAILED, ok=False)
+
+    # -------------------------------------------------------------------------------------- handlers
+    async def _on_command(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
+        text = str(command.get("text", "")).strip()
+        actor = await self.actor(command["user_id"], command.get("user_name", ""), command.get("team_id", ""))
+        channel = ChannelRef(PLATFORM, command["channel_id"]) if command.get("channel_id") else None
+        started = time.monotonic()
+        task = asyncio.ensure_future(self._safely(self.core.handle_command(actor, text, channel)))
+        done, _ = await asyncio.wait({task}, timeout=self.ack_budget)
+        if task in done:
+            reply = task.result()
+            if reply.form is not None:
+                await self._open_form(command.get("trigger_id", ""), reply, actor.user.id, channel)
+                await ack()
+                return
+            await ack(**reply_payload(reply))
+            return
+        # Track the rest before acking, so `drain()` sees it as soon as Slack has its answer.
+        self._spawn(self._finish_command(task, respond, text, started))
+        await ack(text=WORKING.format(text=render.clip(text, 200)), response_type="ephemeral")
+
+    async def _finish_command(
+        self, task: asyncio.Future[Reply], respond: Callable[..., Awaitable[Any]], text: str, started: float
+    ) -> None:
+        updates = 0
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=self.progress_every)
+            if done:
+                break
+            if updates < MAX_PROGRESS_UPDATES:
+                updates += 1
+                elapsed = int(time.monotonic() - started)
+                working = WORKING.format(text=render.clip(text, 200))
+                await respond(text=f"{working} ({elapsed} s so far)", replace_original=True)
+        await respond(**reply_payload(task.result()), replace_original=True)
+
+    async def _open_form(self, trigger_id: str, reply: Reply, user_id: str, channel: ChannelRef | None) -> None:
+        assert reply.form is not None
+        try:
+            await self.platform.open_form(trigger_id, reply.form, private_metadata=channel.id if channel else "")
+        except PlatformError as exc:
+            log.warning("could not open form %s: %s", reply.form.form_id, exc)
+            notice = Message("That took too long to open. Please click again.")
+            if channel is not None:
+                await self.platform.post_ephemeral(channel.id, user_id, notice)
+            else:
+                await self.platform.send_dm(UserRef(PLATFORM, user_id), notice)
+
+    async def _on_action(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
+        self._spawn(self._handle_action(body, action, respond))
+        await ack()
+
+    async def _handle_action(
+        self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        user = body["user"]
+        actor = await self.actor(user["id"], user.get("name", ""), (body.get("team") or {}).get("id", ""))
+        container = body.get("container") or {}
+        channel_id = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        channel = ChannelRef(PLATFORM, channel_id) if channel_id else None
+        reply = await self._safely(self.core.handle_action(actor, action["action_id"], channel))
+        if reply.form is not None:
+            await self._open_form(body.get("trigger_id", ""), reply, user["id"], channel)
+        elif body.get("response_url") and (reply.text or reply.message):
+            await respond(**reply_payload(reply), replace_original=False)
+        if (body.get("view") or {}).get("type") == "home":
+            await self.publish_home(actor, notice=reply.text if reply.form is None else "")
+
+    async def _on_view(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body["user"]
+        actor = await self.actor(user["id"], user.get("name", ""), (body.get("team") or {}).get("id", ""))
+        values = render.form_values(view.get("state") or {})
+        task = asyncio.ensure_future(self._safely(self.core.handle_form(actor, view["callback_id"], values)))
+        done, _ = await asyncio.wait({task}, timeout=self.ack_budget)
+        if task not in done:
+            await ack()
+            self._spawn(self._dm_reply(actor.user, task))
+            return
+        reply = task.result()
+        inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"]
+        if not reply.ok and inputs:
+            await ack(response_action="errors", errors={inputs[0]: render.clip(reply.text, 1000)})
+            return
+        title = str((view.get("title") or {}).get("text") or "peerbot")
+        await ack(response_action="update", view=notice_view(title, reply.text))
+
+    async def _dm_reply(self, user: UserRef, task: asyncio.Future[Reply]) -> None:
+        reply = await task
+        if reply.text or reply.message:
+            await self.platform.send_dm(user, reply.message or Message(reply.text))
+
+    async def _on_reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if item.get("type") != "message":
+            return
+        actor = await self.actor(event["user"], "", body.get("team_id", ""))
+        ref = MessageRef(ChannelRef(PLATFORM, item["channel"]), item["ts"])
+        emoji = str(event.get("reaction", "")).split("::", 1)[0]  # drop skin tones
+        try:
+            reply = await self.core.handle_reaction(actor, ref, emoji)
+        except Exception:
+            log.exception("reaction handling failed")
+            return
+        if reply is None or not (reply.text or reply.message):
+            return
+        message = reply.message or Message(reply.text)
+        try:
+            await self.platform.post_ephemeral(item["channel"], event["user"], message)
+        except PlatformError:
+            await self.platform.send_dm(actor.user, message)
+
+    async def _on_home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        actor = await self.actor(event["user"], "", body.get("team_id", ""))
+        await self.publish_home(actor)
+
+    async def publish_home(self, actor: Actor, *, notice: str = "") -> None:
+        """App Home: the core's `home(actor)` when it has one, else the commands this person may use."""
+        home = getattr(self.core, "home", None)
+        if home is not None:
+            message: Message = await home(actor)
+        else:
+            help_reply = await self.core.handle_command(actor, "help", None)
+            message = help_reply.message or Message(help_reply.text)
+        if notice:
+            head = (Section(message.text),) if message.text else ()
+            message = Message(notice, head + message.sections, message.buttons)
+        await self.platform.publish_home(actor.user.id, message)

@@ -1,0 +1,85 @@
+"""The Slack adapter as `bot.app` starts it: Socket Mode when SLACK_APP_TOKEN is set, else an HTTP server
+(POST /slack/events for commands, interactivity and events; GET /healthz for load balancers)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from adapters.slack.app import SlackBot, TrainerDirectory
+from adapters.slack.platform import SlackPlatform
+from bot.core import Core
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SlackRunner:
+    """Owns the Slack connections; `platform` is what the core registers as `platforms["slack"]`."""
+
+    def __init__(
+        self,
+        core: Core,
+        settings: Settings,
+        *,
+        time_scale: float = 1.0,
+        port: int | None = None,
+        ack_budget: float = 2.0,
+    ) -> None:
+        if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+            raise ValueError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are required for Slack")
+        self.settings = settings
+        self.platform = SlackPlatform.connect(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url, time_scale=time_scale
+        )
+        trainers = TrainerDirectory(self.platform, settings.trainer_ids, settings.slack_trainer_group)
+        self.bot = SlackBot(
+            core,
+            self.platform,
+            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            trainers=trainers,
+            ack_budget=ack_budget,
+        )
+        self.host = settings.http_host
+        self.port = settings.http_port if port is None else port
+        self._web: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+
+    def web_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/slack/events", self._events)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _events(self, request: web.Request) -> web.Response:
+        bolt_response = await self.bot.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "platform": "slack"})
+
+    async def start(self) -> None:
+        app_token = self.settings.slack_app_token
+        if app_token is not None and app_token.get_secret_value():
+            self._socket = AsyncSocketModeHandler(self.bot.bolt, app_token.get_secret_value())
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack: connected in Socket Mode")
+            return
+        self._web = web.AppRunner(self.web_app(), access_log=None)
+        await self._web.setup()
+        await web.TCPSite(self._web, self.host, self.port).start()
+        self.port = int(self._web.addresses[0][1])
+        log.info("Slack: listening on http://%s:%d/slack/events", self.host, self.port)
+
+    async def stop(self) -> None:
+        await self.bot.drain()
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+            self._socket = None
+        if self._web is not None:
+            await self._web.cleanup()
+            self._web = None
+        await self.platform.close()
