@@ -62,9 +62,7 @@ EVERYONE_DEFAULT = (
     CREATE_INSTANT_INVITE | ADD_REACTIONS | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
     | READ_MESSAGE_HISTORY | CONNECT | SPEAK | USE_APPLICATION_COMMANDS
 )  # fmt: skip
-BOT_INVITE_PERMISSIONS = (
-    MANAGE_CHANNELS | MANAGE_EVENTS | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
-)
+BOT_INVITE_PERMISSIONS = MANAGE_CHANNELS | MANAGE_EVENTS | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
 
 # Intents.
 GUILDS = 1 << 0
@@ -201,6 +199,7 @@ class EmuMessage:
     edited: float | None = None
     reactions: dict[str, list[int]] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    nonce: str | None = None
 
     @property
     def ephemeral(self) -> bool:
@@ -742,9 +741,7 @@ class DiscordEmulator:
             "app_permissions": str(self.permissions_in(self.bot_user, channel)),
             "locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)}
-            if channel.type != DM
-            else {"1": str(user.id)},
+            "authorizing_integration_owners": {"0": str(self.guild_id)} if channel.type != DM else {"1": str(user.id)},
             "context": 0 if channel.type != DM else 1,
             "attachment_size_limit": 10485760,
         }
@@ -759,9 +756,9 @@ class DiscordEmulator:
             payload["message"] = message.payload()
         return inter, payload
 
-    async def _send_interaction(
-        self, inter: EmuInteraction, payload: dict[str, Any], within: float
-    ) -> EmuInteraction:
+    async def _send_interaction(self, inter: EmuInteraction, payload: dict[str, Any], within: float) -> EmuInteraction:
+        if self._current is None:
+            raise AssertionError("no bot is connected to the gateway")
         if not self.can_view(inter.user, inter.channel):
             raise AssertionError(f"{inter.user.name} cannot see #{inter.channel.name}")
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -828,9 +825,7 @@ class DiscordEmulator:
         inter, payload = self._interaction_payload(3, user, channel, data, message)
         return await self._send_interaction(inter, payload, 5.0)
 
-    async def submit_modal(
-        self, user: EmuUser, opened_by: EmuInteraction, values: Mapping[str, Any]
-    ) -> EmuInteraction:
+    async def submit_modal(self, user: EmuUser, opened_by: EmuInteraction, values: Mapping[str, Any]) -> EmuInteraction:
         """Fills and submits the modal the bot opened in answer to `opened_by`."""
         modal = opened_by.modal
         if modal is None:
@@ -867,9 +862,7 @@ class DiscordEmulator:
 
         for top in modal.get("components", []):
             if top["type"] == 1:
-                rows.append(
-                    {"type": 1, "id": top.get("id", 0), "components": [leaf(c) for c in top["components"]]}
-                )
+                rows.append({"type": 1, "id": top.get("id", 0), "components": [leaf(c) for c in top["components"]]})
             elif top["type"] == 18:
                 rows.append({"type": 18, "id": top.get("id", 0), "component": leaf(top["component"])})
         if missing:
@@ -930,7 +923,7 @@ class DiscordEmulator:
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         session = self._current
         if session is None:
-            raise AssertionError("no bot is connected to the gateway")
+            return  # a REST-only client (a benchmark, a script): nobody listens
         needed = _EVENT_INTENTS.get(event)
         if event.startswith("MESSAGE_") and "guild_id" not in data:
             needed = DIRECT_MESSAGE_REACTIONS if event.startswith("MESSAGE_REACTION") else DIRECT_MESSAGES
@@ -1028,9 +1021,7 @@ class DiscordEmulator:
             bucket = self._buckets[key] = _Bucket(name, limit, window * self.time_scale, remaining=limit)
         return bucket
 
-    def _rate_limited(
-        self, status: int, retry_after: float, scope: str, bucket: _Bucket | None
-    ) -> web.Response:
+    def _rate_limited(self, status: int, retry_after: float, scope: str, bucket: _Bucket | None) -> web.Response:
         self.stats.rate_limited += 1
         retry = math.ceil(retry_after * 1000) / 1000
         headers = {"Retry-After": str(max(1, math.ceil(retry))), "X-RateLimit-Scope": scope}
@@ -1236,9 +1227,7 @@ class DiscordEmulator:
         return 200, [r.payload() for r in self.roles.values()]
 
     @_route("GET", "/guilds/{guild_id}/members")
-    async def list_members(
-        self, params: dict[str, str], query: Mapping[str, str], **_: Any
-    ) -> tuple[int, Any]:
+    async def list_members(self, params: dict[str, str], query: Mapping[str, str], **_: Any) -> tuple[int, Any]:
         self._check_app_guild(params)
         if not self.privileged_intents & GUILD_MEMBERS:
             raise DiscordHTTPError(403, 50001, "Missing Access")
@@ -1284,9 +1273,7 @@ class DiscordEmulator:
         if kind not in (TEXT, VOICE, CATEGORY):
             raise invalid_form(["type: Value is not a supported channel type"])
         if len(self.channels) >= self.max_channels:
-            raise DiscordHTTPError(
-                400, 30013, f"Maximum number of guild channels reached ({self.max_channels})"
-            )
+            raise DiscordHTTPError(400, 30013, f"Maximum number of guild channels reached ({self.max_channels})")
         parent = int(body["parent_id"]) if body.get("parent_id") else None
         if parent is not None:
             cat = self.channels.get(parent)
@@ -1363,9 +1350,7 @@ class DiscordEmulator:
     async def delete_overwrite(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
         self._require(channel, MANAGE_CHANNELS)
-        channel.permission_overwrites = [
-            o for o in channel.permission_overwrites if o["id"] != params["overwrite_id"]
-        ]
+        channel.permission_overwrites = [o for o in channel.permission_overwrites if o["id"] != params["overwrite_id"]]
         await self.dispatch("CHANNEL_UPDATE", channel.payload())
         return 204, None
 
@@ -1417,7 +1402,13 @@ class DiscordEmulator:
             raise DiscordHTTPError(400, 50008, "Cannot send messages in a non-text channel")
         else:
             self._require(channel, SEND_MESSAGES)
+        nonce = str(body["nonce"]) if body.get("nonce") is not None else None
+        if nonce is not None and body.get("enforce_nonce"):
+            for earlier in channel.messages.values():
+                if earlier.nonce == nonce and time.time() - earlier.created < 300:
+                    return 200, earlier.payload()  # Discord dedupes for a few minutes
         msg = self._new_message(channel, body)
+        msg.nonce = nonce
         await self.dispatch("MESSAGE_CREATE", msg.payload())
         return 200, msg.payload()
 

@@ -59,7 +59,13 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _type_ok(expected: str, value: Any, fmt: str | None) -> bool:
+# Bit sets: the OpenAPI file types them as integers, the docs as strings; Discord and discord.py use both.
+BITSET_FIELDS = frozenset({"allow", "deny", "permissions", "default_member_permissions"})
+
+
+def _type_ok(expected: str, value: Any, fmt: str | None, name: str = "") -> bool:
+    if expected == "integer" and name in BITSET_FIELDS and isinstance(value, str):
+        return value.isdigit()
     match expected:
         case "null":
             return value is None
@@ -93,7 +99,8 @@ def validate(schema: dict[str, Any], value: Any, where: str = "") -> list[str]:
     types = schema.get("type")
     if types is not None:
         type_list = types if isinstance(types, list) else [types]
-        if not any(_type_ok(t, value, schema.get("format")) for t in type_list):
+        name = where.rsplit(".", 1)[-1]
+        if not any(_type_ok(t, value, schema.get("format"), name) for t in type_list):
             return [*errors, f"{where or 'body'}: expected {'/'.join(type_list)}"]
     if "enum" in schema and value not in schema["enum"] and value is not None:
         errors.append(f"{where}: value {value!r} not allowed")

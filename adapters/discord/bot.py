@@ -1,0 +1,363 @@
+"""The Discord entrypoint: a `discord.Client` that turns slash commands, clicks, modals and reactions into
+core calls and renders the neutral replies.
+
+`/peer` is an app-command group mirroring the text grammar with typed options; each command rebuilds the
+grammar's text (users as `<@id>`), so `bot.grammar` stays the only parser. Work that may outlast
+Discord's 3-second window is deferred and answered by a follow-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
+
+import discord
+from discord import app_commands
+
+from adapters.discord import render
+from bot.core import Actor
+from bot.messages import ActionId, Button, Form, Reply
+from bot.refs import ChannelRef, MessageRef, UserRef
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+DEFER_AFTER = 2.0  # seconds: answer directly when the core is this fast, else defer (Discord allows 3)
+
+
+class CoreAPI(Protocol):
+    """The part of `bot.core.Core` this adapter calls."""
+
+    async def handle_command(self, actor: Actor, text: str, channel: ChannelRef | None = None) -> Reply: ...
+
+    async def handle_action(self, actor: Actor, action_id: str, channel: ChannelRef | None = None) -> Reply: ...
+
+    async def handle_form(self, actor: Actor, form_id: str, values: dict[str, str]) -> Reply: ...
+
+    async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None: ...
+
+
+def intents() -> discord.Intents:
+    """Only what peerbot reads: guild metadata, and reactions (✅ for prep and check-in) in guild and DM.
+    No privileged intent: members are known from interactions and channel overwrites."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_reactions = True
+    wanted.dm_reactions = True
+    return wanted
+
+
+def quoted(text: str) -> str:
+    """A grammar argument with spaces; the grammar has no escape, so inner double quotes become single."""
+    return '"' + text.replace('"', "'").replace("“", "'").replace("”", "'") + '"'
+
+
+def mention(user: discord.abc.Snowflake) -> str:
+    return f"<@{user.id}>"
+
+
+class PeerBot(discord.Client):
+    """Services come in through `__init__`; commands and persistent buttons are registered in `setup_hook`."""
+
+    def __init__(
+        self,
+        core: CoreAPI,
+        *,
+        guild_id: int,
+        trainer_role: str = "",
+        suggest: Callable[[Actor, str, str], Awaitable[list[str]]] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(intents=intents(), **options)
+        self.core = core
+        self.guild_id = guild_id
+        self.trainer_role = trainer_role
+        self.suggest = suggest
+        self.tree = app_commands.CommandTree(self)
+        self.tree.add_command(build_peer_group(self), guild=discord.Object(guild_id))
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(render.ActionButton)
+        await self.tree.sync(guild=discord.Object(self.guild_id))
+
+    # ------------------------------------------------------------------------------------ translation
+    def actor_of(self, user: discord.abc.User, guild_id: int | None = None) -> Actor:
+        is_trainer = False
+        if isinstance(user, discord.Member):
+            is_trainer = any(
+                str(role.id) == self.trainer_role or role.name == self.trainer_role for role in user.roles
+            ) if self.trainer_role else user.guild_permissions.administrator  # fmt: skip
+        return Actor(
+            user=UserRef(PLATFORM, str(user.id)),
+            display_name=user.display_name,
+            is_trainer=is_trainer,
+            workspace=str(guild_id or self.guild_id),
+        )
+
+    def actor(self, interaction: discord.Interaction) -> Actor:
+        return self.actor_of(interaction.user, interaction.guild_id)
+
+    @staticmethod
+    def channel_of(interaction: discord.Interaction) -> ChannelRef | None:
+        return ChannelRef(PLATFORM, str(interaction.channel_id)) if interaction.channel_id else None
+
+    async def answer(
+        self, interaction: discord.Interaction, work: Coroutine[Any, Any, Reply], *, ephemeral: bool = True
+    ) -> None:
+        """Reply within Discord's 3 s: directly if the core is quick, else defer and follow up."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
+        if not done:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        reply = await task
+        if reply.form is not None:
+            await self.open_form(interaction, reply.form)
+            return
+        private = ephemeral and not reply.public
+        text = render.reply_content(reply) or ("Done." if reply.ok else "That did not work.")
+        parts = render.chunks(text)
+        buttons = reply.message.buttons if reply.message is not None else ()
+        for index, part in enumerate(parts):
+            view = render.view(buttons) if buttons and index == len(parts) - 1 else discord.utils.MISSING
+            if not interaction.response.is_done():
+                await interaction.response.send_message(part, ephemeral=private, view=view)
+            else:
+                await interaction.followup.send(part, ephemeral=private, view=view)
+
+    # ------------------------------------------------------------------------------------ components
+    async def on_action(self, interaction: discord.Interaction, action_id: str) -> None:
+        """A click on any of our buttons (routed by `render.ActionButton`, also after a restart)."""
+        actor, channel = self.actor(interaction), self.channel_of(interaction)
+        try:
+            action = ActionId.parse(action_id)
+        except ValueError:
+            await interaction.response.send_message("This button is not one of mine any more.", ephemeral=True)
+            return
+        if (action.feature, action.verb) in {("survey", "rate"), ("quiz", "pick")}:
+            reply = await self.core.handle_action(actor, action_id, channel)
+            if reply.ok and interaction.message is not None:
+                await interaction.response.edit_message(
+                    content=f"{interaction.message.content}\n✔ {reply.text}",
+                    view=render.view(buttons_of(interaction.message), chosen=action_id, disabled=True),
+                )
+                return
+            await interaction.response.send_message(reply.text, ephemeral=True)
+            return
+        await self.answer(interaction, self.core.handle_action(actor, action_id, channel))
+
+    async def open_form(self, interaction: discord.Interaction, form: Form) -> None:
+        """Text-only forms open as a modal; rated items arrive as one DM message each with buttons."""
+        if render.fits_modal(form) and not interaction.response.is_done():
+            await interaction.response.send_modal(render.FormModal(form, self.on_form))
+            return
+        items = render.form_items(form)
+        intro = f"**{form.title}**" + (f" — {form.intro}" if form.intro else "")
+        private = interaction.guild_id is not None
+        if not interaction.response.is_done():
+            await interaction.response.send_message(intro, ephemeral=private)
+        else:
+            await interaction.followup.send(intro, ephemeral=private)
+        for text, buttons in items:
+            await interaction.followup.send(text, view=render.view(buttons), ephemeral=private)
+
+    async def on_form(self, interaction: discord.Interaction, form_id: str, values: dict[str, str]) -> None:
+        await self.answer(interaction, self.core.handle_form(self.actor(interaction), form_id, values))
+
+    async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
+        if self.user is not None and event.user_id == self.user.id:
+            return
+        user: discord.abc.User | None = event.member or self.get_user(event.user_id)
+        actor = (
+            self.actor_of(user, event.guild_id)
+            if user is not None
+            else Actor(UserRef(PLATFORM, str(event.user_id)), workspace=str(event.guild_id or self.guild_id))
+        )
+        ref = MessageRef(ChannelRef(PLATFORM, str(event.channel_id)), str(event.message_id))
+        reply = await self.core.handle_reaction(actor, ref, str(event.emoji))
+        if reply is not None and not reply.ok:
+            log.info("reaction by %s refused: %s", event.user_id, reply.text)
+
+    # ------------------------------------------------------------------------------------ autocomplete
+    async def complete(
+        self, interaction: discord.Interaction, kind: str, current: str
+    ) -> list[app_commands.Choice[str]]:
+        if self.suggest is None:
+            return []
+        names = await self.suggest(self.actor(interaction), kind, current)
+        return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:25]]
+
+    async def run_text(self, interaction: discord.Interaction, *parts: str) -> None:
+        text = " ".join(p for p in parts if p)
+        await self.answer(
+            interaction, self.core.handle_command(self.actor(interaction), text, self.channel_of(interaction))
+        )
+
+
+def buttons_of(message: discord.Message) -> list[Button]:
+    found: list[Button] = []
+    for row in message.components:
+        for child in getattr(row, "children", []):
+            custom_id = getattr(child, "custom_id", None)
+            if custom_id:
+                found.append(Button(custom_id, getattr(child, "label", None) or "…"))
+    return found
+
+
+def _opt(name: str, value: object) -> str:
+    return "" if value is None else f"{name}={value}"
+
+
+def build_peer_group(bot: PeerBot) -> app_commands.Group:
+    """`/peer …`: one subcommand per grammar entry, typed options, choices and autocomplete."""
+    peer = app_commands.Group(name="peer", description="Peer-learning sessions")
+    cohort = app_commands.Group(name="cohort", description="Cohorts (trainers)", parent=peer)
+    session = app_commands.Group(name="session", description="Sessions (trainers)", parent=peer)
+    quiz = app_commands.Group(name="quiz", description="Retention quiz (trainers)", parent=peer)
+    group = app_commands.Group(name="group", description="Groups of a running session (trainers)", parent=peer)
+
+    async def cohorts(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await bot.complete(interaction, "cohort", current)
+
+    async def sessions(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await bot.complete(interaction, "session", current)
+
+    @peer.command(name="help", description="What I can do for you")
+    async def help_(interaction: discord.Interaction) -> None:
+        await bot.run_text(interaction, "help")
+
+    @cohort.command(name="create", description="Create a cohort")
+    @app_commands.autocomplete(cohort=cohorts)
+    async def cohort_create(
+        interaction: discord.Interaction, cohort: str, channel: discord.TextChannel | None = None
+    ) -> None:
+        await bot.run_text(interaction, "cohort create", cohort, f"<#{channel.id}>" if channel else "")
+
+    @cohort.command(name="add", description="Add a learner (optionally with a level 1-5) to a cohort")
+    @app_commands.autocomplete(cohort=cohorts)
+    @app_commands.describe(others="More people: @user or @user=level, separated by spaces")
+    async def cohort_add(
+        interaction: discord.Interaction,
+        cohort: str,
+        member: discord.Member,
+        level: app_commands.Range[int, 1, 5] | None = None,
+        others: str = "",
+    ) -> None:
+        first = mention(member) + (f"={level}" if level is not None else "")
+        await bot.run_text(interaction, "cohort add", cohort, first, others)
+
+    @cohort.command(name="import", description="Enroll every member of a channel")
+    @app_commands.autocomplete(cohort=cohorts)
+    async def cohort_import(
+        interaction: discord.Interaction,
+        cohort: str,
+        channel: discord.TextChannel,
+        level: app_commands.Range[int, 1, 5] | None = None,
+    ) -> None:
+        await bot.run_text(interaction, "cohort import", cohort, f"<#{channel.id}>", str(level or ""))
+
+    @cohort.command(name="show", description="Show a cohort")
+    @app_commands.autocomplete(cohort=cohorts)
+    async def cohort_show(interaction: discord.Interaction, cohort: str) -> None:
+        await bot.run_text(interaction, "cohort show", cohort)
+
+    @session.command(name="plan", description="Plan a peer-learning session")
+    @app_commands.autocomplete(cohort=cohorts)
+    @app_commands.describe(
+        day="Date, YYYY-MM-DD", time="Start time, HH:MM (24 h)", duration="e.g. 90m or 1h30m",
+        prep_before="How long before the start the preparation is posted, e.g. 2d",
+    )  # fmt: skip
+    @app_commands.choices(
+        format=[app_commands.Choice(name=f, value=f) for f in ("groups", "tutoring", "review", "sharing")],
+        retention=[app_commands.Choice(name=w, value=w) for w in ("2w", "4w")],
+        groups_from=[app_commands.Choice(name=g, value=g) for g in ("checked_in", "enrolled")],
+    )
+    async def session_plan(
+        interaction: discord.Interaction,
+        cohort: str,
+        title: str,
+        day: str,
+        time: str,
+        duration: str,
+        format: app_commands.Choice[str] | None = None,
+        size: app_commands.Range[int, 2, 6] | None = None,
+        prep: str | None = None,
+        prep_before: str | None = None,
+        objectives: str | None = None,
+        retention: app_commands.Choice[str] | None = None,
+        groups_from: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await bot.run_text(
+            interaction, "session plan", cohort, quoted(title), day, time, duration,
+            _opt("format", format.value if format else None), _opt("size", size),
+            _opt("prep", quoted(prep) if prep else None), _opt("prep_before", prep_before),
+            _opt("objectives", quoted(objectives) if objectives else None),
+            _opt("retention", retention.value if retention else None),
+            _opt("groups_from", groups_from.value if groups_from else None),
+        )  # fmt: skip
+
+    for verb, what in (("show", "Show"), ("start", "Start now"), ("end", "End now"), ("cancel", "Cancel")):
+
+        def make(verb: str) -> Callable[[discord.Interaction, str], Coroutine[Any, Any, None]]:
+            async def run(interaction: discord.Interaction, session: str) -> None:
+                await bot.run_text(interaction, "session", verb, session)
+
+            return run
+
+        command: app_commands.Command[Any, ..., None] = app_commands.Command(
+            name=verb, description=f"{what} a session", callback=make(verb)
+        )
+        command.autocomplete("session")(sessions)
+        session.add_command(command)
+
+    @quiz.command(name="add", description="Add a retention-quiz question")
+    @app_commands.autocomplete(session=sessions)
+    async def quiz_add(
+        interaction: discord.Interaction, session: str, question: str, correct: str, wrong1: str,
+        wrong2: str | None = None, wrong3: str | None = None, wrong4: str | None = None,
+    ) -> None:  # fmt: skip
+        wrong = [w for w in (wrong1, wrong2, wrong3, wrong4) if w]
+        await bot.run_text(interaction, "quiz add", session, quoted(question), quoted(correct), *map(quoted, wrong))
+
+    @peer.command(name="report", description="Attendance, preparation and feedback of a session")
+    @app_commands.autocomplete(session=sessions)
+    async def report(interaction: discord.Interaction, session: str) -> None:
+        await bot.run_text(interaction, "report", session)
+
+    @group.command(name="show", description="Show the groups of a session")
+    @app_commands.autocomplete(session=sessions)
+    async def group_show(interaction: discord.Interaction, session: str) -> None:
+        await bot.run_text(interaction, "group show", session)
+
+    @group.command(name="move", description="Move someone to another group")
+    @app_commands.autocomplete(session=sessions)
+    async def group_move(
+        interaction: discord.Interaction, session: str, member: discord.Member, number: app_commands.Range[int, 1]
+    ) -> None:
+        await bot.run_text(interaction, "group move", session, mention(member), str(number))
+
+    @peer.command(name="checkin", description="Check in to your session")
+    @app_commands.autocomplete(session=sessions)
+    async def checkin(interaction: discord.Interaction, session: str | None = None) -> None:
+        await bot.run_text(interaction, "checkin", session or "")
+
+    @peer.command(name="prep-done", description="Mark your preparation as done")
+    @app_commands.autocomplete(session=sessions)
+    async def prep_done(interaction: discord.Interaction, session: str | None = None) -> None:
+        await bot.run_text(interaction, "prep-done", session or "")
+
+    @peer.command(name="absent", description="Tell your trainer you cannot come")
+    @app_commands.autocomplete(session=sessions)
+    async def absent(interaction: discord.Interaction, session: str, reason: str) -> None:
+        await bot.run_text(interaction, "absent", session, quoted(reason))
+
+    @peer.command(name="raise", description="Ask the trainer for help in your breakout")
+    async def raise_(interaction: discord.Interaction) -> None:
+        await bot.run_text(interaction, "raise")
+
+    @peer.command(name="mydata", description="What peerbot stores about you")
+    async def mydata(interaction: discord.Interaction) -> None:
+        await bot.run_text(interaction, "mydata")
+
+    return peer

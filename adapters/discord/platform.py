@@ -1,0 +1,410 @@
+"""The `Platform` port on Discord's REST API, through discord.py's own HTTP client.
+
+discord.py already follows the per-route buckets (X-RateLimit-* headers) and retries 429s; what it does
+not pace is the global 50 requests/s, so `GlobalPacer` spaces calls out before they leave. Everything
+goes through `_call`, which turns `discord.HTTPException` into the port's `PlatformError` /
+`Undeliverable`, so the core never sees discord.py.
+
+Breakouts: one category per session (a second one when 50 channels are reached), and per group a private
+text and voice channel: @everyone is denied VIEW_CHANNEL, the members, the bot and the trainer role are
+allowed. Capacity is checked before anything is created, so a session never ends up half-built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, cast
+
+import discord
+from discord.http import HTTPClient, Route, handle_message_parameters
+
+from adapters.discord import render
+from bot.messages import Message
+from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.refs import ChannelRef, MessageRef, UserRef
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+MAX_GUILD_CHANNELS = 500
+MAX_PER_CATEGORY = 50
+TEXT: Literal[0] = 0
+VOICE: Literal[2] = 2
+CATEGORY: Literal[4] = 4
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+ADD_REACTIONS = 1 << 6
+READ_MESSAGE_HISTORY = 1 << 16
+CONNECT = 1 << 20
+SPEAK = 1 << 21
+MEMBER_ALLOW = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | CONNECT | SPEAK
+READ_ONLY_DENY = SEND_MESSAGES | ADD_REACTIONS | CONNECT | SPEAK
+UNDELIVERABLE_CODES = frozenset({50007, 10013})  # cannot send to this user, unknown user
+
+T = TypeVar("T")
+
+
+class GlobalPacer:
+    """Spaces requests to at most `rate` per second: Discord's global limit, which discord.py does not pre-empt."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class _Breakout:
+    category_id: int
+    voice_id: int | None
+
+
+@dataclass
+class _SessionCategories:
+    ids: list[int] = field(default_factory=list)
+    children: dict[int, int] = field(default_factory=dict)  # category id → channel count
+
+
+def _snowflake(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise PlatformError("50035", f"not a Discord id: {raw!r}") from None
+
+
+def _nonce(key: str) -> str:
+    """Discord nonces are at most 25 characters: a digest of the outbox key keeps them unique enough."""
+    return hashlib.sha256(key.encode()).hexdigest()[:25]
+
+
+class DiscordPlatform:
+    """Implements `bot.port.Platform` for one guild."""
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        http: HTTPClient,
+        guild_id: int,
+        *,
+        bot_user_id: int | None = None,
+        trainer_role: str = "",
+        cleanup: Literal["delete", "archive"] = "archive",
+        global_rate: float = 45.0,
+        max_channels: int = MAX_GUILD_CHANNELS,
+        max_per_category: int = MAX_PER_CATEGORY,
+    ) -> None:
+        self.http = http
+        self.guild_id = guild_id
+        self.bot_user_id = bot_user_id
+        self.trainer_role = trainer_role
+        self.cleanup = cleanup
+        self.max_channels = max_channels
+        self.max_per_category = max_per_category
+        self.pacer = GlobalPacer(global_rate)
+        self._trainer_role_id: int | None = int(trainer_role) if trainer_role.isdigit() else None
+        self._channel_count: int | None = None
+        self._categories: dict[str, _SessionCategories] = {}
+        self._breakouts: dict[int, _Breakout] = {}
+        self._dm_channels: dict[str, int] = {}
+        self._layout_lock = asyncio.Lock()
+
+    # ---------------------------------------------------------------------------------------- plumbing
+    async def _call(self, coro: Awaitable[T]) -> T:
+        await self.pacer.wait()
+        try:
+            return await coro
+        except discord.HTTPException as exc:
+            raise PlatformError(str(exc.code or exc.status), exc.text) from exc
+
+    async def _bot_id(self) -> int:
+        if self.bot_user_id is None:
+            me = await self._call(self.http.request(Route("GET", "/users/@me")))
+            self.bot_user_id = int(me["id"])
+        return self.bot_user_id
+
+    async def _trainer_role(self) -> int | None:
+        if self._trainer_role_id is None and self.trainer_role:
+            roles = await self._call(self.http.get_roles(self.guild_id))
+            found = [r for r in roles if r["name"] == self.trainer_role]
+            self._trainer_role_id = int(found[0]["id"]) if found else None
+            if not found:
+                log.warning("trainer role %r not found in guild %s", self.trainer_role, self.guild_id)
+        return self._trainer_role_id
+
+    async def _load_layout(self) -> None:
+        """Rebuild channel counts and session categories from the guild: survives a restart."""
+        channels = await self._call(self.http.get_all_guild_channels(self.guild_id))
+        self._channel_count = len(channels)
+        by_parent: dict[int, int] = {}
+        for ch in channels:
+            if ch.get("parent_id"):
+                by_parent[int(ch["parent_id"])] = by_parent.get(int(ch["parent_id"]), 0) + 1
+        for ch in sorted(channels, key=lambda c: int(c["id"])):
+            if ch["type"] == CATEGORY and ch["name"].startswith("peer "):
+                key = ch["name"].removeprefix("peer ").split(" (")[0]
+                cats = self._categories.setdefault(key, _SessionCategories())
+                if int(ch["id"]) not in cats.ids:
+                    cats.ids.append(int(ch["id"]))
+                cats.children[int(ch["id"])] = by_parent.get(int(ch["id"]), 0)
+        names: dict[tuple[int, str], dict[int, int]] = {}
+        for ch in channels:
+            if ch.get("parent_id") and ch["type"] in (TEXT, VOICE):
+                names.setdefault((int(ch["parent_id"]), ch["name"]), {})[ch["type"]] = int(ch["id"])
+        for (parent, _), kinds in names.items():
+            if TEXT in kinds:
+                self._breakouts[kinds[TEXT]] = _Breakout(parent, kinds.get(VOICE))
+
+    def _overwrites(self, members: list[int], bot_id: int, role: int | None) -> list[dict[str, Any]]:
+        """Bit sets as integers, as the OpenAPI request schema types them (Discord also accepts strings)."""
+        out: list[dict[str, Any]] = [
+            {"id": str(self.guild_id), "type": 0, "allow": 0, "deny": VIEW_CHANNEL},
+            {"id": str(bot_id), "type": 1, "allow": VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY, "deny": 0},
+        ]
+        if role is not None:
+            out.append({"id": str(role), "type": 0, "allow": MEMBER_ALLOW, "deny": 0})
+        out += [
+            {"id": str(m), "type": 1, "allow": MEMBER_ALLOW, "deny": 0} for m in dict.fromkeys(members) if m != bot_id
+        ]
+        return out
+
+    # ---------------------------------------------------------------------------------------- capacity
+    async def ensure_capacity(self, session_key: str, groups: int) -> None:
+        """Refuse (error 30013) before creating anything if the guild cannot hold `groups` breakouts."""
+        async with self._layout_lock:
+            if self._channel_count is None:
+                await self._load_layout()
+            assert self._channel_count is not None
+            cats = self._categories.get(session_key, _SessionCategories())
+            fit = sum((self.max_per_category - n) // 2 for n in cats.children.values())
+            new_categories = -(-max(0, groups - fit) // (self.max_per_category // 2))
+            needed = 2 * groups + new_categories
+            if self._channel_count + needed > self.max_channels:
+                raise PlatformError(
+                    "30013",
+                    f"{groups} breakouts need {needed} channels; the server has "
+                    f"{self.max_channels - self._channel_count} free of {self.max_channels}",
+                )
+
+    async def _category_for(self, session_key: str, bot_id: int, role: int | None) -> int:
+        """The session's category with room for a text + voice pair, creating one if needed."""
+        if self._channel_count is None:
+            await self._load_layout()
+        assert self._channel_count is not None
+        cats = self._categories.setdefault(session_key, _SessionCategories())
+        for cat_id in cats.ids:
+            if cats.children.get(cat_id, 0) + 2 <= self.max_per_category:
+                return cat_id
+        if self._channel_count + 3 > self.max_channels:
+            raise PlatformError("30013", f"the server is full ({self.max_channels} channels)")
+        suffix = f" ({len(cats.ids) + 1})" if cats.ids else ""
+        created = await self._call(
+            self.http.create_channel(
+                self.guild_id,
+                CATEGORY,
+                name=f"peer {session_key}{suffix}"[:100],
+                permission_overwrites=self._overwrites([], bot_id, role),
+            )
+        )
+        cat_id = int(created["id"])
+        cats.ids.append(cat_id)
+        cats.children[cat_id] = 0
+        self._channel_count += 1
+        return cat_id
+
+    # ---------------------------------------------------------------------------------------- port verbs
+    async def create_private_channel(
+        self, name: str, members: list[UserRef], topic: str, *, group_key: str = ""
+    ) -> ChannelRef:
+        session_key = (group_key or name).split(":")[0]
+        bot_id = await self._bot_id()
+        role = await self._trainer_role()
+        member_ids = [_snowflake(m.id) for m in members]
+        overwrites = self._overwrites(member_ids, bot_id, role)
+        async with self._layout_lock:
+            category = await self._category_for(session_key, bot_id, role)
+            assert self._channel_count is not None
+            if self._channel_count + 2 > self.max_channels:
+                raise PlatformError("30013", f"the server is full ({self.max_channels} channels)")
+            # Reserve both slots before the slow calls so concurrent groups do not overfill the category.
+            self._categories[session_key].children[category] += 2
+            self._channel_count += 2
+        text = await self._call(
+            self.http.create_channel(
+                self.guild_id,
+                TEXT,
+                name=name[:100],
+                topic=topic[:1024] or None,
+                parent_id=category,
+                permission_overwrites=overwrites,
+            )
+        )
+        voice = await self._call(
+            self.http.create_channel(
+                self.guild_id, VOICE, name=name[:100], parent_id=category, permission_overwrites=overwrites
+            )
+        )
+        self._breakouts[int(text["id"])] = _Breakout(category, int(voice["id"]))
+        return ChannelRef(PLATFORM, str(text["id"]))
+
+    async def _pair(self, channel: ChannelRef) -> list[int]:
+        text_id = _snowflake(channel.id)
+        if text_id not in self._breakouts:
+            async with self._layout_lock:
+                await self._load_layout()
+        breakout = self._breakouts.get(text_id)
+        return [text_id] + ([breakout.voice_id] if breakout and breakout.voice_id else [])
+
+    async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        for channel_id in await self._pair(channel):
+            for member in members:
+                await self._call(
+                    self.http.edit_channel_permissions(channel_id, _snowflake(member.id), str(MEMBER_ALLOW), "0", 1)
+                )
+
+    async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
+        for channel_id in await self._pair(channel):
+            try:
+                await self._call(self.http.delete_channel_permissions(channel_id, _snowflake(member.id)))
+            except PlatformError as exc:
+                if exc.code != "10009":  # unknown overwrite: already gone
+                    raise
+
+    async def archive_channel(self, channel: ChannelRef) -> None:
+        """`delete`: remove text and voice; `archive`: keep the text read-only, remove the voice channel."""
+        text_id, *voice = await self._pair(channel)
+        breakout = self._breakouts.pop(text_id, None)
+        for voice_id in voice:
+            await self._delete(voice_id)
+        if self.cleanup == "delete":
+            await self._delete(text_id)
+        else:
+            current = await self._call(self.http.get_channel(text_id))
+            overwrites = []
+            for ow in cast(list[dict[str, Any]], current.get("permission_overwrites", [])):
+                allow, deny = int(ow["allow"]), int(ow["deny"])
+                if int(ow["type"]) == 1 and int(ow["id"]) != self.bot_user_id:
+                    allow, deny = VIEW_CHANNEL | READ_MESSAGE_HISTORY, READ_ONLY_DENY
+                overwrites.append({"id": ow["id"], "type": int(ow["type"]), "allow": allow, "deny": deny})
+            await self._call(self.http.edit_channel(text_id, permission_overwrites=overwrites))
+        if breakout is not None:
+            await self._drop_empty_category(breakout.category_id, removed=1 + (self.cleanup == "delete"))
+
+    async def _delete(self, channel_id: int) -> None:
+        try:
+            await self._call(self.http.delete_channel(channel_id))
+        except PlatformError as exc:
+            if exc.code != "10003":  # already deleted
+                raise
+        if self._channel_count is not None:
+            self._channel_count -= 1
+
+    async def _drop_empty_category(self, category_id: int, removed: int) -> None:
+        for key, cats in self._categories.items():
+            if category_id in cats.children:
+                cats.children[category_id] = max(0, cats.children[category_id] - removed)
+                if cats.children[category_id] == 0:
+                    await self._delete(category_id)
+                    cats.ids.remove(category_id)
+                    del cats.children[category_id]
+                if not cats.ids:
+                    del self._categories[key]
+                return
+
+    async def post(self, channel: ChannelRef, message: Message) -> MessageRef:
+        return await self._send(_snowflake(channel.id), message, ref_channel=channel)
+
+    async def _send(self, channel_id: int, message: Message, *, ref_channel: ChannelRef) -> MessageRef:
+        parts = render.chunks(render.content(message))
+        sent: Any = {}
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            nonce = _nonce(f"{message.key}:{index}") if message.key else None
+            params = handle_message_parameters(
+                content=part,
+                view=render.view(message.buttons) if last and message.buttons else discord.utils.MISSING,
+                nonce=nonce,
+                allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+            )
+            sent = await self._call(self.http.send_message(channel_id, params=params))
+        return MessageRef(ref_channel, str(sent["id"]))
+
+    async def update(self, ref: MessageRef, message: Message) -> None:
+        params = handle_message_parameters(
+            content=render.chunks(render.content(message))[0], view=render.view(message.buttons)
+        )
+        await self._call(self.http.edit_message(_snowflake(ref.channel.id), _snowflake(ref.id), params=params))
+
+    async def dm_channel(self, user: UserRef) -> int:
+        cached = self._dm_channels.get(user.id)
+        if cached is None:
+            try:
+                dm = await self._call(self.http.start_private_message(_snowflake(user.id)))
+            except PlatformError as exc:
+                if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
+                    raise Undeliverable(exc.code, exc.detail) from exc
+                raise
+            cached = self._dm_channels[user.id] = int(dm["id"])
+        return cached
+
+    async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
+        """DMs closed → `Undeliverable`. Outbox retries reuse the nonce, so Discord returns the first copy."""
+        channel_id = await self.dm_channel(user)
+        try:
+            return await self._send(channel_id, message, ref_channel=ChannelRef(PLATFORM, str(channel_id)))
+        except PlatformError as exc:
+            if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
+                raise Undeliverable(exc.code, exc.detail) from exc
+            raise
+
+    async def members_of(self, channel: ChannelRef) -> list[UserRef]:
+        """Breakout members are the users the channel's overwrites let in (no privileged member intent needed)."""
+        data = await self._call(self.http.get_channel(_snowflake(channel.id)))
+        bot_id = await self._bot_id()
+        return [
+            UserRef(PLATFORM, str(ow["id"]))
+            for ow in cast(list[dict[str, Any]], data.get("permission_overwrites", []))
+            if int(ow["type"]) == 1 and int(ow["allow"]) & VIEW_CHANNEL and int(ow["id"]) != bot_id
+        ]
+
+    async def create_event(self, spec: EventSpec) -> str | None:
+        """An EXTERNAL guild scheduled event (location + end time required) that members can subscribe to."""
+        created = await self._call(
+            self.http.create_guild_scheduled_event(
+                self.guild_id,
+                name=spec.title[:100] or "peer session",
+                description=spec.description[:1000],
+                scheduled_start_time=spec.start.isoformat(),
+                scheduled_end_time=spec.end.isoformat(),
+                privacy_level=2,
+                entity_type=3,
+                entity_metadata={"location": spec.location[:100] or "Discord"},
+            )
+        )
+        return str(created["id"])
+
+    async def end_event(self, event_id: str, *, cancelled: bool = False) -> None:
+        """Cancel a scheduled event, or complete it (Discord requires SCHEDULED → ACTIVE → COMPLETED)."""
+        event = _snowflake(event_id)
+        if cancelled:
+            await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=4))
+            return
+        try:
+            await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=2))
+        except PlatformError as exc:
+            if exc.code != "50035":  # already active
+                raise
+        await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=3))

@@ -1,0 +1,193 @@
+"""`DiscordPlatform` (the port on Discord) through discord.py's real HTTP client against the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlparse
+
+import discord
+import pytest
+
+from adapters.discord.invite import invite_url
+from adapters.discord.platform import DiscordPlatform
+from bot.messages import Button, Message, Section, Timestamp
+from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.refs import ChannelRef, MessageRef, UserRef
+from tests.emulators.discord_emulator import (
+    BOT_INVITE_PERMISSIONS,
+    CATEGORY,
+    SEND_MESSAGES,
+    TEXT,
+    VOICE,
+    DiscordEmulator,
+    EmuUser,
+)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    async with DiscordEmulator(time_scale=0.002) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def http(emu: DiscordEmulator) -> AsyncIterator[discord.http.HTTPClient]:
+    client = discord.Client(intents=discord.Intents.none())
+    await client.login(emu.token)
+    yield client.http
+    await client.close()
+
+
+def platform(emu: DiscordEmulator, http: discord.http.HTTPClient, **kw: object) -> DiscordPlatform:
+    return DiscordPlatform(http, emu.guild_id, trainer_role="Trainer", global_rate=1000.0, **kw)  # type: ignore[arg-type]
+
+
+def ref(user: EmuUser) -> UserRef:
+    return UserRef("discord", str(user.id))
+
+
+async def test_breakouts_are_private_and_spill_over_categories(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    emu.max_per_category = 6  # 3 groups (text + voice) per category
+    trainer = emu.add_user("trainer", roles=[emu.trainer_role_id])
+    learners = [emu.add_user(f"l{i}") for i in range(16)]
+    outsider = emu.add_user("outsider")
+    port = platform(emu, http, max_per_category=6)
+    await port.ensure_capacity("s1", 8)
+    refs = []
+    for g in range(8):
+        members = [ref(u) for u in learners[2 * g : 2 * g + 2]]
+        refs.append(await port.create_private_channel(f"peer-s1-g{g + 1}", members, "Topic", group_key=f"s1:{g + 1}"))
+    categories = [c for c in emu.channels.values() if c.type == CATEGORY]
+    assert [c.name for c in categories] == ["peer s1", "peer s1 (2)", "peer s1 (3)"]
+    for g, channel_ref in enumerate(refs):
+        text = emu.channels[int(channel_ref.id)]
+        voice = next(c for c in emu.channels.values() if c.type == VOICE and c.name == text.name)
+        assert text.type == TEXT and voice.parent_id == text.parent_id
+        for channel in (text, voice):
+            inside = learners[2 * g : 2 * g + 2]
+            assert all(emu.can_view(u, channel) for u in [*inside, trainer, emu.bot_user])
+            assert not emu.can_view(outsider, channel)
+            assert not any(emu.can_view(u, channel) for u in learners if u not in inside)
+    assert sorted(m.id for m in await port.members_of(refs[0])) == sorted(str(u.id) for u in learners[:2])
+
+
+async def test_capacity_is_refused_before_anything_is_created(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    emu.max_channels = 20
+    emu.max_per_category = 10
+    port = platform(emu, http, max_channels=20, max_per_category=10)
+    await port.ensure_capacity("big", 8)  # 16 channels + 2 categories + #general = 19
+    before = len(emu.channels)
+    with pytest.raises(PlatformError) as refused:
+        await port.ensure_capacity("big", 10)
+    assert refused.value.code == "30013"
+    assert len(emu.channels) == before
+
+
+async def test_restarted_platform_fills_the_existing_category(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    users = [emu.add_user(f"u{i}") for i in range(4)]
+    first = platform(emu, http)
+    await first.create_private_channel("peer-s2-g1", [ref(users[0])], "", group_key="s2:1")
+    second = platform(emu, http)  # a new process: no memory of the category
+    await second.create_private_channel("peer-s2-g2", [ref(users[1])], "", group_key="s2:2")
+    assert [c.name for c in emu.channels.values() if c.type == CATEGORY] == ["peer s2"]
+
+
+@pytest.mark.parametrize("mode", ["archive", "delete"])
+async def test_cleanup(emu: DiscordEmulator, http: discord.http.HTTPClient, mode: str) -> None:
+    alice = emu.add_user("alice")
+    port = platform(emu, http, cleanup=mode)
+    channel = await port.create_private_channel("peer-s3-g1", [ref(alice)], "", group_key="s3:1")
+    await port.archive_channel(channel)
+    kinds = sorted(c.type for c in emu.channels.values() if c.name != "general")
+    if mode == "delete":
+        assert kinds == []
+    else:
+        text = emu.channels[int(channel.id)]
+        assert kinds == [TEXT, CATEGORY]
+        assert emu.can_view(alice, text) and not emu.permissions_in(alice, text) & SEND_MESSAGES
+
+
+async def test_posts_render_timestamps_buttons_and_updates(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
+    port = platform(emu, http)
+    at = datetime(2031, 5, 6, 14, 0, tzinfo=UTC)
+    message = Message(
+        "Check-in is open",
+        sections=(Section("Starts {0}", (Timestamp(at, "6 May 14:00 UTC"),)),),
+        buttons=(Button("checkin:in:ab12", "I'm here"),),
+    )
+    posted = await port.post(ChannelRef("discord", str(emu.general.id)), message)
+    stored = emu.general.messages[int(posted.id)]
+    assert stored.content == f"Check-in is open\n\nStarts <t:{int(at.timestamp())}:F>"
+    assert stored.custom_ids() == ["checkin:in:ab12"]
+    await port.update(posted, Message("Check-in closed"))
+    assert stored.content == "Check-in closed" and stored.custom_ids() == []
+    long = Message("\n".join(f"line {i} " + "x" * 60 for i in range(80)), buttons=(Button("a:b:c", "Go"),))
+    last = await port.post(ChannelRef("discord", str(emu.general.id)), long)
+    assert len(emu.general.messages) == 4 and emu.general.messages[int(last.id)].custom_ids() == ["a:b:c"]
+
+
+async def test_dms_closed_and_idempotent_retries(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
+    port = platform(emu, http)
+    open_user, closed = emu.add_user("open"), emu.add_user("closed", dms_open=False)
+    with pytest.raises(Undeliverable) as undeliverable:
+        await port.send_dm(ref(closed), Message("hi"))
+    assert undeliverable.value.code == "50007"
+    first = await port.send_dm(ref(open_user), Message("Your questionnaire", key="fb:1:7"))
+    again = await port.send_dm(ref(open_user), Message("Your questionnaire", key="fb:1:7", retry=True))
+    other = await port.send_dm(ref(open_user), Message("Your questionnaire", key="fb:1:8"))
+    assert first == again and other != first
+    dm = emu.dm_with(open_user)
+    assert dm is not None and len(dm.messages) == 2
+
+
+async def test_scheduled_event_lifecycle(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
+    port = platform(emu, http)
+    start = datetime.now(UTC) + timedelta(hours=1)
+    spec = EventSpec("Peer session", "Objectives", start, start + timedelta(minutes=90), "peerbot breakouts")
+    event_id = await port.create_event(spec)
+    assert event_id is not None
+    event = emu.events[int(event_id)]
+    assert (event.body["entity_type"], event.body["entity_metadata"]["location"]) == (3, "peerbot breakouts")
+    await port.end_event(event_id)
+    assert event.status == 3
+    cancelled = await port.create_event(spec)
+    assert cancelled is not None
+    await port.end_event(cancelled, cancelled=True)
+    assert emu.events[int(cancelled)].status == 4
+    with pytest.raises(PlatformError) as past:
+        await port.create_event(EventSpec("x", "", start - timedelta(days=1), start, "here"))
+    assert past.value.code == "50035"
+
+
+async def test_unknown_channel_is_a_platform_error(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
+    port = platform(emu, http)
+    with pytest.raises(PlatformError) as unknown:
+        await port.update(MessageRef(ChannelRef("discord", "42"), "43"), Message("x"))
+    assert unknown.value.code == "10003"
+
+
+def test_invite_url_asks_for_exactly_what_is_used() -> None:
+    query = parse_qs(urlparse(invite_url(1234)).query)
+    assert query["client_id"] == ["1234"]
+    assert query["scope"] == ["bot applications.commands"]
+    assert int(query["permissions"][0]) == BOT_INVITE_PERMISSIONS
+
+
+async def test_moving_a_member_updates_text_and_voice(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
+    alice, bob = emu.add_user("alice"), emu.add_user("bob")
+    port = platform(emu, http)
+    channel = await port.create_private_channel("peer-s4-g1", [ref(alice)], "", group_key="s4:1")
+    text = emu.channels[int(channel.id)]
+    voice = next(c for c in emu.channels.values() if c.type == VOICE)
+    await port.add_members(channel, [ref(bob)])
+    await port.remove_member(channel, ref(alice))
+    await port.remove_member(channel, ref(alice))  # twice: already gone is fine
+    for room in (text, voice):
+        assert emu.can_view(bob, room) and not emu.can_view(alice, room)
