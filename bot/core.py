@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import grammar
 from bot.clock import Clock
 from bot.errors import Forbidden, Invalid, NotFound, PeerError
-from bot.grouping import Constraints, Learner, Meeting, form_groups
+from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
 from bot.i18n import t
 from bot.messages import ActionId, Button, ButtonStyle, Form, Message, Reply, Section, Timestamp
 from bot.port import EventSpec, Platform, PlatformError, Undeliverable
@@ -638,23 +638,82 @@ class Core:
             session = await self._session(s, actor, command.session)
             assert session.id is not None
             groups = await self._groups(s, session.id)
+            draft = session.state in {"planned", "prep_sent"}
+            if not groups and draft:
+                await self._form(s, session, await self._pool(s, session, preview=True), seed=session.id)
+                groups = await self._groups(s, session.id)
         if not groups:
-            return Reply(f"Session `{session.short_id}` has no groups yet; they are formed at start.")
-        lines = [f"*Groups of `{session.short_id}`*"]
+            return Reply(f"Session `{session.short_id}` has no groups (nobody to group).")
+        title = "Draft groups" if draft else "Groups"
+        lines = [f"*{title} of `{session.short_id}`*"]
         for group, members in groups:
             names = ", ".join(f"<@{m.user_id}>" + (f" ({role})" if role != "member" else "") for m, role in members)
             lines.append(
                 f"{group.number}. {names} — level spread {group.level_spread}, repeated pairs {group.repeated_pairs}"
             )
+        if draft:
+            lines.append(
+                "At start, learners who have not checked in leave their group and late check-ins join the smallest. "
+                f"Adjust with `/peer group move|swap|reshuffle {session.short_id}`."
+            )
         return Reply("\n".join(lines))
+
+    async def _cmd_group_reshuffle(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.db.session() as s:
+            session = await self._session(s, actor, command.session)
+            assert session.id is not None
+            if session.state not in {"planned", "prep_sent"}:
+                raise Invalid(
+                    f"Session `{session.short_id}` has started: its groups can only be adjusted with "
+                    f"`/peer group move` or `/peer group swap`."
+                )
+            rounds = (
+                await s.exec(
+                    select(func.count())
+                    .select_from(AuditEvent)
+                    .where(AuditEvent.session_id == session.id, AuditEvent.action == "group.reshuffle")
+                )
+            ).one()
+            await self._clear_groups(s, session.id)
+            await self._form(
+                s, session, await self._pool(s, session, preview=True), seed=session.id * 1000 + rounds + 1
+            )
+            await self._audit(s, actor.user.key, "group.reshuffle", session.id)
+        return await self._cmd_group_show(actor, command, channel)
+
+    async def _membership_of(
+        self, s: AsyncSession, session: PeerSession, platform: str, user_id: str
+    ) -> GroupMembership:
+        row = (
+            await s.exec(
+                select(GroupMembership)
+                .join(Member, col(Member.id) == col(GroupMembership.member_id))
+                .where(GroupMembership.session_id == session.id, Member.platform == platform, Member.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"<@{user_id}> is in no group of `{session.short_id}`.",
+                f"See the groups with `/peer group show {session.short_id}`.",
+            )
+        return row
+
+    async def _editable_groups(self, s: AsyncSession, actor: Actor, short_id: str) -> PeerSession:
+        session = await self._session(s, actor, short_id)
+        if session.state not in {"planned", "prep_sent", "running"}:
+            raise Invalid(f"Session `{session.short_id}` is {session.state}; its groups can no longer change.")
+        assert session.id is not None
+        if not await self._groups(s, session.id):
+            raise Invalid(
+                f"Session `{session.short_id}` has no groups yet.",
+                f"See the draft with `/peer group show {session.short_id}` first.",
+            )
+        return session
 
     async def _cmd_group_move(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         user_id = command.users[0][0]
         async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-            if session.state not in {"running"}:
-                raise Invalid(f"Groups of `{session.short_id}` exist only while it runs.")
-            assert session.id is not None
+            session = await self._editable_groups(s, actor, command.session)
             target = (
                 await s.exec(
                     select(PeerGroup).where(PeerGroup.session_id == session.id, PeerGroup.number == command.group)
@@ -665,34 +724,43 @@ class Core:
                     f"Session `{session.short_id}` has no group {command.group}.",
                     f"See the groups with `/peer group show {session.short_id}`.",
                 )
-            member = (
-                await s.exec(select(Member).where(Member.platform == actor.user.platform, Member.user_id == user_id))
-            ).first()
-            membership = None
-            if member is not None:
-                membership = (
-                    await s.exec(
-                        select(GroupMembership).where(
-                            GroupMembership.session_id == session.id, GroupMembership.member_id == member.id
-                        )
-                    )
-                ).first()
-            if member is None or membership is None:
-                raise NotFound(f"<@{user_id}> is in no group of `{session.short_id}`.")
+            membership = await self._membership_of(s, session, actor.user.platform, user_id)
             old = await s.get(PeerGroup, membership.group_id)
             assert old is not None and target.id is not None
             if old.id == target.id:
                 return Reply(f"<@{user_id}> is already in group {target.number}.")
-            membership.group_id = target.id
-            membership.role = "member"
+            membership.group_id, membership.role = target.id, "member"
             await self._audit(s, actor.user.key, "group.move", session.id, user=user_id, to=target.number)
-        platform = await self._platform_of(session)
-        ref = UserRef(actor.user.platform, user_id)
-        if old.channel_id:
-            await platform.remove_member(ChannelRef(platform.name, old.channel_id), ref)
-        if target.channel_id:
-            await platform.add_members(ChannelRef(platform.name, target.channel_id), [ref])
+        await self._follow_breakout(actor.user.platform, user_id, old, target)
         return Reply(f"<@{user_id}> moved from group {old.number} to group {target.number}.")
+
+    async def _cmd_group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        (a, _), (b, _) = command.users
+        if a == b:
+            raise Invalid("Mention two different people to swap.", f"Usage: `{grammar.USAGE['group swap']}`")
+        async with self.db.session() as s:
+            session = await self._editable_groups(s, actor, command.session)
+            first = await self._membership_of(s, session, actor.user.platform, a)
+            second = await self._membership_of(s, session, actor.user.platform, b)
+            group_a, group_b = await s.get(PeerGroup, first.group_id), await s.get(PeerGroup, second.group_id)
+            assert group_a is not None and group_b is not None
+            if group_a.id == group_b.id:
+                return Reply(f"<@{a}> and <@{b}> are already in the same group.")
+            first.group_id, second.group_id = second.group_id, first.group_id
+            first.role, second.role = second.role, first.role
+            await self._audit(s, actor.user.key, "group.swap", session.id, users=[a, b])
+        await self._follow_breakout(actor.user.platform, a, group_a, group_b)
+        await self._follow_breakout(actor.user.platform, b, group_b, group_a)
+        return Reply(f"<@{a}> (now group {group_b.number}) and <@{b}> (now group {group_a.number}) swapped.")
+
+    async def _follow_breakout(self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup) -> None:
+        """During a session the breakout membership follows the group."""
+        platform = self.platform_for(platform_name)
+        ref = UserRef(platform_name, user_id)
+        if old.channel_id:
+            await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
+        if new.channel_id:
+            await platform.add_members(ChannelRef(platform_name, new.channel_id), [ref])
 
     # ------------------------------------------------------------------ learner commands
 
@@ -1049,6 +1117,94 @@ class Core:
                     meetings.append(Meeting(str(a), str(b), when))
         return meetings
 
+    async def _pool(self, s: AsyncSession, session: PeerSession, *, preview: bool = False) -> list[Learner]:
+        """Who is grouped: the learners checked in (or all enrolled, per session); a preview before anyone
+        has checked in uses all enrolled learners."""
+        enrolled = await self._learners(s, session.cohort_id)
+        present = {
+            a.member_id
+            for a in (
+                await s.exec(
+                    select(Attendance).where(
+                        Attendance.session_id == session.id, col(Attendance.status).in_(("on_time", "late"))
+                    )
+                )
+            ).all()
+        }
+        everyone = session.groups_from == "enrolled" or (preview and not present)
+        return [Learner(str(m.id), e.level) for e, m in enrolled if everyone or m.id in present]
+
+    async def _form(self, s: AsyncSession, session: PeerSession, learners: list[Learner], seed: int) -> Grouping:
+        """Run the grouping engine and store its groups (draft or final) in the open transaction."""
+        assert session.id is not None
+        now = self.clock.now()
+        grouping = form_groups(
+            learners,
+            session.format,
+            session.group_size,
+            await self._history(s, session),
+            Constraints(),
+            seed=seed,
+            now=now,
+            time_budget=self.grouping_budget,
+        )
+        for number, group in enumerate(grouping.groups, start=1):
+            row = PeerGroup(
+                session_id=session.id,
+                number=number,
+                level_spread=group.level_spread,
+                repeated_pairs=group.repeated_pairs,
+            )
+            s.add(row)
+            await s.flush()
+            assert row.id is not None
+            for member_id in group.members:
+                role = "tutor" if member_id == group.tutor else "tutee" if member_id == group.tutee else "member"
+                s.add(
+                    GroupMembership(
+                        session_id=session.id, group_id=row.id, member_id=int(member_id), role=role, joined_at=now
+                    )
+                )
+        return grouping
+
+    async def _clear_groups(self, s: AsyncSession, session_id: int) -> None:
+        for membership in (await s.exec(select(GroupMembership).where(GroupMembership.session_id == session_id))).all():
+            await s.delete(membership)
+        await s.flush()
+        for group in (await s.exec(select(PeerGroup).where(PeerGroup.session_id == session_id))).all():
+            await s.delete(group)
+        await s.flush()
+
+    async def _apply_draft(self, s: AsyncSession, session: PeerSession, learners: list[Learner]) -> list[str]:
+        """Keep the trainer's draft at start: absentees leave it, newcomers join the smallest groups."""
+        assert session.id is not None
+        wanted = {int(learner.id) for learner in learners}
+        groups = await self._groups(s, session.id)
+        memberships = (await s.exec(select(GroupMembership).where(GroupMembership.session_id == session.id))).all()
+        placed = set()
+        for membership in memberships:
+            if membership.member_id in wanted:
+                placed.add(membership.member_id)
+            else:
+                await s.delete(membership)
+        await s.flush()
+        sizes = {g.id: sum(1 for m, _ in ms if m.id in wanted) for g, ms in groups}
+        for member_id in sorted(wanted - placed):
+            group_id = min(sizes, key=lambda gid: (sizes[gid], gid or 0))
+            assert group_id is not None
+            s.add(
+                GroupMembership(
+                    session_id=session.id, group_id=group_id, member_id=member_id, joined_at=self.clock.now()
+                )
+            )
+            sizes[group_id] += 1
+        low, high = size_bounds(session.format, session.group_size)
+        return [
+            f"Group {g.number} has {sizes[g.id]} learner(s), outside {low}–{high}."
+            for g, _ in groups
+            if not low <= sizes[g.id] <= high
+        ]
+
     async def start(self, short_id: str, *, by: str) -> str:
         """Form the groups (one transaction), then create the breakouts outside it."""
         now = self.clock.now()
@@ -1057,73 +1213,44 @@ class Core:
             if session.state not in {"planned", "prep_sent"}:
                 return ""
             assert session.id is not None
-            enrolled = await self._learners(s, session.cohort_id)
-            present = {
-                a.member_id
-                for a in (
-                    await s.exec(
-                        select(Attendance).where(
-                            Attendance.session_id == session.id, col(Attendance.status).in_(("on_time", "late"))
-                        )
-                    )
-                ).all()
-            }
-            pool = [(e, m) for e, m in enrolled if session.groups_from == "enrolled" or m.id in present]
-            learners = [Learner(str(m.id), e.level) for e, m in pool]
-            grouping = form_groups(
-                learners,
-                session.format,
-                session.group_size,
-                await self._history(s, session),
-                Constraints(),
-                seed=session.id,
-                now=now,
-                time_budget=self.grouping_budget,
-            )
-            for number, group in enumerate(grouping.groups, start=1):
-                row = PeerGroup(
-                    session_id=session.id,
-                    number=number,
-                    level_spread=group.level_spread,
-                    repeated_pairs=group.repeated_pairs,
-                )
-                s.add(row)
-                await s.flush()
-                assert row.id is not None
-                for member_id in group.members:
-                    role = "tutor" if member_id == group.tutor else "tutee" if member_id == group.tutee else "member"
-                    s.add(
-                        GroupMembership(
-                            session_id=session.id, group_id=row.id, member_id=int(member_id), role=role, joined_at=now
-                        )
-                    )
+            learners = await self._pool(s, session)
+            has_draft = bool(await self._groups(s, session.id))
+            left_out: tuple[tuple[str, str], ...] = ()
+            if has_draft and learners:
+                warnings = await self._apply_draft(s, session, learners)
+            else:
+                await self._clear_groups(s, session.id)
+                grouping = await self._form(s, session, learners, seed=session.id)
+                warnings, left_out = list(grouping.warnings), grouping.left_out
             session.state, session.started_at = "running", now
+            groups = await self._groups(s, session.id)
             await self._audit(
                 s,
                 by,
                 "session.start",
                 session.id,
-                groups=len(grouping.groups),
-                warnings=list(grouping.warnings),
-                left_out=list(grouping.left_out),
+                groups=len(groups),
+                warnings=warnings,
+                left_out=list(left_out),
+                from_draft=has_draft,
             )
             trainers = await self._trainers(s, session)
-            members_by_id = {str(m.id): m for _, m in enrolled}
+            members_by_id = {str(m.id): m for _, m in await self._learners(s, session.cohort_id)}
         platform = await self._platform_of(session)
-        for member_id, reason in grouping.left_out:
+        for member_id, reason in left_out:
             member = members_by_id.get(member_id)
             if member is not None:
                 await self._safe_dm(
                     platform, member, Message(f"You are not in a group for “{session.title}”: {reason}")
                 )
         for trainer in trainers:
-            if grouping.warnings:
+            if warnings:
                 await self._safe_dm(
-                    platform, trainer, Message(f"Groups for `{session.short_id}`: " + " ".join(grouping.warnings))
+                    platform, trainer, Message(f"Groups for `{session.short_id}`: " + " ".join(warnings))
                 )
         created = await self._ensure_breakouts(short_id)
         self._notify_scheduler(session)
-        return f"{len(grouping.groups)} group(s) formed from {len(learners)} learner(s), {created} breakout(s) created"
+        return f"{len(groups)} group(s) formed from {len(learners)} learner(s), {created} breakout(s) created"
 
     async def _safe_dm(self, platform: Platform, member: Member, message: Message) -> None:
         try:
@@ -1658,6 +1785,8 @@ _COMMANDS: dict[str, Any] = {
     "report": Core._cmd_report,
     "group show": Core._cmd_group_show,
     "group move": Core._cmd_group_move,
+    "group swap": Core._cmd_group_swap,
+    "group reshuffle": Core._cmd_group_reshuffle,
     "checkin": Core._cmd_checkin,
     "prep-done": Core._cmd_prep_done,
     "absent": Core._cmd_absent,
