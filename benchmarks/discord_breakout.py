@@ -21,10 +21,10 @@ import discord
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.discord.platform import DiscordPlatform  # noqa: E402
-from bot.messages import Button, Message, Section  # noqa: E402
-from bot.refs import UserRef  # noqa: E402
-from tests.emulators.discord_emulator import DEFAULT_BUCKET, DiscordEmulator  # noqa: E402
+from adapters.discord.platform import DiscordPlatform
+from bot.messages import Button, Message, Section
+from bot.refs import UserRef
+from tests.emulators.discord_emulator import DEFAULT_BUCKET, DiscordEmulator
 
 
 def floor_seconds(emu: DiscordEmulator) -> tuple[float, str]:
