@@ -197,6 +197,78 @@ class Core:
             return Reply("", form=await self.takeaways_form(actor, int(action.entity)))
         raise Invalid("This button is not one of mine any more.")
 
+    async def home(self, actor: Actor) -> Message:
+        """A person's overview (Slack App Home): upcoming sessions in their own time, attendance and pending
+        questionnaires; a trainer also sees their cohorts and sessions."""
+        now = self.clock.now()
+        sections: list[Section] = []
+        buttons: list[Button] = []
+        async with self.db.session() as s:
+            member = await self._member(s, actor.user, actor.display_name)
+            workspace = await self._workspace(s, actor)
+            rows = await s.exec(
+                select(PeerSession, Enrollment)
+                .join(Enrollment, col(Enrollment.cohort_id) == col(PeerSession.cohort_id))
+                .join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
+                .where(Enrollment.member_id == member.id, Cohort.workspace_id == workspace.id)
+                .order_by(col(PeerSession.starts_at))
+            )
+            mine = list(rows.all())
+            attendance = {
+                a.session_id: a
+                for a in (await s.exec(select(Attendance).where(Attendance.member_id == member.id))).all()
+            }
+            pending = (
+                await s.exec(
+                    select(Delivery, PeerSession)
+                    .join(PeerSession, col(PeerSession.id) == col(Delivery.session_id))
+                    .where(
+                        Delivery.member_id == member.id,
+                        col(Delivery.kind).in_(("feedback", "retention")),
+                        Delivery.state == "sent",
+                    )
+                )
+            ).all()
+            answered = {
+                (sub.session_id, sub.kind)
+                for sub in (
+                    await s.exec(
+                        select(Submission).where(Submission.member_id == member.id, Submission.completed == True)  # noqa: E712
+                    )
+                ).all()
+            }
+        upcoming = [(p, e) for p, e in mine if p.state in {"planned", "prep_sent", "running"} and self.end_of(p) > now]
+        if upcoming:
+            sections.append(Section("*Your next sessions*"))
+            for p, e in upcoming[:10]:
+                role = " (trainer)" if e.role == "trainer" else ""
+                sections.append(Section(f"`{p.short_id}` {p.title}{role} — {{0}}", (self._stamp(p.starts_at),)))
+        else:
+            sections.append(Section("No upcoming session."))
+        past = [(p, attendance.get(p.id or 0)) for p, e in mine if e.role == "learner" and p.started_at is not None]
+        if past:
+            present = sum(1 for _, a in past if a is not None and a.status in {"on_time", "late"})
+            sections.append(Section(f"*Your attendance*: {present}/{len(past)} session(s) attended"))
+        todo = [
+            (d, p) for d, p in pending if (p.id, "retention" if d.kind == "retention" else "feedback") not in answered
+        ]
+        todo = [(d, p) for d, p in todo if d.kind == "retention" or p.state != "closed"]
+        if todo:
+            sections.append(Section("*Questionnaires waiting for you*"))
+            for delivery, p in todo[:10]:
+                feature = "quiz" if delivery.kind == "retention" else "survey"
+                label = "Retention quiz" if feature == "quiz" else "Feedback"
+                sections.append(Section(f"{label}: {p.title}"))
+                buttons.append(Button(f"{feature}:open:{delivery.id}", f"{label}: {p.title}"[:75], ButtonStyle.PRIMARY))
+        if actor.is_trainer:
+            trained = [(p, e) for p, e in mine if e.role == "trainer"]
+            cohorts = sorted({p.cohort_id for p, _ in trained})
+            sections.append(Section(f"*Trainer*: {len(cohorts)} cohort(s), {len(trained)} session(s)"))
+            for p, _ in trained[-10:]:
+                sections.append(Section(f"`{p.short_id}` {p.title} — {p.state}, {{0}}", (self._stamp(p.starts_at),)))
+            sections.append(Section("Type `/peer help` for the commands."))
+        return Message("peerbot", sections=tuple(sections), buttons=tuple(buttons))
+
     # ------------------------------------------------------------------ helpers
 
     def platform_for(self, name: str) -> Platform:

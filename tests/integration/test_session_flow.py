@@ -258,3 +258,22 @@ async def test_group_move_follows_breakout(world: World) -> None:
     assert user_id not in world.platform.channels[source.channel_id].members
     target_channel = next(c for c in world.platform.breakouts() if c.name.endswith(f"-g{target}"))
     assert user_id in target_channel.members
+
+
+async def test_home_shows_next_sessions_and_pending_questionnaires(world: World) -> None:
+    short = await plan(world)
+    learner = world.learners[0]
+    home = await world.core.home(learner.actor)
+    assert any(short in sec.text and sec.times for sec in home.sections)  # rendered in the reader's own time
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start)
+    await learner.click(f"checkin:in:{short}")
+    await world.advance(start + timedelta(minutes=90))
+    home = await world.core.home(learner.actor)
+    assert [b.action_id.split(":")[0:2] for b in home.buttons] == [["survey", "open"]]
+    assert any("1/1 session(s) attended" in sec.text for sec in home.sections)
+    form = await learner.open_form(home.buttons[0].action_id)
+    await learner.submit(form, {f.field_id: "3" for f in form.fields if f.field_id != "open"})
+    assert (await world.core.home(learner.actor)).buttons == ()
+    trainer_home = await world.core.home(world.trainer.actor)
+    assert any("Trainer" in sec.text for sec in trainer_home.sections)
