@@ -98,6 +98,33 @@ def check_config() -> None:
     typer.echo(f"\nPlatforms enabled: {', '.join(platforms) if platforms else 'none (try `peerbot demo`)'}")
 
 
+@cli.command("slack-manifest")
+def slack_manifest(
+    request_url: Annotated[
+        str, typer.Argument(help="Public base URL for HTTP mode, e.g. https://bot.example.org")
+    ] = "",
+    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Manifest for Socket Mode (no URL).")] = False,
+) -> None:
+    """Print the Slack app manifest (JSON) to paste at api.slack.com/apps → Create New App → From a manifest."""
+    import json
+
+    from adapters.slack.manifest import manifest
+
+    typer.echo(json.dumps(manifest(request_url, socket_mode=socket_mode), indent=2, ensure_ascii=False))
+
+
+@cli.command("discord-invite-url")
+def discord_invite_url() -> None:
+    """Print the OAuth2 URL that adds the bot to a server with exactly the permissions it needs."""
+    from adapters.discord.invite import invite_url
+
+    settings = _settings()
+    if settings.discord_application_id is None:
+        typer.echo("peerbot: set DISCORD_APPLICATION_ID (Developer Portal → General Information).", err=True)
+        raise typer.Exit(2)
+    typer.echo(invite_url(settings.discord_application_id))
+
+
 def main() -> None:
     try:
         cli()

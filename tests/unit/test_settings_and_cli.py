@@ -67,3 +67,17 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
     tables = {r[0] for r in sqlite3.connect(tmp_path / "x.db").execute("select name from sqlite_master")}
     assert {"peer_session", "attendance", "delivery", "alembic_version"} <= tables
+
+
+def test_platform_helper_commands(tmp_path: Path) -> None:
+    import json
+
+    manifest = run_cli(["slack-manifest", "https://bot.example.org"], tmp_path)
+    assert manifest.returncode == 0, manifest.stderr
+    data = json.loads(manifest.stdout)
+    assert data["features"]["slash_commands"][0]["command"] == "/peer"
+    assert data["settings"]["interactivity"]["request_url"].startswith("https://bot.example.org")
+    invite = run_cli(["discord-invite-url"], tmp_path, DISCORD_APPLICATION_ID="1234")
+    assert invite.returncode == 0 and "client_id=1234" in invite.stdout and "applications.commands" in invite.stdout
+    missing = run_cli(["discord-invite-url"], tmp_path)
+    assert missing.returncode == 2 and "DISCORD_APPLICATION_ID" in missing.stderr
