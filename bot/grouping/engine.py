@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.grouping.lookahead import add_freedom_costs, horizon, plan_first_round
 from bot.grouping.matching import EXACT_LIMIT, exact_pairing
 from bot.grouping.model import Constraints, Group, Grouping, Learner, Meeting
 from bot.grouping.objective import (
@@ -18,7 +20,7 @@ from bot.grouping.objective import (
     level_in_target,
     spread_of,
 )
-from bot.grouping.search import search
+from bot.grouping.search import budget_for, search
 from bot.grouping.sizes import plan_sizes, size_bounds
 
 
@@ -64,8 +66,7 @@ def form_groups(
     sizes = plan_sizes(format, size, n)
     if n < low:
         warnings.append(
-            f"Only {_plural(n, 'learner')}: formed a single group, smaller than the {low} "
-            f"a {format} group needs."
+            f"Only {_plural(n, 'learner')}: formed a single group, smaller than the {low} a {format} group needs."
         )
 
     index = {learner.id: i for i, learner in enumerate(cohort)}
@@ -76,7 +77,19 @@ def form_groups(
     elif format == "tutoring" and n <= EXACT_LIMIT:
         found = exact_pairing(problem)
     else:
-        found = search(problem, seed, time_budget)
+        rng = random.Random(seed)
+        budget = budget_for(time_budget)
+        partners: dict[int, set[int]] = {}
+        for i, j in met:
+            partners.setdefault(i, set()).add(j)
+            partners.setdefault(j, set()).add(i)
+        add_freedom_costs(problem, partners)
+        rounds = horizon(problem, partners) if budget else 1
+        if rounds > 1:
+            start = plan_first_round(problem, weights, rounds, rng, budget * 3 // 4)
+            found = search(problem, rng, budget // 4, start)
+        else:
+            found = search(problem, rng, budget)
 
     groups: list[Group] = []
     repeated = in_target = split_together = broken_apart = 0

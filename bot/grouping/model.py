@@ -24,9 +24,7 @@ class Learner:
 
     def __post_init__(self) -> None:
         if not MIN_LEVEL <= self.level <= MAX_LEVEL:
-            raise ValueError(
-                f"learner {self.id!r} has level {self.level}; levels go from {MIN_LEVEL} to {MAX_LEVEL}"
-            )
+            raise ValueError(f"learner {self.id!r} has level {self.level}; levels go from {MIN_LEVEL} to {MAX_LEVEL}")
 
 
 @dataclass(frozen=True)

@@ -183,11 +183,14 @@ class _State:
         return any(self.group_of[k] != g for k in self.p.together[i])
 
 
-def search(problem: Problem, seed: int, time_budget: float) -> list[list[int]]:
-    """Best partition found within the budget (the greedy one when the budget is 0)."""
-    rng = random.Random(seed)
-    groups = greedy(problem, rng)
-    budget = int(max(0.0, time_budget) * EVALS_PER_SECOND)
+def budget_for(time_budget: float) -> int:
+    """Priced swaps allowed for a time budget: the search counts work, so a seed fixes the answer."""
+    return int(max(0.0, time_budget) * EVALS_PER_SECOND)
+
+
+def search(problem: Problem, rng: random.Random, budget: int, start: list[list[int]] | None = None) -> list[list[int]]:
+    """Best partition found within `budget` priced swaps, from `start` or from the greedy one."""
+    groups = greedy(problem, rng) if start is None else start
     if budget <= 0 or len(groups) < 2:
         return groups
     return _tabu(problem, groups, rng, budget)
