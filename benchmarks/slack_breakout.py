@@ -61,8 +61,7 @@ async def run(learners: int, group_size: int, time_scale: float) -> dict[str, fl
         elapsed = time.perf_counter() - started
         floor = floor_seconds(emu) * time_scale
         ok = all(len(c.members) == len(g) + 2 for c, g in zip(list(emu.channels.values()), groups, strict=True))
-        if slack.client.session is not None:
-            await slack.client.session.close()
+        await slack.close()
         return {
             "groups": len(groups),
             "elapsed": elapsed,

@@ -69,9 +69,7 @@ async def test_channel_names_are_validated_like_slack(slack_client: AsyncWebClie
     assert err.response["error"] == "name_taken"
 
 
-async def test_channel_membership_lifecycle(
-    slack_emulator: SlackEmulator, slack_client: AsyncWebClient
-) -> None:
+async def test_channel_membership_lifecycle(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
     ann = slack_emulator.seed_user("ann")
     bob = slack_emulator.seed_user("bob")
     cid = (await slack_client.conversations_create(name="peer-s1-g1", is_private=True))["channel"]["id"]
@@ -118,9 +116,7 @@ async def test_private_channel_invisible_to_bot_outside_it(
     assert err.response["error"] == "not_in_channel"
 
 
-async def test_messages_json_and_form_bodies(
-    slack_emulator: SlackEmulator, slack_client: AsyncWebClient
-) -> None:
+async def test_messages_json_and_form_bodies(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
     ann = slack_emulator.seed_user("ann")
     cid = slack_emulator.seed_channel("general", [slack_emulator.bot_user_id, ann])
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
@@ -144,9 +140,7 @@ async def test_messages_json_and_form_bodies(
     assert err.response["error"] == "invalid_blocks"
 
     await slack_client.reactions_add(channel=cid, timestamp=sent["ts"], name="white_check_mark")
-    err = await error_of(
-        slack_client.reactions_add(channel=cid, timestamp=sent["ts"], name="white_check_mark")
-    )
+    err = await error_of(slack_client.reactions_add(channel=cid, timestamp=sent["ts"], name="white_check_mark"))
     assert err.response["error"] == "already_reacted"
     assert slack_emulator.history(cid)[0].reactions == {"white_check_mark": [slack_emulator.bot_user_id]}
 
@@ -171,9 +165,7 @@ async def test_direct_messages(slack_emulator: SlackEmulator, slack_client: Asyn
     assert (await error_of(slack_client.conversations_open(users=robot))).response["error"] == "cannot_dm_bot"
 
 
-async def test_views_need_a_fresh_unused_trigger(
-    slack_emulator: SlackEmulator, slack_client: AsyncWebClient
-) -> None:
+async def test_views_need_a_fresh_unused_trigger(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
     ann = slack_emulator.seed_user("ann")
     modal = {
         "type": "modal",
@@ -189,9 +181,7 @@ async def test_views_need_a_fresh_unused_trigger(
     ] == "exchanged_trigger_id"
 
     long_title = {**modal, "title": {"type": "plain_text", "text": "x" * 25}}
-    err = await error_of(
-        slack_client.views_open(trigger_id=slack_emulator.new_trigger_id(ann), view=long_title)
-    )
+    err = await error_of(slack_client.views_open(trigger_id=slack_emulator.new_trigger_id(ann), view=long_title))
     assert err.response["error"] == "invalid_arguments"
 
     slack_emulator.trigger_ttl = 0.05
@@ -224,7 +214,7 @@ async def test_tier_bucket_answers_429_with_scaled_retry_after(limited_slack_emu
         await slack_client.conversations_create(name=f"burst-{i}")
     err = await error_of(slack_client.conversations_create(name="one-too-many"))
     assert err.response.status_code == 429
-    assert err.response.headers["Retry-After"] == "1"  # 3 emulated s * 0.01 → 0.03 s, floored up to 1
+    assert err.response.headers["Retry-After"] == "1"  # 3 emulated s * 0.1 → 0.3 s, rounded up to 1
     assert slack_emulator.rate_limited == 1
     await asyncio.sleep(60 / 20 * slack_emulator.time_scale * 1.05)  # one Tier2 interval, scaled
     await slack_client.conversations_create(name="after-refill")
@@ -242,8 +232,12 @@ async def test_retry_after_is_never_shorter_than_the_real_wait() -> None:
         assert err.response.headers["Retry-After"] == "3"
 
 
-async def test_post_message_limit_is_per_channel(limited_slack_emulator: SlackEmulator) -> None:
-    slack_emulator, slack_client = limited_slack_emulator, bare_client(limited_slack_emulator)
+async def test_post_message_limit_is_per_channel() -> None:
+    async with SlackEmulator() as slack_emulator:  # real time: 1 message per second per channel
+        await _post_message_limit(slack_emulator, bare_client(slack_emulator))
+
+
+async def _post_message_limit(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
     bot = slack_emulator.bot_user_id
     busy, quiet = slack_emulator.seed_channel("busy", [bot]), slack_emulator.seed_channel("quiet", [bot])
     for _ in range(slack_emulator.post_message_limit.burst):

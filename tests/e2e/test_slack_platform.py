@@ -146,9 +146,9 @@ async def test_pacing_avoids_429s_and_stays_near_the_floor(limited_slack_emulato
     emu = limited_slack_emulator
     slack = platform_for(emu)
     members = users(emu, "ann", "bob")
-    count = 12
+    count = 8
     rate = emu.limit_for("conversations.create")
-    floor = (count - rate.burst) * 60 / rate.per_minute * FAST
+    floor = (count - rate.burst) * 60 / rate.per_minute * emu.time_scale
     started = time.monotonic()
     for i in range(count):
         await slack.create_private_channel(f"peer-s1-g{i}", members, "topic")

@@ -66,9 +66,7 @@ class SlackDriver:
 
     # ------------------------------------------------------------------------------------------ transport
     def sign(self, body: str, timestamp: int) -> str:
-        return str(
-            SignatureVerifier(self.signing_secret).generate_signature(timestamp=str(timestamp), body=body)
-        )
+        return str(SignatureVerifier(self.signing_secret).generate_signature(timestamp=str(timestamp), body=body))
 
     async def send(
         self,
@@ -219,9 +217,7 @@ class SlackDriver:
             state[block["block_id"]] = {element["action_id"]: entry}
         return {"values": state}
 
-    def view_submission_payload(
-        self, user_id: str, view: dict[str, Any], values: dict[str, str]
-    ) -> dict[str, Any]:
+    def view_submission_payload(self, user_id: str, view: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
         submitted = {
             "id": view.get("id", "V0UNKNOWN"),
             "team_id": self.team_id,
