@@ -49,6 +49,8 @@ def bot_scopes() -> list[str]:
 def manifest(request_url: str = "", *, name: str = "peerbot", socket_mode: bool = False) -> dict[str, Any]:
     if not socket_mode and not request_url:
         raise ValueError("HTTP mode needs the public URL of /slack/events")
+    if request_url and not request_url.rstrip("/").endswith("/slack/events"):
+        request_url = request_url.rstrip("/") + "/slack/events"  # a base URL is fine too
     url = {} if socket_mode else {"url": request_url}
     request = {} if socket_mode else {"request_url": request_url}
     return {

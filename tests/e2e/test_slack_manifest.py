@@ -48,6 +48,9 @@ def test_manifest_is_least_privilege_and_complete() -> None:
     assert m["features"]["slash_commands"][0]["command"] == "/peer"
     assert m["features"]["slash_commands"][0]["should_escape"] is True
     assert m["features"]["app_home"]["home_tab_enabled"] is True
+    assert mf.manifest("https://bot.example.org/")["settings"]["interactivity"]["request_url"] == (
+        "https://bot.example.org/slack/events"
+    )
     socket = mf.manifest(socket_mode=True)
     assert "request_url" not in socket["settings"]["interactivity"] and socket["settings"]["socket_mode_enabled"]
 
