@@ -24,7 +24,7 @@ DEFAULT_API = "https://discord.com/api/v10"
 class DiscordRunner:
     """Owns the client and its gateway task; `platform` is usable by the core as soon as `start` returns."""
 
-    def __init__(self, core: CoreAPI, settings: Settings, **client_options: Any) -> None:
+    def __init__(self, core: CoreAPI, settings: Settings, *, global_rate: float = 45.0, **client_options: Any) -> None:
         if settings.discord_token is None or settings.discord_guild_id is None:
             raise ValueError("DISCORD_TOKEN and DISCORD_GUILD_ID are required for the Discord adapter")
         self.settings = settings
@@ -43,6 +43,7 @@ class DiscordRunner:
             settings.discord_guild_id,
             trainer_role=settings.discord_trainer_role,
             cleanup=settings.discord_breakout_cleanup,
+            global_rate=global_rate,
         )
         self._task: asyncio.Task[None] | None = None
 
