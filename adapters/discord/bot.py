@@ -75,6 +75,7 @@ class PeerBot(discord.Client):
         self.guild_id = guild_id
         self.trainer_role = trainer_role
         self.suggest = suggest
+        self.defer_after = DEFER_AFTER
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(build_peer_group(self), guild=discord.Object(guild_id))
 
@@ -108,7 +109,7 @@ class PeerBot(discord.Client):
     ) -> None:
         """Reply within Discord's 3 s: directly if the core is quick, else defer and follow up."""
         task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=DEFER_AFTER)
+        done, _ = await asyncio.wait({task}, timeout=self.defer_after)
         if not done:
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
         reply = await task

@@ -232,3 +232,12 @@ async def test_autocomplete_forwards_the_typed_prefix(world: DiscordWorld) -> No
     choices = await world.emu.autocomplete(world.trainer, "peer", ["session", "start"], "session", {"session": "s"})
     assert [c["value"] for c in choices] == ["s1", "s2"]
     assert seen == [("session", "s", True)]
+
+
+async def test_slow_work_is_deferred_then_followed_up(world: DiscordWorld) -> None:
+    world.runner.client.defer_after = 0.0  # as if the core took longer than Discord's 3 s allow
+    await plan(world)
+    inter = await world.emu.slash(world.trainer, "peer", ["session", "show"], {"session": "s1"})
+    assert inter.callback_type == 5
+    shown = await inter.wait_message()
+    assert "`s1`" in shown.content and shown.ephemeral
