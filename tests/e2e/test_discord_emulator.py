@@ -17,9 +17,7 @@ __all__ = ["discord_emu"]
 
 
 class Answer(discord.ui.Modal, title="Your answer"):
-    text: discord.ui.TextInput[Answer] = discord.ui.TextInput(
-        label="What did you learn?", custom_id="learned"
-    )
+    text: discord.ui.TextInput[Answer] = discord.ui.TextInput(label="What did you learn?", custom_id="learned")
 
     def __init__(self, sink: list[str]) -> None:
         super().__init__(custom_id="probe:modal:1")
@@ -49,9 +47,7 @@ class Probe(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"probe:(?P
         if self.verb == "ask":
             await interaction.response.send_modal(Answer(client.answers))
         else:
-            await interaction.response.send_message(
-                f"clicked {self.n} by {interaction.user.id}", ephemeral=True
-            )
+            await interaction.response.send_message(f"clicked {self.n} by {interaction.user.id}", ephemeral=True)
 
 
 class ProbeClient(discord.Client):
@@ -136,9 +132,7 @@ async def test_login_sync_and_typed_slash_command(discord_emu: DiscordEmulator) 
 async def test_autocomplete_and_deferred_follow_up(discord_emu: DiscordEmulator) -> None:
     alice = discord_emu.add_user("alice")
     async with running(ProbeClient(discord_emu.guild_id), discord_emu):
-        choices = await discord_emu.autocomplete(
-            alice, "peer", ["session", "plan"], "cohort", {"cohort": "b"}
-        )
+        choices = await discord_emu.autocomplete(alice, "peer", ["session", "plan"], "cohort", {"cohort": "b"})
         assert [c["value"] for c in choices] == ["beta"]
         inter = await discord_emu.slash(alice, "peer", ["slow"])
         assert inter.callback_type == 5
