@@ -25,7 +25,7 @@ from bot.errors import Forbidden, Invalid, NotFound, PeerError
 from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
 from bot.i18n import t
 from bot.messages import ActionId, Button, ButtonStyle, Form, Message, Reply, Section, Timestamp
-from bot.port import EventSpec, Platform, PlatformError, Undeliverable
+from bot.port import ChecksCapacity, EventSpec, Platform, PlatformError, Undeliverable
 from bot.questionnaires import FEEDBACK_ITEMS, feedback_form, quiz_form
 from bot.refs import ChannelRef, MessageRef, UserRef
 from bot.settings import Settings
@@ -190,7 +190,7 @@ class Core:
             return await self.answer(actor, int(delivery), {item: value})
         if key in {("survey", "text"), ("quiz", "text")}:
             delivery, item = action.entity.split(".", 1)
-            form = await self.questionnaire_form(actor, int(delivery))
+            form = await self.questionnaire_form(actor, int(delivery), open_only=True)
             fields = tuple(f for f in form.fields if f.field_id == item)
             return Reply("", form=Form(form.form_id, form.title, fields, form.submit_label))
         if key == ("takeaways", "open"):
@@ -268,6 +268,24 @@ class Core:
                 sections.append(Section(f"`{p.short_id}` {p.title} — {p.state}, {{0}}", (self._stamp(p.starts_at),)))
             sections.append(Section("Type `/peer help` for the commands."))
         return Message("peerbot", sections=tuple(sections), buttons=tuple(buttons))
+
+    async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
+        """Names for autocomplete (Discord): the actor's cohorts, or their workspace's open sessions."""
+        prefix = prefix.strip().lower()
+        async with self.db.session() as s:
+            workspace = await self._workspace(s, actor)
+            if kind == "cohort":
+                names = (await s.exec(select(Cohort.name).where(Cohort.workspace_id == workspace.id))).all()
+            else:
+                names = (
+                    await s.exec(
+                        select(PeerSession.short_id)
+                        .join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
+                        .where(Cohort.workspace_id == workspace.id, col(PeerSession.state).in_(ACTIVE_STATES))
+                        .order_by(col(PeerSession.starts_at))
+                    )
+                ).all()
+        return [n for n in names if n.startswith(prefix)][:25]
 
     # ------------------------------------------------------------------ helpers
 
@@ -651,12 +669,15 @@ class Core:
         self._notify_scheduler(session)
         return Reply(f"Session `{session.short_id}` cancelled.")
 
-    async def _platform_of(self, session: PeerSession) -> Platform:
-        async with self.db.session() as s:
-            cohort = await s.get(Cohort, session.cohort_id)
-            assert cohort is not None
-            workspace = await s.get(Workspace, cohort.workspace_id)
-            assert workspace is not None
+    async def _platform_of(self, session: PeerSession, s: AsyncSession | None = None) -> Platform:
+        """The platform of the session's workspace (inside `s` when a transaction is already open)."""
+        if s is None:
+            async with self.db.session() as own:
+                return await self._platform_of(session, own)
+        cohort = await s.get(Cohort, session.cohort_id)
+        assert cohort is not None
+        workspace = await s.get(Workspace, cohort.workspace_id)
+        assert workspace is not None
         return self.platform_for(workspace.platform)
 
     async def _cmd_quiz_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
@@ -1058,7 +1079,11 @@ class Core:
         async with self.db.session() as s:
             session = await self._session(s, None, short_id)
         if now >= steps["start"] and session.state in {"planned", "prep_sent"}:
-            results.append(StepResult("start", await self.start(short_id, by="scheduler")))
+            try:
+                results.append(StepResult("start", await self.start(short_id, by="scheduler")))
+            except PeerError as exc:
+                await self._tell_trainers(session, exc.text())
+                return results
         elif session.state == "running":
             await self._ensure_breakouts(short_id)
         if now >= steps["wrapup"] and now < steps["end"]:
@@ -1294,8 +1319,18 @@ class Core:
                 await self._clear_groups(s, session.id)
                 grouping = await self._form(s, session, learners, seed=session.id)
                 warnings, left_out = list(grouping.warnings), grouping.left_out
-            session.state, session.started_at = "running", now
             groups = await self._groups(s, session.id)
+            platform = await self._platform_of(session, s)
+            if isinstance(platform, ChecksCapacity):
+                try:
+                    await platform.ensure_capacity(session.short_id, len(groups))
+                except PlatformError as exc:  # rolls the whole start back: nothing created, nothing changed
+                    raise Invalid(
+                        f"I cannot start `{session.short_id}`: the server has no room for {len(groups)} breakouts "
+                        f"({exc.detail or exc.code}).",
+                        "Delete or archive old channels, then `/peer session start` again.",
+                    ) from None
+            session.state, session.started_at = "running", now
             await self._audit(
                 s,
                 by,
@@ -1308,7 +1343,6 @@ class Core:
             )
             trainers = await self._trainers(s, session)
             members_by_id = {str(m.id): m for _, m in await self._learners(s, session.cohort_id)}
-        platform = await self._platform_of(session)
         for member_id, reason in left_out:
             member = members_by_id.get(member_id)
             if member is not None:
@@ -1693,15 +1727,17 @@ class Core:
         async with self.db.session() as s:
             session = await s.get(PeerSession, session_id)
             assert session is not None
+        names = ", ".join(f"<@{u}>" for u in users)
+        await self._tell_trainers(
+            session, f"I could not reach {names} by DM for `{session.short_id}` (their DMs are closed)."
+        )
+
+    async def _tell_trainers(self, session: PeerSession, text: str) -> None:
+        async with self.db.session() as s:
             trainers = await self._trainers(s, session)
         platform = await self._platform_of(session)
-        names = ", ".join(f"<@{u}>" for u in users)
         for trainer in trainers:
-            await self._safe_dm(
-                platform,
-                trainer,
-                Message(f"I could not reach {names} by DM for `{session.short_id}` (their DMs are closed)."),
-            )
+            await self._safe_dm(platform, trainer, Message(text))
 
     # ------------------------------------------------------------------ questionnaires
 
@@ -1728,21 +1764,23 @@ class Core:
         )
         return list(rows.all())
 
-    async def questionnaire_form(self, actor: Actor, delivery_id: int) -> Form:
+    async def questionnaire_form(self, actor: Actor, delivery_id: int, *, open_only: bool = False) -> Form:
         async with self.db.session() as s:
             delivery, session, member = await self._delivery_for(s, actor, delivery_id)
             kind = self._questionnaire_kind(delivery)
             assert session.id is not None
             items = await self._items(s, session.id, kind)
-            await self._refuse_if_closed(s, session, member, kind)
+            await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
         locale = self._locale(member)
         if kind == "feedback":
             return feedback_form(delivery_id, session.title, items, locale)
         return quiz_form(delivery_id, session.title, items, locale)
 
     async def _refuse_if_closed(
-        self, s: AsyncSession, session: PeerSession, member: Member, kind: str
+        self, s: AsyncSession, session: PeerSession, member: Member, kind: str, *, open_only: bool = False
     ) -> Submission | None:
+        """Refuse a closed questionnaire, or a completed one unless only its optional open question is coming
+        (one item at a time, the open question may come after the last rating)."""
         if kind == "feedback" and (
             session.state == "closed"
             or (session.ended_at is not None and self.clock.now() > session.ended_at + SURVEY_OPEN_FOR)
@@ -1755,7 +1793,7 @@ class Core:
                 )
             )
         ).first()
-        if found is not None and found.completed:
+        if found is not None and found.completed and not open_only:
             raise Invalid("You have already answered this questionnaire; your first answers are kept.")
         return found
 
@@ -1765,8 +1803,9 @@ class Core:
             delivery, session, member = await self._delivery_for(s, actor, delivery_id)
             kind = self._questionnaire_kind(delivery)
             assert session.id is not None and member.id is not None
-            submission = await self._refuse_if_closed(s, session, member, kind)
             items = {item.item_key: item for item in await self._items(s, session.id, kind)}
+            open_only = bool(values) and all(k in items and items[k].item_type == "open" for k in values)
+            submission = await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
             parsed = self._validate_answers(items, values)
             if submission is None:
                 submission = Submission(

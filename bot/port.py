@@ -68,3 +68,12 @@ class Platform(Protocol):
     async def create_event(self, spec: EventSpec) -> str | None: ...
 
     async def end_event(self, event_id: str, *, cancelled: bool = False) -> None: ...
+
+
+@runtime_checkable
+class ChecksCapacity(Protocol):
+    """Optional verb for platforms with hard channel limits (Discord: 500 per guild)."""
+
+    async def ensure_capacity(self, session_key: str, groups: int) -> None:
+        """Raise `PlatformError` before anything is created if `groups` breakouts cannot fit."""
+        ...

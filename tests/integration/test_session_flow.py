@@ -277,3 +277,28 @@ async def test_home_shows_next_sessions_and_pending_questionnaires(world: World)
     assert (await world.core.home(learner.actor)).buttons == ()
     trainer_home = await world.core.home(world.trainer.actor)
     assert any("Trainer" in sec.text for sec in trainer_home.sections)
+
+
+async def test_open_question_may_follow_the_last_rating(world: World) -> None:
+    short = await plan(world)
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start)
+    learner = world.learners[0]
+    await learner.click(f"checkin:in:{short}")
+    await world.advance(start + timedelta(minutes=90))
+    delivery = learner.dm_button("survey:open:").split(":")[2]
+    for key in ("clarity", "interactions", "progress", "safety", "focus"):
+        assert (await learner.click(f"survey:rate:{delivery}.{key}.4")).ok
+    form = await learner.open_form(f"survey:text:{delivery}.open")
+    assert [f.field_id for f in form.fields] == ["open"]
+    assert (await learner.submit(form, {"open": "More practice"})).ok
+    again = await learner.submit(form, {"open": "Changed my mind"})
+    assert not again.ok and "first answer is kept" in again.text
+    assert not (await learner.click(f"survey:rate:{delivery}.clarity.1")).ok
+
+
+async def test_suggest_names_for_autocomplete(world: World) -> None:
+    short = await plan(world)
+    assert await world.core.suggest(world.trainer.actor, "cohort", "P") == ["py"]
+    assert await world.core.suggest(world.trainer.actor, "session", "") == [short]
+    assert await world.core.suggest(world.trainer.actor, "cohort", "zz") == []
