@@ -152,7 +152,7 @@ class Core:
             if action.feature == "takeaways" and action.verb == "submit":
                 return await self.record_takeaways(actor, int(action.entity), values.get("takeaways", ""))
         except PeerError as exc:
-            return Reply(exc.text(), ok=False)
+            return Reply(exc.text(), ok=False, extra={"field": exc.field} if exc.field else {})
         except ValueError:
             pass
         return Reply("This form is not one of mine any more.", ok=False)
@@ -1820,7 +1820,7 @@ class Core:
             for key, (value_int, value_text, correct) in parsed.items():
                 item = items[key]
                 if item.id in answered:
-                    raise Invalid(f"You already answered “{item.text}”; your first answer is kept.")
+                    raise Invalid(f"You already answered “{item.text}”; your first answer is kept.", field=key)
                 s.add(
                     Answer(
                         submission_id=submission.id,
@@ -1869,12 +1869,12 @@ class Core:
             raw = (raw or "").strip()
             if item.item_type == "likert":
                 if not raw.isdigit() or not 1 <= int(raw) <= 5:
-                    raise Invalid(f"“{item.text}” takes a rating from 1 to 5, not `{raw}`.")
+                    raise Invalid(f"“{item.text}” takes a rating from 1 to 5, not `{raw}`.", field=key)
                 parsed[key] = (int(raw), "", None)
             elif item.item_type == "choice":
                 options = json.loads(item.options_json)
                 if not raw.isdigit() or not 0 <= int(raw) < len(options):
-                    raise Invalid(f"`{raw}` is not one of the answers to “{item.text}”.")
+                    raise Invalid(f"`{raw}` is not one of the answers to “{item.text}”.", field=key)
                 parsed[key] = (int(raw), options[int(raw)], raw == item.correct)
             elif raw:
                 parsed[key] = (None, raw[:3000], None)

@@ -273,7 +273,9 @@ class SlackBot:
         reply = task.result()
         inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"]
         if not reply.ok and inputs:
-            await ack(response_action="errors", errors={inputs[0]: render.clip(reply.text, 1000)})
+            field = reply.extra.get("field", "")
+            where = field if field in inputs else inputs[0]
+            await ack(response_action="errors", errors={where: render.clip(reply.text, 1000)})
             return
         title = str((view.get("title") or {}).get("text") or "peerbot")
         await ack(response_action="update", view=notice_view(title, reply.text))

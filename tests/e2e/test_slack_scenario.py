@@ -237,9 +237,9 @@ async def run_scenario(w: SlackWorld) -> None:
     view = await open_modal(w, first, surveys[first][1], surveys[first][0])
     assert view["callback_id"] == surveys[first][1].replace("open", "submit")
     assert [b["block_id"] for b in inputs_of(view)] == [*FIRST_SURVEY, "open"]
-    resp = await w.driver._interactive(forged_likert(w, first, view, "clarity", "6"))
+    resp = await w.driver._interactive(forged_likert(w, first, view, "progress", "6"))
     refused: dict[str, Any] = resp.json()
-    assert refused["response_action"] == "errors" and "from 1 to 5" in refused["errors"]["clarity"], refused
+    assert refused["response_action"] == "errors" and "from 1 to 5" in refused["errors"]["progress"], refused
     assert (await answers_of(w, first, "feedback")) == ([], {})  # all or nothing: no half-recorded form
 
     answer = await submit(w, first, view, FIRST_SURVEY | {"open": "Pair work helped"})

@@ -302,3 +302,16 @@ async def test_suggest_names_for_autocomplete(world: World) -> None:
     assert await world.core.suggest(world.trainer.actor, "cohort", "P") == ["py"]
     assert await world.core.suggest(world.trainer.actor, "session", "") == [short]
     assert await world.core.suggest(world.trainer.actor, "cohort", "zz") == []
+
+
+async def test_form_errors_name_the_field_at_fault(world: World) -> None:
+    short = await plan(world)
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start)
+    learner = world.learners[0]
+    await learner.click(f"checkin:in:{short}")
+    await world.advance(start + timedelta(minutes=90))
+    form = await learner.open_form(learner.dm_button("survey:open:"))
+    values = {f.field_id: "4" for f in form.fields if f.field_id != "open"}
+    reply = await learner.submit(form, {**values, "progress": "6"})
+    assert not reply.ok and reply.extra == {"field": "progress"}
