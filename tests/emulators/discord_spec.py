@@ -8,24 +8,14 @@ Snowflakes are accepted as integers too, because Discord (and discord.py) send t
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-# The official spec file; set PEERBOT_SPECS_DIR where it is not at the usual places (e.g. in CI).
-_SPEC_DIRS = (
-    os.environ.get("PEERBOT_SPECS_DIR", ""),
-    str(Path(__file__).resolve().parents[2] / "specs"),
-    str(Path(__file__).resolve().parents[3] / "shared" / "specs"),
-    "/work/shared/specs",
-)
-SPEC_PATH = next(
-    (Path(d) / "discord_openapi.json" for d in _SPEC_DIRS if d and (Path(d) / "discord_openapi.json").exists()),
-    Path("/work/shared/specs/discord_openapi.json"),
-)
+from tests.emulators.specs import SPECS_DIR
+
+SPEC_PATH = SPECS_DIR / "discord_openapi.json"
 
 
 @dataclass(frozen=True, slots=True)

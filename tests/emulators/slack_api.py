@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable
@@ -30,15 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-# The official spec files; set PEERBOT_SPECS_DIR where they are not at the usual places (e.g. in CI).
-_SPEC_DIRS = [
-    os.environ.get("PEERBOT_SPECS_DIR", ""),
-    str(Path(__file__).resolve().parents[2] / "specs"),
-    "/work/shared/specs",
-]
-SPECS_DIR = next(
-    (Path(d) for d in _SPEC_DIRS if d and (Path(d) / "slack_web_openapi_v2.json").exists()), Path("/work/shared/specs")
-)
+from tests.emulators.specs import SPECS_DIR
+
 SPEC_FILE = SPECS_DIR / "slack_web_openapi_v2.json"
 TIERS_FILE = SPECS_DIR / "slack_rate_limit_tiers.json"
 
