@@ -110,6 +110,13 @@ def slack_manifest(
 
     from adapters.slack.manifest import manifest
 
+    if not request_url and not socket_mode:
+        typer.echo(
+            "peerbot: give the public URL Slack will call (e.g. `peerbot slack-manifest https://bot.example.org`),"
+            " or use --socket-mode.",
+            err=True,
+        )
+        raise typer.Exit(2)
     typer.echo(json.dumps(manifest(request_url, socket_mode=socket_mode), indent=2, ensure_ascii=False))
 
 

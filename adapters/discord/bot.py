@@ -9,6 +9,7 @@ Discord's 3-second window is deferred and answered by a follow-up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -86,10 +87,11 @@ class PeerBot(discord.Client):
     # ------------------------------------------------------------------------------------ translation
     def actor_of(self, user: discord.abc.User, guild_id: int | None = None) -> Actor:
         is_trainer = False
-        if isinstance(user, discord.Member):
-            is_trainer = any(
+        if isinstance(user, discord.Member):  # the trainer role (name or id), or Manage Server
+            has_role = bool(self.trainer_role) and any(
                 str(role.id) == self.trainer_role or role.name == self.trainer_role for role in user.roles
-            ) if self.trainer_role else user.guild_permissions.administrator  # fmt: skip
+            )
+            is_trainer = has_role or user.guild_permissions.manage_guild
         return Actor(
             user=UserRef(PLATFORM, str(user.id)),
             display_name=user.display_name,
@@ -98,7 +100,11 @@ class PeerBot(discord.Client):
         )
 
     def actor(self, interaction: discord.Interaction) -> Actor:
-        return self.actor_of(interaction.user, interaction.guild_id)
+        actor = self.actor_of(interaction.user, interaction.guild_id)
+        # The interaction carries the member's resolved permissions: no dependence on the role cache.
+        if not actor.is_trainer and interaction.guild_id is not None and interaction.permissions.manage_guild:
+            actor = dataclasses.replace(actor, is_trainer=True)
+        return actor
 
     @staticmethod
     def channel_of(interaction: discord.Interaction) -> ChannelRef | None:

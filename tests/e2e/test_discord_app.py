@@ -241,3 +241,11 @@ async def test_slow_work_is_deferred_then_followed_up(world: DiscordWorld) -> No
     assert inter.callback_type == 5
     shown = await inter.wait_message()
     assert "`s1`" in shown.content and shown.ephemeral
+
+
+async def test_manage_server_makes_a_trainer_without_the_role(world: DiscordWorld) -> None:
+    manager_role = world.emu.add_role("Managers", 1 << 5)  # MANAGE_GUILD
+    manager = world.emu.add_user("maud", roles=[manager_role])
+    created = await world.command(manager, ["cohort", "create"], cohort="managed")
+    assert "created" in created and "Only trainers" not in created
+    assert "Only trainers" in await world.command(world.learners[1], ["cohort", "create"], cohort="nope")

@@ -81,3 +81,8 @@ def test_platform_helper_commands(tmp_path: Path) -> None:
     assert invite.returncode == 0 and "client_id=1234" in invite.stdout and "applications.commands" in invite.stdout
     missing = run_cli(["discord-invite-url"], tmp_path)
     assert missing.returncode == 2 and "DISCORD_APPLICATION_ID" in missing.stderr
+
+
+def test_slack_manifest_without_url_explains(tmp_path: Path) -> None:
+    result = run_cli(["slack-manifest"], tmp_path)
+    assert result.returncode == 2 and "--socket-mode" in result.stderr and "Traceback" not in result.stderr
