@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,8 +65,10 @@ class Transcript:
     def __init__(self, clock: FakeClock, zone: ZoneInfo, echo: Callable[[str], None] | None) -> None:
         self.clock, self.zone, self.echo = clock, zone, echo
         self.lines: list[str] = []
+        self.names: dict[str, str] = {}  # user id → display name, for mentions in the transcript
 
     def __call__(self, text: str) -> None:
+        text = re.sub(r"<@(\w+)>", lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         line = f"[{self.clock.now().astimezone(self.zone):%a %d %b %H:%M}] {text}"
         self.lines.append(line)
         if self.echo is not None:
@@ -100,6 +103,7 @@ async def _cycle(
     trainer = LocalUser(core, platform, "T1", "Camille (trainer)", trainer=True)
     people = [LocalUser(core, platform, f"L{i}", FIRST_NAMES[i - 1]) for i in range(1, count + 1)]
     names = {p.user_id: p.name for p in [trainer, *people]}
+    say.names = names
     channel = platform.add_channel("python-cohort", list(names))
 
     async def advance_to(moment: datetime, label: str) -> None:
@@ -153,9 +157,12 @@ async def _cycle(
             await _ok(person.react(prep_post.ref))
         else:
             await _ok(person.click(f"prep:done:{short}"))
-    say(f"{len(preparers)}/{count} learners mark the preparation done (button or ✅ reaction)")
+    say(
+        f"{len(preparers)}/{count} learners mark the preparation done (button or ✅ reaction); not yet: "
+        + ", ".join(p.name for p in people if p not in preparers)
+    )
     await _ok(excused.command(f'absent {short} "Medical appointment"'))
-    say(f"{excused.name} sends a reason for the absence")
+    say(f"{excused.name} cannot come and sends a reason: “Medical appointment” (kept with the attendance record)")
 
     await advance_to(start - timedelta(hours=2), "2 h before")
     await advance_to(start - CHECKIN_OPENS, "check-in opens")
@@ -163,14 +170,18 @@ async def _cycle(
         session = await core._session(s, None, short)
     announce = platform.messages.get(session.announce_message_id)
     clock.set(start - timedelta(minutes=5))
+    how: dict[str, list[str]] = {"button": [], "✅ reaction": [], "/peer checkin": []}
     for i, person in enumerate(on_time):
         if i % 4 == 3 and announce is not None:
             await _ok(person.react(announce.ref))
+            how["✅ reaction"].append(person.name)
         elif i % 4 == 2:
             await _ok(person.command("checkin"))
+            how["/peer checkin"].append(person.name)
         else:
             await _ok(person.click(f"checkin:in:{short}"))
-    say(f"{len(on_time)} learners check in on time (button, ✅ reaction or /peer checkin)")
+            how["button"].append(person.name)
+    say(f"{len(on_time)} learners check in on time: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in how.items() if v))
 
     await advance_to(start, "start")
     for room in platform.breakouts():
@@ -179,7 +190,7 @@ async def _cycle(
     clock.set(start + timedelta(minutes=12))
     reply = await _ok(late.click(f"checkin:in:{short}"))
     say(f"{late.name} arrives 12 min late: {reply.text}")
-    say(f"{no_show.name} never shows up")
+    say(f"{no_show.name} never shows up: absent")
 
     await advance_to(start + timedelta(minutes=80), "10 min before the end")
     async with core.db.session() as s:
