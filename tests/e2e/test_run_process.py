@@ -1,0 +1,106 @@
+"""`peerbot run` as a real process: the composition root starts Slack (HTTP mode) and Discord side by side
+against the loopback emulators, persists scheduler jobs, answers commands on both, and stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import sqlalchemy
+
+from tests.emulators.discord_emulator import DiscordEmulator
+from tests.emulators.slack_api import SlackEmulator
+from tests.emulators.slack_driver import SlackDriver
+
+SECRET = "run-process-signing-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(300):
+            if proc.returncode is not None:
+                raise AssertionError(f"peerbot run exited early with {proc.returncode}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("peerbot run never became healthy")
+
+
+async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> None:
+    port = free_port()
+    db = tmp_path / "run.db"
+    async with SlackEmulator(time_scale=0.01) as slack, DiscordEmulator(time_scale=0.01) as discord_emu:
+        trainer = slack.seed_user("tina")
+        learner = slack.seed_user("leo")
+        general = slack.seed_channel("general", [slack.bot_user_id, trainer, learner])
+        d_trainer = discord_emu.add_user("dina", roles=[discord_emu.trainer_role_id])
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_"))},
+            "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+            "PEERBOT_HTTP_PORT": str(port),
+            "PEERBOT_TIMEZONE": "Europe/Paris",
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "SLACK_TRAINER_IDS": trainer,
+            "DISCORD_TOKEN": discord_emu.token,
+            "DISCORD_GUILD_ID": str(discord_emu.guild_id),
+            "DISCORD_APPLICATION_ID": str(discord_emu.application_id),
+            "DISCORD_TRAINER_ROLE": "Trainer",
+            "DISCORD_API_URL": discord_emu.api_url,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+            async with SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, emulator=slack) as driver:
+                resp, _ = await driver.slash_command(trainer, "cohort create slackers", channel_id=general)
+                assert resp.status == 200 and "created" in str(resp.json())
+                resp, _ = await driver.slash_command(trainer, f"cohort add slackers <@{learner}>", channel_id=general)
+                assert "1 added" in str(resp.json())
+                resp, _ = await driver.slash_command(
+                    trainer, 'session plan slackers "Run test" 2030-01-07 10:00 1h', channel_id=general
+                )
+                assert "Planned session `s1`" in str(resp.json())
+                refused, _ = await driver.slash_command(learner, "session start s1", channel_id=general)
+                assert "Only trainers" in str(refused.json())
+
+            await discord_emu.wait_until(lambda: bool(discord_emu.guild_commands), within=20)
+            inter = await discord_emu.slash(d_trainer, "peer", ["cohort", "create"], {"cohort": "gamers"}, within=20)
+            assert "created" in (await inter.wait_message(within=20)).content
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        jobs = {row[0] for row in conn.execute(sqlalchemy.text("SELECT id FROM apscheduler_jobs"))}
+        cohorts = {row[0] for row in conn.execute(sqlalchemy.text("SELECT name FROM cohort"))}
+    engine.dispose()
+    assert {"session:s1:start", "session:s1:end", "outbox:drain"} <= jobs  # the scheduler persisted them
+    assert cohorts == {"slackers", "gamers"}
