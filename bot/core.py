@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, update
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
@@ -394,6 +394,15 @@ class Core:
         return trainers
 
     @staticmethod
+    async def _count(s: AsyncSession, model: type[SQLModel], *conditions: Any) -> int:
+        return int((await s.exec(select(func.count()).select_from(model).where(*conditions))).one())
+
+    async def _quiz_size(self, s: AsyncSession, session: PeerSession) -> int:
+        return await self._count(
+            s, QuestionnaireItem, QuestionnaireItem.session_id == session.id, QuestionnaireItem.kind == "retention"
+        )
+
+    @staticmethod
     def _ref(member: Member) -> UserRef:
         return UserRef(member.platform, member.user_id)
 
@@ -537,7 +546,6 @@ class Core:
             cohort = await self._cohort(s, actor, command.cohort)
             creator = await self._member(s, actor.user, actor.display_name)
             assert cohort.id is not None and creator.id is not None
-            count = await s.exec(select(func.count()).select_from(PeerSession))
             session = PeerSession(
                 short_id=f"tmp{random.getrandbits(40):x}",
                 cohort_id=cohort.id,
@@ -565,7 +573,6 @@ class Core:
                 session.id,
                 title=command.title,
                 start=starts,
-                existing_sessions=count.one(),
             )
         self._notify_scheduler(session)
         return Reply(
@@ -693,13 +700,7 @@ class Core:
             if session.state in {"closed", "cancelled"} or session.retention_queued_at is not None:
                 raise Invalid(f"The retention quiz of `{session.short_id}` has already been sent.")
             assert session.id is not None
-            count = (
-                await s.exec(
-                    select(func.count())
-                    .select_from(QuestionnaireItem)
-                    .where(QuestionnaireItem.session_id == session.id, QuestionnaireItem.kind == "retention")
-                )
-            ).one()
+            count = await self._quiz_size(s, session)
             if count >= 10:
                 raise Invalid("A retention quiz holds at most 10 questions.")
             s.add(
@@ -760,13 +761,9 @@ class Core:
                     f"Session `{session.short_id}` has started: its groups can only be adjusted with "
                     f"`/peer group move` or `/peer group swap`."
                 )
-            rounds = (
-                await s.exec(
-                    select(func.count())
-                    .select_from(AuditEvent)
-                    .where(AuditEvent.session_id == session.id, AuditEvent.action == "group.reshuffle")
-                )
-            ).one()
+            rounds = await self._count(
+                s, AuditEvent, AuditEvent.session_id == session.id, AuditEvent.action == "group.reshuffle"
+            )
             await self._clear_groups(s, session.id)
             await self._form(
                 s, session, await self._pool(s, session, preview=True), seed=session.id * 1000 + rounds + 1
@@ -1706,13 +1703,7 @@ class Core:
                 buttons=(Button(f"survey:open:{delivery.id}", t(locale, "survey.button"), ButtonStyle.PRIMARY),),
             )
         if delivery.kind == "retention":
-            count = (
-                await s.exec(
-                    select(func.count())
-                    .select_from(QuestionnaireItem)
-                    .where(QuestionnaireItem.session_id == session.id, QuestionnaireItem.kind == "retention")
-                )
-            ).one()
+            count = await self._quiz_size(s, session)
             if count == 0 or session.state == "cancelled":
                 return None
             return Message(
