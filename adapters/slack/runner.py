@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
 
 from adapters.slack.app import SlackBot, TrainerDirectory
 from adapters.slack.platform import SlackPlatform
 from bot.core import Core
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
+
+# apps.connections.open errors that no retry will cure: the app-level token itself is wrong.
+BAD_APP_TOKEN = frozenset(
+    {"not_authed", "invalid_auth", "not_allowed_token_type", "token_revoked", "token_expired", "account_inactive"}
+)
 
 
 class SlackRunner:
@@ -64,8 +71,23 @@ class SlackRunner:
     async def start(self) -> None:
         app_token = self.settings.slack_app_token
         if app_token is not None and app_token.get_secret_value():
-            self._socket = AsyncSocketModeHandler(self.bot.bolt, app_token.get_secret_value())
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            handler = AsyncSocketModeHandler(self.bot.bolt, app_token.get_secret_value())
+            # slack_sdk's connect() retries a refused token every 10 s forever, so `peerbot run` would never
+            # finish starting (nor start the scheduler): fetch the first URL here and fail fast on a bad token.
+            try:
+                handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            except SlackApiError as exc:
+                code = str(exc.response.get("error", ""))
+                if code in BAD_APP_TOKEN:
+                    await handler.close_async()  # type: ignore[no-untyped-call]
+                    raise ConfigError(
+                        f"Slack refused SLACK_APP_TOKEN ({code}): it must be the app-level token (xapp-…) "
+                        "with the connections:write scope"
+                    ) from exc
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                pass  # Slack unreachable for now: connect() below keeps retrying, as it always did
+            self._socket = handler
+            await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: connected in Socket Mode")
             return
         self._web = web.AppRunner(self.web_app(), access_log=None)
