@@ -41,13 +41,17 @@ def run() -> None:
     if not enabled_platforms(settings):
         typer.echo(
             "peerbot: no chat platform is configured.\n"
-            "  Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (and SLACK_APP_TOKEN for Socket Mode).\n"
+            "  Slack: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode).\n"
             "  Discord: set DISCORD_TOKEN and DISCORD_GUILD_ID.\n"
             "Put them in .env (see .env.example). To see peerbot work without a platform, run `peerbot demo`.",
             err=True,
         )
         raise typer.Exit(2)
-    asyncio.run(run_app(settings))
+    try:
+        asyncio.run(run_app(settings))
+    except ConfigError as exc:  # e.g. a platform refused a token at connection time
+        typer.echo(f"peerbot: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command()

@@ -76,7 +76,10 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+        """A bot token, and a signing secret for HTTP mode (Socket Mode, with an app token, is not signed)."""
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
 
     @property
     def discord_enabled(self) -> bool:

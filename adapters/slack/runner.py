@@ -36,8 +36,8 @@ class SlackRunner:
         port: int | None = None,
         ack_budget: float = 2.0,
     ) -> None:
-        if settings.slack_bot_token is None or settings.slack_signing_secret is None:
-            raise ValueError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are required for Slack")
+        if not settings.slack_enabled or settings.slack_bot_token is None:
+            raise ValueError("Slack needs SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN is set")
         self.settings = settings
         self.platform = SlackPlatform.connect(
             settings.slack_bot_token.get_secret_value(), settings.slack_api_url, time_scale=time_scale
@@ -46,7 +46,8 @@ class SlackRunner:
         self.bot = SlackBot(
             core,
             self.platform,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
+            # Socket Mode requests are not signed; in HTTP mode an empty secret would refuse everything.
+            signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
             trainers=trainers,
             ack_budget=ack_budget,
         )

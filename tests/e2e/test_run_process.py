@@ -104,3 +104,31 @@ async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> No
     engine.dispose()
     assert {"session:s1:start", "session:s1:end", "outbox:drain"} <= jobs  # the scheduler persisted them
     assert cohorts == {"slackers", "gamers"}
+
+
+async def test_run_with_a_refused_app_token_exits_2_with_one_line(tmp_path: Path) -> None:
+    from tests.emulators.slack_socket import SlackSocketEmulator
+
+    async with SlackSocketEmulator(time_scale=0.01) as slack:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_"))},
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+            "SLACK_BOT_TOKEN": slack.token,  # Socket Mode: no signing secret needed
+            "SLACK_APP_TOKEN": "xapp-1-revoked",
+            "SLACK_API_URL": slack.base_url,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    lines = [line for line in stderr.decode().splitlines() if line.startswith("peerbot:")]
+    assert proc.returncode == 2
+    assert len(lines) == 1 and "SLACK_APP_TOKEN" in lines[0]
+    assert "Traceback" not in stderr.decode()
