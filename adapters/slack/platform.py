@@ -203,19 +203,25 @@ class SlackPlatform:
                 raise
 
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
-        """The people in a channel, the bot itself excluded."""
+        """The people in a channel: bots (this one included), Slackbot and deactivated accounts excluded."""
         me = await self.bot_user_id()
-        out: list[UserRef] = []
+        ids: list[str] = []
         cursor = ""
         while True:
             resp = await self._api(
                 "conversations.members",
                 partial(self.client.conversations_members, channel=channel.id, limit=200, cursor=cursor or None),
             )
-            out += [UserRef(PLATFORM, uid) for uid in resp["members"] if uid != me]
+            ids += [uid for uid in resp["members"] if uid not in {me, "USLACKBOT"}]
             cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
-                return out
+                break
+        humans = []
+        for uid in ids:  # users.info is Tier 4: the pacer spaces these calls
+            info = await self.user_info(uid)
+            if not info.get("is_bot") and not info.get("deleted"):
+                humans.append(UserRef(PLATFORM, uid))
+        return humans
 
     # --------------------------------------------------------------------------------------- messages
     async def post(self, channel: ChannelRef, message: Message) -> MessageRef:

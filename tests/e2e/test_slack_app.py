@@ -253,3 +253,15 @@ async def test_app_home_is_published_once_per_event(world: SlackWorld) -> None:
     await eventually(lambda: w.learners[0] in w.emu.home_views)
     await asyncio.sleep(0.2)
     assert len(w.emu.calls_of("views.publish")) == 1
+
+
+async def test_cohort_import_enrolls_only_the_humans_of_a_channel(world: SlackWorld) -> None:
+    w = world
+    other_bot = w.emu.seed_user("otherbot", is_bot=True)
+    gone = w.emu.seed_user("gone", deleted=True)
+    room = w.emu.seed_channel("room", [w.emu.bot_user_id, w.trainer, *w.learners[:3], other_bot, gone])
+    w.final_text(*await w.command(w.trainer, "cohort create c1"))
+    reply = w.final_text(*await w.command(w.trainer, f"cohort import c1 <#{room}|room> 2"))
+    assert "imported 3 new learner(s)" in reply, reply
+    shown = w.final_text(*await w.command(w.trainer, "cohort show c1"))
+    assert shown.count("level 2") == 3 and other_bot not in shown and gone not in shown
