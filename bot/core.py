@@ -504,8 +504,8 @@ class Core:
             members = await platform.members_of(ChannelRef(actor.user.platform, command.channel))
         except PlatformError as exc:
             raise Invalid(
-                f"I could not read the members of <#{command.channel}> ({exc.code}).",
-                "Invite me to that channel first, then try again.",
+                f"I could not read the members of <#{command.channel}>: {exc.detail or exc.code}.",
+                "Check that I can see that channel (invite me to it), then try again.",
             ) from None
         users = [(m.id, command.level) for m in members if m.id != actor.user.id]
         added, _updated = await self.enroll(actor, command.cohort, users, default_level=command.level or 3)

@@ -371,14 +371,43 @@ class DiscordPlatform:
             raise
 
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
-        """Breakout members are the users the channel's overwrites let in (no privileged member intent needed)."""
+        """The humans who can see a channel.
+
+        A private channel (breakouts): the users its overwrites let in, no privileged intent needed. A public
+        channel (`/peer cohort import`): every human of the server not shut out by a member overwrite, from
+        the member list, which Discord opens only when the *Server Members Intent* is on for the application.
+        """
         data = await self._call(self.http.get_channel(_snowflake(channel.id)))
         bot_id = await self._bot_id()
-        return [
-            UserRef(PLATFORM, str(ow["id"]))
-            for ow in cast(list[dict[str, Any]], data.get("permission_overwrites", []))
-            if int(ow["type"]) == 1 and int(ow["allow"]) & VIEW_CHANNEL and int(ow["id"]) != bot_id
-        ]
+        overwrites = cast(list[dict[str, Any]], data.get("permission_overwrites", []))
+        private = any(int(ow["id"]) == self.guild_id and int(ow["deny"]) & VIEW_CHANNEL for ow in overwrites)
+        if private:
+            return [
+                UserRef(PLATFORM, str(ow["id"]))
+                for ow in overwrites
+                if int(ow["type"]) == 1 and int(ow["allow"]) & VIEW_CHANNEL and int(ow["id"]) != bot_id
+            ]
+        shut_out = {int(ow["id"]) for ow in overwrites if int(ow["type"]) == 1 and int(ow["deny"]) & VIEW_CHANNEL}
+        people: list[UserRef] = []
+        after: int | None = None
+        while True:
+            try:
+                page = await self._call(self.http.get_members(self.guild_id, 1000, after))
+            except PlatformError as exc:
+                if exc.code == "50001":
+                    raise PlatformError(
+                        "50001",
+                        "Discord lets me list the members of a public channel only with the Server Members Intent "
+                        "(Developer Portal → Bot); or add people with `/peer cohort add`",
+                    ) from exc
+                raise
+            for member in page:
+                user = member["user"]
+                if not user.get("bot") and int(user["id"]) not in shut_out:
+                    people.append(UserRef(PLATFORM, str(user["id"])))
+            if len(page) < 1000:
+                return people
+            after = int(page[-1]["user"]["id"])
 
     async def create_event(self, spec: EventSpec) -> str | None:
         """An EXTERNAL guild scheduled event (location + end time required) that members can subscribe to."""

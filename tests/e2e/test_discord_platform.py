@@ -191,3 +191,20 @@ async def test_moving_a_member_updates_text_and_voice(emu: DiscordEmulator, http
     await port.remove_member(channel, ref(alice))  # twice: already gone is fine
     for room in (text, voice):
         assert emu.can_view(bob, room) and not emu.can_view(alice, room)
+
+
+async def test_members_of_a_public_channel_needs_the_members_intent(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    humans = [emu.add_user(f"h{i}") for i in range(3)]
+    robot = emu.add_user("robot")
+    robot.bot = True
+    port = platform(emu, http)
+    general = ChannelRef("discord", str(emu.general.id))
+    with pytest.raises(PlatformError) as info:
+        await port.members_of(general)
+    assert info.value.code == "50001" and "Server Members Intent" in info.value.detail
+    emu.privileged_intents = 1 << 1  # the application turns the Server Members Intent on
+    listed = {u.id for u in await port.members_of(general)}
+    assert {str(h.id) for h in humans} <= listed
+    assert str(robot.id) not in listed and str(emu.bot_user.id) not in listed
