@@ -83,12 +83,13 @@ def form_groups(
         for i, j in met:
             partners.setdefault(i, set()).add(j)
             partners.setdefault(j, set()).add(i)
-        add_freedom_costs(problem, partners)
         rounds = horizon(problem, partners) if budget else 1
         if rounds > 1:
-            start = plan_first_round(problem, weights, rounds, rng, budget * 3 // 4)
+            # The polish only runs when the plan's current round is not already at the lower bound.
+            start = plan_first_round(problem, met, rounds, rng, budget * 3 // 4)
             found = search(problem, rng, budget // 4, start)
         else:
+            add_freedom_costs(problem, partners)
             found = search(problem, rng, budget)
 
     groups: list[Group] = []

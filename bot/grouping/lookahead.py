@@ -1,12 +1,25 @@
-"""Rolling-horizon planning for small cohorts: plan several rounds, commit the first.
+"""Rolling-horizon planning for small cohorts: plan the coming rounds together, commit the first.
 
 Forming each round on its own walks into dead ends: three rounds of 16 learners in fours can be free
 of repeats and still leave no fourth round without one (a cyclic Latin square has no orthogonal mate).
 So for small cohorts the engine plans the current round together with the rounds the cohort can still
-have without repeats, minimising sum over pairs of (weighted past meetings + planned meetings)^2 as
-Dotú & Van Hentenryck do for the Social Golfer Problem, with the current round's own costs weighted
-more so that its quality is never traded for the future. Only the current round is returned; the
-next call plans again from the real history.
+have without repeats, and returns only the current one; the next call plans again from the real history.
+
+The planner is Dotú & Van Hentenryck's tabu search for the Social Golfer Problem, run on the whole
+plan at once: a move swaps two learners of different groups in the same planned round, one of them in
+conflict; the cost of the schedule is the number of repeated meetings (past meetings included), so a
+swap's delta only involves the two learners' group-mates. Meetings are kept as bitsets (learner ->
+partners met at least once / at least twice), which prices a swap with a few popcounts. Levels, the
+trainer's constraints and repeats of past meetings in the current round are priced as well, the
+current round's far above the future's, so the future is never bought with the present.
+
+The plan grows one round at a time, up to the rounds the cohort can still have without a repeat
+((n - 1 - most partners met) / (size - 1)): each solved horizon gets a greedy extra round and the
+search goes on from there, until a horizon is not solved within the budget; the current round of the
+longest repeat-free plan is returned. Completing a fixed past is much harder than planning from
+scratch (solutions get rare), so the budget goes to the horizon that decides, not to hopeless ones.
+When levels are all equal, the rounds of a cyclic schedule (`designs`) that repeat no past meeting
+are a second start, taken when the swap search stalls below their length.
 """
 
 from __future__ import annotations
@@ -14,24 +27,35 @@ from __future__ import annotations
 import random
 from typing import Final
 
-from bot.grouping.objective import (
-    APART_WEIGHT,
-    LEVELS,
-    REPEAT_WEIGHT,
-    TOGETHER_WEIGHT,
-    Problem,
-)
+from bot.grouping.designs import cyclic_schedule
+from bot.grouping.objective import APART_WEIGHT, LEVELS, REPEAT_WEIGHT, TOGETHER_WEIGHT, Problem
 from bot.grouping.search import EPS, greedy
 
 MAX_LEARNERS: Final = 64
-MAX_ROUNDS: Final = 20
-MAX_CELLS: Final = 640  # learners x planned rounds, to keep each step cheap
-CURRENT_EMPHASIS: Final = 4.0
-# Penalised positions priced per step: a sample keeps steps cheap, so many more of them fit the budget.
-SOURCES_PER_STEP: Final = 6
-
+MAX_ROUNDS: Final = 24
+MAX_CELLS: Final = 800  # learners x planned rounds, to keep each step cheap
+# A repeat, a level miss or a broken constraint in the current round costs this many times more than
+# the same in a planned round.
+CURRENT_EMPHASIS: Final = 8.0
+# Share of the remaining budget the swap search gets on a horizon a cyclic schedule also reaches.
+HORIZON_SHARE: Final = 0.5
+# A cyclic schedule's search step costs about this many planner steps; it gets at most 1/DESIGN_SHARE
+# of the budget, and none below DESIGN_MIN_BUDGET (the default 0.2 s budget leaves it out).
+DESIGN_WORK_COST: Final = 6
+DESIGN_SHARE: Final = 3
+DESIGN_MIN_BUDGET: Final = 1_000_000
+# Tabu tenure of a learner's move back into a group: TENURE_LOW + random(0..n / TENURE_SPREAD).
+TENURE_LOW: Final = 3
+TENURE_SPREAD: Final = 3
+# Steps without a new best before a restart from the best plan, kicked by random swaps whose number
+# grows with each fruitless restart (rounds x groups / KICK_DIV per restart).
+STALL_BASE: Final = 100
+STALL_PER_LEARNER: Final = 4
+KICK_DIV: Final = 4
 
 FREEDOM_WEIGHT: Final = 0.02
+# The planner's priced swap is a few popcounts, about a third of the one-round search's cost.
+WORK_SCALE: Final = 3
 
 
 def add_freedom_costs(problem: Problem, partners: dict[int, set[int]]) -> None:
@@ -40,6 +64,7 @@ def add_freedom_costs(problem: Problem, partners: dict[int, set[int]]) -> None:
     A pair that has not met can only meet later in a group of learners none of whom has met either
     of them; when few such learners remain, that chance is about to vanish, so the pair is used now
     (Triska & Musliu's "freedom" idea). The weight keeps this a tie-breaker below levels and repeats.
+    Only the one-round search uses it: the planner sees the future itself.
     """
     n = problem.n
     if n > MAX_LEARNERS or not partners:
@@ -68,232 +93,423 @@ def horizon(problem: Problem, partners: dict[int, set[int]]) -> int:
 
 def plan_first_round(
     problem: Problem,
-    weights: dict[tuple[int, int], float],
+    met: dict[tuple[int, int], int],
     rounds: int,
     rng: random.Random,
     budget: int,
 ) -> list[list[int]]:
-    """The current round of the best plan of `rounds` rounds found within `budget` priced swaps."""
-    n, sizes, levels = problem.n, problem.sizes, problem.levels
-    r2 = 2 * REPEAT_WEIGHT
-    hist = [[0.0] * n for _ in range(n)]
-    for (i, j), w in weights.items():
-        hist[i][j] = hist[j][i] = w
-    cst = [[0.0] * n for _ in range(n)]
-    for i in range(n):
-        for k in problem.apart[i]:
-            cst[i][k] = APART_WEIGHT
-        for k in problem.together[i]:
-            cst[i][k] = -TOGETHER_WEIGHT
-    emph = [[CURRENT_EMPHASIS * REPEAT_WEIGHT * w * w for w in row] for row in hist]
-    met = [row[:] for row in hist]
-    floor = _level_floor(problem)
+    """The current round of the best plan found within `budget` priced swaps.
 
-    # Week-by-week greedy start: each round avoids the pairs already planned.
-    plan: list[list[list[int]]] = []
-    for r in range(rounds):
-        pair = [
-            {
-                k: r2 * met[i][k] + cst[i][k] + (emph[i][k] if r == 0 else 0.0)
-                for k in range(n)
-                if k != i and (met[i][k] or cst[i][k])
-            }
-            for i in range(n)
-        ]
-        sub = Problem(
-            problem.ids,
-            levels,
-            sizes,
-            problem.level_cost,
-            problem.target,
-            pair,
-            problem.together,
-            problem.apart,
-        )
-        groups = greedy(sub, rng)
-        for g in groups:
-            for x, i in enumerate(g):
-                for k in g[x + 1 :]:
-                    met[i][k] += 1.0
-                    met[k][i] += 1.0
-        plan.append(groups)
+    `met` counts past meetings per pair. The plan starts with `rounds` rounds and loses its most
+    conflicted planned round each time a horizon's share of the budget is spent without a plan free of
+    repeats; it stops as soon as the plan costs nothing avoidable.
+    """
+    return _Planner(problem, met, rounds, rng).run(budget * WORK_SCALE)
 
-    members: list[list[list[int]]] = []
-    group_of = [[0] * n for _ in range(rounds)]
-    counts: list[list[list[int]]] = []
-    lcost: list[list[float]] = []
 
-    # link[0][i][k] / link[1][i][k]: linear cost of i meeting k once more in the current / a later
-    # round (the +2R per pair is added separately); kept in step with `met`.
-    link: list[list[list[float]]] = [[], []]
+class _Planner:
+    """A plan of several rounds with the incremental tables that price a swap in O(1) popcounts."""
 
-    def bump(i: int, k: int, by: float) -> None:
-        met[i][k] += by
-        met[k][i] += by
-        amount = r2 * by
-        for table in link:
-            table[i][k] += amount
-            table[k][i] += amount
-
-    def load(source: list[list[list[int]]]) -> None:
-        """Rebuild every table from a plan (the start, or the best plan on a restart)."""
-        members[:] = [[list(g) for g in groups] for groups in source]
+    def __init__(self, problem: Problem, met: dict[tuple[int, int], int], rounds: int, rng: random.Random) -> None:
+        n = problem.n
+        self.p = problem
+        self.rng = rng
+        self.n = n
+        self.ngroups = len(problem.sizes)
+        self.bit = [1 << i for i in range(n)]
+        self.hist_count = [0] * (n * n)
+        history = [0] * n
+        for (i, j), c in met.items():
+            self.hist_count[i * n + j] = self.hist_count[j * n + i] = c
+            history[i] |= 1 << j
+            history[j] |= 1 << i
+        apart = [0] * n
+        together = [0] * n
         for i in range(n):
-            met[i][:] = hist[i]
-        counts[:] = [[[0] * LEVELS for _ in sizes] for _ in range(rounds)]
-        lcost[:] = []
-        for r in range(rounds):
-            for g, mem in enumerate(members[r]):
+            for k in problem.apart[i]:
+                apart[i] |= 1 << k
+            for k in problem.together[i]:
+                together[i] |= 1 << k
+        self.apart, self.together = apart, together
+        self.levels_vary = len(set(problem.levels)) > 1
+        # Pair terms other than repeats, per round: (weight, partner masks).
+        common: list[tuple[float, list[int]]] = []
+        if any(apart):
+            common.append((APART_WEIGHT, apart))
+        if any(together):
+            common.append((-TOGETHER_WEIGHT, together))
+        current = list(common)
+        if any(history):
+            current.append((CURRENT_EMPHASIS * REPEAT_WEIGHT, history))
+        self.current_extras = current
+        self.common_extras = common
+        self.history = history
+        self.rounds = rounds
+        self.max_rounds = rounds
+        # Live state, filled by load().
+        self.count: list[int] = []
+        self.once: list[int] = []
+        self.twice: list[int] = []
+        self.masks: list[list[int]] = []
+        self.members: list[list[list[int]]] = []
+        self.group_of: list[list[int]] = []
+        self.level_counts: list[list[list[int]]] = []
+        self.level_costs: list[list[float]] = []
+        self.total = 0.0
+
+    # --- state ---------------------------------------------------------------------------------------
+
+    def level_weight(self, r: int) -> float:
+        return CURRENT_EMPHASIS if r == 0 else 1.0
+
+    def extras(self, r: int) -> list[tuple[float, list[int]]]:
+        return self.current_extras if r == 0 else self.common_extras
+
+    def next_round(self, plan: list[list[list[int]]]) -> list[list[int]]:
+        """A greedy round after `plan`, avoiding the meetings past and planned."""
+        p, n = self.p, self.n
+        count = list(self.hist_count)
+        for groups in plan:
+            for g in groups:
+                for x, i in enumerate(g):
+                    for k in g[x + 1 :]:
+                        count[i * n + k] += 1
+                        count[k * n + i] += 1
+        pair: list[dict[int, float]] = [{} for _ in range(n)]
+        for i in range(n):
+            row = pair[i]
+            for k in range(n):
+                c = count[i * n + k]
+                if c:
+                    row[k] = REPEAT_WEIGHT * c
+            for w, masks in self.extras(len(plan)):
+                m = masks[i]
+                while m:
+                    low = m & -m
+                    k = low.bit_length() - 1
+                    row[k] = row.get(k, 0.0) + w
+                    m ^= low
+        sub = Problem(p.ids, p.levels, p.sizes, p.level_cost, p.target, pair, p.together, p.apart)
+        return greedy(sub, self.rng)
+
+    def load(self, plan: list[list[list[int]]]) -> None:
+        """Rebuild every table from a plan (the start, the best plan on a restart, a shorter plan)."""
+        n, p = self.n, self.p
+        self.rounds = len(plan)
+        count = list(self.hist_count)
+        self.members = [[list(g) for g in groups] for groups in plan]
+        self.group_of = [[0] * n for _ in plan]
+        self.masks = [[0] * self.ngroups for _ in plan]
+        self.level_counts = [[[0] * LEVELS for _ in groups] for groups in plan]
+        for r, groups in enumerate(self.members):
+            for g, mem in enumerate(groups):
                 for x, i in enumerate(mem):
-                    group_of[r][i] = g
-                    counts[r][g][levels[i]] += 1
+                    self.group_of[r][i] = g
+                    self.masks[r][g] |= 1 << i
+                    self.level_counts[r][g][p.levels[i]] += 1
                     for k in mem[x + 1 :]:
-                        met[i][k] += 1.0
-                        met[k][i] += 1.0
-            lcost.append([problem.level_cost(tuple(c)) for c in counts[r]])
-        later = [[r2 * x + c for x, c in zip(met[i], cst[i], strict=True)] for i in range(n)]
-        link[0] = [[x + e for x, e in zip(later[i], emph[i], strict=True)] for i in range(n)]
-        link[1] = later
+                        count[i * n + k] += 1
+                        count[k * n + i] += 1
+        self.count = count
+        self.once = [0] * n
+        self.twice = [0] * n
+        for i in range(n):
+            for k in range(n):
+                c = count[i * n + k]
+                if c >= 1:
+                    self.once[i] |= 1 << k
+                if c >= 2:
+                    self.twice[i] |= 1 << k
+        self.level_costs = [[p.level_cost(tuple(c)) for c in rnd] for rnd in self.level_counts]
+        self.total = self.cost()
 
-    def penalised(r: int, i: int) -> bool:
-        g = group_of[r][i]
-        if lcost[r][g] > floor[len(members[r][g])] + EPS:
+    def cost(self) -> float:
+        """The plan's cost from scratch, less what no plan can avoid (repeats within past meetings)."""
+        n = self.n
+        repeats = 0
+        for i in range(n):
+            for k in range(i + 1, n):
+                repeats += max(0, self.count[i * n + k] - 1) - max(0, self.hist_count[i * n + k] - 1)
+        total = REPEAT_WEIGHT * repeats
+        for r, groups in enumerate(self.members):
+            for mem in groups:
+                for x, i in enumerate(mem):
+                    for k in mem[x + 1 :]:
+                        for w, masks in self.extras(r):
+                            if masks[i] >> k & 1:
+                                total += w
+            if self.levels_vary:
+                total += self.level_weight(r) * sum(self.level_costs[r])
+        return total
+
+    def snapshot(self) -> list[list[list[int]]]:
+        return [[list(g) for g in groups] for groups in self.members]
+
+    def penalised(self, r: int, i: int) -> bool:
+        """Whether learner i pays for something in round r: a repeat, a level miss, a constraint."""
+        g = self.group_of[r][i]
+        mask = self.masks[r][g]
+        if self.twice[i] & mask:
             return True
-        row, crow = met[i], cst[i]
-        for k in members[r][g]:
-            if k != i and (row[k] > 1.0 + EPS or crow[k] > 0):
-                return True
-        return any(group_of[r][k] != g for k in problem.together[i])
+        if self.levels_vary and self.level_costs[r][g] > EPS:
+            return True
+        if r == 0 and self.history[i] & mask:
+            return True
+        if self.apart[i] & mask:
+            return True
+        return bool(self.together[i] & ~mask)
 
-    def level_after(r: int, g: int, out: int, into: int) -> float:
-        cnt = list(counts[r][g])
+    def level_after(self, r: int, g: int, out: int, into: int) -> float:
+        cnt = list(self.level_counts[r][g])
         cnt[out] -= 1
         cnt[into] += 1
-        return problem.level_cost(tuple(cnt))
+        return self.p.level_cost(tuple(cnt))
 
-    def delta(r: int, i: int, j: int) -> float:
-        a, b = group_of[r][i], group_of[r][j]
-        mem_a = [k for k in members[r][a] if k != i]
-        mem_b = [k for k in members[r][b] if k != j]
-        li_, lj_ = link[min(r, 1)][i], link[min(r, 1)][j]
-        d = sum(lj_[k] - li_[k] for k in mem_a)
-        d += sum(li_[k] - lj_[k] for k in mem_b)
-        d += r2 * (len(mem_a) + len(mem_b))
-        li, lj = levels[i], levels[j]
-        if li != lj:
-            d += level_after(r, a, li, lj) - lcost[r][a] + level_after(r, b, lj, li) - lcost[r][b]
+    def delta(self, r: int, a: int, b: int) -> float:
+        """Cost change of swapping a and b (in different groups) in round r; the search inlines it."""
+        group_of, masks = self.group_of[r], self.masks[r]
+        ga, gb = group_of[a], group_of[b]
+        mask_a, mask_b = masks[ga] ^ self.bit[a], masks[gb] ^ self.bit[b]
+        once, twice = self.once, self.twice
+        repeats = (
+            (once[b] & mask_a).bit_count()
+            - (twice[a] & mask_a).bit_count()
+            + (once[a] & mask_b).bit_count()
+            - (twice[b] & mask_b).bit_count()
+        )
+        d = REPEAT_WEIGHT * repeats
+        for w, m in self.extras(r):
+            d += w * (
+                (m[b] & mask_a).bit_count()
+                - (m[a] & mask_a).bit_count()
+                + (m[a] & mask_b).bit_count()
+                - (m[b] & mask_b).bit_count()
+            )
+        la, lb = self.p.levels[a], self.p.levels[b]
+        if self.levels_vary and la != lb:
+            costs = self.level_costs[r]
+            d += self.level_weight(r) * (
+                self.level_after(r, ga, la, lb) - costs[ga] + self.level_after(r, gb, lb, la) - costs[gb]
+            )
         return d
 
-    def swap(r: int, i: int, j: int) -> None:
-        a, b = group_of[r][i], group_of[r][j]
-        ma, mb = members[r][a], members[r][b]
-        for k in ma:
-            if k != i:
-                bump(i, k, -1.0)
-                bump(j, k, 1.0)
-        for k in mb:
-            if k != j:
-                bump(j, k, -1.0)
-                bump(i, k, 1.0)
-        li, lj = levels[i], levels[j]
-        if li != lj:
-            lcost[r][a] = level_after(r, a, li, lj)
-            lcost[r][b] = level_after(r, b, lj, li)
-            counts[r][a][li] -= 1
-            counts[r][a][lj] += 1
-            counts[r][b][lj] -= 1
-            counts[r][b][li] += 1
-        ma[ma.index(i)] = j
-        mb[mb.index(j)] = i
-        group_of[r][i], group_of[r][j] = b, a
-
-    load(plan)
-    total = best_total = 0.0
-    best = plan
-    tabu: dict[tuple[int, int, int], int] = {}
-    evals = step = last_gain = 0
-    stall_limit = 50 + 2 * n
-    tenure_high = 4 + n // 3
-    while evals < budget:
-        step += 1
-        sources = [(r, i) for r in range(rounds) for i in range(n) if penalised(r, i)]
-        evals += rounds * n  # the scan costs about as much as pricing that many swaps
-        if not sources:
-            break
-        if len(sources) > SOURCES_PER_STEP:
-            sources = rng.sample(sources, SOURCES_PER_STEP)
-        best_d = float("inf")
-        chosen: tuple[int, int, int] | None = None
-        ties = 0
-        aspiration = best_total - total - EPS
-        own_cache: dict[tuple[int, int], float] = {}
-        for r, i in sources:
-            a = group_of[r][i]
-            rows = members[r]
-            mem_a = [k for k in rows[a] if k != i]
-            table = link[min(r, 1)]
-            si = table[i]
-            sum_a = sum(si[k] for k in mem_a)
-            li, lc_a = levels[i], lcost[r][a]
-            for b, mem_b in enumerate(rows):
-                if b == a:
+    def swap(self, r: int, a: int, b: int, d: float) -> None:
+        n = self.n
+        group_of, masks, rows = self.group_of[r], self.masks[r], self.members[r]
+        ga, gb = group_of[a], group_of[b]
+        count, once, twice, bit = self.count, self.once, self.twice, self.bit
+        mem_a, mem_b = rows[ga], rows[gb]
+        for x, y, mem in ((a, b, mem_a), (b, a, mem_b)):
+            # x leaves this group, y joins it.
+            for k in mem:
+                if k == x:
                     continue
-                sum_b = sum(si[k] for k in mem_b)
-                const = r2 * (len(mem_a) + len(mem_b) - 1)
-                lc_b = lcost[r][b]
-                for j in mem_b:
-                    own = own_cache.get((r, j))
-                    if own is None:
-                        own = sum(table[j][k] for k in mem_b if k != j)
-                        own_cache[(r, j)] = own
-                    sj = table[j]
-                    d = sum(sj[k] for k in mem_a) - sum_a + sum_b - si[j] - own + const
-                    lj = levels[j]
-                    if li != lj:
-                        d += level_after(r, a, li, lj) - lc_a + level_after(r, b, lj, li) - lc_b
-                    if d > best_d + EPS:
-                        continue
-                    if (tabu.get((r, i, b), 0) > step or tabu.get((r, j, a), 0) > step) and d >= aspiration:
-                        continue
-                    if d < best_d - EPS:
-                        best_d, chosen, ties = d, (r, i, j), 1
-                    else:
-                        ties += 1
-                        if rng.randrange(ties) == 0:
-                            chosen = (r, i, j)
-                evals += len(mem_b)
-        if chosen is None:
-            continue
-        r, i, j = chosen
-        a, b = group_of[r][i], group_of[r][j]
-        swap(r, i, j)
-        total += best_d
-        tabu[(r, i, a)] = step + rng.randint(4, tenure_high)
-        tabu[(r, j, b)] = step + rng.randint(4, tenure_high)
-        if total < best_total - EPS:
-            best_total, last_gain = total, step
-            best = [[list(m) for m in rnd] for rnd in members]
-        elif step - last_gain > stall_limit:
-            # Restart from the best plan, shaken by a few random swaps.
-            load(best)
-            total = best_total
-            for _ in range(max(2, n // 4)):
-                r = rng.randrange(rounds)
-                x, y = rng.randrange(n), rng.randrange(n)
-                if group_of[r][x] != group_of[r][y]:
-                    total += delta(r, x, y)
-                    swap(r, x, y)
-            tabu.clear()
-            last_gain = step
-    return best[0]
+                c = count[x * n + k] - 1
+                count[x * n + k] = count[k * n + x] = c
+                if c == 0:
+                    once[x] &= ~bit[k]
+                    once[k] &= ~bit[x]
+                elif c == 1:
+                    twice[x] &= ~bit[k]
+                    twice[k] &= ~bit[x]
+                c = count[y * n + k] + 1
+                count[y * n + k] = count[k * n + y] = c
+                if c == 1:
+                    once[y] |= bit[k]
+                    once[k] |= bit[y]
+                elif c == 2:
+                    twice[y] |= bit[k]
+                    twice[k] |= bit[y]
+        la, lb = self.p.levels[a], self.p.levels[b]
+        if la != lb:
+            counts = self.level_counts[r]
+            counts[ga][la] -= 1
+            counts[ga][lb] += 1
+            counts[gb][lb] -= 1
+            counts[gb][la] += 1
+            self.level_costs[r][ga] = self.p.level_cost(tuple(counts[ga]))
+            self.level_costs[r][gb] = self.p.level_cost(tuple(counts[gb]))
+        both = bit[a] | bit[b]
+        masks[ga] ^= both
+        masks[gb] ^= both
+        mem_a[mem_a.index(a)] = b
+        mem_b[mem_b.index(b)] = a
+        group_of[a], group_of[b] = gb, ga
+        self.total += d
 
+    # --- search --------------------------------------------------------------------------------------
 
-def _level_floor(problem: Problem) -> dict[int, float]:
-    """Level cost no group of each size can avoid: that of an all-equal group when all levels are."""
-    floor = {size: 0.0 for size in set(problem.sizes)}
-    if len(set(problem.levels)) == 1:
-        for size in floor:
-            cnt = [0] * LEVELS
-            cnt[problem.levels[0]] = size
-            floor[size] = problem.level_cost(tuple(cnt))
-    return floor
+    def cyclic_rounds(self, budget: int) -> tuple[list[list[list[int]]], int]:
+        """Rounds of the cohort's cyclic schedule that repeat no past meeting, and the work spent.
+
+        Learners take the schedule's points in order of id, so the schedule does not depend on the
+        order they are listed in. A schedule ignores levels and constraints: it is only offered when
+        levels are all equal and no keep-apart pair would meet.
+        """
+        p, n = self.p, self.n
+        sizes = p.sizes
+        if self.levels_vary or len(set(sizes)) != 1 or budget < DESIGN_MIN_BUDGET:
+            return [], 0
+        cap = budget // (DESIGN_WORK_COST * DESIGN_SHARE)
+        schedule, work = cyclic_schedule(n, sizes[0], len(sizes), cap)
+        if schedule is None:
+            return [], work * DESIGN_WORK_COST
+        order = sorted(range(n), key=lambda i: p.ids[i])
+        count, apart = self.hist_count, self.apart
+        rounds = []
+        for rnd in schedule:
+            groups = [[order[x] for x in g] for g in rnd]
+            if not any(
+                count[i * n + k] or apart[i] >> k & 1 for g in groups for x, i in enumerate(g) for k in g[x + 1 :]
+            ):
+                rounds.append(groups)
+        return rounds[: self.max_rounds], work * DESIGN_WORK_COST
+
+    def run(self, budget: int) -> list[list[int]]:
+        """Grow the plan one round at a time while each horizon is solved within the budget.
+
+        A cyclic schedule's rounds are the fallback when the swap search solves fewer rounds than
+        they give, and the whole answer when they reach the horizon.
+        """
+        cyclic, spent = self.cyclic_rounds(budget)
+        plan = [self.next_round([])]
+        if len(cyclic) >= self.max_rounds:
+            plan = cyclic
+        solved: list[list[list[int]]] | None = None
+        while True:
+            self.load(plan)
+            fallback = bool(cyclic) and len(cyclic) >= len(plan) - 1 and plan is not cyclic
+            share = budget - spent if not fallback else int((budget - spent) * HORIZON_SHARE)
+            used, ok, plan = self.tabu(share)
+            spent += used
+            if not ok:
+                if fallback and len(cyclic) >= len(solved or []):
+                    plan = cyclic  # a longer (or as long) repeat-free start elsewhere
+                    cyclic = []
+                    continue
+                return (solved or plan)[0]
+            solved = plan
+            if len(plan) >= self.max_rounds or spent >= budget:
+                return plan[0]
+            plan = [*plan, self.next_round(plan)]
+
+    def tabu(self, budget: int) -> tuple[int, bool, list[list[list[int]]]]:
+        """Tabu search on the loaded plan until it has no repeat and no broken keep-apart, or `budget`
+        priced swaps are spent; returns (work, whether it got there, that plan or the cheapest seen)."""
+        best, best_total = self.snapshot(), self.total
+        rng = self.rng
+        n, ngroups = self.n, self.ngroups
+        levels, bit = self.p.levels, self.bit
+        levels_vary = self.levels_vary
+        tabu = [0] * (self.rounds * n * ngroups)
+        stall_limit = STALL_BASE + STALL_PER_LEARNER * n
+        tenure_low, tenure_high = TENURE_LOW, TENURE_LOW + n // TENURE_SPREAD
+        kicks = max(2, self.rounds * ngroups // KICK_DIV)
+        evals = step = last_gain = kicks_made = 0
+        inf = float("inf")
+        while evals < budget:
+            step += 1
+            once, twice = self.once, self.twice
+            sources: list[tuple[int, int]] = []
+            hard = 0
+            history, apart = self.history, self.apart
+            own = [0] * (self.rounds * n)
+            for r in range(self.rounds):
+                group_of, masks = self.group_of[r], self.masks[r]
+                extras = self.extras(r)
+                costs = self.level_costs[r]
+                rn = r * n
+                for a in range(n):
+                    ga = group_of[a]
+                    mask_a = masks[ga] ^ bit[a]
+                    rep = (twice[a] & mask_a).bit_count()
+                    own[rn + a] = rep
+                    if rep or apart[a] & mask_a or (r == 0 and history[a] & mask_a):
+                        hard += 1
+                    if (
+                        rep
+                        or (levels_vary and costs[ga] > EPS)
+                        or any(m[a] & (mask_a if w > 0 else ~mask_a) for w, m in extras)
+                    ):
+                        sources.append((r, a))
+            evals += self.rounds * n // 4  # the scan costs about as much as pricing that many swaps
+            if not hard:
+                return evals, True, self.snapshot()
+            best_d = inf
+            chosen_r = chosen_a = chosen_b = -1
+            ties = 0
+            aspiration = best_total - self.total - EPS
+            for r, a in sources:
+                group_of, masks, rows = self.group_of[r], self.masks[r], self.members[r]
+                extras = self.extras(r)
+                level_weight = self.level_weight(r)
+                costs = self.level_costs[r]
+                ga = group_of[a]
+                mask_a = masks[ga] ^ bit[a]
+                once_a = once[a]
+                base = -own[r * n + a]
+                own_r = own[r * n : r * n + n]
+                extra_a = sum(w * (m[a] & mask_a).bit_count() for w, m in extras)
+                la = levels[a]
+                tabu_row = (r * n + a) * ngroups
+                for gb in range(ngroups):
+                    if gb == ga:
+                        continue
+                    mask_b = masks[gb]
+                    a_into_b = base + (once_a & mask_b).bit_count()
+                    for b in rows[gb]:
+                        d = REPEAT_WEIGHT * (a_into_b - (once_a >> b & 1) - own_r[b] + (once[b] & mask_a).bit_count())
+                        if extras:
+                            for w, m in extras:
+                                mb = m[b]
+                                d += w * (
+                                    (mb & mask_a).bit_count()
+                                    + (m[a] & mask_b).bit_count()
+                                    - (m[a] >> b & 1)
+                                    - (mb & mask_b).bit_count()
+                                )
+                            d -= extra_a
+                        if levels_vary:
+                            lb = levels[b]
+                            if la != lb:
+                                d += level_weight * (
+                                    self.level_after(r, ga, la, lb)
+                                    - costs[ga]
+                                    + self.level_after(r, gb, lb, la)
+                                    - costs[gb]
+                                )
+                        if d > best_d + EPS:
+                            continue
+                        if d >= aspiration and (tabu[tabu_row + gb] > step or tabu[(r * n + b) * ngroups + ga] > step):
+                            continue
+                        if d < best_d - EPS:
+                            best_d, ties = d, 1
+                            chosen_r, chosen_a, chosen_b = r, a, b
+                        else:
+                            ties += 1
+                            if rng.randrange(ties) == 0:
+                                chosen_r, chosen_a, chosen_b = r, a, b
+                evals += n
+            if chosen_r < 0:
+                continue  # every move is tabu: let tenures expire
+            r, a, b = chosen_r, chosen_a, chosen_b
+            ga, gb = self.group_of[r][a], self.group_of[r][b]
+            self.swap(r, a, b, best_d)
+            tabu[(r * n + a) * ngroups + ga] = step + rng.randint(tenure_low, tenure_high)
+            tabu[(r * n + b) * ngroups + gb] = step + rng.randint(tenure_low, tenure_high)
+            if self.total < best_total - EPS:
+                best_total, last_gain, kicks_made = self.total, step, 0
+                best = self.snapshot()
+            elif step - last_gain > stall_limit:
+                # Restart from the best plan, shaken by a few random swaps.
+                self.load(best)
+                kicks_made += 1
+                for _ in range(min(kicks * kicks_made, self.rounds * n)):
+                    r = rng.randrange(self.rounds)
+                    x, y = rng.randrange(n), rng.randrange(n)
+                    if self.group_of[r][x] != self.group_of[r][y]:
+                        self.swap(r, x, y, self.delta(r, x, y))
+                tabu = [0] * (self.rounds * n * ngroups)
+                last_gain = step
+                evals += self.rounds * n * 4
+        return evals, False, best
