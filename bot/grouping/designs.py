@@ -20,6 +20,7 @@ import random
 from typing import Final
 
 STALL: Final = 1000
+FIXED_SHAPES: Final = 2  # shapes with fixed points tried before the plain one
 TENURE: Final = 6
 
 
@@ -29,52 +30,85 @@ def cyclic_schedule(n: int, size: int, groups: int, work_cap: int) -> tuple[list
     within `work_cap` priced swaps; and the work spent. A pure function, so memoising it changes no
     answer, only the time (callers charge the returned work either way).
 
-    Tries a fixed point first (up to (n-1)/(size-1) rounds, the most any schedule has), then rows
-    over Z_groups (`groups` rounds).
+    Shapes: size - 1 rows over Z_m plus f fixed points (f = 1 reaches (n-1)/(size-1) rounds, the
+    most any schedule has); `size` rows over Z_groups plus one round of pairs of half rows (even
+    groups and size: groups + 1 rounds); `size` rows over Z_groups. The single fixed point is tried
+    first, then the extra round, then more fixed points, then plain rows; the first found wins.
     """
     if size < 2 or groups < 2 or n != size * groups:
         return None, 0
+    shapes = [((n - f) // (size - 1), f, False) for f in range(1, groups + 1) if (n - f) % (size - 1) == 0]
+    shapes = [shape for shape in shapes if shape[0] > groups][:FIXED_SHAPES]
+    if groups % 2 == 0 and size % 2 == 0:
+        # Found far more often than the fixed-point shapes, except the one of a single fixed point.
+        shapes.insert(1 if shapes and shapes[0][1] == 1 else 0, (groups, 0, True))
+    shapes.append((groups, 0, False))
     work = 0
-    if (n - 1) % (size - 1) == 0:
-        found, work = _search(n, size, groups, (n - 1) // (size - 1), True, work_cap * 2 // 3)
+    for x, (m, f, extra) in enumerate(shapes):
+        if x == len(shapes) - 1:
+            share = work_cap - work
+        elif f == 1:
+            share = work_cap // 5
+        elif extra:
+            share = (work_cap - work) * 3 // 4
+        else:
+            share = (work_cap - work) // (len(shapes) - x)
+        found, used = _search(n, size, groups, m, f, share, extra)
+        work += used
         if found is not None:
             return found, work
-    found, more = _search(n, size, groups, groups, False, work_cap - work)
-    return found, work + more
+    return None, work
 
 
 def _search(
-    n: int, size: int, groups: int, m: int, fixed: bool, work_cap: int
+    n: int, size: int, groups: int, m: int, fixed: int, work_cap: int, extra: bool = False
 ) -> tuple[list[list[list[int]]] | None, int]:
-    """Search a base round over Z_m (plus a fixed point if `fixed`) whose m shifts repeat no pair."""
-    rows = (n - 1) // m if fixed else size
+    """Search a base round over Z_m plus `fixed` fixed points whose m shifts repeat no pair.
+
+    Points below rows * m are (x, row); the last `fixed` points never move, so two of them must
+    never share a group, and each meets a whole row over the m rounds. With `extra` (even m and
+    size, no fixed point) the base round also leaves unmet the pairs of one more round: groups
+    {(x, i), (x + m/2, i) : i in one half of the rows}.
+    """
     if m < 2:
         return None, 0
-    inf = n - 1 if fixed else -1
-    row = [p // m for p in range(n)]
+    rows = (n - fixed) // m
+    first_fixed = rows * m
+    row = [p // m if p < first_fixed else p - first_fixed for p in range(n)]
     col = [p % m for p in range(n)]
-    half = rows * rows * m + rows  # keys from here on are always bad: a half orbit meets its pair twice
+    fixed_base = rows * rows * m
+    half = fixed_base + fixed * rows  # keys from here on are always bad
     keys = [0] * (n * n)
     for p in range(n):
         for q in range(n):
             if p == q:
                 continue
-            if p == inf or q == inf:
-                k = rows * rows * m + row[q if p == inf else p]
+            if p >= first_fixed and q >= first_fixed:
+                k = half + rows  # two fixed points together meet in every round
+            elif p >= first_fixed or q >= first_fixed:
+                f, other = (p, q) if p >= first_fixed else (q, p)
+                k = fixed_base + row[f] * rows + row[other]
             else:
                 i, j = row[p], row[q]
                 d = (col[q] - col[p]) % m
                 if i > j:
                     i, j, d = j, i, (m - d) % m
                 if i == j and 2 * d == m:
-                    k = half + i
+                    k = half + i  # a half orbit: the pair meets twice
                 else:
                     if i == j:
                         d = min(d, m - d)
                     k = (i * rows + j) * m + d
             keys[p * n + q] = k
     # Excess of a key's count: every use of a half orbit, every use but one of a full orbit.
-    limit = [1] * half + [0] * rows
+    limit = [1] * half + [0] * (rows + 1)
+    halves = [range(0, rows // 2), range(rows // 2, rows)]
+    if extra:
+        for part in halves:
+            for i in part:
+                for j in part:
+                    if i < j:
+                        limit[(i * rows + j) * m] = limit[(i * rows + j) * m + m // 2] = 0
     rng = random.Random(n * 7919 + size)
     work = 0
     while work < work_cap:
@@ -83,9 +117,14 @@ def _search(
         if blocks is not None:
 
             def shift(p: int, t: int) -> int:
-                return p if p == inf else row[p] * m + (col[p] + t) % m
+                return p if p >= first_fixed else row[p] * m + (col[p] + t) % m
 
-            return [[sorted(shift(p, t) for p in blk) for blk in blocks] for t in range(m)], work
+            schedule = [[sorted(shift(p, t) for p in blk) for blk in blocks] for t in range(m)]
+            if extra:
+                schedule.append(
+                    [sorted(i * m + y for i in part for y in (x, x + m // 2)) for part in halves for x in range(m // 2)]
+                )
+            return schedule, work
     return None, work
 
 

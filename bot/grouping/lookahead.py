@@ -42,7 +42,7 @@ HORIZON_SHARE: Final = 0.5
 # A cyclic schedule's search step costs about this many planner steps; it gets at most 1/DESIGN_SHARE
 # of the budget, and none below DESIGN_MIN_BUDGET (the default 0.2 s budget leaves it out).
 DESIGN_WORK_COST: Final = 6
-DESIGN_SHARE: Final = 3
+DESIGN_SHARE: Final = 2
 DESIGN_MIN_BUDGET: Final = 1_000_000
 # Tabu tenure of a learner's move back into a group: TENURE_LOW + random(0..n / TENURE_SPREAD).
 TENURE_LOW: Final = 3

@@ -67,7 +67,7 @@ def test_planned_round_is_a_partition_of_the_asked_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("groups", "size", "rounds"),
-    [(10, 2, 19), (5, 3, 7), (4, 4, 5), (8, 4, 8), (6, 3, 6)],
+    [(10, 2, 19), (5, 3, 7), (4, 4, 5), (10, 3, 14), (6, 3, 7)],
 )
 def test_cyclic_schedules_repeat_no_pair(groups: int, size: int, rounds: int) -> None:
     n = groups * size
