@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -23,10 +23,10 @@ from bot import grammar
 from bot.clock import Clock
 from bot.errors import Forbidden, Invalid, NotFound, PeerError
 from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
-from bot.i18n import t
+from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, supported, t
 from bot.messages import ActionId, Button, ButtonStyle, Form, Message, Reply, Section, Timestamp
 from bot.port import ChecksCapacity, EventSpec, Platform, PlatformError, Undeliverable
-from bot.questionnaires import FEEDBACK_ITEMS, feedback_form, quiz_form
+from bot.questionnaires import FEEDBACK_ITEMS, feedback_form, item_label, quiz_form
 from bot.refs import ChannelRef, MessageRef, UserRef
 from bot.settings import Settings
 from storage.db import Database
@@ -60,15 +60,43 @@ MAX_ATTEMPTS = 5
 CHECK_EMOJI = frozenset({"white_check_mark", "✅", "heavy_check_mark", "ballot_box_with_check"})
 ACTIVE_STATES = ("planned", "prep_sent", "running", "ended")
 
+# What the learners read; `{0}` is the session's start, rendered in each reader's time zone.
+PREP_POST = N_(
+    "📚 *Prepare for “{title}”* — starts {0}.\n{material}\nMark it done when you have prepared (button or ✅)."
+)
+PREP_REMINDER = N_("⏰ “{title}” starts {0}. You have not marked the preparation done yet:\n{material}")
+CHECKIN_ANNOUNCE = N_(
+    "🟢 *Check-in is open for “{title}”* — starts {0}. Click *Check in* (or react ✅) when you are here."
+)
+FORMAT_TEXTS = {
+    "groups": N_(
+        "*How to work*: each of you shares what you prepared (3 min each), then solve the exercise together; one of "
+        "you notes the group's takeaways."
+    ),
+    "tutoring": N_("*How to work*: {tutor} guides, the others explain their reasoning out loud; swap roles halfway."),
+    "review": N_(
+        "*How to work*: review each other's work in turn: one thing that works, one question, one suggestion."
+    ),
+    "sharing": N_(
+        "*How to work*: each of you shares a practice or a case from your work; the group picks one to adopt."
+    ),
+}
+GROUND_RULES = N_(
+    "*Ground rules*: every question is welcome · speak in turn and listen fully · critique ideas, never people · "
+    "what is said here stays here · ask the trainer any time with `/peer raise`."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts: the adapter decides `is_trainer` (Slack trainer ids/group, Discord trainer role)."""
+    """Who acts: the adapter decides `is_trainer` (Slack trainer ids/group, Discord trainer role) and
+    `locale` (`en`/`fr` when the platform tells the person's language, e.g. a Discord interaction)."""
 
     user: UserRef
     display_name: str = ""
     is_trainer: bool = False
     workspace: str = ""
+    locale: str = ""
 
 
 class SchedulerPort(Protocol):
@@ -115,13 +143,13 @@ class Core:
             command = grammar.parse(text)
             return await self.execute(actor, command, channel)
         except PeerError as exc:
-            return Reply(exc.text(), ok=False)
+            return Reply(exc.text(self.reply_locale(actor)), ok=False)
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if command.name in grammar.TRAINER_COMMANDS and not actor.is_trainer:
             raise Forbidden(
-                f"Only trainers can use `/peer {command.name}`.",
-                "Ask your trainer, or type `/peer help` to see your commands.",
+                _("Only trainers can use `/peer {command}`.", command=command.name),
+                _("Ask your trainer, or type `/peer help` to see your commands."),
             )
         handler = _COMMANDS[command.name]
         result: Reply = await handler(self, actor, command, channel)
@@ -132,11 +160,11 @@ class Core:
         try:
             action = ActionId.parse(action_id)
         except ValueError:
-            return Reply("This button is not one of mine any more.", ok=False)
+            return Reply(t(self.reply_locale(actor), "This button is not one of mine any more."), ok=False)
         try:
             return await self._dispatch_action(actor, action)
         except PeerError as exc:
-            return Reply(exc.text(), ok=False)
+            return Reply(exc.text(self.reply_locale(actor)), ok=False)
 
     async def form_for(self, actor: Actor, action_id: str) -> Form | Reply:
         """The form a button opens (Answer, Share takeaways), or an error reply."""
@@ -152,10 +180,10 @@ class Core:
             if action.feature == "takeaways" and action.verb == "submit":
                 return await self.record_takeaways(actor, int(action.entity), values.get("takeaways", ""))
         except PeerError as exc:
-            return Reply(exc.text(), ok=False, extra={"field": exc.field} if exc.field else {})
+            return Reply(exc.text(self.reply_locale(actor)), ok=False, extra={"field": exc.field} if exc.field else {})
         except ValueError:
             pass
-        return Reply("This form is not one of mine any more.", ok=False)
+        return Reply(t(self.reply_locale(actor), "This form is not one of mine any more."), ok=False)
 
     async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:
         """✅ on the prep post marks prep done; ✅ on the check-in announcement checks in."""
@@ -175,7 +203,7 @@ class Core:
                 return await self.prep_done(actor, session.short_id, method="reaction")
             return await self.check_in(actor, session.short_id, method="reaction")
         except PeerError as exc:
-            return Reply(exc.text(), ok=False)
+            return Reply(exc.text(self.reply_locale(actor)), ok=False)
 
     async def _dispatch_action(self, actor: Actor, action: ActionId) -> Reply:
         key = (action.feature, action.verb)
@@ -195,7 +223,7 @@ class Core:
             return Reply("", form=Form(form.form_id, form.title, fields, form.submit_label))
         if key == ("takeaways", "open"):
             return Reply("", form=await self.takeaways_form(actor, int(action.entity)))
-        raise Invalid("This button is not one of mine any more.")
+        raise Invalid(_("This button is not one of mine any more."))
 
     async def home(self, actor: Actor) -> Message:
         """A person's overview (Slack App Home): upcoming sessions in their own time, attendance and pending
@@ -203,8 +231,9 @@ class Core:
         now = self.clock.now()
         sections: list[Section] = []
         buttons: list[Button] = []
+        locale = self.reply_locale(actor)
         async with self.db.session() as s:
-            member = await self._member(s, actor.user, actor.display_name)
+            member = await self._actor_member(s, actor)
             workspace = await self._workspace(s, actor)
             rows = await s.exec(
                 select(PeerSession, Enrollment)
@@ -239,34 +268,70 @@ class Core:
             }
         upcoming = [(p, e) for p, e in mine if p.state in {"planned", "prep_sent", "running"} and self.end_of(p) > now]
         if upcoming:
-            sections.append(Section("*Your next sessions*"))
+            sections.append(Section(t(locale, "*Your next sessions*")))
             for p, e in upcoming[:10]:
-                role = " (trainer)" if e.role == "trainer" else ""
-                sections.append(Section(f"`{p.short_id}` {p.title}{role} — {{0}}", (self._stamp(p.starts_at),)))
+                stamp = self._stamp(p.starts_at)
+                text = (
+                    t(locale, "`{session}` {title} (trainer) — {0}", stamp, session=p.short_id, title=p.title)
+                    if e.role == "trainer"
+                    else t(locale, "`{session}` {title} — {0}", stamp, session=p.short_id, title=p.title)
+                )
+                sections.append(Section(text, (stamp,)))
         else:
-            sections.append(Section("No upcoming session."))
+            sections.append(Section(t(locale, "No upcoming session.")))
         past = [(p, attendance.get(p.id or 0)) for p, e in mine if e.role == "learner" and p.started_at is not None]
         if past:
-            present = sum(1 for _, a in past if a is not None and a.status in {"on_time", "late"})
-            sections.append(Section(f"*Your attendance*: {present}/{len(past)} session(s) attended"))
+            present = sum(1 for _p, a in past if a is not None and a.status in {"on_time", "late"})
+            sections.append(
+                Section(
+                    t(
+                        locale,
+                        "*Your attendance*: {present}/{total} session(s) attended",
+                        present=present,
+                        total=len(past),
+                    )
+                )
+            )
         todo = [
             (d, p) for d, p in pending if (p.id, "retention" if d.kind == "retention" else "feedback") not in answered
         ]
         todo = [(d, p) for d, p in todo if d.kind == "retention" or p.state != "closed"]
         if todo:
-            sections.append(Section("*Questionnaires waiting for you*"))
+            sections.append(Section(t(locale, "*Questionnaires waiting for you*")))
             for delivery, p in todo[:10]:
                 feature = "quiz" if delivery.kind == "retention" else "survey"
-                label = "Retention quiz" if feature == "quiz" else "Feedback"
-                sections.append(Section(f"{label}: {p.title}"))
-                buttons.append(Button(f"{feature}:open:{delivery.id}", f"{label}: {p.title}"[:75], ButtonStyle.PRIMARY))
+                text = (
+                    t(locale, "Retention quiz: {title}", title=p.title)
+                    if feature == "quiz"
+                    else t(locale, "Feedback: {title}", title=p.title)
+                )
+                sections.append(Section(text))
+                buttons.append(Button(f"{feature}:open:{delivery.id}", text[:75], ButtonStyle.PRIMARY))
         if actor.is_trainer:
             trained = [(p, e) for p, e in mine if e.role == "trainer"]
-            cohorts = sorted({p.cohort_id for p, _ in trained})
-            sections.append(Section(f"*Trainer*: {len(cohorts)} cohort(s), {len(trained)} session(s)"))
-            for p, _ in trained[-10:]:
-                sections.append(Section(f"`{p.short_id}` {p.title} — {p.state}, {{0}}", (self._stamp(p.starts_at),)))
-            sections.append(Section("Type `/peer help` for the commands."))
+            cohorts = sorted({p.cohort_id for p, _e in trained})
+            sections.append(
+                Section(
+                    t(
+                        locale,
+                        "*Trainer*: {cohorts} cohort(s), {sessions} session(s)",
+                        cohorts=len(cohorts),
+                        sessions=len(trained),
+                    )
+                )
+            )
+            for p, _e in trained[-10:]:
+                stamp = self._stamp(p.starts_at)
+                text = t(
+                    locale,
+                    "`{session}` {title} — {state}, {0}",
+                    stamp,
+                    session=p.short_id,
+                    title=p.title,
+                    state=label(locale, SESSION_STATES, p.state),
+                )
+                sections.append(Section(text, (stamp,)))
+            sections.append(Section(t(locale, "Type `/peer help` for the commands.")))
         return Message("peerbot", sections=tuple(sections), buttons=tuple(buttons))
 
     async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
@@ -293,18 +358,28 @@ class Core:
         try:
             return self.platforms[name]
         except KeyError:
-            raise PeerError(f"The {name} platform is not running in this process.") from None
+            raise PeerError(_("The {platform} platform is not running in this process.", platform=name)) from None
 
-    async def _member(self, s: AsyncSession, user: UserRef, display_name: str = "") -> Member:
+    async def _member(self, s: AsyncSession, user: UserRef, display_name: str = "", locale: str = "") -> Member:
+        """The person's row (created on first sight); a known locale is kept for the DMs sent to them."""
         found = await s.exec(select(Member).where(Member.platform == user.platform, Member.user_id == user.id))
         member = found.first()
+        locale = supported(locale)
         if member is None:
-            member = Member(platform=user.platform, user_id=user.id, display_name=display_name or user.id)
+            member = Member(
+                platform=user.platform, user_id=user.id, display_name=display_name or user.id, locale=locale
+            )
             s.add(member)
             await s.flush()
-        elif display_name and member.display_name != display_name:
+            return member
+        if display_name and member.display_name != display_name:
             member.display_name = display_name
+        if locale and member.locale != locale:
+            member.locale = locale
         return member
+
+    async def _actor_member(self, s: AsyncSession, actor: Actor) -> Member:
+        return await self._member(s, actor.user, actor.display_name, actor.locale)
 
     async def _workspace(self, s: AsyncSession, actor: Actor) -> Workspace:
         found = await s.exec(
@@ -323,8 +398,11 @@ class Core:
         cohort = found.first()
         if cohort is None:
             raise NotFound(
-                f"There is no cohort named `{name}` here.",
-                f"Create it with `/peer cohort create {name}`, or check the name with `/peer cohort show`.",
+                _("There is no cohort named `{cohort}` here.", cohort=name),
+                _(
+                    "Create it with `/peer cohort create {cohort}`, or check the name with `/peer cohort show`.",
+                    cohort=name,
+                ),
             )
         return cohort
 
@@ -340,8 +418,8 @@ class Core:
         session = (await s.exec(query)).first()
         if session is None:
             raise NotFound(
-                f"There is no session `{short_id}` here.",
-                "Session ids are shown when a session is planned, and in `/peer session show`.",
+                _("There is no session `{session}` here.", session=short_id),
+                _("Session ids are shown when a session is planned, and in `/peer session show`."),
             )
         return session
 
@@ -357,9 +435,15 @@ class Core:
         )
 
     def _locale(self, member: Member | None = None) -> str:
-        if member is not None and member.locale in {"en", "fr"}:
-            return member.locale
-        return self.settings.locale
+        """The language of a DM to `member`: theirs when known, else the instance's."""
+        return supported(member.locale if member is not None else "") or self.settings.locale
+
+    def reply_locale(self, actor: Actor | None, member: Member | None = None) -> str:
+        """The language of a reply: the actor's own (from the platform), their stored one, or the instance's."""
+        return (
+            supported(actor.locale if actor else "", member.locale if member is not None else "")
+            or self.settings.locale
+        )
 
     def _fallback(self, moment: datetime) -> str:
         return moment.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -432,7 +516,7 @@ class Core:
     # ------------------------------------------------------------------ cohort commands
 
     async def _cmd_help(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        return Reply(grammar.help_text(actor.is_trainer))
+        return Reply(grammar.help_text(actor.is_trainer, self.reply_locale(actor)))
 
     async def _cmd_cohort_create(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         channel_id = command.channel or (channel.id if channel else "")
@@ -443,8 +527,11 @@ class Core:
             )
             if exists.first() is not None:
                 raise Invalid(
-                    f"A cohort named `{command.cohort}` already exists.",
-                    f"Add people with `/peer cohort add {command.cohort} @someone`, or pick another name.",
+                    _("A cohort named `{cohort}` already exists.", cohort=command.cohort),
+                    _(
+                        "Add people with `/peer cohort add {cohort} @someone`, or pick another name.",
+                        cohort=command.cohort,
+                    ),
                 )
             assert workspace.id is not None
             cohort = Cohort(
@@ -452,15 +539,26 @@ class Core:
             )
             s.add(cohort)
             await s.flush()
-            trainer = await self._member(s, actor.user, actor.display_name)
+            trainer = await self._actor_member(s, actor)
             assert cohort.id is not None and trainer.id is not None
             s.add(Enrollment(cohort_id=cohort.id, member_id=trainer.id, role="trainer", level=3))
             await self._audit(s, actor.user.key, "cohort.create", None, cohort=command.cohort)
-        where = f" Announcements go to <#{channel_id}>." if channel_id else " Announcements will be sent by DM."
-        return Reply(
-            f"Cohort `{command.cohort}` created; you are its trainer.{where}\n"
-            f"Next: `/peer cohort add {command.cohort} @learner=3 ...`"
+        locale = self.reply_locale(actor)
+        text = (
+            t(
+                locale,
+                "Cohort `{cohort}` created; you are its trainer. Announcements go to <#{channel}>.",
+                cohort=command.cohort,
+                channel=channel_id,
+            )
+            if channel_id
+            else t(
+                locale,
+                "Cohort `{cohort}` created; you are its trainer. Announcements will be sent by DM.",
+                cohort=command.cohort,
+            )
         )
+        return Reply(text + "\n" + t(locale, "Next: `/peer cohort add {cohort} @learner=3 ...`", cohort=command.cohort))
 
     async def enroll(
         self,
@@ -494,7 +592,15 @@ class Core:
 
     async def _cmd_cohort_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         added, updated = await self.enroll(actor, command.cohort, command.users)
-        return Reply(f"Cohort `{command.cohort}`: {added} added, {updated} level(s) updated.")
+        return Reply(
+            t(
+                self.reply_locale(actor),
+                "Cohort `{cohort}`: {added} added, {updated} level(s) updated.",
+                cohort=command.cohort,
+                added=added,
+                updated=updated,
+            )
+        )
 
     async def _cmd_cohort_import(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.db.session() as s:
@@ -504,12 +610,24 @@ class Core:
             members = await platform.members_of(ChannelRef(actor.user.platform, command.channel))
         except PlatformError as exc:
             raise Invalid(
-                f"I could not read the members of <#{command.channel}>: {exc.detail or exc.code}.",
-                "Check that I can see that channel (invite me to it), then try again.",
+                _(
+                    "I could not read the members of <#{channel}>: {reason}.",
+                    channel=command.channel,
+                    reason=exc.detail or exc.code,
+                ),
+                _("Check that I can see that channel (invite me to it), then try again."),
             ) from None
         users = [(m.id, command.level) for m in members if m.id != actor.user.id]
         added, _updated = await self.enroll(actor, command.cohort, users, default_level=command.level or 3)
-        return Reply(f"Cohort `{command.cohort}`: imported {added} new learner(s) from <#{command.channel}>.")
+        return Reply(
+            t(
+                self.reply_locale(actor),
+                "Cohort `{cohort}`: imported {added} new learner(s) from <#{channel}>.",
+                cohort=command.cohort,
+                added=added,
+                channel=command.channel,
+            )
+        )
 
     async def _cmd_cohort_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.db.session() as s:
@@ -520,11 +638,22 @@ class Core:
                 select(PeerSession).where(PeerSession.cohort_id == cohort.id).order_by(col(PeerSession.starts_at))
             )
             session_rows = list(sessions.all())
-        lines = [f"*Cohort `{cohort.name}`* — {len(learners)} learner(s)"]
-        lines += [f"• <@{m.user_id}> level {e.level}" for e, m in learners]
+        locale = self.reply_locale(actor)
+        lines = [t(locale, "*Cohort `{cohort}`* — {count} learner(s)", cohort=cohort.name, count=len(learners))]
+        lines += [t(locale, "• <@{user}> level {level}", user=m.user_id, level=e.level) for e, m in learners]
         if session_rows:
-            lines.append("*Sessions*")
-            lines += [f"• `{p.short_id}` {p.title} — {self._fallback(p.starts_at)} ({p.state})" for p in session_rows]
+            lines.append(t(locale, "*Sessions*"))
+            lines += [
+                t(
+                    locale,
+                    "• `{session}` {title} — {start} ({state})",
+                    session=p.short_id,
+                    title=p.title,
+                    start=self._fallback(p.starts_at),
+                    state=label(locale, SESSION_STATES, p.state),
+                )
+                for p in session_rows
+            ]
         return Reply("\n".join(lines))
 
     # ------------------------------------------------------------------ session commands
@@ -535,8 +664,8 @@ class Core:
         starts = local.astimezone(self.clock.now().tzinfo)
         if starts <= self.clock.now():
             raise Invalid(
-                f"{local:%Y-%m-%d %H:%M} ({self.settings.timezone}) is in the past.",
-                f"Plan the session for a later date. Usage: `{grammar.USAGE['session plan']}`",
+                _("{moment} ({zone}) is in the past.", moment=f"{local:%Y-%m-%d %H:%M}", zone=self.settings.timezone),
+                _("Plan the session for a later date. Usage: `{usage}`", usage=grammar.usage("session plan")),
             )
         opts = command.options
         fmt = opts.get("format", "groups")
@@ -544,7 +673,7 @@ class Core:
         lead = grammar.parse_duration_arg(opts.get("prep_before", "1d"), "session plan")
         async with self.db.session() as s:
             cohort = await self._cohort(s, actor, command.cohort)
-            creator = await self._member(s, actor.user, actor.display_name)
+            creator = await self._actor_member(s, actor)
             assert cohort.id is not None and creator.id is not None
             session = PeerSession(
                 short_id=f"tmp{random.getrandbits(40):x}",
@@ -575,18 +704,31 @@ class Core:
                 start=starts,
             )
         self._notify_scheduler(session)
-        return Reply(
-            f"Planned session `{session.short_id}`: “{session.title}” for cohort `{cohort.name}`, "
-            f"{self._fallback(starts)}, "
-            f"{command.duration.total_seconds() / 60:.0f} min, format {fmt}, groups of {size}."
-            f'\nAdd quiz items with `/peer quiz add {session.short_id} "question" "right" "wrong"`.',
-            extra={"session": session.short_id},
+        locale = self.reply_locale(actor)
+        planned = t(
+            locale,
+            "Planned session `{session}`: “{title}” for cohort `{cohort}`, {start}, {minutes} min, format {format}, "
+            "groups of {size}.",
+            session=session.short_id,
+            title=session.title,
+            cohort=cohort.name,
+            start=self._fallback(starts),
+            minutes=f"{command.duration.total_seconds() / 60:.0f}",
+            format=fmt,
+            size=size,
         )
+        quiz = t(
+            locale,
+            'Add quiz items with `/peer quiz add {session} "question" "right" "wrong"`.',
+            session=session.short_id,
+        )
+        return Reply(planned + "\n" + quiz, extra={"session": session.short_id})
 
     async def _cmd_session_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        return Reply(await self.describe_session(actor, command.session))
+        return Reply(await self.describe_session(actor, command.session, self.reply_locale(actor)))
 
-    async def describe_session(self, actor: Actor | None, short_id: str) -> str:
+    async def describe_session(self, actor: Actor | None, short_id: str, locale: str = "") -> str:
+        locale = locale or self.settings.locale
         async with self.db.session() as s:
             session = await self._session(s, actor, short_id)
             assert session.id is not None
@@ -600,22 +742,41 @@ class Core:
             }
             groups = await self._groups(s, session.id)
         lines = [
-            f"*`{session.short_id}` {session.title}* — {self._fallback(session.starts_at)}, "
-            f"{session.duration_minutes} min, {session.format}, state *{session.state}*",
+            t(
+                locale,
+                "*`{session}` {title}* — {start}, {minutes} min, {format}, state *{state}*",
+                session=session.short_id,
+                title=session.title,
+                start=self._fallback(session.starts_at),
+                minutes=session.duration_minutes,
+                format=session.format,
+                state=label(locale, SESSION_STATES, session.state),
+            )
         ]
         if session.objectives:
-            lines.append(f"Objectives: {session.objectives}")
-        present = [m for _, m in learners if m.id in attendance and attendance[m.id].status in {"on_time", "late"}]
+            lines.append(t(locale, "Objectives: {objectives}", objectives=session.objectives))
+        present = [m for _e, m in learners if m.id in attendance and attendance[m.id].status in {"on_time", "late"}]
         lines.append(
-            f"Enrolled {len(learners)} · prepared {len(prepped)} · checked in {len(present)} "
-            f"(late {sum(1 for a in attendance.values() if a.status == 'late')}) · "
-            f"excused {sum(1 for a in attendance.values() if a.status == 'excused')}"
+            t(
+                locale,
+                "Enrolled {enrolled} · prepared {prepared} · checked in {present} (late {late}) · excused {excused}",
+                enrolled=len(learners),
+                prepared=len(prepped),
+                present=len(present),
+                late=sum(1 for a in attendance.values() if a.status == "late"),
+                excused=sum(1 for a in attendance.values() if a.status == "excused"),
+            )
         )
         for group, members in groups:
-            names = ", ".join(f"<@{m.user_id}>" for m, _ in members)
             lines.append(
-                f"Group {group.number}: {names} (level spread {group.level_spread}, "
-                f"repeated pairs {group.repeated_pairs})"
+                t(
+                    locale,
+                    "Group {number}: {names} (level spread {spread}, repeated pairs {repeated})",
+                    number=group.number,
+                    names=", ".join(f"<@{m.user_id}>" for m, _role in members),
+                    spread=group.level_spread,
+                    repeated=group.repeated_pairs,
+                )
             )
         return "\n".join(lines)
 
@@ -641,29 +802,49 @@ class Core:
     async def _cmd_session_start(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
+        locale = self.reply_locale(actor)
         if session.state not in {"planned", "prep_sent"}:
-            raise Invalid(f"Session `{session.short_id}` is {session.state}; only a planned session can start.")
-        detail = await self.start(session.short_id, by=actor.user.key)
-        return Reply(f"Session `{session.short_id}` started. {detail}")
+            raise Invalid(
+                _(
+                    "Session `{session}` is {state}; only a planned session can start.",
+                    session=session.short_id,
+                    state=Text(SESSION_STATES[session.state]),
+                )
+            )
+        detail = await self.start(session.short_id, by=actor.user.key, locale=locale)
+        return Reply(t(locale, "Session `{session}` started. {detail}", session=session.short_id, detail=detail))
 
     async def _cmd_session_end(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
         if session.state != "running":
             raise Invalid(
-                f"Session `{session.short_id}` is {session.state}; only a running session can end.",
-                f"Start it first with `/peer session start {session.short_id}`.",
+                _(
+                    "Session `{session}` is {state}; only a running session can end.",
+                    session=session.short_id,
+                    state=Text(SESSION_STATES[session.state]),
+                ),
+                _("Start it first with `/peer session start {session}`.", session=session.short_id),
             )
         await self.end(session.short_id, by=actor.user.key)
-        return Reply(f"Session `{session.short_id}` ended; questionnaires are on their way.")
+        return Reply(
+            t(
+                self.reply_locale(actor),
+                "Session `{session}` ended; questionnaires are on their way.",
+                session=session.short_id,
+            )
+        )
 
     async def _cmd_session_cancel(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
             if session.state not in {"planned", "prep_sent"}:
                 raise Invalid(
-                    f"Session `{session.short_id}` is {session.state}; only a session that has not "
-                    "started can be cancelled."
+                    _(
+                        "Session `{session}` is {state}; only a session that has not started can be cancelled.",
+                        session=session.short_id,
+                        state=Text(SESSION_STATES[session.state]),
+                    )
                 )
             session.state = "cancelled"
             await self._audit(s, actor.user.key, "session.cancel", session.id)
@@ -674,7 +855,7 @@ class Core:
             except PlatformError as exc:
                 log.warning("could not cancel event of %s: %s", session.short_id, exc)
         self._notify_scheduler(session)
-        return Reply(f"Session `{session.short_id}` cancelled.")
+        return Reply(t(self.reply_locale(actor), "Session `{session}` cancelled.", session=session.short_id))
 
     async def _platform_of(self, session: PeerSession, s: AsyncSession | None = None) -> Platform:
         """The platform of the session's workspace (inside `s` when a transaction is already open)."""
@@ -692,17 +873,17 @@ class Core:
         options = [correct, *wrong]
         if any(not o.strip() for o in [question, *options]) or len(set(options)) != len(options):
             raise Invalid(
-                "The question and answers must be non-empty and the answers all different.",
-                f"Usage: `{grammar.USAGE['quiz add']}`",
+                _("The question and answers must be non-empty and the answers all different."),
+                grammar.usage_hint("quiz add"),
             )
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
             if session.state in {"closed", "cancelled"} or session.retention_queued_at is not None:
-                raise Invalid(f"The retention quiz of `{session.short_id}` has already been sent.")
+                raise Invalid(_("The retention quiz of `{session}` has already been sent.", session=session.short_id))
             assert session.id is not None
             count = await self._quiz_size(s, session)
             if count >= 10:
-                raise Invalid("A retention quiz holds at most 10 questions.")
+                raise Invalid(_("A retention quiz holds at most 10 questions."))
             s.add(
                 QuestionnaireItem(
                     session_id=session.id,
@@ -716,14 +897,21 @@ class Core:
                 )
             )
             await self._audit(s, actor.user.key, "quiz.add", session.id, question=question)
-        return Reply(f"Quiz question {count + 1} added to `{session.short_id}`.")
+        return Reply(
+            t(
+                self.reply_locale(actor),
+                "Quiz question {number} added to `{session}`.",
+                number=count + 1,
+                session=session.short_id,
+            )
+        )
 
     async def _cmd_report(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         from bot.reports import session_report
 
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
-        return Reply(await session_report(self, session.short_id))
+        return Reply(await session_report(self, session.short_id, self.reply_locale(actor)))
 
     # ------------------------------------------------------------------ group commands (trainer control)
 
@@ -736,19 +924,37 @@ class Core:
             if not groups and draft:
                 await self._form(s, session, await self._pool(s, session, preview=True), seed=session.id)
                 groups = await self._groups(s, session.id)
+        locale = self.reply_locale(actor)
         if not groups:
-            return Reply(f"Session `{session.short_id}` has no groups (nobody to group).")
-        title = "Draft groups" if draft else "Groups"
-        lines = [f"*{title} of `{session.short_id}`*"]
+            return Reply(t(locale, "Session `{session}` has no groups (nobody to group).", session=session.short_id))
+        lines = [
+            t(locale, "*Draft groups of `{session}`*", session=session.short_id)
+            if draft
+            else t(locale, "*Groups of `{session}`*", session=session.short_id)
+        ]
         for group, members in groups:
-            names = ", ".join(f"<@{m.user_id}>" + (f" ({role})" if role != "member" else "") for m, role in members)
+            names = ", ".join(
+                f"<@{m.user_id}>" + (f" ({label(locale, GROUP_ROLES, role)})" if role != "member" else "")
+                for m, role in members
+            )
             lines.append(
-                f"{group.number}. {names} — level spread {group.level_spread}, repeated pairs {group.repeated_pairs}"
+                t(
+                    locale,
+                    "{number}. {names} — level spread {spread}, repeated pairs {repeated}",
+                    number=group.number,
+                    names=names,
+                    spread=group.level_spread,
+                    repeated=group.repeated_pairs,
+                )
             )
         if draft:
             lines.append(
-                "At start, learners who have not checked in leave their group and late check-ins join the smallest. "
-                f"Adjust with `/peer group move|swap|reshuffle {session.short_id}`."
+                t(
+                    locale,
+                    "At start, learners who have not checked in leave their group and late check-ins join the "
+                    "smallest. Adjust with `/peer group move|swap|reshuffle {session}`.",
+                    session=session.short_id,
+                )
             )
         return Reply("\n".join(lines))
 
@@ -758,8 +964,11 @@ class Core:
             assert session.id is not None
             if session.state not in {"planned", "prep_sent"}:
                 raise Invalid(
-                    f"Session `{session.short_id}` has started: its groups can only be adjusted with "
-                    f"`/peer group move` or `/peer group swap`."
+                    _(
+                        "Session `{session}` has started: its groups can only be adjusted with `/peer group move` or "
+                        "`/peer group swap`.",
+                        session=session.short_id,
+                    )
                 )
             rounds = await self._count(
                 s, AuditEvent, AuditEvent.session_id == session.id, AuditEvent.action == "group.reshuffle"
@@ -783,25 +992,32 @@ class Core:
         ).first()
         if row is None:
             raise NotFound(
-                f"<@{user_id}> is in no group of `{session.short_id}`.",
-                f"See the groups with `/peer group show {session.short_id}`.",
+                _("<@{user}> is in no group of `{session}`.", user=user_id, session=session.short_id),
+                _("See the groups with `/peer group show {session}`.", session=session.short_id),
             )
         return row
 
     async def _editable_groups(self, s: AsyncSession, actor: Actor, short_id: str) -> PeerSession:
         session = await self._session(s, actor, short_id)
         if session.state not in {"planned", "prep_sent", "running"}:
-            raise Invalid(f"Session `{session.short_id}` is {session.state}; its groups can no longer change.")
+            raise Invalid(
+                _(
+                    "Session `{session}` is {state}; its groups can no longer change.",
+                    session=session.short_id,
+                    state=Text(SESSION_STATES[session.state]),
+                )
+            )
         assert session.id is not None
         if not await self._groups(s, session.id):
             raise Invalid(
-                f"Session `{session.short_id}` has no groups yet.",
-                f"See the draft with `/peer group show {session.short_id}` first.",
+                _("Session `{session}` has no groups yet.", session=session.short_id),
+                _("See the draft with `/peer group show {session}` first.", session=session.short_id),
             )
         return session
 
     async def _cmd_group_move(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         user_id = command.users[0][0]
+        locale = self.reply_locale(actor)
         async with self.db.session() as s:
             session = await self._editable_groups(s, actor, command.session)
             target = (
@@ -811,23 +1027,32 @@ class Core:
             ).first()
             if target is None:
                 raise NotFound(
-                    f"Session `{session.short_id}` has no group {command.group}.",
-                    f"See the groups with `/peer group show {session.short_id}`.",
+                    _("Session `{session}` has no group {number}.", session=session.short_id, number=command.group),
+                    _("See the groups with `/peer group show {session}`.", session=session.short_id),
                 )
             membership = await self._membership_of(s, session, actor.user.platform, user_id)
             old = await s.get(PeerGroup, membership.group_id)
             assert old is not None and target.id is not None
             if old.id == target.id:
-                return Reply(f"<@{user_id}> is already in group {target.number}.")
+                return Reply(t(locale, "<@{user}> is already in group {number}.", user=user_id, number=target.number))
             membership.group_id, membership.role = target.id, "member"
             await self._audit(s, actor.user.key, "group.move", session.id, user=user_id, to=target.number)
         await self._follow_breakout(actor.user.platform, user_id, old, target)
-        return Reply(f"<@{user_id}> moved from group {old.number} to group {target.number}.")
+        return Reply(
+            t(
+                locale,
+                "<@{user}> moved from group {old} to group {new}.",
+                user=user_id,
+                old=old.number,
+                new=target.number,
+            )
+        )
 
     async def _cmd_group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        (a, _), (b, _) = command.users
+        (a, _level_a), (b, _level_b) = command.users
+        locale = self.reply_locale(actor)
         if a == b:
-            raise Invalid("Mention two different people to swap.", f"Usage: `{grammar.USAGE['group swap']}`")
+            raise Invalid(_("Mention two different people to swap."), grammar.usage_hint("group swap"))
         async with self.db.session() as s:
             session = await self._editable_groups(s, actor, command.session)
             first = await self._membership_of(s, session, actor.user.platform, a)
@@ -835,13 +1060,22 @@ class Core:
             group_a, group_b = await s.get(PeerGroup, first.group_id), await s.get(PeerGroup, second.group_id)
             assert group_a is not None and group_b is not None
             if group_a.id == group_b.id:
-                return Reply(f"<@{a}> and <@{b}> are already in the same group.")
+                return Reply(t(locale, "<@{first}> and <@{second}> are already in the same group.", first=a, second=b))
             first.group_id, second.group_id = second.group_id, first.group_id
             first.role, second.role = second.role, first.role
             await self._audit(s, actor.user.key, "group.swap", session.id, users=[a, b])
         await self._follow_breakout(actor.user.platform, a, group_a, group_b)
         await self._follow_breakout(actor.user.platform, b, group_b, group_a)
-        return Reply(f"<@{a}> (now group {group_b.number}) and <@{b}> (now group {group_a.number}) swapped.")
+        return Reply(
+            t(
+                locale,
+                "<@{first}> (now group {first_group}) and <@{second}> (now group {second_group}) swapped.",
+                first=a,
+                first_group=group_b.number,
+                second=b,
+                second_group=group_a.number,
+            )
+        )
 
     async def _follow_breakout(self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup) -> None:
         """During a session the breakout membership follows the group."""
@@ -858,7 +1092,7 @@ class Core:
         """The named session, or the learner's nearest active one when no id is given."""
         if short_id:
             return await self._session(s, actor, short_id)
-        member = await self._member(s, actor.user, actor.display_name)
+        member = await self._actor_member(s, actor)
         rows = await s.exec(
             select(PeerSession)
             .join(Enrollment, col(Enrollment.cohort_id) == col(PeerSession.cohort_id))
@@ -867,7 +1101,7 @@ class Core:
         )
         session = rows.first()
         if session is None:
-            raise NotFound("You have no upcoming session.", "If you expected one, ask your trainer.")
+            raise NotFound(_("You have no upcoming session."), _("If you expected one, ask your trainer."))
         return session
 
     async def _enrollment(self, s: AsyncSession, session: PeerSession, member: Member) -> Enrollment:
@@ -881,8 +1115,8 @@ class Core:
         enrollment = found.first()
         if enrollment is None:
             raise Forbidden(
-                f"You are not enrolled as a learner in session `{session.short_id}`.",
-                "If you should be, ask your trainer to add you to the cohort.",
+                _("You are not enrolled as a learner in session `{session}`.", session=session.short_id),
+                _("If you should be, ask your trainer to add you to the cohort."),
             )
         return enrollment
 
@@ -900,10 +1134,15 @@ class Core:
         reason = command.texts[0].strip()
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
-            member = await self._member(s, actor.user, actor.display_name)
+            member = await self._actor_member(s, actor)
             await self._enrollment(s, session, member)
             if self.clock.now() >= self.end_of(session) or session.state in {"ended", "closed", "cancelled"}:
-                raise Invalid(f"Session `{session.short_id}` is over; an absence reason must be sent before the end.")
+                raise Invalid(
+                    _(
+                        "Session `{session}` is over; an absence reason must be sent before the end.",
+                        session=session.short_id,
+                    )
+                )
             assert session.id is not None and member.id is not None
             attendance = (
                 await s.exec(
@@ -913,21 +1152,27 @@ class Core:
             if attendance is None:
                 s.add(Attendance(session_id=session.id, member_id=member.id, status="excused", absence_reason=reason))
             elif attendance.status in {"on_time", "late"}:
-                raise Invalid("You have already checked in to this session.")
+                raise Invalid(_("You have already checked in to this session."))
             else:
                 attendance.absence_reason = reason
             await self._audit(s, actor.user.key, "absence", session.id, reason=reason)
-        return Reply(f"Thank you, your absence from `{session.short_id}` is recorded with your reason.")
+        return Reply(
+            t(
+                self.reply_locale(actor),
+                "Thank you, your absence from `{session}` is recorded with your reason.",
+                session=session.short_id,
+            )
+        )
 
     async def _cmd_raise(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if channel is None:
-            raise Invalid("`/peer raise` works from your group's breakout channel.")
+            raise Invalid(_("`/peer raise` works from your group's breakout channel."))
         async with self.db.session() as s:
             group = (await s.exec(select(PeerGroup).where(PeerGroup.channel_id == channel.id))).first()
             if group is None:
                 raise Invalid(
-                    "`/peer raise` works from your group's breakout channel.",
-                    "Go to your group's channel and type it there.",
+                    _("`/peer raise` works from your group's breakout channel."),
+                    _("Go to your group's channel and type it there."),
                 )
             session = await s.get(PeerSession, group.session_id)
             assert session is not None
@@ -935,39 +1180,53 @@ class Core:
             await self._audit(s, actor.user.key, "raise", session.id, group=group.number)
         platform = self.platform_for(channel.platform)
         mentions = " ".join(f"<@{m.user_id}>" for m in trainers)
-        await platform.post(
-            channel, Message(f"✋ {mentions}: <@{actor.user.id}> asks for the trainer in group {group.number}.")
+        call = t(
+            self.settings.locale,
+            "✋ {trainers}: <@{user}> asks for the trainer in group {number}.",
+            trainers=mentions,
+            user=actor.user.id,
+            number=group.number,
         )
-        return Reply("The trainer has been called to your group.")
+        await platform.post(channel, Message(call))
+        return Reply(t(self.reply_locale(actor), "The trainer has been called to your group."))
 
     async def _cmd_mydata(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         from bot.reports import my_data
 
-        text = await my_data(self, actor.user)
+        locale = self.reply_locale(actor)
+        text = await my_data(self, actor.user, locale)
         try:
             await self.platform_for(actor.user.platform).send_dm(actor.user, Message(text))
         except PlatformError:
             return Reply(text)
-        return Reply("I have sent you by DM everything I store about you.")
+        return Reply(t(locale, "I have sent you by DM everything I store about you."))
 
     # ------------------------------------------------------------------ prep and check-in
 
     async def prep_done(self, actor: Actor, short_id: str, *, method: str) -> Reply:
         async with self.db.session() as s:
             session = await self._session(s, actor, short_id)
-            member = await self._member(s, actor.user, actor.display_name)
+            member = await self._actor_member(s, actor)
             await self._enrollment(s, session, member)
             assert session.id is not None and member.id is not None
             if session.state in {"ended", "closed", "cancelled"}:
-                raise Invalid(f"Session `{session.short_id}` is {session.state}.")
+                raise Invalid(
+                    _(
+                        "Session `{session}` is {state}.",
+                        session=session.short_id,
+                        state=Text(SESSION_STATES[session.state]),
+                    )
+                )
             found = (
                 await s.exec(select(PrepAck).where(PrepAck.session_id == session.id, PrepAck.member_id == member.id))
             ).first()
             if found is not None:
-                return Reply("Your preparation was already recorded. See you at the session!")
+                return Reply(
+                    t(self.reply_locale(actor), "Your preparation was already recorded. See you at the session!")
+                )
             s.add(PrepAck(session_id=session.id, member_id=member.id, at=self.clock.now(), method=method))
             await self._audit(s, actor.user.key, "prep.done", session.id, method=method)
-        return Reply("Preparation recorded, thank you!")
+        return Reply(t(self.reply_locale(actor), "Preparation recorded, thank you!"))
 
     async def check_in(self, actor: Actor, short_id: str, *, method: str) -> Reply:
         """Record attendance; a learner arriving after the groups exist joins the smallest group."""
@@ -975,15 +1234,19 @@ class Core:
         joined: tuple[str, str] | None = None
         async with self.db.session() as s:
             session = await self._session(s, actor, short_id)
-            member = await self._member(s, actor.user, actor.display_name)
+            member = await self._actor_member(s, actor)
             enrollment = await self._enrollment(s, session, member)
             assert session.id is not None and member.id is not None
             opens, closes = session.starts_at - CHECKIN_OPENS, self.end_of(session)
             if session.state in {"cancelled", "ended", "closed"} or now > closes:
-                raise Invalid(f"Check-in for `{session.short_id}` is closed.")
+                raise Invalid(_("Check-in for `{session}` is closed.", session=session.short_id))
             if now < opens:
                 raise Invalid(
-                    f"Check-in for `{session.short_id}` opens 15 minutes before the start ({self._fallback(opens)})."
+                    _(
+                        "Check-in for `{session}` opens 15 minutes before the start ({opens}).",
+                        session=session.short_id,
+                        opens=self._fallback(opens),
+                    )
                 )
             attendance = (
                 await s.exec(
@@ -991,7 +1254,7 @@ class Core:
                 )
             ).first()
             if attendance is not None and attendance.status in {"on_time", "late"}:
-                return Reply("You are already checked in.")
+                return Reply(t(self.reply_locale(actor), "You are already checked in."))
             status = "late" if now > session.starts_at + LATE_AFTER else "on_time"
             if attendance is None:
                 s.add(
@@ -1007,9 +1270,15 @@ class Core:
         if joined is not None and joined[1]:
             platform = self.platform_for(actor.user.platform)
             await platform.add_members(ChannelRef(platform.name, joined[1]), [actor.user])
-        late = " (marked late)" if status == "late" else ""
-        group = f" You joined group {joined[0]}." if joined else ""
-        return Reply(f"Checked in to “{session.title}”{late}.{group}")
+        locale = self.reply_locale(actor)
+        text = (
+            t(locale, "Checked in to “{title}” (marked late).", title=session.title)
+            if status == "late"
+            else t(locale, "Checked in to “{title}”.", title=session.title)
+        )
+        if joined:
+            text += t(locale, " You joined group {number}.", number=joined[0])
+        return Reply(text)
 
     async def _join_smallest_group(
         self, s: AsyncSession, session: PeerSession, member: Member, enrollment: Enrollment
@@ -1079,7 +1348,7 @@ class Core:
             try:
                 results.append(StepResult("start", await self.start(short_id, by="scheduler")))
             except PeerError as exc:
-                await self._tell_trainers(session, exc.text())
+                await self._tell_trainers(session, exc)
                 return results
         elif session.state == "running":
             await self._ensure_breakouts(short_id)
@@ -1093,15 +1362,16 @@ class Core:
             results.append(StepResult("close", await self.close(short_id)))
         return [r for r in results if r.detail]
 
-    async def _announce(self, session: PeerSession, message: Message, learners: list[Member]) -> str:
-        """Post to the cohort's channel, or DM each learner when the cohort has none."""
+    async def _announce(self, session: PeerSession, compose: Callable[[str], Message], learners: list[Member]) -> str:
+        """Post to the cohort's channel (in the instance's language), or DM each learner in theirs when the
+        cohort has no channel."""
         platform = await self._platform_of(session)
         if session.channel_id:
-            ref = await platform.post(ChannelRef(platform.name, session.channel_id), message)
+            ref = await platform.post(ChannelRef(platform.name, session.channel_id), compose(self.settings.locale))
             return ref.id
         for member in learners:
             try:
-                await platform.send_dm(self._ref(member), message)
+                await platform.send_dm(self._ref(member), compose(self._locale(member)))
             except PlatformError as exc:
                 log.warning("could not DM %s: %s", member.user_id, exc)
         return ""
@@ -1114,31 +1384,24 @@ class Core:
             session.state = "prep_sent"
             learners = [m for _, m in await self._learners(s, session.cohort_id)]
             await self._audit(s, "scheduler", "prep.post", session.id)
-        locale = self.settings.locale
-        message = Message(
-            t(locale, "prep.post", "start", title=session.title, material=session.prep_material).split("\n")[0],
-            sections=(
-                Section(
-                    t(
-                        locale,
-                        "prep.post",
-                        self._stamp(session.starts_at),
-                        title=session.title,
-                        material=session.prep_material,
-                    ),
-                    (self._stamp(session.starts_at),),
-                ),
-            ),
-            buttons=(Button(f"prep:done:{session.short_id}", t(locale, "prep.done_button"), ButtonStyle.PRIMARY),),
-        )
-        message_id = await self._announce(session, message, learners)
+        stamp = self._stamp(session.starts_at)
+
+        def compose(locale: str) -> Message:
+            text = t(locale, PREP_POST, stamp, title=session.title, material=session.prep_material)
+            return Message(
+                text.split("\n")[0],
+                sections=(Section(text, (stamp,)),),
+                buttons=(Button(f"prep:done:{session.short_id}", t(locale, "Done"), ButtonStyle.PRIMARY),),
+            )
+
+        message_id = await self._announce(session, compose, learners)
         async with self.db.session() as s:
             await s.exec(
                 update(PeerSession)
                 .where(col(PeerSession.id) == session.id)  # type: ignore[call-overload]
                 .values(prep_message_id=message_id)
             )
-        return f"prep material posted for {len(learners)} learner(s)"
+        return t(self.settings.locale, "prep material posted for {count} learner(s)", count=len(learners))
 
     async def remind_prep(self, short_id: str) -> str:
         now = self.clock.now()
@@ -1152,7 +1415,7 @@ class Core:
             pending = [m for _, m in await self._learners(s, session.cohort_id) if m.id not in acked]
             for member in pending:
                 await self._enqueue(s, "prep_reminder", session, member, now)
-        return f"prep reminder queued for {len(pending)} learner(s)"
+        return t(self.settings.locale, "prep reminder queued for {count} learner(s)", count=len(pending))
 
     async def open_checkin(self, short_id: str) -> str:
         async with self.db.session() as s:
@@ -1162,14 +1425,17 @@ class Core:
             session.checkin_opened_at = self.clock.now()
             learners = [m for _, m in await self._learners(s, session.cohort_id)]
             await self._audit(s, "scheduler", "checkin.open", session.id)
-        locale = self.settings.locale
         stamp = self._stamp(session.starts_at)
-        message = Message(
-            t(locale, "checkin.announce", "start", title=session.title).split("—")[0].strip(),
-            sections=(Section(t(locale, "checkin.announce", stamp, title=session.title), (stamp,)),),
-            buttons=(Button(f"checkin:in:{session.short_id}", t(locale, "checkin.button"), ButtonStyle.PRIMARY),),
-        )
-        message_id = await self._announce(session, message, learners)
+
+        def compose(locale: str) -> Message:
+            text = t(locale, CHECKIN_ANNOUNCE, stamp, title=session.title)
+            return Message(
+                text.split("—")[0].strip(),
+                sections=(Section(text, (stamp,)),),
+                buttons=(Button(f"checkin:in:{session.short_id}", t(locale, "Check in"), ButtonStyle.PRIMARY),),
+            )
+
+        message_id = await self._announce(session, compose, learners)
         event_id = ""
         platform = await self._platform_of(session)
         try:
@@ -1193,7 +1459,7 @@ class Core:
                 .where(col(PeerSession.id) == session.id)  # type: ignore[call-overload]
                 .values(announce_message_id=message_id, event_id=event_id)
             )
-        return "check-in open"
+        return t(self.settings.locale, "check-in open")
 
     async def _history(self, s: AsyncSession, session: PeerSession) -> list[Meeting]:
         rows = await s.exec(
@@ -1269,7 +1535,7 @@ class Core:
             await s.delete(group)
         await s.flush()
 
-    async def _apply_draft(self, s: AsyncSession, session: PeerSession, learners: list[Learner]) -> list[str]:
+    async def _apply_draft(self, s: AsyncSession, session: PeerSession, learners: list[Learner]) -> list[Text | str]:
         """Keep the trainer's draft at start: absentees leave it, newcomers join the smallest groups."""
         assert session.id is not None
         wanted = {int(learner.id) for learner in learners}
@@ -1294,14 +1560,22 @@ class Core:
             sizes[group_id] += 1
         low, high = size_bounds(session.format, session.group_size)
         return [
-            f"Group {g.number} has {sizes[g.id]} learner(s), outside {low}–{high}."
-            for g, _ in groups
+            _(
+                "Group {number} has {count} learner(s), outside {low}–{high}.",
+                number=g.number,
+                count=sizes[g.id],
+                low=low,
+                high=high,
+            )
+            for g, _members in groups
             if not low <= sizes[g.id] <= high
         ]
 
-    async def start(self, short_id: str, *, by: str) -> str:
-        """Form the groups (one transaction), then create the breakouts outside it."""
+    async def start(self, short_id: str, *, by: str, locale: str = "") -> str:
+        """Form the groups (one transaction), then create the breakouts outside it; returns what was done,
+        in `locale` (the instance's by default)."""
         now = self.clock.now()
+        warnings: list[Text | str]
         async with self.db.session() as s:
             session = await self._session(s, None, short_id)
             if session.state not in {"planned", "prep_sent"}:
@@ -1315,7 +1589,7 @@ class Core:
             else:
                 await self._clear_groups(s, session.id)
                 grouping = await self._form(s, session, learners, seed=session.id)
-                warnings, left_out = list(grouping.warnings), grouping.left_out
+                warnings, left_out = [*grouping.warnings], grouping.left_out
             groups = await self._groups(s, session.id)
             platform = await self._platform_of(session, s)
             if isinstance(platform, ChecksCapacity):
@@ -1323,9 +1597,13 @@ class Core:
                     await platform.ensure_capacity(session.short_id, len(groups))
                 except PlatformError as exc:  # rolls the whole start back: nothing created, nothing changed
                     raise Invalid(
-                        f"I cannot start `{session.short_id}`: the server has no room for {len(groups)} breakouts "
-                        f"({exc.detail or exc.code}).",
-                        "Delete or archive old channels, then `/peer session start` again.",
+                        _(
+                            "I cannot start `{session}`: the server has no room for {count} breakouts ({reason}).",
+                            session=session.short_id,
+                            count=len(groups),
+                            reason=exc.detail or exc.code,
+                        ),
+                        _("Delete or archive old channels, then `/peer session start` again."),
                     ) from None
             session.state, session.started_at = "running", now
             await self._audit(
@@ -1334,7 +1612,7 @@ class Core:
                 "session.start",
                 session.id,
                 groups=len(groups),
-                warnings=warnings,
+                warnings=[str(w) for w in warnings],
                 left_out=list(left_out),
                 from_draft=has_draft,
             )
@@ -1343,17 +1621,32 @@ class Core:
         for member_id, reason in left_out:
             member = members_by_id.get(member_id)
             if member is not None:
-                await self._safe_dm(
-                    platform, member, Message(f"You are not in a group for “{session.title}”: {reason}")
+                text = t(
+                    self._locale(member),
+                    "You are not in a group for “{title}”: {reason}",
+                    title=session.title,
+                    reason=reason,
                 )
+                await self._safe_dm(platform, member, Message(text))
         for trainer in trainers:
             if warnings:
-                await self._safe_dm(
-                    platform, trainer, Message(f"Groups for `{session.short_id}`: " + " ".join(warnings))
+                trainer_locale = self._locale(trainer)
+                text = t(
+                    trainer_locale,
+                    "Groups for `{session}`: {warnings}",
+                    session=session.short_id,
+                    warnings=" ".join(w.render(trainer_locale) if isinstance(w, Text) else w for w in warnings),
                 )
+                await self._safe_dm(platform, trainer, Message(text))
         created = await self._ensure_breakouts(short_id)
         self._notify_scheduler(session)
-        return f"{len(groups)} group(s) formed from {len(learners)} learner(s), {created} breakout(s) created"
+        return t(
+            locale or self.settings.locale,
+            "{groups} group(s) formed from {learners} learner(s), {created} breakout(s) created",
+            groups=len(groups),
+            learners=len(learners),
+            created=created,
+        )
 
     async def _safe_dm(self, platform: Platform, member: Member, message: Message) -> None:
         try:
@@ -1391,31 +1684,29 @@ class Core:
                 Section(
                     t(
                         locale,
-                        "format." + session.format,
-                        tutor=f"<@{tutor.user_id}>" if tutor else "the most experienced of you",
+                        FORMAT_TEXTS[session.format],
+                        tutor=f"<@{tutor.user_id}>" if tutor else t(locale, "the most experienced of you"),
                     )
                 )
             ]
             if session.objectives:
-                sections.insert(0, Section(t(locale, "breakout.objectives", objectives=session.objectives)))
-            sections.append(Section(t(locale, "ground_rules")))
+                sections.insert(0, Section(t(locale, "*Objectives*: {objectives}", objectives=session.objectives)))
+            sections.append(Section(t(locale, GROUND_RULES)))
             if self.settings.video_url_template:
                 url = self.settings.video_url_template.replace("{room}", name)
-                sections.append(Section(t(locale, "breakout.video", url=url)))
+                sections.append(Section(t(locale, "Video room: {url}", url=url)))
             await platform.post(
                 channel,
                 Message(
                     t(
                         locale,
-                        "breakout.intro",
+                        "👋 Welcome to group {number} of “{title}”: {members}.",
                         number=group.number,
                         title=session.title,
-                        members=", ".join(f"<@{m.user_id}>" for m, _ in members),
+                        members=", ".join(f"<@{m.user_id}>" for m, _role in members),
                     ),
                     sections=tuple(sections),
-                    buttons=(
-                        Button(f"checkin:in:{session.short_id}", t(locale, "checkin.button"), ButtonStyle.PRIMARY),
-                    ),
+                    buttons=(Button(f"checkin:in:{session.short_id}", t(locale, "Check in"), ButtonStyle.PRIMARY),),
                 ),
             )
         return created
@@ -1437,18 +1728,18 @@ class Core:
             groups = await self._groups(s, session.id)
         platform = await self._platform_of(session)
         locale = self.settings.locale
-        for group, _ in groups:
+        for group, _members in groups:
             if group.channel_id:
                 await platform.post(
                     ChannelRef(platform.name, group.channel_id),
                     Message(
-                        t(locale, "wrapup.prompt"),
+                        t(locale, "⏳ Time to wrap up: share your group's three key takeaways with *Share takeaways*."),
                         buttons=(
-                            Button(f"takeaways:open:{group.id}", t(locale, "wrapup.button"), ButtonStyle.PRIMARY),
+                            Button(f"takeaways:open:{group.id}", t(locale, "Share takeaways"), ButtonStyle.PRIMARY),
                         ),
                     ),
                 )
-        return f"wrap-up asked in {len(groups)} group(s)"
+        return t(locale, "wrap-up asked in {count} group(s)", count=len(groups))
 
     async def end(self, short_id: str, *, by: str) -> str:
         """Summary to the trainers, breakouts closed, questionnaires queued (due now, reminder at +24 h)."""
@@ -1477,16 +1768,26 @@ class Core:
             await self._audit(s, by, "session.end", session.id, attendees=len(attendees))
             groups = await self._groups(s, session.id)
             trainers = await self._trainers(s, session)
-        summary = await self.describe_session(None, short_id)
-        takeaways = [f"*Group {g.number} takeaways*: {g.takeaways}" for g, _ in groups if g.takeaways]
+        summaries: dict[str, str] = {}
         platform = await self._platform_of(session)
         for trainer in trainers:
+            locale = self._locale(trainer)
+            if locale not in summaries:
+                summaries[locale] = await self.describe_session(None, short_id, locale)
+            takeaways = [
+                t(locale, "*Group {number} takeaways*: {takeaways}", number=g.number, takeaways=g.takeaways)
+                for g, _members in groups
+                if g.takeaways
+            ]
             await self._safe_dm(
                 platform,
                 trainer,
-                Message(f"Summary of `{session.short_id}`", sections=tuple(Section(x) for x in [summary, *takeaways])),
+                Message(
+                    t(locale, "Summary of `{session}`", session=session.short_id),
+                    sections=tuple(Section(x) for x in [summaries[locale], *takeaways]),
+                ),
             )
-        for group, _ in groups:
+        for group, _members in groups:
             if group.channel_id:
                 try:
                     await platform.archive_channel(ChannelRef(platform.name, group.channel_id))
@@ -1500,7 +1801,12 @@ class Core:
         self._notify_scheduler(session)
         if self.scheduler is not None:
             self.scheduler.outbox_due(now)
-        return f"ended: {len(attendees)} questionnaire(s) queued, {len(groups)} breakout(s) closed"
+        return t(
+            self.settings.locale,
+            "ended: {count} questionnaire(s) queued, {groups} breakout(s) closed",
+            count=len(attendees),
+            groups=len(groups),
+        )
 
     async def close(self, short_id: str) -> str:
         async with self.db.session() as s:
@@ -1510,11 +1816,11 @@ class Core:
             session.state, session.closed_at = "closed", self.clock.now()
             await self._audit(s, "scheduler", "session.close", session.id)
         self._notify_scheduler(session)
-        return "feedback closed"
+        return t(self.settings.locale, "feedback closed")
 
     def _copy_feedback_items(self, s: AsyncSession, session: PeerSession) -> None:
         assert session.id is not None
-        for position, (key, item_type) in enumerate(FEEDBACK_ITEMS, start=1):
+        for position, (key, item_type, text) in enumerate(FEEDBACK_ITEMS, start=1):
             s.add(
                 QuestionnaireItem(
                     session_id=session.id,
@@ -1522,18 +1828,18 @@ class Core:
                     position=position,
                     item_key=key,
                     item_type=item_type,
-                    text=t(self.settings.locale, f"q.{key}"),
+                    text=t(self.settings.locale, text),
                 )
             )
 
     async def record_takeaways(self, actor: Actor, group_id: int, text: str) -> Reply:
         if not text.strip():
-            raise Invalid("The takeaways are empty.", "Write the group's key points, then submit.")
+            raise Invalid(_("The takeaways are empty."), _("Write the group's key points, then submit."))
         async with self.db.session() as s:
             group = await s.get(PeerGroup, group_id)
-            member = await self._member(s, actor.user, actor.display_name)
+            member = await self._actor_member(s, actor)
             if group is None:
-                raise NotFound("This group no longer exists.")
+                raise NotFound(_("This group no longer exists."))
             in_group = (
                 await s.exec(
                     select(GroupMembership).where(
@@ -1542,18 +1848,20 @@ class Core:
                 )
             ).first()
             if in_group is None and not actor.is_trainer:
-                raise Forbidden("Only the members of this group can share its takeaways.")
+                raise Forbidden(_("Only the members of this group can share its takeaways."))
             group.takeaways = (group.takeaways + "\n" if group.takeaways else "") + text.strip()
             await self._audit(s, actor.user.key, "takeaways", group.session_id, group=group.number)
-        return Reply("Takeaways recorded, thank you!", public=True)
+        return Reply(t(self.settings.locale, "Takeaways recorded, thank you!"), public=True)
 
     async def takeaways_form(self, actor: Actor, group_id: int) -> Form:
         from bot.messages import TextField
 
+        locale = self.reply_locale(actor)
         return Form(
             f"takeaways:submit:{group_id}",
-            "Group takeaways",
-            (TextField("takeaways", "Your group's three key takeaways", multiline=True, required=True),),
+            t(locale, "Group takeaways"),
+            (TextField("takeaways", t(locale, "Your group's three key takeaways"), multiline=True, required=True),),
+            submit_label=t(locale, "Submit"),
         )
 
     # ------------------------------------------------------------------ the outbox
@@ -1597,7 +1905,7 @@ class Core:
             if outcome == "sent":
                 sent += 1
             elif outcome and outcome.startswith("undeliverable:"):
-                _, raw_session, user = outcome.split(":", 2)
+                _outcome, raw_session, user = outcome.split(":", 2)
                 unreachable.setdefault(int(raw_session), []).append(user)
         for session_id, users in unreachable.items():
             await self._tell_trainers_unreachable(session_id, users)
@@ -1676,11 +1984,11 @@ class Core:
                 return None
             stamp = self._stamp(session.starts_at)
             return Message(
-                t(locale, "prep.reminder", stamp, title=session.title, material=session.prep_material),
+                t(locale, PREP_REMINDER, stamp, title=session.title, material=session.prep_material),
                 sections=(),
                 key=key,
                 retry=retry,
-                buttons=(Button(f"prep:done:{session.short_id}", t(locale, "prep.done_button")),),
+                buttons=(Button(f"prep:done:{session.short_id}", t(locale, "Done")),),
             )
         if delivery.kind in {"feedback", "feedback_reminder"}:
             done = (
@@ -1695,22 +2003,41 @@ class Core:
             ).first()
             if done is not None or session.state == "closed":
                 return None
-            text_key = "survey.invite" if delivery.kind == "feedback" else "survey.reminder"
+            text = (
+                t(
+                    locale,
+                    "📝 Thank you for taking part in “{title}”. Two minutes for 6 questions? Your answers improve the "
+                    "next sessions.",
+                    title=session.title,
+                )
+                if delivery.kind == "feedback"
+                else t(
+                    locale,
+                    "📝 A gentle reminder: your feedback on “{title}” is still open for a few days.",
+                    title=session.title,
+                )
+            )
             return Message(
-                t(locale, text_key, title=session.title),
+                text,
                 key=key,
                 retry=retry,
-                buttons=(Button(f"survey:open:{delivery.id}", t(locale, "survey.button"), ButtonStyle.PRIMARY),),
+                buttons=(Button(f"survey:open:{delivery.id}", t(locale, "Answer"), ButtonStyle.PRIMARY),),
             )
         if delivery.kind == "retention":
             count = await self._quiz_size(s, session)
             if count == 0 or session.state == "cancelled":
                 return None
             return Message(
-                t(locale, "quiz.invite", weeks=session.retention_days // 7, title=session.title, count=count),
+                t(
+                    locale,
+                    "🧠 {weeks} weeks after “{title}”: a short quiz to see what stuck ({count} questions).",
+                    weeks=session.retention_days // 7,
+                    title=session.title,
+                    count=count,
+                ),
                 key=key,
                 retry=retry,
-                buttons=(Button(f"quiz:open:{delivery.id}", t(locale, "survey.button"), ButtonStyle.PRIMARY),),
+                buttons=(Button(f"quiz:open:{delivery.id}", t(locale, "Answer"), ButtonStyle.PRIMARY),),
             )
         raise ValueError(f"unknown delivery kind {delivery.kind}")
 
@@ -1720,14 +2047,22 @@ class Core:
             assert session is not None
         names = ", ".join(f"<@{u}>" for u in users)
         await self._tell_trainers(
-            session, f"I could not reach {names} by DM for `{session.short_id}` (their DMs are closed)."
+            session,
+            _(
+                "I could not reach {users} by DM for `{session}` (their DMs are closed).",
+                users=names,
+                session=session.short_id,
+            ),
         )
 
-    async def _tell_trainers(self, session: PeerSession, text: str) -> None:
+    async def _tell_trainers(self, session: PeerSession, news: Text | PeerError) -> None:
+        """DM each trainer of the session, each in their own language."""
         async with self.db.session() as s:
             trainers = await self._trainers(s, session)
         platform = await self._platform_of(session)
         for trainer in trainers:
+            locale = self._locale(trainer)
+            text = news.text(locale) if isinstance(news, PeerError) else news.render(locale)
             await self._safe_dm(platform, trainer, Message(text))
 
     # ------------------------------------------------------------------ questionnaires
@@ -1736,9 +2071,9 @@ class Core:
         self, s: AsyncSession, actor: Actor, delivery_id: int
     ) -> tuple[Delivery, PeerSession, Member]:
         delivery = await s.get(Delivery, delivery_id)
-        member = await self._member(s, actor.user, actor.display_name)
+        member = await self._actor_member(s, actor)
         if delivery is None or delivery.member_id != member.id:
-            raise NotFound("This questionnaire is not addressed to you.")
+            raise NotFound(_("This questionnaire is not addressed to you."))
         session = await s.get(PeerSession, delivery.session_id)
         assert session is not None
         return delivery, session, member
@@ -1762,7 +2097,7 @@ class Core:
             assert session.id is not None
             items = await self._items(s, session.id, kind)
             await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
-        locale = self._locale(member)
+        locale = self.reply_locale(actor, member)
         if kind == "feedback":
             return feedback_form(delivery_id, session.title, items, locale)
         return quiz_form(delivery_id, session.title, items, locale)
@@ -1776,7 +2111,7 @@ class Core:
             session.state == "closed"
             or (session.ended_at is not None and self.clock.now() > session.ended_at + SURVEY_OPEN_FOR)
         ):
-            raise Invalid("This questionnaire closed 7 days after the session. Thank you all the same!")
+            raise Invalid(_("This questionnaire closed 7 days after the session. Thank you all the same!"))
         found = (
             await s.exec(
                 select(Submission).where(
@@ -1785,7 +2120,7 @@ class Core:
             )
         ).first()
         if found is not None and found.completed and not open_only:
-            raise Invalid("You have already answered this questionnaire; your first answers are kept.")
+            raise Invalid(_("You have already answered this questionnaire; your first answers are kept."))
         return found
 
     async def answer(self, actor: Actor, delivery_id: int, values: dict[str, str]) -> Reply:
@@ -1793,11 +2128,12 @@ class Core:
         async with self.db.session() as s:
             delivery, session, member = await self._delivery_for(s, actor, delivery_id)
             kind = self._questionnaire_kind(delivery)
+            locale = self.reply_locale(actor, member)
             assert session.id is not None and member.id is not None
             items = {item.item_key: item for item in await self._items(s, session.id, kind)}
             open_only = bool(values) and all(k in items and items[k].item_type == "open" for k in values)
             submission = await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
-            parsed = self._validate_answers(items, values)
+            parsed = self._validate_answers(items, values, locale)
             if submission is None:
                 submission = Submission(
                     session_id=session.id, member_id=member.id, kind=kind, submitted_at=self.clock.now()
@@ -1811,7 +2147,13 @@ class Core:
             for key, (value_int, value_text, correct) in parsed.items():
                 item = items[key]
                 if item.id in answered:
-                    raise Invalid(f"You already answered “{item.text}”; your first answer is kept.", field=key)
+                    raise Invalid(
+                        _(
+                            "You already answered “{question}”; your first answer is kept.",
+                            question=item_label(item, locale),
+                        ),
+                        field=key,
+                    )
                 s.add(
                     Answer(
                         submission_id=submission.id,
@@ -1826,10 +2168,12 @@ class Core:
             whole_form = len(values) > 1 or len(items) == 1
             if whole_form:
                 missing = [
-                    i.text for i in items.values() if i.item_type in {"likert", "choice"} and i.id not in answered
+                    item_label(i, locale)
+                    for i in items.values()
+                    if i.item_type in {"likert", "choice"} and i.id not in answered
                 ]
                 if missing:
-                    raise Invalid(f"Please answer every rated question; missing: “{missing[0]}”.")
+                    raise Invalid(_("Please answer every rated question; missing: “{question}”.", question=missing[0]))
             if required <= answered and not submission.completed:
                 submission.completed = True
                 submission.submitted_at = self.clock.now()
@@ -1839,33 +2183,48 @@ class Core:
                     submission.max_score = len(items)
             await self._audit(s, actor.user.key, f"{kind}.answer", session.id, items=sorted(parsed))
             completed, score, total = submission.completed, submission.score, submission.max_score
-        locale = self._locale(member)
         if completed and kind == "retention":
-            return Reply(t(locale, "quiz.score", score=score, total=total), extra={"score": str(score)})
+            return Reply(
+                t(locale, "Your score: {score}/{total}.", score=score, total=total), extra={"score": str(score)}
+            )
         if completed:
-            return Reply(t(locale, "survey.thanks"))
-        return Reply("Answer recorded.")
+            return Reply(t(locale, "Thank you, your answers are recorded."))
+        return Reply(t(locale, "Answer recorded."))
 
     @staticmethod
     def _validate_answers(
-        items: dict[str, QuestionnaireItem], values: dict[str, str]
+        items: dict[str, QuestionnaireItem], values: dict[str, str], locale: str
     ) -> dict[str, tuple[int | None, str, bool | None]]:
         if not values:
-            raise Invalid("The form was empty; please answer the questions.")
+            raise Invalid(_("The form was empty; please answer the questions."))
         parsed: dict[str, tuple[int | None, str, bool | None]] = {}
         for key, raw in values.items():
             item = items.get(key)
             if item is None:
-                raise Invalid(f"`{key}` is not a question of this questionnaire.")
+                raise Invalid(_("`{key}` is not a question of this questionnaire.", key=key))
             raw = (raw or "").strip()
             if item.item_type == "likert":
                 if not raw.isdigit() or not 1 <= int(raw) <= 5:
-                    raise Invalid(f"“{item.text}” takes a rating from 1 to 5, not `{raw}`.", field=key)
+                    raise Invalid(
+                        _(
+                            "“{question}” takes a rating from 1 to 5, not `{raw}`.",
+                            question=item_label(item, locale),
+                            raw=raw,
+                        ),
+                        field=key,
+                    )
                 parsed[key] = (int(raw), "", None)
             elif item.item_type == "choice":
                 options = json.loads(item.options_json)
                 if not raw.isdigit() or not 0 <= int(raw) < len(options):
-                    raise Invalid(f"`{raw}` is not one of the answers to “{item.text}”.", field=key)
+                    raise Invalid(
+                        _(
+                            "`{raw}` is not one of the answers to “{question}”.",
+                            raw=raw,
+                            question=item_label(item, locale),
+                        ),
+                        field=key,
+                    )
                 parsed[key] = (int(raw), options[int(raw)], raw == item.correct)
             elif raw:
                 parsed[key] = (None, raw[:3000], None)

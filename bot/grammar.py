@@ -12,34 +12,36 @@ from datetime import date, time, timedelta
 
 from bot.durations import parse_duration
 from bot.errors import Invalid
+from bot.i18n import N_, Text, _, t
 
 FORMATS = ("groups", "tutoring", "review", "sharing")
 MAX_DURATION = timedelta(hours=12)
 
+# Usage lines are msgids: the command words stay, the <placeholders> are translated.
 USAGE: dict[str, str] = {
     "help": "/peer help",
-    "cohort create": "/peer cohort create <cohort> [#channel]",
-    "cohort add": "/peer cohort add <cohort> <@user>[=<level 1-5>] ...",
-    "cohort import": "/peer cohort import <cohort> <#channel> [level]",
-    "cohort show": "/peer cohort show <cohort>",
-    "session plan": (
+    "cohort create": N_("/peer cohort create <cohort> [#channel]"),
+    "cohort add": N_("/peer cohort add <cohort> <@user>[=<level 1-5>] ..."),
+    "cohort import": N_("/peer cohort import <cohort> <#channel> [level]"),
+    "cohort show": N_("/peer cohort show <cohort>"),
+    "session plan": N_(
         '/peer session plan <cohort> "<title>" <YYYY-MM-DD> <HH:MM> <duration> '
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url>"] '
         '[prep_before=<duration>] [objectives="<text>"] [retention=2w|4w] [groups_from=checked_in|enrolled]'
     ),
-    "session show": "/peer session show <session>",
-    "session start": "/peer session start <session>",
-    "session end": "/peer session end <session>",
-    "session cancel": "/peer session cancel <session>",
-    "quiz add": '/peer quiz add <session> "<question>" "<correct answer>" "<wrong answer>" ["<wrong answer>" ...]',
-    "report": "/peer report <session>",
-    "group show": "/peer group show <session>",
-    "group move": "/peer group move <session> <@user> <group number>",
-    "group swap": "/peer group swap <session> <@user> <@user>",
-    "group reshuffle": "/peer group reshuffle <session>",
-    "checkin": "/peer checkin [session]",
-    "prep-done": "/peer prep-done [session]",
-    "absent": '/peer absent <session> "<reason>"',
+    "session show": N_("/peer session show <session>"),
+    "session start": N_("/peer session start <session>"),
+    "session end": N_("/peer session end <session>"),
+    "session cancel": N_("/peer session cancel <session>"),
+    "quiz add": N_('/peer quiz add <session> "<question>" "<correct answer>" "<wrong answer>" ["<wrong answer>" ...]'),
+    "report": N_("/peer report <session>"),
+    "group show": N_("/peer group show <session>"),
+    "group move": N_("/peer group move <session> <@user> <group number>"),
+    "group swap": N_("/peer group swap <session> <@user> <@user>"),
+    "group reshuffle": N_("/peer group reshuffle <session>"),
+    "checkin": N_("/peer checkin [session]"),
+    "prep-done": N_("/peer prep-done [session]"),
+    "absent": N_('/peer absent <session> "<reason>"'),
     "raise": "/peer raise",
     "mydata": "/peer mydata",
 }
@@ -89,40 +91,51 @@ def tokenize(text: str) -> list[str]:
         else:
             current.append(ch)
     if in_quotes:
-        raise Invalid("A quotation mark is not closed.", 'Put text with spaces between "double quotes".')
+        raise Invalid(_("A quotation mark is not closed."), _('Put text with spaces between "double quotes".'))
     if current or quoted:
         tokens.append("".join(current))
     return tokens
 
 
-def _usage_error(name: str, problem: str) -> Invalid:
-    return Invalid(problem, f"Usage: `{USAGE[name]}`")
+def usage(name: str) -> Text:
+    """The usage line of command `name`, in the reader's locale."""
+    return Text(USAGE[name])
+
+
+def usage_hint(name: str) -> Text:
+    return _("Usage: `{usage}`", usage=usage(name))
+
+
+def _usage_error(name: str, problem: Text) -> Invalid:
+    return Invalid(problem, usage_hint(name))
 
 
 def parse_user(token: str, name: str) -> str:
     match = _MENTION.match(token)
     if not match:
-        raise _usage_error(name, f"`{token}` is not a user mention; mention people with @.")
+        raise _usage_error(name, _("`{token}` is not a user mention; mention people with @.", token=token))
     return match.group(1)
 
 
 def parse_channel(token: str, name: str) -> str:
     match = _CHANNEL.match(token)
     if not match:
-        raise _usage_error(name, f"`{token}` is not a channel; mention it with #.")
+        raise _usage_error(name, _("`{token}` is not a channel; mention it with #.", token=token))
     return match.group(1)
 
 
 def parse_level(raw: str, name: str) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 5:
-        raise _usage_error(name, f"Level `{raw}` is not a whole number from 1 to 5.")
+        raise _usage_error(name, _("Level `{raw}` is not a whole number from 1 to 5.", raw=raw))
     return int(raw)
 
 
 def parse_cohort_name(token: str, name: str) -> str:
     cohort = token.lower()
     if not _NAME.match(cohort):
-        raise _usage_error(name, f"`{token}` is not a valid cohort name: use letters, digits, - or _ (at most 40).")
+        raise _usage_error(
+            name, _("`{token}` is not a valid cohort name: use letters, digits, - or _ (at most 40).", token=token)
+        )
     return cohort
 
 
@@ -130,29 +143,29 @@ def _parse_session_plan(args: list[str]) -> Command:
     name = "session plan"
     positional, options_raw = args[:5], args[5:]
     if len(positional) != 5 or any("=" in a for a in positional[2:]):
-        raise _usage_error(name, "`session plan` needs a cohort, a title, a date, a time and a duration.")
+        raise _usage_error(name, _("`session plan` needs a cohort, a title, a date, a time and a duration."))
     cohort, title, day_raw, time_raw, duration_raw = positional
     if not title.strip():
-        raise _usage_error(name, "The title is empty.")
+        raise _usage_error(name, _("The title is empty."))
     try:
         day = date.fromisoformat(day_raw)
     except ValueError:
-        raise _usage_error(name, f"`{day_raw}` is not a date; write it as YYYY-MM-DD.") from None
+        raise _usage_error(name, _("`{raw}` is not a date; write it as YYYY-MM-DD.", raw=day_raw)) from None
     if not re.fullmatch(r"\d{1,2}:\d{2}", time_raw):
-        raise _usage_error(name, f"`{time_raw}` is not a time; write it as HH:MM (24 h).")
+        raise _usage_error(name, _("`{raw}` is not a time; write it as HH:MM (24 h).", raw=time_raw))
     try:
         at = time.fromisoformat(time_raw.zfill(5))
     except ValueError:
-        raise _usage_error(name, f"`{time_raw}` is not a time; write it as HH:MM (24 h).") from None
+        raise _usage_error(name, _("`{raw}` is not a time; write it as HH:MM (24 h).", raw=time_raw)) from None
     duration = parse_duration_arg(duration_raw, name)
     if not timedelta(0) < duration <= MAX_DURATION:
-        raise _usage_error(name, "The duration must be more than 0 and at most 12h.")
+        raise _usage_error(name, _("The duration must be more than 0 and at most 12h."))
     options: dict[str, str] = {}
     for raw in options_raw:
-        key, _, value = raw.partition("=")
+        key, _eq, value = raw.partition("=")
         key = key.lower()
         if key not in {"format", "size", "prep", "prep_before", "objectives", "retention", "groups_from"}:
-            raise _usage_error(name, f"Unknown option `{key}`.")
+            raise _usage_error(name, _("Unknown option `{key}`.", key=key))
         options[key] = value
     _check_plan_options(options, name)
     return Command(
@@ -168,24 +181,27 @@ def _parse_session_plan(args: list[str]) -> Command:
 
 def _check_plan_options(options: dict[str, str], name: str) -> None:
     if "format" in options and options["format"] not in FORMATS:
-        raise _usage_error(name, f"Unknown format `{options['format']}`: use one of {', '.join(FORMATS)}.")
+        raise _usage_error(
+            name,
+            _("Unknown format `{format}`: use one of {formats}.", format=options["format"], formats=", ".join(FORMATS)),
+        )
     if "size" in options and (not options["size"].isdigit() or not 2 <= int(options["size"]) <= 6):
-        raise _usage_error(name, f"Group size `{options['size']}` must be a whole number from 2 to 6.")
+        raise _usage_error(name, _("Group size `{size}` must be a whole number from 2 to 6.", size=options["size"]))
     if "retention" in options and options["retention"] not in {"2w", "4w"}:
-        raise _usage_error(name, "Retention must be `2w` or `4w`.")
+        raise _usage_error(name, _("Retention must be `2w` or `4w`."))
     if "prep_before" in options:
         lead = parse_duration_arg(options["prep_before"], name)
         if not timedelta(0) < lead <= timedelta(days=28):
-            raise _usage_error(name, "prep_before must be more than 0 and at most 4w.")
+            raise _usage_error(name, _("prep_before must be more than 0 and at most 4w."))
     if "groups_from" in options and options["groups_from"] not in {"checked_in", "enrolled"}:
-        raise _usage_error(name, "groups_from must be `checked_in` or `enrolled`.")
+        raise _usage_error(name, _("groups_from must be `checked_in` or `enrolled`."))
 
 
 def parse_duration_arg(raw: str, name: str) -> timedelta:
     try:
         return parse_duration(raw)
     except ValueError:
-        raise _usage_error(name, f"`{raw}` is not a duration; write e.g. 90m, 1h30m or 2w.") from None
+        raise _usage_error(name, _("`{raw}` is not a duration; write e.g. 90m, 1h30m or 2w.", raw=raw)) from None
 
 
 def _parse_users(tokens: list[str], name: str) -> tuple[tuple[str, int | None], ...]:
@@ -209,13 +225,16 @@ def parse(text: str) -> Command:
     if name not in USAGE:
         if head in {"cohort", "session", "group", "quiz"}:
             verbs = ", ".join(k.split()[1] for k in USAGE if k.startswith(head + " "))
-            raise Invalid(f"`{text.strip()}` is not a {head} command.", f"Try one of: {verbs}. See `/peer help`.")
-        raise Invalid(f"I don't know the command `{head}`.", "Type `/peer help` to see what I can do.")
+            raise Invalid(
+                _("`{text}` is not a {head} command.", text=text.strip(), head=head),
+                _("Try one of: {verbs}. See `/peer help`.", verbs=verbs),
+            )
+        raise Invalid(_("I don't know the command `{head}`.", head=head), _("Type `/peer help` to see what I can do."))
     return _parse_args(name, args)
 
 
 def _parse_args(name: str, args: list[str]) -> Command:
-    def need(count: int, problem: str) -> None:
+    def need(count: int, problem: Text) -> None:
         if len(args) < count:
             raise _usage_error(name, problem)
 
@@ -223,56 +242,56 @@ def _parse_args(name: str, args: list[str]) -> Command:
         return Command(name)
     if name in {"checkin", "prep-done"}:
         if len(args) > 1:
-            raise _usage_error(name, "Give at most one session id.")
+            raise _usage_error(name, _("Give at most one session id."))
         return Command(name, session=args[0].lower() if args else "")
     if name == "absent":
-        need(2, "Say which session and why you cannot come.")
+        need(2, _("Say which session and why you cannot come."))
         return Command(name, session=args[0].lower(), texts=(" ".join(args[1:]),))
     if name == "session plan":
         return _parse_session_plan(args)
     if name.startswith("session ") or name in {"report", "group show", "group reshuffle"}:
         if len(args) != 1:
-            raise _usage_error(name, "Give exactly one session id.")
+            raise _usage_error(name, _("Give exactly one session id."))
         return Command(name, session=args[0].lower())
     if name == "cohort create":
-        need(1, "Give the new cohort a name.")
+        need(1, _("Give the new cohort a name."))
         channel = parse_channel(args[1], name) if len(args) > 1 else ""
         return Command(name, cohort=parse_cohort_name(args[0], name), channel=channel)
     if name == "cohort show":
-        need(1, "Say which cohort.")
+        need(1, _("Say which cohort."))
         return Command(name, cohort=parse_cohort_name(args[0], name))
     if name == "cohort add":
-        need(2, "Say which cohort and mention at least one person.")
+        need(2, _("Say which cohort and mention at least one person."))
         return Command(name, cohort=parse_cohort_name(args[0], name), users=_parse_users(args[1:], name))
     if name == "cohort import":
-        need(2, "Say which cohort and which channel.")
+        need(2, _("Say which cohort and which channel."))
         level = parse_level(args[2], name) if len(args) > 2 else None
         return Command(name, cohort=parse_cohort_name(args[0], name), channel=parse_channel(args[1], name), level=level)
     if name == "quiz add":
-        need(4, "A quiz item needs a session, a question, the correct answer and at least one wrong answer.")
+        need(4, _("A quiz item needs a session, a question, the correct answer and at least one wrong answer."))
         if len(args) > 2 + 9:
-            raise _usage_error(name, "At most 8 wrong answers.")
+            raise _usage_error(name, _("At most 8 wrong answers."))
         return Command(name, session=args[0].lower(), texts=tuple(args[1:]))
     if name == "group move":
-        need(3, "Say which session, whom, and to which group number.")
+        need(3, _("Say which session, whom, and to which group number."))
         if not args[2].isdigit():
-            raise _usage_error(name, f"`{args[2]}` is not a group number.")
+            raise _usage_error(name, _("`{raw}` is not a group number.", raw=args[2]))
         return Command(name, session=args[0].lower(), users=((parse_user(args[1], name), None),), group=int(args[2]))
     if name == "group swap":
-        need(3, "Say which session and mention two people.")
+        need(3, _("Say which session and mention two people."))
         return Command(
             name, session=args[0].lower(), users=((parse_user(args[1], name), None), (parse_user(args[2], name), None))
         )
-    raise _usage_error(name, "I could not read that command.")  # pragma: no cover - every USAGE key is handled
+    raise _usage_error(name, _("I could not read that command."))  # pragma: no cover - every USAGE key is handled
 
 
-def help_text(is_trainer: bool) -> str:
+def help_text(is_trainer: bool, locale: str = "en") -> str:
     learner = [k for k in USAGE if k not in TRAINER_COMMANDS]
-    lines = ["*peerbot commands*"]
+    lines = [t(locale, "*peerbot commands*")]
     if is_trainer:
-        lines.append("_Trainers_")
-        lines += [f"• `{USAGE[k]}`" for k in USAGE if k in TRAINER_COMMANDS]
-        lines.append("_Learners_")
-    lines += [f"• `{USAGE[k]}`" for k in learner]
-    lines.append("Durations: 90m, 1h30m, 2w. Sessions are named by the short id shown when planned.")
+        lines.append(t(locale, "_Trainers_"))
+        lines += [f"• `{t(locale, USAGE[k])}`" for k in USAGE if k in TRAINER_COMMANDS]
+        lines.append(t(locale, "_Learners_"))
+    lines += [f"• `{t(locale, USAGE[k])}`" for k in learner]
+    lines.append(t(locale, "Durations: 90m, 1h30m, 2w. Sessions are named by the short id shown when planned."))
     return "\n".join(lines)

@@ -6,29 +6,45 @@ import json
 import random
 from collections.abc import Sequence
 
-from bot.i18n import t
+from bot.i18n import N_, t
 from bot.messages import ChoiceField, Form, FormField, LikertField, TextField
 from storage.models import QuestionnaireItem
 
-# (item key, type): five 1–5 ratings and one open question, the texts in bot.i18n ("q.<key>").
-FEEDBACK_ITEMS: tuple[tuple[str, str], ...] = (
-    ("clarity", "likert"),
-    ("interactions", "likert"),
-    ("progress", "likert"),
-    ("safety", "likert"),
-    ("focus", "likert"),
-    ("open", "open"),
+# (item key, type, English text): five 1–5 ratings and one open question.
+FEEDBACK_ITEMS: tuple[tuple[str, str, str], ...] = (
+    ("clarity", "likert", N_("The exchanges in my group were clear.")),
+    ("interactions", "likert", N_("The quality of the interactions helped me learn.")),
+    ("progress", "likert", N_("I progressed on the session's objectives.")),
+    ("safety", "likert", N_("I felt safe to voice my doubts and questions.")),
+    ("focus", "likert", N_("The group stayed on the objectives.")),
+    ("open", "open", N_("What would you keep or change for the next session?")),
 )
+_DEFAULT_TEXTS = {key: text for key, _type, text in FEEDBACK_ITEMS}
+
+
+def item_label(item: QuestionnaireItem, locale: str) -> str:
+    """A default feedback item reads in the reader's locale; a trainer's own quiz question as written."""
+    default = _DEFAULT_TEXTS.get(item.item_key) if item.kind == "feedback" else None
+    return t(locale, default) if default else item.text
 
 
 def feedback_form(delivery_id: int, title: str, items: Sequence[QuestionnaireItem], locale: str) -> Form:
     fields: list[FormField] = []
     for item in items:
+        label = item_label(item, locale)
         if item.item_type == "likert":
-            fields.append(LikertField(item.item_key, item.text, t(locale, "likert.low"), t(locale, "likert.high")))
+            fields.append(
+                LikertField(item.item_key, label, t(locale, "Strongly disagree"), t(locale, "Strongly agree"))
+            )
         else:
-            fields.append(TextField(item.item_key, item.text, multiline=True, required=False))
-    return Form(f"survey:submit:{delivery_id}", t(locale, "survey.title"), tuple(fields), intro=title)
+            fields.append(TextField(item.item_key, label, multiline=True, required=False))
+    return Form(
+        f"survey:submit:{delivery_id}",
+        t(locale, "Session feedback"),
+        tuple(fields),
+        submit_label=t(locale, "Submit"),
+        intro=title,
+    )
 
 
 def quiz_options(item: QuestionnaireItem, delivery_id: int) -> tuple[tuple[str, str], ...]:
@@ -40,4 +56,6 @@ def quiz_options(item: QuestionnaireItem, delivery_id: int) -> tuple[tuple[str, 
 
 def quiz_form(delivery_id: int, title: str, items: Sequence[QuestionnaireItem], locale: str) -> Form:
     fields = tuple(ChoiceField(item.item_key, item.text, quiz_options(item, delivery_id)) for item in items)
-    return Form(f"quiz:submit:{delivery_id}", t(locale, "quiz.title"), fields, intro=title)
+    return Form(
+        f"quiz:submit:{delivery_id}", t(locale, "Retention quiz"), fields, submit_label=t(locale, "Submit"), intro=title
+    )

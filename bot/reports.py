@@ -8,8 +8,10 @@ from pathlib import Path
 from statistics import mean
 from typing import TYPE_CHECKING
 
+from babel.numbers import get_decimal_symbol
 from sqlmodel import col, select
 
+from bot.i18n import ATTENDANCE_STATUSES, QUESTIONNAIRE_KINDS, ROLES, label, t
 from bot.refs import UserRef
 from storage.models import (
     Answer,
@@ -176,41 +178,59 @@ def write_csv(evidence: Evidence, out_dir: Path) -> list[Path]:
     return written
 
 
-async def session_report(core: Core, short_id: str) -> str:
+def _one_decimal(value: float, locale: str) -> str:
+    return f"{value:.1f}".replace(".", get_decimal_symbol(locale))
+
+
+async def session_report(core: Core, short_id: str, locale: str = "en") -> str:
     evidence = await collect(core, [short_id])
     rows = evidence.attendance
     present = [r for r in rows if r["status"] in {"on_time", "late"}]
-    lines = [await core.describe_session(None, short_id)]
+    lines = [await core.describe_session(None, short_id, locale)]
     lines.append(
-        f"Attendance: {len(present)}/{len(rows)} present "
-        f"({sum(r['status'] == 'late' for r in rows)} late, "
-        f"{sum(r['status'] == 'excused' for r in rows)} excused)"
+        t(
+            locale,
+            "Attendance: {present}/{total} present ({late} late, {excused} excused)",
+            present=len(present),
+            total=len(rows),
+            late=sum(r["status"] == "late" for r in rows),
+            excused=sum(r["status"] == "excused" for r in rows),
+        )
     )
     answered = [r for r in evidence.feedback if r["answered"] == "yes"]
     if answered:
         averages = ", ".join(
-            f"{k} {mean(int(r[k]) for r in answered if r[k]):.1f}"
+            f"{k} {_one_decimal(mean(int(r[k]) for r in answered if r[k]), locale)}"
             for k in FEEDBACK_KEYS[:-1]
             if any(r[k] for r in answered)
         )
-        lines.append(f"Feedback: {len(answered)} answer(s); averages (1–5): {averages}")
+        lines.append(
+            t(locale, "Feedback: {count} answer(s); averages (1–5): {averages}", count=len(answered), averages=averages)
+        )
         comments = [r["open"] for r in answered if r["open"]]
-        lines += [f"  “{c}”" for c in comments[:10]]
+        lines += ["  " + t(locale, "“{comment}”", comment=c) for c in comments[:10]]
     scored = [r for r in evidence.retention if r["answered"] == "yes"]
     if scored:
         ratio = mean(int(r["score"]) / int(r["max_score"]) for r in scored if r["max_score"] not in {"", "0"})
-        lines.append(f"Retention quiz: {len(scored)} answer(s), mean score {ratio:.0%}")
+        lines.append(
+            t(
+                locale,
+                "Retention quiz: {count} answer(s), mean score {percent}%",
+                count=len(scored),
+                percent=f"{ratio * 100:.0f}",
+            )
+        )
     return "\n".join(lines)
 
 
-async def my_data(core: Core, user: UserRef) -> str:
+async def my_data(core: Core, user: UserRef, locale: str = "en") -> str:
     """Everything stored about one person (GDPR right of access), as readable text."""
     async with core.db.session() as s:
         member = (
             await s.exec(select(Member).where(Member.platform == user.platform, Member.user_id == user.id))
         ).first()
         if member is None:
-            return "I store nothing about you."
+            return t(locale, "I store nothing about you.")
         enrollments = (
             await s.exec(
                 select(Enrollment, Cohort)
@@ -232,18 +252,45 @@ async def my_data(core: Core, user: UserRef) -> str:
                 .where(Submission.member_id == member.id)
             )
         ).all()
-    lines = [f"*What peerbot stores about you* ({member.display_name}, {member.platform} id {member.user_id})"]
-    lines += [f"• cohort `{c.name}`: {e.role}, level {e.level}" for e, c in enrollments]
+    lines = [
+        t(
+            locale,
+            "*What peerbot stores about you* ({name}, {platform} id {user_id})",
+            name=member.display_name,
+            platform=member.platform,
+            user_id=member.user_id,
+        )
+    ]
     lines += [
-        f"• session `{p.short_id}`: {a.status}"
-        + (f" at {a.checked_in_at:%Y-%m-%d %H:%M} UTC" if a.checked_in_at else "")
-        + (f", reason: {a.absence_reason}" if a.absence_reason else "")
+        t(
+            locale,
+            "• cohort `{cohort}`: {role}, level {level}",
+            cohort=c.name,
+            role=label(locale, ROLES, e.role),
+            level=e.level,
+        )
+        for e, c in enrollments
+    ]
+    lines += [
+        t(
+            locale,
+            "• session `{session}`: {status}",
+            session=p.short_id,
+            status=label(locale, ATTENDANCE_STATUSES, a.status),
+        )
+        + (t(locale, " at {time} UTC", time=f"{a.checked_in_at:%Y-%m-%d %H:%M}") if a.checked_in_at else "")
+        + (t(locale, ", reason: {reason}", reason=a.absence_reason) if a.absence_reason else "")
         for a, p in attendance
     ]
     lines += [
-        f"• {sub.kind} for `{p.short_id}`: "
-        + ("answered" if sub.completed else "started")
-        + (f", score {sub.score}/{sub.max_score}" if sub.score is not None else "")
+        t(
+            locale,
+            "• {kind} for `{session}`: {progress}",
+            kind=label(locale, QUESTIONNAIRE_KINDS, sub.kind),
+            session=p.short_id,
+            progress=t(locale, "answered") if sub.completed else t(locale, "started"),
+        )
+        + (t(locale, ", score {score}/{total}", score=sub.score, total=sub.max_score) if sub.score is not None else "")
         for sub, p in submissions
     ]
     return "\n".join(lines)
