@@ -438,12 +438,9 @@ class Core:
         """The language of a DM to `member`: theirs when known, else the instance's."""
         return supported(member.locale if member is not None else "") or self.settings.locale
 
-    def reply_locale(self, actor: Actor | None, member: Member | None = None) -> str:
-        """The language of a reply: the actor's own (from the platform), their stored one, or the instance's."""
-        return (
-            supported(actor.locale if actor else "", member.locale if member is not None else "")
-            or self.settings.locale
-        )
+    def reply_locale(self, actor: Actor | None) -> str:
+        """The language of a reply: the actor's own when the platform tells it (Discord), else the instance's."""
+        return supported(actor.locale if actor else "") or self.settings.locale
 
     def _fallback(self, moment: datetime) -> str:
         return moment.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -2097,7 +2094,7 @@ class Core:
             assert session.id is not None
             items = await self._items(s, session.id, kind)
             await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
-        locale = self.reply_locale(actor, member)
+        locale = self.reply_locale(actor)
         if kind == "feedback":
             return feedback_form(delivery_id, session.title, items, locale)
         return quiz_form(delivery_id, session.title, items, locale)
@@ -2128,7 +2125,7 @@ class Core:
         async with self.db.session() as s:
             delivery, session, member = await self._delivery_for(s, actor, delivery_id)
             kind = self._questionnaire_kind(delivery)
-            locale = self.reply_locale(actor, member)
+            locale = self.reply_locale(actor)
             assert session.id is not None and member.id is not None
             items = {item.item_key: item for item in await self._items(s, session.id, kind)}
             open_only = bool(values) and all(k in items and items[k].item_type == "open" for k in values)

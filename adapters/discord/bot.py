@@ -101,6 +101,7 @@ class PeerBot(discord.Client):
 
     def actor(self, interaction: discord.Interaction) -> Actor:
         actor = self.actor_of(interaction.user, interaction.guild_id)
+        actor = dataclasses.replace(actor, locale=str(interaction.locale).split("-")[0])  # "fr", "en-US" → "en"
         # The interaction carries the member's resolved permissions: no dependence on the role cache.
         if not actor.is_trainer and interaction.guild_id is not None and interaction.permissions.manage_guild:
             actor = dataclasses.replace(actor, is_trainer=True)
