@@ -1443,7 +1443,7 @@ class Core:
                         session.objectives or session.title,
                         session.starts_at,
                         self.end_of(session),
-                        "peerbot breakouts",
+                        t(self.settings.locale, "peerbot breakouts"),
                     )
                 )
                 or ""

@@ -90,7 +90,7 @@ def N_(message: str, /) -> str:
     return message
 
 
-# Stored codes shown to people. English keeps the code itself, so English texts read as before.
+# Stored codes shown to people (`label`). The English word is the code itself, as before translation.
 SESSION_STATES = {
     "planned": N_("planned"),
     "prep_sent": N_("prep_sent"),
@@ -106,12 +106,10 @@ ATTENDANCE_STATUSES = {
     "absent": N_("absent"),
 }
 ROLES = {"trainer": N_("trainer"), "learner": N_("learner")}
+GROUP_ROLES = {"tutor": N_("tutor"), "tutee": N_("tutee")}
 QUESTIONNAIRE_KINDS = {"feedback": N_("feedback"), "retention": N_("retention")}
 
 
 def label(locale: str, words: Mapping[str, str], code: str) -> str:
     """The reader's word for a stored code (the code itself when it has none)."""
     return t(locale, words[code]) if code in words else code
-
-
-GROUP_ROLES = {"tutor": N_("tutor"), "tutee": N_("tutee")}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from babel.numbers import get_decimal_symbol
 from sqlmodel import col, select
 
-from bot.i18n import ATTENDANCE_STATUSES, QUESTIONNAIRE_KINDS, ROLES, label, t
+from bot.i18n import ATTENDANCE_STATUSES, N_, QUESTIONNAIRE_KINDS, ROLES, label, t
 from bot.refs import UserRef
 from storage.models import (
     Answer,
@@ -46,6 +46,14 @@ ATTENDANCE_COLUMNS = [
     "group",
 ]
 FEEDBACK_KEYS = ["clarity", "interactions", "progress", "safety", "focus", "open"]
+# The short names of the ratings in a report; English keeps the CSV column names.
+FEEDBACK_NAMES = {
+    "clarity": N_("clarity"),
+    "interactions": N_("interactions"),
+    "progress": N_("progress"),
+    "safety": N_("safety"),
+    "focus": N_("focus"),
+}
 FEEDBACK_COLUMNS = ["session", "title", "learner_id", "learner", "delivery", "answered", "submitted_at", *FEEDBACK_KEYS]
 RETENTION_COLUMNS = ["session", "title", "learner_id", "learner", "delivery", "answered", "score", "max_score"]
 
@@ -200,7 +208,7 @@ async def session_report(core: Core, short_id: str, locale: str = "en") -> str:
     answered = [r for r in evidence.feedback if r["answered"] == "yes"]
     if answered:
         averages = ", ".join(
-            f"{k} {_one_decimal(mean(int(r[k]) for r in answered if r[k]), locale)}"
+            f"{label(locale, FEEDBACK_NAMES, k)} {_one_decimal(mean(int(r[k]) for r in answered if r[k]), locale)}"
             for k in FEEDBACK_KEYS[:-1]
             if any(r[k] for r in answered)
         )

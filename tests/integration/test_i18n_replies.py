@@ -140,8 +140,14 @@ async def test_french_learners_read_posts_dms_forms_and_their_data_in_french(fre
     summary = next(dm for dm in french.platform.dms_to("T1") if dm.message.text.startswith("Synthèse de"))
     assert "Inscrits 6 · préparés 1 · présents 4 (en retard 1)" in summary.message.sections[0].text
 
+    second = french.learners[1]
+    answers = {"clarity": "4", "interactions": "5", "progress": "4", "safety": "5", "focus": "3", "open": "Bien"}
+    thanks = await second.submit(await second.open_form(second.dm_button("survey:open:")), answers)
+    assert thanks.text == "Merci, vos réponses sont enregistrées."
     report = await french.trainer.command(f"report {short}")
     assert "Présence : 4/6 présent(s) (1 en retard, 0 excusé(s))" in report.text
+    assert "Avis : 1 réponse(s) ; moyennes (1–5) : clarté 4,0, interactions 5,0, progression 4,0," in report.text
+    assert "  « Bien »" in report.text
     assert (await french.learners[0].command("mydata")).text == (
         "Je vous ai envoyé en message privé tout ce que je conserve à votre sujet."
     )
