@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
@@ -20,7 +20,7 @@ from bot.core import CHECKIN_OPENS
 from bot.messages import ChoiceField, Form, Reply
 from bot.reports import collect, write_csv
 from bot.settings import Settings
-from storage.models import Member
+from storage.models import Delivery, Member
 
 FIRST_NAMES = [
     "Alice",
@@ -231,9 +231,17 @@ async def _cycle(
     say(f"A second submission is refused politely: “{again.text}”")
 
     await advance_to(start + timedelta(minutes=90, hours=24), "24 h later (reminders)")
-    reminded = [
-        p for p in attendees if any(d.message.text.startswith("📝 A gentle") for d in platform.dms_to(p.user_id))
-    ]
+    async with app.db.session() as s:  # who the outbox reminded: the deliveries are the record
+        reminded_ids = set(
+            (
+                await s.exec(
+                    select(Member.user_id)
+                    .join(Delivery, col(Delivery.member_id) == col(Member.id))
+                    .where(Delivery.kind == "feedback_reminder", Delivery.state == "sent")
+                )
+            ).all()
+        )
+    reminded = [p for p in attendees if p.user_id in reminded_ids]
     for person in reminded[:1]:
         form = await person.open_form(person.dm_button("survey:open:"))
         await _ok(person.submit(form, {f.field_id: "4" for f in form.fields if f.field_id != "open"}))

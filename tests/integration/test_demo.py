@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.demo import run_demo
 
 
@@ -74,3 +76,14 @@ def test_demo_command_line(tmp_path: Path) -> None:
     assert "groups formed" in result.stdout or "group(s) formed" in result.stdout
     assert str(out.resolve()) in result.stdout
     assert len(rows(out / "attendance.csv")) == 8
+
+
+async def test_demo_in_french_records_the_same_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    english = await run_demo(tmp_path / "en", seed=5, echo=None)
+    monkeypatch.setenv("PEERBOT_LOCALE", "fr")
+    french = await run_demo(tmp_path / "fr", seed=5, echo=None)
+    for name in ("attendance.csv", "feedback.csv", "retention.csv"):
+        assert (tmp_path / "en" / name).read_text() == (tmp_path / "fr" / name).read_text()
+    assert any("Vous avez déjà répondu" in line for line in french.transcript)
+    reminders = [line for line in french.transcript if "reminder(s) sent" in line]
+    assert reminders == [line for line in english.transcript if "reminder(s) sent" in line]
