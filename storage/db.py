@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_IN_UNIT_OF_WORK: ContextVar[bool] = ContextVar("peerbot_in_unit_of_work", default=False)
 
 
 def async_url(raw: str) -> URL:
@@ -70,8 +72,16 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self._factory() as session, session.begin():
-            yield session
+        # A unit of work opened inside another one (same task) would wait for a second connection, which
+        # the one-connection SQLite pool never frees: fail at once instead of hanging.
+        if _IN_UNIT_OF_WORK.get():
+            raise RuntimeError("nested database session: pass the open session down instead")
+        token = _IN_UNIT_OF_WORK.set(True)
+        try:
+            async with self._factory() as session, session.begin():
+                yield session
+        finally:
+            _IN_UNIT_OF_WORK.reset(token)
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""
