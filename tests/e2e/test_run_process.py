@@ -20,6 +20,19 @@ from tests.emulators.slack_driver import SlackDriver
 SECRET = "run-process-signing-secret"
 
 
+def process_env(**settings: str) -> dict[str, str]:
+    """This environment without any peerbot setting, plus `settings`: what a fresh shell with a .env gives."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_"))}
+    return {**inherited, **settings}
+
+
+async def start_run(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,31 +62,21 @@ async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> No
         learner = slack.seed_user("leo")
         general = slack.seed_channel("general", [slack.bot_user_id, trainer, learner])
         d_trainer = discord_emu.add_user("dina", roles=[discord_emu.trainer_role_id])
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_"))},
-            "DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-            "PEERBOT_HTTP_PORT": str(port),
-            "PEERBOT_TIMEZONE": "Europe/Paris",
-            "SLACK_BOT_TOKEN": slack.token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "SLACK_TRAINER_IDS": trainer,
-            "DISCORD_TOKEN": discord_emu.token,
-            "DISCORD_GUILD_ID": str(discord_emu.guild_id),
-            "DISCORD_APPLICATION_ID": str(discord_emu.application_id),
-            "DISCORD_TRAINER_ROLE": "Trainer",
-            "DISCORD_API_URL": discord_emu.api_url,
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        env = process_env(
+            DATABASE_URL=f"sqlite+aiosqlite:///{db}",
+            PEERBOT_HTTP_PORT=str(port),
+            PEERBOT_TIMEZONE="Europe/Paris",
+            SLACK_BOT_TOKEN=slack.token,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=slack.base_url,
+            SLACK_TRAINER_IDS=trainer,
+            DISCORD_TOKEN=discord_emu.token,
+            DISCORD_GUILD_ID=str(discord_emu.guild_id),
+            DISCORD_APPLICATION_ID=str(discord_emu.application_id),
+            DISCORD_TRAINER_ROLE="Trainer",
+            DISCORD_API_URL=discord_emu.api_url,
         )
+        proc = await start_run(tmp_path, env)
         try:
             await wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
             async with SlackDriver(f"http://127.0.0.1:{port}/slack/events", SECRET, emulator=slack) as driver:
@@ -110,23 +113,13 @@ async def test_run_with_a_refused_app_token_exits_2_with_one_line(tmp_path: Path
     from tests.emulators.slack_socket import SlackSocketEmulator
 
     async with SlackSocketEmulator(time_scale=0.01) as slack:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_"))},
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-            "SLACK_BOT_TOKEN": slack.token,  # Socket Mode: no signing secret needed
-            "SLACK_APP_TOKEN": "xapp-1-revoked",
-            "SLACK_API_URL": slack.base_url,
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        env = process_env(
+            DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+            SLACK_BOT_TOKEN=slack.token,  # Socket Mode: no signing secret needed
+            SLACK_APP_TOKEN="xapp-1-revoked",
+            SLACK_API_URL=slack.base_url,
         )
+        proc = await start_run(tmp_path, env)
         _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
     lines = [line for line in stderr.decode().splitlines() if line.startswith("peerbot:")]
     assert proc.returncode == 2

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import func, select
 
+from adapters.local.driver import LocalUser
 from bot.core import CHECKIN_OPENS
 from storage.models import Attendance, AuditEvent, Delivery, GroupMembership, PeerGroup, PeerSession, PrepAck
 from tests.conftest import World
@@ -25,6 +26,17 @@ async def plan(world: World, extra: str = "") -> str:
 async def session_row(world: World, short: str) -> PeerSession:
     async with world.app.db.session() as s:
         return (await s.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
+
+
+async def attend_and_end(world: World) -> tuple[str, LocalUser]:
+    """A planned session that the first learner attended, now ended: their questionnaire DM is out."""
+    short = await plan(world)
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start)
+    learner = world.learners[0]
+    assert (await learner.click(f"checkin:in:{short}")).ok
+    await world.advance(start + timedelta(minutes=90))
+    return short, learner
 
 
 async def count(world: World, model: type, **where: object) -> int:
@@ -111,12 +123,7 @@ async def test_undeliverable_dm_is_recorded_and_the_trainer_told(world: World) -
 
 
 async def test_questionnaire_validation_keeps_first_answers(world: World) -> None:
-    short = await plan(world)
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start - timedelta(minutes=1))
-    learner = world.learners[0]
-    await learner.click(f"checkin:in:{short}")
-    await world.advance(start + timedelta(minutes=90))
+    _, learner = await attend_and_end(world)
     form = await learner.open_form(learner.dm_button("survey:open:"))
     assert [f.field_id for f in form.fields] == ["clarity", "interactions", "progress", "safety", "focus", "open"]
     good = {"clarity": "5", "interactions": "4", "progress": "4", "safety": "5", "focus": "3", "open": "ok"}
@@ -280,12 +287,7 @@ async def test_home_shows_next_sessions_and_pending_questionnaires(world: World)
 
 
 async def test_open_question_may_follow_the_last_rating(world: World) -> None:
-    short = await plan(world)
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start)
-    learner = world.learners[0]
-    await learner.click(f"checkin:in:{short}")
-    await world.advance(start + timedelta(minutes=90))
+    _, learner = await attend_and_end(world)
     delivery = learner.dm_button("survey:open:").split(":")[2]
     for key in ("clarity", "interactions", "progress", "safety", "focus"):
         assert (await learner.click(f"survey:rate:{delivery}.{key}.4")).ok
@@ -305,12 +307,7 @@ async def test_suggest_names_for_autocomplete(world: World) -> None:
 
 
 async def test_form_errors_name_the_field_at_fault(world: World) -> None:
-    short = await plan(world)
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start)
-    learner = world.learners[0]
-    await learner.click(f"checkin:in:{short}")
-    await world.advance(start + timedelta(minutes=90))
+    _, learner = await attend_and_end(world)
     form = await learner.open_form(learner.dm_button("survey:open:"))
     values = {f.field_id: "4" for f in form.fields if f.field_id != "open"}
     reply = await learner.submit(form, {**values, "progress": "6"})
