@@ -1,0 +1,227 @@
+"""Forms a learner fills in: the post-session questionnaire and the retention quiz (whole form or one item
+at a time, all-or-nothing, first answers kept, validated against the stored items) and the group's
+takeaways at wrap-up. Named `forms` so it is not mistaken for `bot.questionnaires`, which holds the
+questionnaires' content and renders them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core.base import SURVEY_OPEN_FOR, Actor, CoreBase
+from bot.errors import Forbidden, Invalid, NotFound
+from bot.i18n import _, t
+from bot.messages import Form, Reply
+from bot.questionnaires import feedback_form, item_label, quiz_form
+from storage.models import (
+    Answer,
+    Delivery,
+    GroupMembership,
+    Member,
+    PeerGroup,
+    PeerSession,
+    QuestionnaireItem,
+    Submission,
+)
+
+
+class FormsMixin(CoreBase):
+    """Open, validate and record questionnaire answers and group takeaways."""
+
+    async def _delivery_for(
+        self, s: AsyncSession, actor: Actor, delivery_id: int
+    ) -> tuple[Delivery, PeerSession, Member]:
+        delivery = await s.get(Delivery, delivery_id)
+        member = await self._actor_member(s, actor)
+        if delivery is None or delivery.member_id != member.id:
+            raise NotFound(_("This questionnaire is not addressed to you."))
+        session = await s.get(PeerSession, delivery.session_id)
+        assert session is not None
+        return delivery, session, member
+
+    @staticmethod
+    def _questionnaire_kind(delivery: Delivery) -> str:
+        return "retention" if delivery.kind == "retention" else "feedback"
+
+    async def _items(self, s: AsyncSession, session_id: int, kind: str) -> list[QuestionnaireItem]:
+        rows = await s.exec(
+            select(QuestionnaireItem)
+            .where(QuestionnaireItem.session_id == session_id, QuestionnaireItem.kind == kind)
+            .order_by(col(QuestionnaireItem.position))
+        )
+        return list(rows.all())
+
+    async def questionnaire_form(self, actor: Actor, delivery_id: int, *, open_only: bool = False) -> Form:
+        async with self.db.session() as s:
+            delivery, session, member = await self._delivery_for(s, actor, delivery_id)
+            kind = self._questionnaire_kind(delivery)
+            assert session.id is not None
+            items = await self._items(s, session.id, kind)
+            await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
+        locale = self.reply_locale(actor)
+        if kind == "feedback":
+            return feedback_form(delivery_id, session.title, items, locale)
+        return quiz_form(delivery_id, session.title, items, locale)
+
+    async def _refuse_if_closed(
+        self, s: AsyncSession, session: PeerSession, member: Member, kind: str, *, open_only: bool = False
+    ) -> Submission | None:
+        """Refuse a closed questionnaire, or a completed one unless only its optional open question is coming
+        (one item at a time, the open question may come after the last rating)."""
+        if kind == "feedback" and (
+            session.state == "closed"
+            or (session.ended_at is not None and self.clock.now() > session.ended_at + SURVEY_OPEN_FOR)
+        ):
+            raise Invalid(_("This questionnaire closed 7 days after the session. Thank you all the same!"))
+        found = (
+            await s.exec(
+                select(Submission).where(
+                    Submission.session_id == session.id, Submission.member_id == member.id, Submission.kind == kind
+                )
+            )
+        ).first()
+        if found is not None and found.completed and not open_only:
+            raise Invalid(_("You have already answered this questionnaire; your first answers are kept."))
+        return found
+
+    async def answer(self, actor: Actor, delivery_id: int, values: dict[str, str]) -> Reply:
+        """Record answers (a whole form, or one item at a time). All-or-nothing; first answers are kept."""
+        async with self.db.session() as s:
+            delivery, session, member = await self._delivery_for(s, actor, delivery_id)
+            kind = self._questionnaire_kind(delivery)
+            locale = self.reply_locale(actor)
+            assert session.id is not None and member.id is not None
+            items = {item.item_key: item for item in await self._items(s, session.id, kind)}
+            open_only = bool(values) and all(k in items and items[k].item_type == "open" for k in values)
+            submission = await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
+            parsed = self._validate_answers(items, values, locale)
+            if submission is None:
+                submission = Submission(
+                    session_id=session.id, member_id=member.id, kind=kind, submitted_at=self.clock.now()
+                )
+                s.add(submission)
+                await s.flush()
+            assert submission.id is not None
+            answered = {
+                a.item_id for a in (await s.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
+            }
+            for key, (value_int, value_text, correct) in parsed.items():
+                item = items[key]
+                if item.id in answered:
+                    raise Invalid(
+                        _(
+                            "You already answered “{question}”; your first answer is kept.",
+                            question=item_label(item, locale),
+                        ),
+                        field=key,
+                    )
+                s.add(
+                    Answer(
+                        submission_id=submission.id,
+                        item_id=item.id or 0,
+                        value_int=value_int,
+                        value_text=value_text,
+                        correct=correct,
+                    )
+                )
+                answered.add(item.id or 0)
+            required = {i.id for i in items.values() if i.item_type in {"likert", "choice"}}
+            whole_form = len(values) > 1 or len(items) == 1
+            if whole_form:
+                missing = [
+                    item_label(i, locale)
+                    for i in items.values()
+                    if i.item_type in {"likert", "choice"} and i.id not in answered
+                ]
+                if missing:
+                    raise Invalid(_("Please answer every rated question; missing: “{question}”.", question=missing[0]))
+            if required <= answered and not submission.completed:
+                submission.completed = True
+                submission.submitted_at = self.clock.now()
+                if kind == "retention":
+                    answers = (await s.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
+                    submission.score = sum(1 for a in answers if a.correct)
+                    submission.max_score = len(items)
+            await self._audit(s, actor.user.key, f"{kind}.answer", session.id, items=sorted(parsed))
+            completed, score, total = submission.completed, submission.score, submission.max_score
+        if completed and kind == "retention":
+            return Reply(
+                t(locale, "Your score: {score}/{total}.", score=score, total=total), extra={"score": str(score)}
+            )
+        if completed:
+            return Reply(t(locale, "Thank you, your answers are recorded."))
+        return Reply(t(locale, "Answer recorded."))
+
+    @staticmethod
+    def _validate_answers(
+        items: dict[str, QuestionnaireItem], values: dict[str, str], locale: str
+    ) -> dict[str, tuple[int | None, str, bool | None]]:
+        if not values:
+            raise Invalid(_("The form was empty; please answer the questions."))
+        parsed: dict[str, tuple[int | None, str, bool | None]] = {}
+        for key, raw in values.items():
+            item = items.get(key)
+            if item is None:
+                raise Invalid(_("`{key}` is not a question of this questionnaire.", key=key))
+            raw = (raw or "").strip()
+            if item.item_type == "likert":
+                if not raw.isdigit() or not 1 <= int(raw) <= 5:
+                    raise Invalid(
+                        _(
+                            "“{question}” takes a rating from 1 to 5, not `{raw}`.",
+                            question=item_label(item, locale),
+                            raw=raw,
+                        ),
+                        field=key,
+                    )
+                parsed[key] = (int(raw), "", None)
+            elif item.item_type == "choice":
+                options = json.loads(item.options_json)
+                if not raw.isdigit() or not 0 <= int(raw) < len(options):
+                    raise Invalid(
+                        _(
+                            "`{raw}` is not one of the answers to “{question}”.",
+                            raw=raw,
+                            question=item_label(item, locale),
+                        ),
+                        field=key,
+                    )
+                parsed[key] = (int(raw), options[int(raw)], raw == item.correct)
+            elif raw:
+                parsed[key] = (None, raw[:3000], None)
+        return parsed
+
+    async def record_takeaways(self, actor: Actor, group_id: int, text: str) -> Reply:
+        if not text.strip():
+            raise Invalid(_("The takeaways are empty."), _("Write the group's key points, then submit."))
+        async with self.db.session() as s:
+            group = await s.get(PeerGroup, group_id)
+            member = await self._actor_member(s, actor)
+            if group is None:
+                raise NotFound(_("This group no longer exists."))
+            in_group = (
+                await s.exec(
+                    select(GroupMembership).where(
+                        GroupMembership.group_id == group_id, GroupMembership.member_id == member.id
+                    )
+                )
+            ).first()
+            if in_group is None and not actor.is_trainer:
+                raise Forbidden(_("Only the members of this group can share its takeaways."))
+            group.takeaways = (group.takeaways + "\n" if group.takeaways else "") + text.strip()
+            await self._audit(s, actor.user.key, "takeaways", group.session_id, group=group.number)
+        return Reply(t(self.settings.locale, "Takeaways recorded, thank you!"), public=True)
+
+    async def takeaways_form(self, actor: Actor, group_id: int) -> Form:
+        from bot.messages import TextField
+
+        locale = self.reply_locale(actor)
+        return Form(
+            f"takeaways:submit:{group_id}",
+            t(locale, "Group takeaways"),
+            (TextField("takeaways", t(locale, "Your group's three key takeaways"), multiline=True, required=True),),
+            submit_label=t(locale, "Submit"),
+        )

@@ -1,0 +1,416 @@
+"""Groups: forming them with the grouping engine (draft before the start, final at the start), the trainer's
+control over them (`/peer group show|move|swap|reshuffle`), a late learner joining the smallest group,
+and the breakout channels that follow them. One module, because a draft, a move and a breakout all read
+and write the same `PeerGroup`/`GroupMembership` rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import grammar
+from bot.core.base import Actor, CoreBase
+from bot.errors import Invalid, NotFound
+from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
+from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
+from bot.messages import Button, ButtonStyle, Message, Reply, Section
+from bot.refs import ChannelRef, UserRef
+from storage.models import Attendance, AuditEvent, Enrollment, GroupMembership, Member, PeerGroup, PeerSession
+
+FORMAT_TEXTS = {
+    "groups": N_(
+        "*How to work*: each of you shares what you prepared (3 min each), then solve the exercise together; one of "
+        "you notes the group's takeaways."
+    ),
+    "tutoring": N_("*How to work*: {tutor} guides, the others explain their reasoning out loud; swap roles halfway."),
+    "review": N_(
+        "*How to work*: review each other's work in turn: one thing that works, one question, one suggestion."
+    ),
+    "sharing": N_(
+        "*How to work*: each of you shares a practice or a case from your work; the group picks one to adopt."
+    ),
+}
+GROUND_RULES = N_(
+    "*Ground rules*: every question is welcome · speak in turn and listen fully · critique ideas, never people · "
+    "what is said here stays here · ask the trainer any time with `/peer raise`."
+)
+
+
+class GroupsMixin(CoreBase):
+    """Group formation, trainer adjustments and breakout channels."""
+
+    async def _history(self, s: AsyncSession, session: PeerSession) -> list[Meeting]:
+        rows = await s.exec(
+            select(GroupMembership.group_id, GroupMembership.member_id, PeerSession.starts_at)
+            .join(PeerSession, col(PeerSession.id) == col(GroupMembership.session_id))
+            .where(PeerSession.cohort_id == session.cohort_id, PeerSession.id != session.id)
+        )
+        by_group: dict[int, tuple[datetime, list[int]]] = {}
+        for group_id, member_id, when in rows.all():
+            by_group.setdefault(group_id, (when, []))[1].append(member_id)
+        meetings: list[Meeting] = []
+        for when, members in by_group.values():
+            for i, a in enumerate(members):
+                for b in members[i + 1 :]:
+                    meetings.append(Meeting(str(a), str(b), when))
+        return meetings
+
+    async def _pool(self, s: AsyncSession, session: PeerSession, *, preview: bool = False) -> list[Learner]:
+        """Who is grouped: the learners checked in (or all enrolled, per session); a preview before anyone
+        has checked in uses all enrolled learners."""
+        enrolled = await self._learners(s, session.cohort_id)
+        present = {
+            a.member_id
+            for a in (
+                await s.exec(
+                    select(Attendance).where(
+                        Attendance.session_id == session.id, col(Attendance.status).in_(("on_time", "late"))
+                    )
+                )
+            ).all()
+        }
+        everyone = session.groups_from == "enrolled" or (preview and not present)
+        return [Learner(str(m.id), e.level) for e, m in enrolled if everyone or m.id in present]
+
+    async def _form(self, s: AsyncSession, session: PeerSession, learners: list[Learner], seed: int) -> Grouping:
+        """Run the grouping engine and store its groups (draft or final) in the open transaction."""
+        assert session.id is not None
+        now = self.clock.now()
+        grouping = form_groups(
+            learners,
+            session.format,
+            session.group_size,
+            await self._history(s, session),
+            Constraints(),
+            seed=seed,
+            now=now,
+            time_budget=self.grouping_budget,
+        )
+        for number, group in enumerate(grouping.groups, start=1):
+            row = PeerGroup(
+                session_id=session.id,
+                number=number,
+                level_spread=group.level_spread,
+                repeated_pairs=group.repeated_pairs,
+            )
+            s.add(row)
+            await s.flush()
+            assert row.id is not None
+            for member_id in group.members:
+                role = "tutor" if member_id == group.tutor else "tutee" if member_id == group.tutee else "member"
+                s.add(
+                    GroupMembership(
+                        session_id=session.id, group_id=row.id, member_id=int(member_id), role=role, joined_at=now
+                    )
+                )
+        return grouping
+
+    async def _clear_groups(self, s: AsyncSession, session_id: int) -> None:
+        for membership in (await s.exec(select(GroupMembership).where(GroupMembership.session_id == session_id))).all():
+            await s.delete(membership)
+        await s.flush()
+        for group in (await s.exec(select(PeerGroup).where(PeerGroup.session_id == session_id))).all():
+            await s.delete(group)
+        await s.flush()
+
+    async def _apply_draft(self, s: AsyncSession, session: PeerSession, learners: list[Learner]) -> list[Text | str]:
+        """Keep the trainer's draft at start: absentees leave it, newcomers join the smallest groups."""
+        assert session.id is not None
+        wanted = {int(learner.id) for learner in learners}
+        groups = await self._groups(s, session.id)
+        memberships = (await s.exec(select(GroupMembership).where(GroupMembership.session_id == session.id))).all()
+        placed = set()
+        for membership in memberships:
+            if membership.member_id in wanted:
+                placed.add(membership.member_id)
+            else:
+                await s.delete(membership)
+        await s.flush()
+        sizes = {g.id: sum(1 for m, _ in ms if m.id in wanted) for g, ms in groups}
+        for member_id in sorted(wanted - placed):
+            group_id = min(sizes, key=lambda gid: (sizes[gid], gid or 0))
+            assert group_id is not None
+            s.add(
+                GroupMembership(
+                    session_id=session.id, group_id=group_id, member_id=member_id, joined_at=self.clock.now()
+                )
+            )
+            sizes[group_id] += 1
+        low, high = size_bounds(session.format, session.group_size)
+        return [
+            _(
+                "Group {number} has {count} learner(s), outside {low}–{high}.",
+                number=g.number,
+                count=sizes[g.id],
+                low=low,
+                high=high,
+            )
+            for g, _members in groups
+            if not low <= sizes[g.id] <= high
+        ]
+
+    async def _join_smallest_group(
+        self, s: AsyncSession, session: PeerSession, member: Member, enrollment: Enrollment
+    ) -> tuple[str, str] | None:
+        assert session.id is not None and member.id is not None
+        existing = (
+            await s.exec(
+                select(GroupMembership).where(
+                    GroupMembership.session_id == session.id, GroupMembership.member_id == member.id
+                )
+            )
+        ).first()
+        if existing is not None:
+            return None
+        sizes = await s.exec(
+            select(PeerGroup, func.count(col(GroupMembership.id)))
+            .join(GroupMembership, col(GroupMembership.group_id) == col(PeerGroup.id), isouter=True)
+            .where(PeerGroup.session_id == session.id)
+            .group_by(col(PeerGroup.id))
+            .order_by(func.count(col(GroupMembership.id)), col(PeerGroup.number))
+        )
+        smallest = sizes.first()
+        if smallest is None:
+            return None
+        group = smallest[0]
+        assert group.id is not None
+        s.add(
+            GroupMembership(session_id=session.id, group_id=group.id, member_id=member.id, joined_at=self.clock.now())
+        )
+        return str(group.number), group.channel_id
+
+    # ------------------------------------------------------------------ group commands (trainer control)
+
+    async def _cmd_group_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.db.session() as s:
+            session = await self._session(s, actor, command.session)
+            assert session.id is not None
+            groups = await self._groups(s, session.id)
+            draft = session.state in {"planned", "prep_sent"}
+            if not groups and draft:
+                await self._form(s, session, await self._pool(s, session, preview=True), seed=session.id)
+                groups = await self._groups(s, session.id)
+        locale = self.reply_locale(actor)
+        if not groups:
+            return Reply(t(locale, "Session `{session}` has no groups (nobody to group).", session=session.short_id))
+        lines = [
+            t(locale, "*Draft groups of `{session}`*", session=session.short_id)
+            if draft
+            else t(locale, "*Groups of `{session}`*", session=session.short_id)
+        ]
+        for group, members in groups:
+            names = ", ".join(
+                f"<@{m.user_id}>" + (f" ({label(locale, GROUP_ROLES, role)})" if role != "member" else "")
+                for m, role in members
+            )
+            lines.append(
+                t(
+                    locale,
+                    "{number}. {names} — level spread {spread}, repeated pairs {repeated}",
+                    number=group.number,
+                    names=names,
+                    spread=group.level_spread,
+                    repeated=group.repeated_pairs,
+                )
+            )
+        if draft:
+            lines.append(
+                t(
+                    locale,
+                    "At start, learners who have not checked in leave their group and late check-ins join the "
+                    "smallest. Adjust with `/peer group move|swap|reshuffle {session}`.",
+                    session=session.short_id,
+                )
+            )
+        return Reply("\n".join(lines))
+
+    async def _cmd_group_reshuffle(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.db.session() as s:
+            session = await self._session(s, actor, command.session)
+            assert session.id is not None
+            if session.state not in {"planned", "prep_sent"}:
+                raise Invalid(
+                    _(
+                        "Session `{session}` has started: its groups can only be adjusted with `/peer group move` or "
+                        "`/peer group swap`.",
+                        session=session.short_id,
+                    )
+                )
+            rounds = await self._count(
+                s, AuditEvent, AuditEvent.session_id == session.id, AuditEvent.action == "group.reshuffle"
+            )
+            await self._clear_groups(s, session.id)
+            await self._form(
+                s, session, await self._pool(s, session, preview=True), seed=session.id * 1000 + rounds + 1
+            )
+            await self._audit(s, actor.user.key, "group.reshuffle", session.id)
+        return await self._cmd_group_show(actor, command, channel)
+
+    async def _membership_of(
+        self, s: AsyncSession, session: PeerSession, platform: str, user_id: str
+    ) -> GroupMembership:
+        row = (
+            await s.exec(
+                select(GroupMembership)
+                .join(Member, col(Member.id) == col(GroupMembership.member_id))
+                .where(GroupMembership.session_id == session.id, Member.platform == platform, Member.user_id == user_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(
+                _("<@{user}> is in no group of `{session}`.", user=user_id, session=session.short_id),
+                _("See the groups with `/peer group show {session}`.", session=session.short_id),
+            )
+        return row
+
+    async def _editable_groups(self, s: AsyncSession, actor: Actor, short_id: str) -> PeerSession:
+        session = await self._session(s, actor, short_id)
+        if session.state not in {"planned", "prep_sent", "running"}:
+            raise Invalid(
+                _(
+                    "Session `{session}` is {state}; its groups can no longer change.",
+                    session=session.short_id,
+                    state=Text(SESSION_STATES[session.state]),
+                )
+            )
+        assert session.id is not None
+        if not await self._groups(s, session.id):
+            raise Invalid(
+                _("Session `{session}` has no groups yet.", session=session.short_id),
+                _("See the draft with `/peer group show {session}` first.", session=session.short_id),
+            )
+        return session
+
+    async def _cmd_group_move(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        user_id = command.users[0][0]
+        locale = self.reply_locale(actor)
+        async with self.db.session() as s:
+            session = await self._editable_groups(s, actor, command.session)
+            target = (
+                await s.exec(
+                    select(PeerGroup).where(PeerGroup.session_id == session.id, PeerGroup.number == command.group)
+                )
+            ).first()
+            if target is None:
+                raise NotFound(
+                    _("Session `{session}` has no group {number}.", session=session.short_id, number=command.group),
+                    _("See the groups with `/peer group show {session}`.", session=session.short_id),
+                )
+            membership = await self._membership_of(s, session, actor.user.platform, user_id)
+            old = await s.get(PeerGroup, membership.group_id)
+            assert old is not None and target.id is not None
+            if old.id == target.id:
+                return Reply(t(locale, "<@{user}> is already in group {number}.", user=user_id, number=target.number))
+            membership.group_id, membership.role = target.id, "member"
+            await self._audit(s, actor.user.key, "group.move", session.id, user=user_id, to=target.number)
+        await self._follow_breakout(actor.user.platform, user_id, old, target)
+        return Reply(
+            t(
+                locale,
+                "<@{user}> moved from group {old} to group {new}.",
+                user=user_id,
+                old=old.number,
+                new=target.number,
+            )
+        )
+
+    async def _cmd_group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        (a, _level_a), (b, _level_b) = command.users
+        locale = self.reply_locale(actor)
+        if a == b:
+            raise Invalid(_("Mention two different people to swap."), grammar.usage_hint("group swap"))
+        async with self.db.session() as s:
+            session = await self._editable_groups(s, actor, command.session)
+            first = await self._membership_of(s, session, actor.user.platform, a)
+            second = await self._membership_of(s, session, actor.user.platform, b)
+            group_a, group_b = await s.get(PeerGroup, first.group_id), await s.get(PeerGroup, second.group_id)
+            assert group_a is not None and group_b is not None
+            if group_a.id == group_b.id:
+                return Reply(t(locale, "<@{first}> and <@{second}> are already in the same group.", first=a, second=b))
+            first.group_id, second.group_id = second.group_id, first.group_id
+            first.role, second.role = second.role, first.role
+            await self._audit(s, actor.user.key, "group.swap", session.id, users=[a, b])
+        await self._follow_breakout(actor.user.platform, a, group_a, group_b)
+        await self._follow_breakout(actor.user.platform, b, group_b, group_a)
+        return Reply(
+            t(
+                locale,
+                "<@{first}> (now group {first_group}) and <@{second}> (now group {second_group}) swapped.",
+                first=a,
+                first_group=group_b.number,
+                second=b,
+                second_group=group_a.number,
+            )
+        )
+
+    # ------------------------------------------------------------------ breakouts
+
+    async def _follow_breakout(self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup) -> None:
+        """During a session the breakout membership follows the group."""
+        platform = self.platform_for(platform_name)
+        ref = UserRef(platform_name, user_id)
+        if old.channel_id:
+            await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
+        if new.channel_id:
+            await platform.add_members(ChannelRef(platform_name, new.channel_id), [ref])
+
+    async def _ensure_breakouts(self, short_id: str) -> int:
+        """Create the missing breakout channels; resumable after a crash or a rate-limit failure."""
+        async with self.db.session() as s:
+            session = await self._session(s, None, short_id)
+            assert session.id is not None
+            groups = [(g, ms) for g, ms in await self._groups(s, session.id) if not g.channel_id]
+            trainers = await self._trainers(s, session)
+        if not groups:
+            return 0
+        platform = await self._platform_of(session)
+        locale = self.settings.locale
+        created = 0
+        for group, members in groups:
+            name = f"peer-{session.short_id}-g{group.number}"
+            refs = [self._ref(m) for m, _ in members] + [self._ref(t_) for t_ in trainers]
+            channel = await platform.create_private_channel(
+                name, refs, session.title[:250], group_key=f"{session.short_id}:{group.number}"
+            )
+            async with self.db.session() as s:
+                await s.exec(
+                    update(PeerGroup)
+                    .where(col(PeerGroup.id) == group.id)  # type: ignore[call-overload]
+                    .values(channel_id=channel.id)
+                )
+            created += 1
+            tutor = next((m for m, role in members if role == "tutor"), None)
+            sections = [
+                Section(
+                    t(
+                        locale,
+                        FORMAT_TEXTS[session.format],
+                        tutor=f"<@{tutor.user_id}>" if tutor else t(locale, "the most experienced of you"),
+                    )
+                )
+            ]
+            if session.objectives:
+                sections.insert(0, Section(t(locale, "*Objectives*: {objectives}", objectives=session.objectives)))
+            sections.append(Section(t(locale, GROUND_RULES)))
+            if self.settings.video_url_template:
+                url = self.settings.video_url_template.replace("{room}", name)
+                sections.append(Section(t(locale, "Video room: {url}", url=url)))
+            await platform.post(
+                channel,
+                Message(
+                    t(
+                        locale,
+                        "👋 Welcome to group {number} of “{title}”: {members}.",
+                        number=group.number,
+                        title=session.title,
+                        members=", ".join(f"<@{m.user_id}>" for m, _role in members),
+                    ),
+                    sections=tuple(sections),
+                    buttons=(Button(f"checkin:in:{session.short_id}", t(locale, "Check in"), ButtonStyle.PRIMARY),),
+                ),
+            )
+        return created

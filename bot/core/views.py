@@ -1,0 +1,197 @@
+"""Read-only views: a person's overview (Slack App Home), autocomplete suggestions (Discord) and the
+one-screen summary of a session that `/peer session show`, the end-of-session summary and the report
+all print. Nothing here changes state, so any other concern can build on it.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from bot.core.base import ACTIVE_STATES, Actor, CoreBase
+from bot.i18n import SESSION_STATES, label, t
+from bot.messages import Button, ButtonStyle, Message, Section
+from storage.models import Attendance, Cohort, Delivery, Enrollment, PeerSession, PrepAck, Submission
+
+
+class ViewsMixin(CoreBase):
+    """What a person or a trainer sees of their sessions."""
+
+    async def home(self, actor: Actor) -> Message:
+        """A person's overview (Slack App Home): upcoming sessions in their own time, attendance and pending
+        questionnaires; a trainer also sees their cohorts and sessions."""
+        now = self.clock.now()
+        sections: list[Section] = []
+        buttons: list[Button] = []
+        locale = self.reply_locale(actor)
+        async with self.db.session() as s:
+            member = await self._actor_member(s, actor)
+            workspace = await self._workspace(s, actor)
+            rows = await s.exec(
+                select(PeerSession, Enrollment)
+                .join(Enrollment, col(Enrollment.cohort_id) == col(PeerSession.cohort_id))
+                .join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
+                .where(Enrollment.member_id == member.id, Cohort.workspace_id == workspace.id)
+                .order_by(col(PeerSession.starts_at))
+            )
+            mine = list(rows.all())
+            attendance = {
+                a.session_id: a
+                for a in (await s.exec(select(Attendance).where(Attendance.member_id == member.id))).all()
+            }
+            pending = (
+                await s.exec(
+                    select(Delivery, PeerSession)
+                    .join(PeerSession, col(PeerSession.id) == col(Delivery.session_id))
+                    .where(
+                        Delivery.member_id == member.id,
+                        col(Delivery.kind).in_(("feedback", "retention")),
+                        Delivery.state == "sent",
+                    )
+                )
+            ).all()
+            answered = {
+                (sub.session_id, sub.kind)
+                for sub in (
+                    await s.exec(
+                        select(Submission).where(Submission.member_id == member.id, Submission.completed == True)  # noqa: E712
+                    )
+                ).all()
+            }
+        upcoming = [(p, e) for p, e in mine if p.state in {"planned", "prep_sent", "running"} and self.end_of(p) > now]
+        if upcoming:
+            sections.append(Section(t(locale, "*Your next sessions*")))
+            for p, e in upcoming[:10]:
+                stamp = self._stamp(p.starts_at)
+                text = (
+                    t(locale, "`{session}` {title} (trainer) — {0}", stamp, session=p.short_id, title=p.title)
+                    if e.role == "trainer"
+                    else t(locale, "`{session}` {title} — {0}", stamp, session=p.short_id, title=p.title)
+                )
+                sections.append(Section(text, (stamp,)))
+        else:
+            sections.append(Section(t(locale, "No upcoming session.")))
+        past = [(p, attendance.get(p.id or 0)) for p, e in mine if e.role == "learner" and p.started_at is not None]
+        if past:
+            present = sum(1 for _p, a in past if a is not None and a.status in {"on_time", "late"})
+            sections.append(
+                Section(
+                    t(
+                        locale,
+                        "*Your attendance*: {present}/{total} session(s) attended",
+                        present=present,
+                        total=len(past),
+                    )
+                )
+            )
+        todo = [
+            (d, p) for d, p in pending if (p.id, "retention" if d.kind == "retention" else "feedback") not in answered
+        ]
+        todo = [(d, p) for d, p in todo if d.kind == "retention" or p.state != "closed"]
+        if todo:
+            sections.append(Section(t(locale, "*Questionnaires waiting for you*")))
+            for delivery, p in todo[:10]:
+                feature = "quiz" if delivery.kind == "retention" else "survey"
+                text = (
+                    t(locale, "Retention quiz: {title}", title=p.title)
+                    if feature == "quiz"
+                    else t(locale, "Feedback: {title}", title=p.title)
+                )
+                sections.append(Section(text))
+                buttons.append(Button(f"{feature}:open:{delivery.id}", text[:75], ButtonStyle.PRIMARY))
+        if actor.is_trainer:
+            trained = [(p, e) for p, e in mine if e.role == "trainer"]
+            cohorts = sorted({p.cohort_id for p, _e in trained})
+            sections.append(
+                Section(
+                    t(
+                        locale,
+                        "*Trainer*: {cohorts} cohort(s), {sessions} session(s)",
+                        cohorts=len(cohorts),
+                        sessions=len(trained),
+                    )
+                )
+            )
+            for p, _e in trained[-10:]:
+                stamp = self._stamp(p.starts_at)
+                text = t(
+                    locale,
+                    "`{session}` {title} — {state}, {0}",
+                    stamp,
+                    session=p.short_id,
+                    title=p.title,
+                    state=label(locale, SESSION_STATES, p.state),
+                )
+                sections.append(Section(text, (stamp,)))
+            sections.append(Section(t(locale, "Type `/peer help` for the commands.")))
+        return Message("peerbot", sections=tuple(sections), buttons=tuple(buttons))
+
+    async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
+        """Names for autocomplete (Discord): the actor's cohorts, or their workspace's open sessions."""
+        prefix = prefix.strip().lower()
+        async with self.db.session() as s:
+            workspace = await self._workspace(s, actor)
+            if kind == "cohort":
+                names = (await s.exec(select(Cohort.name).where(Cohort.workspace_id == workspace.id))).all()
+            else:
+                names = (
+                    await s.exec(
+                        select(PeerSession.short_id)
+                        .join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
+                        .where(Cohort.workspace_id == workspace.id, col(PeerSession.state).in_(ACTIVE_STATES))
+                        .order_by(col(PeerSession.starts_at))
+                    )
+                ).all()
+        return [n for n in names if n.startswith(prefix)][:25]
+
+    async def describe_session(self, actor: Actor | None, short_id: str, locale: str = "") -> str:
+        locale = locale or self.settings.locale
+        async with self.db.session() as s:
+            session = await self._session(s, actor, short_id)
+            assert session.id is not None
+            learners = await self._learners(s, session.cohort_id)
+            attendance = {
+                a.member_id: a
+                for a in (await s.exec(select(Attendance).where(Attendance.session_id == session.id))).all()
+            }
+            prepped = {
+                p.member_id for p in (await s.exec(select(PrepAck).where(PrepAck.session_id == session.id))).all()
+            }
+            groups = await self._groups(s, session.id)
+        lines = [
+            t(
+                locale,
+                "*`{session}` {title}* — {start}, {minutes} min, {format}, state *{state}*",
+                session=session.short_id,
+                title=session.title,
+                start=self._fallback(session.starts_at),
+                minutes=session.duration_minutes,
+                format=session.format,
+                state=label(locale, SESSION_STATES, session.state),
+            )
+        ]
+        if session.objectives:
+            lines.append(t(locale, "Objectives: {objectives}", objectives=session.objectives))
+        present = [m for _e, m in learners if m.id in attendance and attendance[m.id].status in {"on_time", "late"}]
+        lines.append(
+            t(
+                locale,
+                "Enrolled {enrolled} · prepared {prepared} · checked in {present} (late {late}) · excused {excused}",
+                enrolled=len(learners),
+                prepared=len(prepped),
+                present=len(present),
+                late=sum(1 for a in attendance.values() if a.status == "late"),
+                excused=sum(1 for a in attendance.values() if a.status == "excused"),
+            )
+        )
+        for group, members in groups:
+            lines.append(
+                t(
+                    locale,
+                    "Group {number}: {names} (level spread {spread}, repeated pairs {repeated})",
+                    number=group.number,
+                    names=", ".join(f"<@{m.user_id}>" for m, _role in members),
+                    spread=group.level_spread,
+                    repeated=group.repeated_pairs,
+                )
+            )
+        return "\n".join(lines)
