@@ -264,7 +264,7 @@ async def _cycle(
         scores.append(reply.extra.get("score", "?"))
     say(f"{len(scores)} learners take the retention quiz; scores: {', '.join(scores)} (out of 3)")
 
-    evidence = await collect(core, [short])
+    evidence = await collect(core.db, [short])
     files = write_csv(evidence, out_dir)
     report = await core.handle_command(trainer.actor, f"report {short}")
     say("Trainer's report:\n" + report.text)

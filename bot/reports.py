@@ -29,7 +29,8 @@ from storage.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.core import Core
+    from bot.core.views import ViewsMixin
+    from storage.db import Database
 
 ATTENDANCE_COLUMNS = [
     "session",
@@ -65,10 +66,10 @@ class Evidence:
     retention: list[dict[str, str]]
 
 
-async def collect(core: Core, short_ids: list[str] | None = None) -> Evidence:
+async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
     """All rows for the given sessions (all sessions when None), ordered by session then learner."""
     evidence = Evidence([], [], [])
-    async with core.db.session() as s:
+    async with db.session() as s:
         query = select(PeerSession).order_by(col(PeerSession.starts_at), col(PeerSession.id))
         if short_ids is not None:
             query = query.where(col(PeerSession.short_id).in_(short_ids))
@@ -190,8 +191,8 @@ def _one_decimal(value: float, locale: str) -> str:
     return f"{value:.1f}".replace(".", get_decimal_symbol(locale))
 
 
-async def session_report(core: Core, short_id: str, locale: str = "en") -> str:
-    evidence = await collect(core, [short_id])
+async def session_report(core: ViewsMixin, short_id: str, locale: str = "en") -> str:
+    evidence = await collect(core.db, [short_id])
     rows = evidence.attendance
     present = [r for r in rows if r["status"] in {"on_time", "late"}]
     lines = [await core.describe_session(None, short_id, locale)]
@@ -231,9 +232,9 @@ async def session_report(core: Core, short_id: str, locale: str = "en") -> str:
     return "\n".join(lines)
 
 
-async def my_data(core: Core, user: UserRef, locale: str = "en") -> str:
+async def my_data(db: Database, user: UserRef, locale: str = "en") -> str:
     """Everything stored about one person (GDPR right of access), as readable text."""
-    async with core.db.session() as s:
+    async with db.session() as s:
         member = (
             await s.exec(select(Member).where(Member.platform == user.platform, Member.user_id == user.id))
         ).first()

@@ -10,7 +10,6 @@ import json
 import random
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
 
 from sqlmodel import col, select
 
@@ -23,9 +22,6 @@ from bot.messages import Message, Reply
 from bot.port import PlatformError
 from bot.refs import ChannelRef, UserRef
 from storage.models import Cohort, Enrollment, PeerGroup, PeerSession, QuestionnaireItem
-
-if TYPE_CHECKING:
-    from bot.core.facade import Core
 
 
 class CommandsMixin(TimelineMixin):
@@ -346,7 +342,7 @@ class CommandsMixin(TimelineMixin):
 
         async with self.db.session() as s:
             session = await self._session(s, actor, command.session)
-        return Reply(await session_report(cast("Core", self), session.short_id, self.reply_locale(actor)))
+        return Reply(await session_report(self, session.short_id, self.reply_locale(actor)))
 
     # ------------------------------------------------------------------ learner commands
 
@@ -380,7 +376,7 @@ class CommandsMixin(TimelineMixin):
         from bot.reports import my_data
 
         locale = self.reply_locale(actor)
-        text = await my_data(cast("Core", self), actor.user, locale)  # a mixin only ever runs as a Core
+        text = await my_data(self.db, actor.user, locale)
         try:
             await self.platform_for(actor.user.platform).send_dm(actor.user, Message(text))
         except PlatformError:
