@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -48,6 +48,26 @@ class Enrollment(SQLModel, table=True):
     member_id: int = Field(foreign_key="member.id", index=True)
     role: str = Field(default="learner", max_length=16)  # learner | trainer | tutor | manager
     level: int = Field(default=3, ge=1, le=5)
+
+
+class PairConstraint(SQLModel, table=True):
+    """A trainer's rule for two learners of a cohort: `apart` (never in the same group) or `together`
+    (in the same group when the split allows). One rule per pair, stored with the smaller member id first
+    so (a, b) and (b, a) are the same row. Configuration, not evidence: `unpair` deletes the row and the
+    audit log keeps the history."""
+
+    __tablename__ = "pair_constraint"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "member_a_id", "member_b_id"),
+        CheckConstraint("member_a_id < member_b_id", name="ck_pair_constraint_canonical_order"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: int = Field(foreign_key="cohort.id", index=True)
+    member_a_id: int = Field(foreign_key="member.id")
+    member_b_id: int = Field(foreign_key="member.id")
+    kind: str = Field(max_length=16)  # apart | together
+    created_at: datetime = Field(sa_column=_utc_column())
+    created_by: int = Field(foreign_key="member.id")
 
 
 class PeerSession(SQLModel, table=True):
