@@ -24,6 +24,9 @@ USAGE: dict[str, str] = {
     "cohort add": N_("/peer cohort add <cohort> <@user>[=<level 1-5>] ..."),
     "cohort import": N_("/peer cohort import <cohort> <#channel> [level]"),
     "cohort show": N_("/peer cohort show <cohort>"),
+    "cohort apart": N_("/peer cohort apart <cohort> <@user> <@user>"),
+    "cohort together": N_("/peer cohort together <cohort> <@user> <@user>"),
+    "cohort unpair": N_("/peer cohort unpair <cohort> <@user> <@user>"),
     "session plan": N_(
         '/peer session plan <cohort> "<title>" <YYYY-MM-DD> <HH:MM> <duration> '
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url>"] '
@@ -45,6 +48,7 @@ USAGE: dict[str, str] = {
     "raise": "/peer raise",
     "mydata": "/peer mydata",
 }
+PAIR_COMMANDS = frozenset({"cohort apart", "cohort together", "cohort unpair"})
 TRAINER_COMMANDS = frozenset(k for k in USAGE if k.split()[0] in {"cohort", "session", "quiz", "report", "group"})
 
 _MENTION = re.compile(r"^<@!?([A-Za-z0-9]+)(?:\|[^>]*)?>$")
@@ -267,6 +271,14 @@ def _parse_args(name: str, args: list[str]) -> Command:
         need(2, _("Say which cohort and which channel."))
         level = parse_level(args[2], name) if len(args) > 2 else None
         return Command(name, cohort=parse_cohort_name(args[0], name), channel=parse_channel(args[1], name), level=level)
+    if name in PAIR_COMMANDS:
+        need(3, _("Say which cohort and mention two people."))
+        if len(args) > 3:
+            raise _usage_error(name, _("Mention exactly two people."))
+        first, second = parse_user(args[1], name), parse_user(args[2], name)
+        if first == second:
+            raise _usage_error(name, _("Mention two different people: a person cannot be paired with themselves."))
+        return Command(name, cohort=parse_cohort_name(args[0], name), users=((first, None), (second, None)))
     if name == "quiz add":
         need(4, _("A quiz item needs a session, a question, the correct answer and at least one wrong answer."))
         if len(args) > 2 + 9:
