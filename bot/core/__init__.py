@@ -5,10 +5,11 @@ transaction; platform calls happen outside the transaction (they can take second
 are written back in small transactions, so check-ins are never blocked behind channel creation.
 
 `Core` is composed of one mixin per concern over `CoreBase` (see `base`): `views` (what people see),
-`groups` (formation, trainer control, breakouts), `attendance` (prep, check-in, absence), `outbox` (the DMs
-that must arrive once), `forms` (questionnaires and takeaways), `timeline` (the session's steps),
-`commands` (the other `/peer` commands) and `facade` (`Core` and its entry points). This package re-exports
-what other modules import, so `from bot.core import Core, Actor, CHECKIN_OPENS` works as before.
+`groups` (formation, trainer control, breakouts), `pairs` (a cohort's keep-apart and keep-together rules),
+`attendance` (prep, check-in, absence), `outbox` (the DMs that must arrive once), `forms` (questionnaires
+and takeaways), `timeline` (the session's steps), `commands` (the other `/peer` commands) and `facade`
+(`Core` and its entry points). This package re-exports what other modules import, so
+`from bot.core import Core, Actor, CHECKIN_OPENS` works as before.
 """
 
 from bot.core.base import (

@@ -148,6 +148,7 @@ class CommandsMixin(TimelineMixin):
             cohort = await self._cohort(s, actor, command.cohort)
             assert cohort.id is not None
             learners = await self._learners(s, cohort.id)
+            rules = await self._pair_rules(s, cohort.id)
             sessions = await s.exec(
                 select(PeerSession).where(PeerSession.cohort_id == cohort.id).order_by(col(PeerSession.starts_at))
             )
@@ -155,6 +156,14 @@ class CommandsMixin(TimelineMixin):
         locale = self.reply_locale(actor)
         lines = [t(locale, "*Cohort `{cohort}`* — {count} learner(s)", cohort=cohort.name, count=len(learners))]
         lines += [t(locale, "• <@{user}> level {level}", user=m.user_id, level=e.level) for e, m in learners]
+        if rules:
+            lines.append(t(locale, "*Pair rules*"))
+            lines += [
+                t(locale, "• <@{first}> and <@{second}>: kept apart", first=a.user_id, second=b.user_id)
+                if rule.kind == "apart"
+                else t(locale, "• <@{first}> and <@{second}>: kept together", first=a.user_id, second=b.user_id)
+                for rule, a, b in rules
+            ]
         if session_rows:
             lines.append(t(locale, "*Sessions*"))
             lines += [

@@ -14,6 +14,7 @@ from bot.core.attendance import AttendanceMixin
 from bot.core.base import CHECK_EMOJI, Actor
 from bot.core.commands import CommandsMixin
 from bot.core.forms import FormsMixin
+from bot.core.pairs import PairsMixin
 from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
 from bot.messages import ActionId, Form, Reply
@@ -21,7 +22,7 @@ from bot.refs import ChannelRef, MessageRef
 from storage.models import PeerSession
 
 
-class Core(CommandsMixin, AttendanceMixin, FormsMixin):
+class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
     """One instance per process; the composition root builds it with storage, platforms and a clock."""
 
     async def handle_command(self, actor: Actor, text: str, channel: ChannelRef | None = None) -> Reply:
@@ -119,6 +120,9 @@ _COMMANDS: dict[str, Any] = {
     "cohort add": Core._cmd_cohort_add,
     "cohort import": Core._cmd_cohort_import,
     "cohort show": Core._cmd_cohort_show,
+    "cohort apart": Core._cmd_cohort_pair,
+    "cohort together": Core._cmd_cohort_pair,
+    "cohort unpair": Core._cmd_cohort_unpair,
     "session plan": Core._cmd_session_plan,
     "session show": Core._cmd_session_show,
     "session start": Core._cmd_session_start,

@@ -6,9 +6,11 @@ and write the same `PeerGroup`/`GroupMembership` rows.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,7 +21,17 @@ from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, s
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
 from bot.refs import ChannelRef, UserRef
-from storage.models import Attendance, AuditEvent, Enrollment, GroupMembership, Member, PeerGroup, PeerSession
+from storage.models import (
+    Attendance,
+    AuditEvent,
+    Cohort,
+    Enrollment,
+    GroupMembership,
+    Member,
+    PairConstraint,
+    PeerGroup,
+    PeerSession,
+)
 
 FORMAT_TEXTS = {
     "groups": N_(
@@ -59,6 +71,77 @@ class GroupsMixin(CoreBase):
                     meetings.append(Meeting(str(a), str(b), when))
         return meetings
 
+    async def _pair_rules(self, s: AsyncSession, cohort_id: int) -> list[tuple[PairConstraint, Member, Member]]:
+        """The cohort's keep-apart and keep-together rules with both members, in a stable order."""
+        first, second = aliased(Member), aliased(Member)
+        rows = await s.exec(
+            select(PairConstraint, first, second)
+            .join(first, col(first.id) == col(PairConstraint.member_a_id))
+            .join(second, col(second.id) == col(PairConstraint.member_b_id))
+            .where(PairConstraint.cohort_id == cohort_id)
+            .order_by(col(PairConstraint.kind), col(PairConstraint.member_a_id), col(PairConstraint.member_b_id))
+        )
+        return list(rows.all())
+
+    async def _constraints(self, s: AsyncSession, cohort_id: int) -> Constraints:
+        """The rules as the engine reads them: member ids as strings, like its learner ids."""
+        rules = (await s.exec(select(PairConstraint).where(PairConstraint.cohort_id == cohort_id))).all()
+        pairs: dict[str, set[frozenset[str]]] = {"apart": set(), "together": set()}
+        for rule in rules:
+            pairs[rule.kind].add(frozenset({str(rule.member_a_id), str(rule.member_b_id)}))
+        return Constraints(apart=frozenset(pairs["apart"]), together=frozenset(pairs["together"]))
+
+    async def _apart_from(self, s: AsyncSession, cohort_id: int, member_id: int) -> set[int]:
+        """Whom `member_id` must never share a group with in this cohort."""
+        rules = await s.exec(
+            select(PairConstraint).where(
+                PairConstraint.cohort_id == cohort_id,
+                PairConstraint.kind == "apart",
+                (col(PairConstraint.member_a_id) == member_id) | (col(PairConstraint.member_b_id) == member_id),
+            )
+        )
+        return {r.member_b_id if r.member_a_id == member_id else r.member_a_id for r in rules.all()}
+
+    async def _refuse_apart(
+        self, s: AsyncSession, session: PeerSession, member_id: int, user_id: str, group_id: int, leaving: int = 0
+    ) -> None:
+        """Refuse to put `member_id` into `group_id` next to someone they are kept apart from (`leaving`
+        is the member a swap takes out of that group)."""
+        partners = await self._apart_from(s, session.cohort_id, member_id)
+        if not partners:
+            return
+        clash = (
+            await s.exec(
+                select(Member)
+                .join(GroupMembership, col(GroupMembership.member_id) == col(Member.id))
+                .where(
+                    GroupMembership.group_id == group_id,
+                    col(GroupMembership.member_id).in_(partners - {leaving}),
+                )
+                .order_by(col(Member.id))
+            )
+        ).first()
+        if clash is None:
+            return
+        cohort = await s.get(Cohort, session.cohort_id)
+        assert cohort is not None
+        raise Invalid(
+            _(
+                "<@{first}> and <@{second}> are kept apart in cohort `{cohort}`: I will not put them in the same "
+                "group. Nothing changed.",
+                first=user_id,
+                second=clash.user_id,
+                cohort=cohort.name,
+            ),
+            _(
+                "Pick another group, or lift the rule first with `/peer cohort unpair {cohort} <@{first}> "
+                "<@{second}>`.",
+                cohort=cohort.name,
+                first=user_id,
+                second=clash.user_id,
+            ),
+        )
+
     async def _pool(self, s: AsyncSession, session: PeerSession, *, preview: bool = False) -> list[Learner]:
         """Who is grouped: the learners checked in (or all enrolled, per session); a preview before anyone
         has checked in uses all enrolled learners."""
@@ -85,7 +168,7 @@ class GroupsMixin(CoreBase):
             session.format,
             session.group_size,
             await self._history(s, session),
-            Constraints(),
+            await self._constraints(s, session.cohort_id),
             seed=seed,
             now=now,
             time_budget=self.grouping_budget,
@@ -130,9 +213,16 @@ class GroupsMixin(CoreBase):
             else:
                 await s.delete(membership)
         await s.flush()
-        sizes = {g.id: sum(1 for m, _ in ms if m.id in wanted) for g, ms in groups}
+        members_of = {g.id: {m.id for m, _ in ms if m.id in wanted} for g, ms in groups}
+        sizes = {gid: len(ids) for gid, ids in members_of.items()}
+        apart = (await self._constraints(s, session.cohort_id)).apart
+
+        def clashes(member_id: int, gid: int | None) -> int:
+            return sum(frozenset({str(member_id), str(other)}) in apart for other in members_of[gid])
+
         for member_id in sorted(wanted - placed):
-            group_id = min(sizes, key=lambda gid: (sizes[gid], gid or 0))
+            # The smallest group holding nobody they are kept apart from (the smallest overall if none is free).
+            group_id = min(sizes, key=lambda gid: (clashes(member_id, gid), sizes[gid], gid or 0))
             assert group_id is not None
             s.add(
                 GroupMembership(
@@ -140,8 +230,9 @@ class GroupsMixin(CoreBase):
                 )
             )
             sizes[group_id] += 1
+            members_of[group_id].add(member_id)
         low, high = size_bounds(session.format, session.group_size)
-        return [
+        warnings: list[Text | str] = [
             _(
                 "Group {number} has {count} learner(s), outside {low}–{high}.",
                 number=g.number,
@@ -151,6 +242,37 @@ class GroupsMixin(CoreBase):
             )
             for g, _members in groups
             if not low <= sizes[g.id] <= high
+        ]
+        return warnings + await self._apart_warnings(s, [(g.number, members_of[g.id]) for g, _ms in groups], apart)
+
+    async def _apart_warnings(
+        self, s: AsyncSession, groups: Sequence[tuple[int, Collection[int | None]]], apart: frozenset[frozenset[str]]
+    ) -> list[Text | str]:
+        """A kept draft can hold a pair the trainer has since kept apart: say so, so they can move one."""
+        found: list[tuple[int, int, int]] = []
+        for number, ids in groups:
+            ordered = sorted(i for i in ids if i is not None)
+            found += [
+                (number, a, b)
+                for x, a in enumerate(ordered)
+                for b in ordered[x + 1 :]
+                if frozenset({str(a), str(b)}) in apart
+            ]
+        if not found:
+            return []
+        users = {
+            m.id: m.user_id
+            for m in (await s.exec(select(Member).where(col(Member.id).in_({i for f in found for i in f[1:]})))).all()
+        }
+        return [
+            _(
+                "Group {number} holds <@{first}> and <@{second}>, who are kept apart: move one of them with "
+                "`/peer group move`.",
+                number=number,
+                first=users[a],
+                second=users[b],
+            )
+            for number, a, b in found
         ]
 
     async def _join_smallest_group(
@@ -173,10 +295,20 @@ class GroupsMixin(CoreBase):
             .group_by(col(PeerGroup.id))
             .order_by(func.count(col(GroupMembership.id)), col(PeerGroup.number))
         )
-        smallest = sizes.first()
-        if smallest is None:
+        by_size = [group for group, _count in sizes.all()]
+        if not by_size:
             return None
-        group = smallest[0]
+        # The smallest group holding nobody they are kept apart from (the smallest overall if none is free).
+        partners = await self._apart_from(s, session.cohort_id, member.id)
+        taken: set[int] = set()
+        if partners:
+            rows = await s.exec(
+                select(GroupMembership.group_id).where(
+                    GroupMembership.session_id == session.id, col(GroupMembership.member_id).in_(partners)
+                )
+            )
+            taken = set(rows.all())
+        group = next((g for g in by_size if g.id not in taken), by_size[0])
         assert group.id is not None
         s.add(
             GroupMembership(session_id=session.id, group_id=group.id, member_id=member.id, joined_at=self.clock.now())
@@ -305,6 +437,7 @@ class GroupsMixin(CoreBase):
             assert old is not None and target.id is not None
             if old.id == target.id:
                 return Reply(t(locale, "<@{user}> is already in group {number}.", user=user_id, number=target.number))
+            await self._refuse_apart(s, session, membership.member_id, user_id, target.id)
             membership.group_id, membership.role = target.id, "member"
             await self._audit(s, actor.user.key, "group.move", session.id, user=user_id, to=target.number)
         await self._follow_breakout(actor.user.platform, user_id, old, target)
@@ -331,6 +464,9 @@ class GroupsMixin(CoreBase):
             assert group_a is not None and group_b is not None
             if group_a.id == group_b.id:
                 return Reply(t(locale, "<@{first}> and <@{second}> are already in the same group.", first=a, second=b))
+            assert group_a.id is not None and group_b.id is not None
+            await self._refuse_apart(s, session, first.member_id, a, group_b.id, leaving=second.member_id)
+            await self._refuse_apart(s, session, second.member_id, b, group_a.id, leaving=first.member_id)
             first.group_id, second.group_id = second.group_id, first.group_id
             first.role, second.role = second.role, first.role
             await self._audit(s, actor.user.key, "group.swap", session.id, users=[a, b])
