@@ -270,6 +270,26 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
     async def cohort_show(interaction: discord.Interaction, cohort: str) -> None:
         await bot.run_text(interaction, "cohort show", cohort)
 
+    for verb, what in (
+        ("apart", "Never put two learners in the same group"),
+        ("together", "Put two learners in the same group when possible"),
+        ("unpair", "Remove the rule between two learners"),
+    ):
+
+        def make_pair(verb: str) -> Callable[..., Coroutine[Any, Any, None]]:
+            async def run(
+                interaction: discord.Interaction, cohort: str, first: discord.Member, second: discord.Member
+            ) -> None:
+                await bot.run_text(interaction, "cohort", verb, cohort, mention(first), mention(second))
+
+            return run
+
+        pair_command: app_commands.Command[Any, ..., None] = app_commands.Command(
+            name=verb, description=what, callback=make_pair(verb)
+        )
+        pair_command.autocomplete("cohort")(cohorts)
+        cohort.add_command(pair_command)
+
     @session.command(name="plan", description="Plan a peer-learning session")
     @app_commands.autocomplete(cohort=cohorts)
     @app_commands.describe(
