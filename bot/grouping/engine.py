@@ -70,6 +70,10 @@ def form_groups(
         )
 
     index = {learner.id: i for i, learner in enumerate(cohort)}
+    # A keep-together pair meets every round because the trainer asked for it: its past meetings are no
+    # repeats to avoid (else their growing cost would split the pair after a few sessions).
+    if constraints.together:
+        history = [m for m in history if frozenset({m.a, m.b}) not in constraints.together]
     weights, met = decayed_meetings(history, index, now)
     problem = build_problem(cohort, format, sizes, weights, constraints, level_target)
     if len(sizes) == 1:

@@ -236,6 +236,20 @@ def test_keep_together_is_honoured() -> None:
     assert any(pair <= set(g.members) for g in grouping.groups)
 
 
+def test_keep_together_survives_a_history_of_meeting_every_round() -> None:
+    """The pair the trainer keeps together meets each round by request: that is no repeat to avoid."""
+    learners = cohort([1, 5, 3, 3, 2, 4, 3, 3, 1, 5, 2, 4])
+    pair = frozenset({"u00", "u07"})
+    constraints = Constraints(together=frozenset({pair}))
+    history: list[Meeting] = []
+    for week in range(6):
+        when = NOW - timedelta(days=6 - week)
+        grouping = form_groups(learners, "groups", 4, history, constraints, seed=week, now=when)
+        assert any(pair <= set(g.members) for g in grouping.groups), week
+        assert not any(w.startswith("Could not keep") for w in grouping.warnings)
+        history += meetings_of(grouping, when)
+
+
 def test_impossible_keep_apart_is_warned() -> None:
     ids = ["u00", "u01", "u02"]
     apart = frozenset(frozenset(p) for p in combinations(ids, 2))
