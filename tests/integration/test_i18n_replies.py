@@ -212,3 +212,48 @@ async def test_dms_follow_the_member_locale_and_unknown_locales_fall_back(world:
         "Merci de répondre à toutes les questions notées ; il manque : "
         "« La qualité des interactions m'a aidé(e) à apprendre. »."
     )
+
+
+async def test_french_instance_answers_pair_rules_in_french(french: World) -> None:
+    short = await plan(french)
+    await french.trainer.command(f"group show {short}")
+    apart = await french.trainer.command("cohort apart py <@L2> <@L1>")
+    assert apart.text.startswith("<@L2> et <@L1> seront tenus séparés dans les groupes de la cohorte `py`.")
+    replaced = await french.trainer.command("cohort together py <@L1> <@L2>")
+    assert replaced.text == (
+        "<@L1> et <@L2> étaient tenus séparés dans la cohorte `py` ; cette règle est remplacée : ils seront "
+        "désormais gardés ensemble chaque fois que la répartition le permet."
+    )
+    assert (await french.trainer.command("cohort apart py <@L3> <@L4>")).ok
+    shown = await french.trainer.command("cohort show py")
+    assert "*Règles de binômes*\n• <@L3> et <@L4> : tenus séparés\n• <@L1> et <@L2> : gardés ensemble" in shown.text
+    groups = await french.trainer.command(f"group reshuffle {short}")
+    group_of = {line.split(". ")[0]: line for line in groups.text.splitlines() if "<@L3>" in line or "<@L4>" in line}
+    assert len(group_of) == 2
+    target = next(number for number, line in group_of.items() if "<@L4>" in line)
+    refused = await french.trainer.command(f"group move {short} <@L3> {target}")
+    assert (refused.ok, refused.text) == (
+        False,
+        "<@L3> et <@L4> sont tenus séparés dans la cohorte `py` : je ne les mettrai pas dans le même groupe. "
+        "Rien n'a changé.\nChoisissez un autre groupe, ou levez d'abord la règle avec "
+        "`/peer cohort unpair py <@L3> <@L4>`.",
+    )
+    errors = {
+        "cohort apart py <@L1> <@L1>": (
+            "Mentionnez deux personnes différentes : une personne ne peut pas former un binôme avec elle-même.\n"
+            "Syntaxe : `/peer cohort apart <cohorte> <@personne> <@personne>`"
+        ),
+        "cohort together py <@L1> <@T1>": (
+            "<@T1> n'est pas apprenant de la cohorte `py`. Rien n'a changé.\n"
+            "Inscrivez d'abord la personne avec `/peer cohort add py <@T1>`."
+        ),
+        "cohort unpair py <@L1> <@L5>": (
+            "<@L1> et <@L5> n'ont pas de règle de binôme dans la cohorte `py`. Rien n'a changé.\n"
+            "Consultez les règles de la cohorte avec `/peer cohort show py`."
+        ),
+    }
+    for text, expected in errors.items():
+        reply = await french.trainer.command(text)
+        assert (reply.ok, reply.text) == (False, expected)
+    lifted = await french.trainer.command("cohort unpair py <@L4> <@L3>")
+    assert lifted.text == "<@L4> et <@L3> ne sont plus tenus séparés dans la cohorte `py`."

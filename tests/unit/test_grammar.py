@@ -6,7 +6,7 @@ import pytest
 
 from bot.durations import format_duration, parse_duration
 from bot.errors import Invalid
-from bot.grammar import USAGE, parse, tokenize
+from bot.grammar import TRAINER_COMMANDS, USAGE, parse, tokenize
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,10 @@ def test_session_plan_full() -> None:
         ('quiz add s1 "Q" "only right"', "at least one wrong answer"),
         ("group move s1 <@U1> two", "not a group number"),
         ("session fly s1", "not a session command"),
+        ("cohort apart py <@U1>", "mention two people"),
+        ("cohort together py <@U1> <@!U1>", "cannot be paired with themselves"),
+        ("cohort unpair py <@U1> <@U2> <@U3>", "exactly two people"),
+        ("cohort apart py U1 <@U2>", "not a user mention"),
     ],
 )
 def test_errors_name_the_problem_and_the_usage(text: str, message: str) -> None:
@@ -81,6 +85,17 @@ def test_mentions_from_slack_and_discord() -> None:
     command = parse("cohort add py <@U123|alice>=4 <@!4567> <@89>=1")
     assert command.users == (("U123", 4), ("4567", None), ("89", 1))
     assert parse("cohort import py <#C42|general> 2").channel == "C42"
+
+
+def test_pair_rules_name_a_cohort_and_two_people_from_any_platform() -> None:
+    for verb in ("apart", "together", "unpair"):
+        command = parse(f"cohort {verb} PY <@U123|alice> <@!4567>")
+        assert (command.name, command.cohort, command.users) == (
+            f"cohort {verb}",
+            "py",
+            (("U123", None), ("4567", None)),
+        )
+        assert command.name in TRAINER_COMMANDS
 
 
 def test_every_usage_is_parseable_help() -> None:
