@@ -249,3 +249,30 @@ async def test_manage_server_makes_a_trainer_without_the_role(world: DiscordWorl
     created = await world.command(manager, ["cohort", "create"], cohort="managed")
     assert "created" in created and "Only trainers" not in created
     assert "Only trainers" in await world.command(world.learners[1], ["cohort", "create"], cohort="nope")
+
+
+async def test_pair_rules_travel_as_two_member_options(world: DiscordWorld) -> None:
+    w, t = world, world.trainer
+    await plan(w)
+    peer = next(c for c in w.emu.guild_commands if c["name"] == "peer")
+    cohort = next(o for o in peer["options"] if o["name"] == "cohort")
+    for verb in ("apart", "together", "unpair"):
+        sub = next(o for o in cohort["options"] if o["name"] == verb)
+        assert [(o["name"], o["type"], o.get("required", False)) for o in sub["options"]] == [
+            ("cohort", 3, True),
+            ("first", 6, True),  # USER: Discord's member picker, not free text
+            ("second", 6, True),
+        ]
+    a, b = w.learners[0], w.learners[1]
+    apart = await w.command(t, ["cohort", "apart"], cohort="c1", first=a, second=b)
+    assert apart == f"<@{a.id}> and <@{b.id}> will be kept apart in the groups of cohort `c1`.", apart
+    shown = await w.command(t, ["cohort", "show"], cohort="c1")
+    assert f"*Pair rules*\n• <@{a.id}> and <@{b.id}>: kept apart\n" in shown, shown
+    together = await w.command(t, ["cohort", "together"], cohort="c1", first=b, second=a)
+    assert "that rule is replaced" in together
+    same = await w.command(t, ["cohort", "together"], cohort="c1", first=a, second=a)
+    assert "cannot be paired with themselves" in same
+    lifted = await w.command(t, ["cohort", "unpair"], cohort="c1", first=a, second=b)
+    assert lifted == f"<@{a.id}> and <@{b.id}> are no longer kept together in cohort `c1`."
+    refused = await w.command(w.learners[2], ["cohort", "apart"], cohort="c1", first=a, second=b)
+    assert "Only trainers" in refused
