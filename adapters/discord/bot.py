@@ -365,6 +365,18 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
     ) -> None:
         await bot.run_text(interaction, "group move", session, mention(member), str(number))
 
+    @group.command(name="swap", description="Swap two people between their groups")
+    @app_commands.autocomplete(session=sessions)
+    async def group_swap(
+        interaction: discord.Interaction, session: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await bot.run_text(interaction, "group swap", session, mention(first), mention(second))
+
+    @group.command(name="reshuffle", description="Form a new draft of the groups (before the start)")
+    @app_commands.autocomplete(session=sessions)
+    async def group_reshuffle(interaction: discord.Interaction, session: str) -> None:
+        await bot.run_text(interaction, "group reshuffle", session)
+
     @peer.command(name="checkin", description="Check in to your session")
     @app_commands.autocomplete(session=sessions)
     async def checkin(interaction: discord.Interaction, session: str | None = None) -> None:

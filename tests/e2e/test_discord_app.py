@@ -276,3 +276,21 @@ async def test_pair_rules_travel_as_two_member_options(world: DiscordWorld) -> N
     assert lifted == f"<@{a.id}> and <@{b.id}> are no longer kept together in cohort `c1`."
     refused = await w.command(w.learners[2], ["cohort", "apart"], cohort="c1", first=a, second=b)
     assert "Only trainers" in refused
+
+
+async def test_group_draft_swap_and_reshuffle_through_discord(world: DiscordWorld) -> None:
+    w, t = world, world.trainer
+    await plan(w)
+    draft = await w.command(t, ["group", "show"], session="s1")
+    assert draft.startswith("*Draft groups of `s1`*"), draft
+    first_group = draft.splitlines()[1]
+    second_group = draft.splitlines()[2]
+    a = next(u for u in w.learners if f"<@{u.id}>" in first_group)
+    b = next(u for u in w.learners if f"<@{u.id}>" in second_group)
+    swapped = await w.command(t, ["group", "swap"], session="s1", first=a, second=b)
+    assert f"<@{a.id}> (now group 2)" in swapped and f"<@{b.id}> (now group 1)" in swapped, swapped
+    after = await w.command(t, ["group", "show"], session="s1")
+    assert f"<@{a.id}>" in after.splitlines()[2] and f"<@{b.id}>" in after.splitlines()[1]
+    reshuffled = await w.command(t, ["group", "reshuffle"], session="s1")
+    assert reshuffled.startswith("*Draft groups of `s1`*")
+    assert "Only trainers" in await w.command(w.learners[0], ["group", "reshuffle"], session="s1")
