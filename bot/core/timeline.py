@@ -19,6 +19,7 @@ from bot.core.groups import GroupsMixin
 from bot.core.outbox import OutboxMixin
 from bot.core.views import ViewsMixin
 from bot.errors import Invalid, PeerError
+from bot.grouping import Notice
 from bot.i18n import N_, Text, _, t
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import ChecksCapacity, EventSpec, PlatformError
@@ -197,6 +198,7 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
                 return ""
             assert session.id is not None
             learners = await self._pool(s, session)
+            members_by_id = {str(m.id): m for _, m in await self._learners(s, session.cohort_id)}
             has_draft = bool(await self._groups(s, session.id))
             left_out: tuple[tuple[str, str], ...] = ()
             if has_draft and learners:
@@ -204,7 +206,8 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
             else:
                 await self._clear_groups(s, session.id)
                 grouping = await self._form(s, session, learners, seed=session.id)
-                warnings, left_out = [*grouping.warnings], grouping.left_out
+                left_out = grouping.left_out
+                warnings = [notice_text(n, members_by_id) for n in grouping.warnings]
             groups = await self._groups(s, session.id)
             platform = await self._platform_of(session, s)
             if isinstance(platform, ChecksCapacity):
@@ -232,7 +235,6 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
                 from_draft=has_draft,
             )
             trainers = await self._trainers(s, session)
-            members_by_id = {str(m.id): m for _, m in await self._learners(s, session.cohort_id)}
         for member_id, reason in left_out:
             member = members_by_id.get(member_id)
             if member is not None:
@@ -383,3 +385,27 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
                     text=t(self.settings.locale, text),
                 )
             )
+
+
+NOTICES = {
+    "no_learners": N_("No learners to group."),
+    "too_few": N_("Only {count} learner(s): one group, smaller than the {minimum} this format needs."),
+    "apart": N_("I could not keep {a} and {b} apart: no split of this cohort allows it."),
+    "together": N_("I could not keep {a} and {b} together."),
+    "repeats": N_("{count} pair(s) of learners have already worked together."),
+    "level_spread": N_("{count} group(s) of {total} miss the target level spread of {low}–{high}."),
+    "level_gap": N_("{count} group(s) of {total} miss the target tutor–tutee level gap of {low}–{high}."),
+}
+
+
+def notice_text(notice: Notice, members: dict[str, Member]) -> Text | str:
+    """The engine's warning in the trainer's words: learners as mentions, the sentence translated."""
+    template = NOTICES.get(notice.code)
+    if template is None:
+        return str(notice)
+    values = dict(notice.values)
+    for key in ("a", "b"):
+        if key in values:
+            member = members.get(str(values[key]))
+            values[key] = f"<@{member.user_id}>" if member else str(values[key])
+    return _(template, **values)

@@ -6,7 +6,17 @@ the trainer's keep-apart (hard) and keep-together (soft) pairs.
 """
 
 from bot.grouping.engine import form_groups
-from bot.grouping.model import FORMATS, Constraints, Group, Grouping, Learner, Meeting
+from bot.grouping.model import FORMATS, Constraints, Group, Grouping, Learner, Meeting, Notice
 from bot.grouping.sizes import size_bounds
 
-__all__ = ["FORMATS", "Constraints", "Group", "Grouping", "Learner", "Meeting", "form_groups", "size_bounds"]
+__all__ = [
+    "FORMATS",
+    "Constraints",
+    "Group",
+    "Grouping",
+    "Learner",
+    "Meeting",
+    "Notice",
+    "form_groups",
+    "size_bounds",
+]

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.grouping.lookahead import add_freedom_costs, horizon, plan_first_round
 from bot.grouping.matching import EXACT_LIMIT, exact_pairing
-from bot.grouping.model import Constraints, Group, Grouping, Learner, Meeting
+from bot.grouping.model import Constraints, Group, Grouping, Learner, Meeting, Notice
 from bot.grouping.objective import (
     APART_WEIGHT,
     DEFAULT_LEVEL_TARGET,
@@ -59,14 +59,19 @@ def form_groups(
         seen.add(learner.id)
         cohort.append(learner)
 
-    warnings: list[str] = []
+    warnings: list[Notice] = []
     n = len(cohort)
     if n == 0:
-        return Grouping((), ("No learners to group.",), tuple(left_out), 0, 0.0, 0.0)
+        return Grouping((), (Notice("No learners to group.", "no_learners"),), tuple(left_out), 0, 0.0, 0.0)
     sizes = plan_sizes(format, size, n)
     if n < low:
         warnings.append(
-            f"Only {_plural(n, 'learner')}: formed a single group, smaller than the {low} a {format} group needs."
+            Notice(
+                f"Only {_plural(n, 'learner')}: formed a single group, smaller than the {low} a {format} group needs.",
+                "too_few",
+                count=n,
+                minimum=low,
+            )
         )
 
     index = {learner.id: i for i, learner in enumerate(cohort)}
@@ -133,19 +138,30 @@ def form_groups(
             together = group_of[a] == group_of[b]
             if together and not wanted_together:
                 broken_apart += 1
-                warnings.append(f"Could not keep {a} and {b} apart: no split of this cohort allows it.")
+                warnings.append(
+                    Notice(f"Could not keep {a} and {b} apart: no split of this cohort allows it.", "apart", a=a, b=b)
+                )
             elif wanted_together and not together:
                 split_together += 1
-                warnings.append(f"Could not keep {a} and {b} together.")
+                warnings.append(Notice(f"Could not keep {a} and {b} together.", "together", a=a, b=b))
     score += APART_WEIGHT * broken_apart + TOGETHER_WEIGHT * split_together
     if repeated:
-        warnings.append(f"{_plural(repeated, 'pair')} of learners have already worked together.")
+        warnings.append(
+            Notice(f"{_plural(repeated, 'pair')} of learners have already worked together.", "repeats", count=repeated)
+        )
     missed = len(groups) - in_target
     if missed and n >= 2:
         what = "tutor-tutee level gap" if format == "tutoring" else "level spread"
         warnings.append(
-            f"{_plural(missed, 'group')} of {len(groups)} miss the target {what} of "
-            f"{level_target[0]}-{level_target[1]}."
+            Notice(
+                f"{_plural(missed, 'group')} of {len(groups)} miss the target {what} of "
+                f"{level_target[0]}-{level_target[1]}.",
+                "level_gap" if format == "tutoring" else "level_spread",
+                count=missed,
+                total=len(groups),
+                low=level_target[0],
+                high=level_target[1],
+            )
         )
     return Grouping(
         groups=tuple(groups),

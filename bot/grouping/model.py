@@ -65,6 +65,20 @@ class Group:
     repeated_pairs: int = 0
 
 
+class Notice(str):
+    """A warning for the trainer: an English sentence (logs, tests) that also carries a `code` and its
+    `values` (learner ids among them), so a caller can word it in the reader's language with names."""
+
+    code: str
+    values: dict[str, object]
+
+    def __new__(cls, text: str, code: str, **values: object) -> Notice:
+        notice = super().__new__(cls, text)
+        notice.code = code
+        notice.values = values
+        return notice
+
+
 @dataclass(frozen=True)
 class Grouping:
     """The engine's answer with the figures the trainer sees.
@@ -75,7 +89,7 @@ class Grouping:
     """
 
     groups: tuple[Group, ...]
-    warnings: tuple[str, ...]
+    warnings: tuple[Notice, ...]
     left_out: tuple[tuple[str, str], ...]
     repeated_pairs: int
     level_target_met: float

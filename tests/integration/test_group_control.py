@@ -92,3 +92,17 @@ async def test_group_errors_change_nothing(world: World) -> None:
     assert await groups_of(world) == snapshot
     async with world.app.db.session() as s:
         assert len((await s.exec(select(AuditEvent))).all()) == audits
+
+
+async def test_engine_warnings_reach_the_trainer_with_mentions(world: World) -> None:
+    short = await plan(world)
+    assert (await world.trainer.command("cohort apart py <@L1> <@L2>")).ok
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start)
+    for learner in world.learners[:3]:  # three learners: one group, so the apart pair cannot be honoured
+        assert (await learner.click(f"checkin:in:{short}")).ok
+    await world.advance(start)
+    notes = [dm.message.text for dm in world.platform.dms_to("T1") if dm.message.text.startswith("Groups for")]
+    assert len(notes) == 1
+    assert "I could not keep <@L1> and <@L2> apart" in notes[0]
+    assert "Only 3 learner(s)" not in notes[0]  # three is a valid group: no size warning
