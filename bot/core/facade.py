@@ -5,8 +5,10 @@ routing each command name to its handler through `_COMMANDS`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from bot import grammar
@@ -22,6 +24,16 @@ from bot.refs import ChannelRef, MessageRef
 from storage.models import PeerSession
 
 
+async def settled(work: Callable[[], Awaitable[Reply]]) -> Reply:
+    """Run a use case; if a concurrent request committed the same unique row first (two clicks at once on
+    PostgreSQL), run it once more: use cases are idempotent, so the second run sees that row and answers
+    as for a repeat ("already checked in"), and nothing is recorded twice."""
+    try:
+        return await work()
+    except IntegrityError:
+        return await work()
+
+
 class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
     """One instance per process; the composition root builds it with storage, platforms and a clock."""
 
@@ -29,7 +41,7 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
         """Run `/peer <text>`; every refusal comes back as a polite, ephemeral error reply."""
         try:
             command = grammar.parse(text)
-            return await self.execute(actor, command, channel)
+            return await settled(lambda: self.execute(actor, command, channel))
         except PeerError as exc:
             return Reply(exc.text(self.reply_locale(actor)), ok=False)
 
@@ -50,7 +62,7 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
         except ValueError:
             return Reply(t(self.reply_locale(actor), "This button is not one of mine any more."), ok=False)
         try:
-            return await self._dispatch_action(actor, action)
+            return await settled(lambda: self._dispatch_action(actor, action))
         except PeerError as exc:
             return Reply(exc.text(self.reply_locale(actor)), ok=False)
 
@@ -64,9 +76,11 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
         try:
             action = ActionId.parse(form_id)
             if action.feature in {"survey", "quiz"} and action.verb == "submit":
-                return await self.answer(actor, int(action.entity), values)
+                delivery = int(action.entity)
+                return await settled(lambda: self.answer(actor, delivery, values))
             if action.feature == "takeaways" and action.verb == "submit":
-                return await self.record_takeaways(actor, int(action.entity), values.get("takeaways", ""))
+                group = int(action.entity)
+                return await settled(lambda: self.record_takeaways(actor, group, values.get("takeaways", "")))
         except PeerError as exc:
             return Reply(exc.text(self.reply_locale(actor)), ok=False, extra={"field": exc.field} if exc.field else {})
         except ValueError:
@@ -86,10 +100,11 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
                 session, kind = announce.first(), "checkin"
         if session is None:
             return None
+        short = session.short_id
         try:
             if kind == "prep":
-                return await self.prep_done(actor, session.short_id, method="reaction")
-            return await self.check_in(actor, session.short_id, method="reaction")
+                return await settled(lambda: self.prep_done(actor, short, method="reaction"))
+            return await settled(lambda: self.check_in(actor, short, method="reaction"))
         except PeerError as exc:
             return Reply(exc.text(self.reply_locale(actor)), ok=False)
 
