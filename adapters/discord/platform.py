@@ -8,6 +8,8 @@ goes through `_call`, which turns `discord.HTTPException` into the port's `Platf
 Breakouts: one category per session (a second one when 50 channels are reached), and per group a private
 text and voice channel: @everyone is denied VIEW_CHANNEL, the members, the bot and the trainer role are
 allowed. Capacity is checked before anything is created, so a session never ends up half-built.
+A group asked for again (the process died before the core recorded the channel id) gets the text and voice
+channel of that name in the session's category back, its overwrites completed, instead of a second pair.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
@@ -85,6 +88,20 @@ def _snowflake(raw: str) -> int:
         raise PlatformError("50035", f"not a Discord id: {raw!r}") from None
 
 
+def _name_key(name: str) -> str:
+    """Compares a requested name with Discord's stored one: text channel names come back lowercased, with
+    spaces and most punctuation turned into dashes; voice channel names come back as sent."""
+    return re.sub(r"[^\w-]+", "-", name[:100].lower()).strip("-")
+
+
+def _covers(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    if current is None:
+        return False
+    allow, deny = int(current["allow"]), int(current["deny"])
+    want_allow, want_deny = int(wanted["allow"]), int(wanted["deny"])
+    return allow & want_allow == want_allow and not deny & want_allow and deny & want_deny == want_deny
+
+
 def _nonce(key: str) -> str:
     """Discord nonces are at most 25 characters: a digest of the outbox key keeps them unique enough."""
     return hashlib.sha256(key.encode()).hexdigest()[:25]
@@ -119,6 +136,8 @@ class DiscordPlatform:
         self._channel_count: int | None = None
         self._categories: dict[str, _SessionCategories] = {}
         self._breakouts: dict[int, _Breakout] = {}
+        # (category id, name key) → channel type → channel id: the breakouts that exist, to reuse them
+        self._named: dict[tuple[int, str], dict[int, int]] = {}
         self._dm_channels: dict[str, int] = {}
         self._layout_lock = asyncio.Lock()
 
@@ -161,9 +180,11 @@ class DiscordPlatform:
                     cats.ids.append(int(ch["id"]))
                 cats.children[int(ch["id"])] = by_parent.get(int(ch["id"]), 0)
         names: dict[tuple[int, str], dict[int, int]] = {}
-        for ch in channels:
+        for ch in sorted(channels, key=lambda c: int(c["id"])):
             if ch.get("parent_id") and ch["type"] in (TEXT, VOICE):
-                names.setdefault((int(ch["parent_id"]), ch["name"]), {})[ch["type"]] = int(ch["id"])
+                kinds = names.setdefault((int(ch["parent_id"]), _name_key(ch["name"])), {})
+                kinds.setdefault(ch["type"], int(ch["id"]))  # the oldest of a name is the one in use
+        self._named = names
         for (parent, _), kinds in names.items():
             if TEXT in kinds:
                 self._breakouts[kinds[TEXT]] = _Breakout(parent, kinds.get(VOICE))
@@ -229,36 +250,80 @@ class DiscordPlatform:
     async def create_private_channel(
         self, name: str, members: list[UserRef], topic: str, *, group_key: str = ""
     ) -> ChannelRef:
+        """A private text + voice pair in the session's category; the pair of that name if it exists."""
         session_key = (group_key or name).split(":")[0]
         bot_id = await self._bot_id()
         role = await self._trainer_role()
         member_ids = [_snowflake(m.id) for m in members]
         overwrites = self._overwrites(member_ids, bot_id, role)
+        key = _name_key(name)
         async with self._layout_lock:
-            category = await self._category_for(session_key, bot_id, role)
-            assert self._channel_count is not None
-            if self._channel_count + 2 > self.max_channels:
-                raise PlatformError("30013", f"the server is full ({self.max_channels} channels)")
-            # Reserve both slots before the slow calls so concurrent groups do not overfill the category.
-            self._categories[session_key].children[category] += 2
-            self._channel_count += 2
-        text = await self._call(
-            self.http.create_channel(
-                self.guild_id,
-                TEXT,
-                name=name[:100],
-                topic=topic[:1024] or None,
-                parent_id=category,
-                permission_overwrites=overwrites,
-            )
-        )
-        voice = await self._call(
-            self.http.create_channel(
-                self.guild_id, VOICE, name=name[:100], parent_id=category, permission_overwrites=overwrites
-            )
-        )
-        self._breakouts[int(text["id"])] = _Breakout(category, int(voice["id"]))
-        return ChannelRef(PLATFORM, str(text["id"]))
+            category, existing = await self._existing(session_key, key)
+            missing = 2 - len(existing)
+            if missing:
+                if category is None:
+                    category = await self._category_for(session_key, bot_id, role)
+                assert self._channel_count is not None
+                if self._channel_count + missing > self.max_channels:
+                    raise PlatformError("30013", f"the server is full ({self.max_channels} channels)")
+                # Reserve the slots before the slow calls so concurrent groups do not overfill the category.
+                self._categories[session_key].children[category] += missing
+                self._channel_count += missing
+        assert category is not None
+        for kind, channel_id in existing.items():
+            await self._complete(channel_id, overwrites, topic[:1024] if kind == TEXT else None)
+        ids = dict(existing)
+        for kind in (TEXT, VOICE):
+            if kind not in ids:
+                extra = {"topic": topic[:1024] or None} if kind == TEXT else {}
+                created = await self._call(
+                    self.http.create_channel(
+                        self.guild_id,
+                        kind,
+                        name=name[:100],
+                        parent_id=category,
+                        permission_overwrites=overwrites,
+                        **extra,
+                    )
+                )
+                ids[kind] = int(created["id"])
+                self._named.setdefault((category, key), {})[kind] = ids[kind]
+        self._breakouts[ids[TEXT]] = _Breakout(category, ids[VOICE])
+        return ChannelRef(PLATFORM, str(ids[TEXT]))
+
+    async def _existing(self, session_key: str, key: str) -> tuple[int | None, dict[int, int]]:
+        """The session category holding a breakout named `key`, and its channels by type (under the lock)."""
+        if self._channel_count is None:
+            await self._load_layout()
+        for category in self._categories.get(session_key, _SessionCategories()).ids:
+            found = self._named.get((category, key))
+            if found:
+                return category, dict(found)
+        return None, {}
+
+    async def _complete(self, channel_id: int, wanted: list[dict[str, Any]], topic: str | None) -> None:
+        """Give a reused channel the overwrites (and topic) this group needs; keep any others it has."""
+        current = await self._call(self.http.get_channel(channel_id))
+        have = {str(ow["id"]): ow for ow in cast(list[dict[str, Any]], current.get("permission_overwrites", []))}
+        changes: dict[str, Any] = {}
+        if not all(_covers(have.get(str(ow["id"])), ow) for ow in wanted):
+            merged = {
+                oid: {"id": oid, "type": int(ow["type"]), "allow": int(ow["allow"]), "deny": int(ow["deny"])}
+                for oid, ow in have.items()
+            }
+            for ow in wanted:
+                old: dict[str, Any] = merged.get(str(ow["id"]), {"allow": 0, "deny": 0})
+                merged[str(ow["id"])] = {
+                    "id": str(ow["id"]),
+                    "type": ow["type"],
+                    "allow": int(old["allow"]) | int(ow["allow"]),
+                    "deny": (int(old["deny"]) & ~int(ow["allow"])) | int(ow["deny"]),
+                }
+            changes["permission_overwrites"] = list(merged.values())
+        if topic is not None and (current.get("topic") or "") != topic:
+            changes["topic"] = topic or None
+        if changes:
+            await self._call(self.http.edit_channel(channel_id, **changes))
 
     async def _pair(self, channel: ChannelRef) -> list[int]:
         text_id = _snowflake(channel.id)
@@ -311,6 +376,13 @@ class DiscordPlatform:
                 raise
         if self._channel_count is not None:
             self._channel_count -= 1
+        for where, kinds in list(self._named.items()):
+            if channel_id in kinds.values():
+                kinds = {kind: cid for kind, cid in kinds.items() if cid != channel_id}
+                if kinds:
+                    self._named[where] = kinds
+                else:
+                    del self._named[where]
 
     async def _drop_empty_category(self, category_id: int, removed: int) -> None:
         for key, cats in self._categories.items():

@@ -20,6 +20,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.kick": ("groups:write",),
     "conversations.archive": ("groups:write",),
     "conversations.setTopic": ("groups:write",),
+    "conversations.setPurpose": ("groups:write",),  # marks a breakout with its group key
+    "conversations.list": ("groups:read",),  # private channels only: finds a breakout a crashed start made
     "conversations.members": ("channels:read", "groups:read"),  # breakouts, and cohort import from a channel
     "conversations.open": ("im:write",),
     "conversations.history": ("im:history",),  # only in DMs, to find a delivery a crashed attempt already sent

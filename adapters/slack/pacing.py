@@ -48,6 +48,8 @@ METHOD_TIERS: dict[str, str] = {
     "auth.test": "Special",
     "conversations.create": "Tier2",
     "conversations.setTopic": "Tier2",
+    "conversations.setPurpose": "Tier2",
+    "conversations.list": "Tier2",
     "conversations.archive": "Tier2",
     "conversations.invite": "Tier3",
     "conversations.kick": "Tier3",

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 MAX_CHANNEL_NAME = 80
 MAX_TOPIC = 250
+LIST_PAGE = 200  # conversations.list page size Slack recommends
+# A breakout's purpose carries its group key: after a crash between creating the channel and recording its
+# id, the restarted process finds it by that mark instead of creating a duplicate.
+BREAKOUT_MARK = "peerbot breakout "
 INVITE_BATCH = 1000
 DELIVERY_EVENT = "peerbot_delivery"
 # Codes meaning "this person cannot get a DM from us", where retrying will not help.
@@ -58,6 +62,14 @@ def channel_name(raw: str, suffix: str = "") -> str:
     name = _INVALID.sub("-", raw.lower()).strip("-")
     name = re.sub(r"-{2,}", "-", name) or "peer"
     return name[: MAX_CHANNEL_NAME - len(suffix)].rstrip("-") + suffix
+
+
+def _mark(group_key: str) -> str:
+    return (BREAKOUT_MARK + group_key)[:MAX_TOPIC]  # purposes share the topics' 250-character limit
+
+
+def _purpose_of(channel: dict[str, Any]) -> str:
+    return str((channel.get("purpose") or {}).get("value") or "")
 
 
 def build_client(
@@ -122,13 +134,17 @@ class SlackPlatform:
     async def create_private_channel(
         self, name: str, members: list[UserRef], topic: str, *, group_key: str = ""
     ) -> ChannelRef:
-        """Create, invite, set the topic. A taken name gets `-2`, `-3`… (an earlier run, or another
-        cohort); the same `group_key` twice in one process returns the first channel."""
+        """Create, mark with the group key, invite, set the topic; idempotent per `group_key`.
+
+        A taken name is either this group's breakout from an earlier run (a crash before the core recorded
+        its id): reused, with any missing member invited; or someone else's channel: the name gets `-2`,
+        `-3`… Only a `name_taken` looks the channels up, so the usual path costs no extra call."""
         if group_key and group_key in self._by_group:
             ref = self._by_group[group_key]
             await self.add_members(ref, members)
             return ref
-        channel_id = ""
+        topic = render.clip(topic, MAX_TOPIC) if topic else ""
+        listing: dict[str, dict[str, Any]] | None = None
         for attempt in range(1, 21):
             candidate = channel_name(name, "" if attempt == 1 else f"-{attempt}")
             try:
@@ -137,23 +153,83 @@ class SlackPlatform:
                     partial(self.client.conversations_create, name=candidate, is_private=True),
                 )
             except PlatformError as exc:
-                if exc.code == "name_taken":
+                if exc.code != "name_taken":
+                    raise
+                if not group_key:
                     continue
-                raise
-            channel_id = str(resp["channel"]["id"])
-            break
-        if not channel_id:
-            raise PlatformError("name_taken", f"{name} and 19 variants are taken")
+                if listing is None:
+                    listing = await self._private_channels()
+                found = listing.get(candidate)
+                if found is not None and await self._is_our_breakout(found, group_key):
+                    return await self._reuse(found, group_key, members, topic)
+                continue
+            return await self._set_up(str(resp["channel"]["id"]), group_key, members, topic)
+        raise PlatformError("name_taken", f"{name} and 19 variants are taken")
+
+    async def _set_up(self, channel_id: str, group_key: str, members: list[UserRef], topic: str) -> ChannelRef:
         ref = ChannelRef(PLATFORM, channel_id)
         if group_key:
             self._by_group[group_key] = ref
+            await self._set_purpose(channel_id, group_key)  # first, to keep the unmarked window short
         await self._invite(ref, members)
         if topic:
-            await self._api(
-                "conversations.setTopic",
-                lambda: self.client.conversations_setTopic(channel=channel_id, topic=render.clip(topic, MAX_TOPIC)),
-            )
+            await self._set_topic(channel_id, topic)
         return ref
+
+    async def _reuse(
+        self, channel: dict[str, Any], group_key: str, members: list[UserRef], topic: str
+    ) -> ChannelRef:
+        """Finish what the crashed run may have left undone: mark, members, topic."""
+        channel_id = str(channel["id"])
+        log.info("reusing breakout %s (%s) for group %s", channel.get("name"), channel_id, group_key)
+        ref = ChannelRef(PLATFORM, channel_id)
+        self._by_group[group_key] = ref
+        if _purpose_of(channel) != _mark(group_key):
+            await self._set_purpose(channel_id, group_key)
+        await self.add_members(ref, members)
+        if topic and (channel.get("topic") or {}).get("value") != topic:
+            await self._set_topic(channel_id, topic)
+        return ref
+
+    async def _is_our_breakout(self, channel: dict[str, Any], group_key: str) -> bool:
+        """Created by this bot, and not marked for another group (no mark: a crash came before it)."""
+        if channel.get("creator") != await self.bot_user_id():
+            return False
+        purpose = _purpose_of(channel)
+        return not purpose.startswith(BREAKOUT_MARK) or purpose == _mark(group_key)
+
+    async def _private_channels(self) -> dict[str, dict[str, Any]]:
+        """The unarchived private channels the bot is in (the only ones a bot token lists), by name."""
+        by_name: dict[str, dict[str, Any]] = {}
+        cursor = ""
+        while True:
+            resp = await self._api(
+                "conversations.list",
+                partial(
+                    self.client.conversations_list,
+                    types="private_channel",
+                    exclude_archived=True,
+                    limit=LIST_PAGE,
+                    cursor=cursor or None,
+                ),
+            )
+            for ch in resp["channels"]:
+                by_name.setdefault(str(ch.get("name", "")), ch)
+            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return by_name
+
+    async def _set_purpose(self, channel_id: str, group_key: str) -> None:
+        await self._api(
+            "conversations.setPurpose",
+            lambda: self.client.conversations_setPurpose(channel=channel_id, purpose=_mark(group_key)),
+        )
+
+    async def _set_topic(self, channel_id: str, topic: str) -> None:
+        await self._api(
+            "conversations.setTopic",
+            lambda: self.client.conversations_setTopic(channel=channel_id, topic=topic),
+        )
 
     async def _invite(self, channel: ChannelRef, members: list[UserRef]) -> None:
         me = await self.bot_user_id()
@@ -182,7 +258,7 @@ class SlackPlatform:
                         log.warning("could not invite %s to %s: %s", uid, channel.id, one.code)
 
     async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
-        present = {m.id for m in await self.members_of(channel)}
+        present = set(await self._member_ids(channel))
         await self._invite(channel, [m for m in members if m.id not in present])
 
     async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
@@ -205,6 +281,16 @@ class SlackPlatform:
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
         """The people in a channel: bots (this one included), Slackbot and deactivated accounts excluded."""
         me = await self.bot_user_id()
+        ids = [uid for uid in await self._member_ids(channel) if uid not in {me, "USLACKBOT"}]
+        humans = []
+        for uid in ids:  # users.info is Tier 4: the pacer spaces these calls
+            info = await self.user_info(uid)
+            if not info.get("is_bot") and not info.get("deleted"):
+                humans.append(UserRef(PLATFORM, uid))
+        return humans
+
+    async def _member_ids(self, channel: ChannelRef) -> list[str]:
+        """Every member id, bots included: enough to know whom to invite, without a users.info each."""
         ids: list[str] = []
         cursor = ""
         while True:
@@ -212,16 +298,10 @@ class SlackPlatform:
                 "conversations.members",
                 partial(self.client.conversations_members, channel=channel.id, limit=200, cursor=cursor or None),
             )
-            ids += [uid for uid in resp["members"] if uid not in {me, "USLACKBOT"}]
+            ids += [str(uid) for uid in resp["members"]]
             cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
-                break
-        humans = []
-        for uid in ids:  # users.info is Tier 4: the pacer spaces these calls
-            info = await self.user_info(uid)
-            if not info.get("is_bot") and not info.get("deleted"):
-                humans.append(UserRef(PLATFORM, uid))
-        return humans
+                return ids
 
     # --------------------------------------------------------------------------------------- messages
     async def post(self, channel: ChannelRef, message: Message) -> MessageRef:

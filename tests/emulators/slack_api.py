@@ -79,6 +79,7 @@ REQUIRED_ARGS: dict[str, set[str]] = {
     "conversations.members": {"channel"},
     "conversations.info": {"channel"},
     "conversations.setTopic": {"channel", "topic"},
+    "conversations.setPurpose": {"channel", "purpose"},
     "conversations.history": {"channel"},
     "users.info": {"user"},
     "views.open": {"view"},
@@ -126,6 +127,7 @@ class Channel:
     is_im: bool = False
     im_user: str = ""
     topic: str = ""
+    purpose: str = ""
 
 
 @dataclass
@@ -360,6 +362,8 @@ class SlackEmulator:
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "conversations.setTopic": self._conversations_set_topic,
+            "conversations.setPurpose": self._conversations_set_purpose,
+            "conversations.list": self._conversations_list,
             "conversations.history": self._conversations_history,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
@@ -413,10 +417,13 @@ class SlackEmulator:
         self.users[uid] = User(uid, name, real_name or name.title(), is_bot=is_bot, deleted=deleted, tz=tz)
         return uid
 
-    def seed_channel(self, name: str, members: list[str], *, is_private: bool = False) -> str:
+    def seed_channel(
+        self, name: str, members: list[str], *, is_private: bool = False, creator: str | None = None
+    ) -> str:
+        """A channel as if `creator` (the bot unless said otherwise) had made it."""
         cid = self._new_id("C")
         self.channels[cid] = Channel(
-            cid, name, is_private, self.bot_user_id, int(time.time()), members=list(dict.fromkeys(members))
+            cid, name, is_private, creator or self.bot_user_id, int(time.time()), members=list(dict.fromkeys(members))
         )
         self.messages[cid] = []
         return cid
@@ -609,6 +616,7 @@ class SlackEmulator:
                 "is_private": c.is_private,
                 "is_member": self.bot_user_id in c.members,
                 "topic": {"value": c.topic, "creator": "", "last_set": 0},
+                "purpose": {"value": c.purpose, "creator": "", "last_set": 0},
             }
         if num_members:
             out["num_members"] = len(c.members)
@@ -764,6 +772,43 @@ class SlackEmulator:
             raise SlackError("too_long")
         channel.topic = topic
         return {"channel": self._channel_json(channel)}
+
+    def _conversations_set_purpose(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._writable(str(args["channel"]))
+        purpose = str(args["purpose"])
+        if len(purpose) > 250:
+            raise SlackError("too_long")
+        channel.purpose = purpose
+        return {"channel": self._channel_json(channel)}
+
+    def _conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Channels of the requested `types` (default public_channel) the token can see: every public
+        channel, and only the private channels, IMs the bot is a member of; paged by `cursor`."""
+        types = {t.strip() for t in str(args.get("types") or "public_channel").split(",") if t.strip()}
+        if not types or types - {"public_channel", "private_channel", "mpim", "im"}:
+            raise SlackError("invalid_types")
+        limit = int(args.get("limit") or 100)
+        if not 1 <= limit <= 1000:
+            raise SlackError("invalid_limit")
+        exclude_archived = _as_bool(args.get("exclude_archived", False))
+        listed = []
+        for c in self.channels.values():
+            kind = "im" if c.is_im else "private_channel" if c.is_private else "public_channel"
+            if kind not in types or (exclude_archived and c.is_archived):
+                continue
+            if kind != "public_channel" and self.bot_user_id not in c.members:
+                continue
+            listed.append(c)
+        cursor = str(args.get("cursor") or "")
+        if cursor and not re.fullmatch(r"off_\d+", cursor):
+            raise SlackError("invalid_cursor")
+        start = int(cursor.removeprefix("off_")) if cursor else 0
+        page = listed[start : start + limit]
+        next_cursor = f"off_{start + limit}" if start + limit < len(listed) else ""
+        return {
+            "channels": [self._channel_json(c, num_members=True) for c in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(args["channel"]))
