@@ -1,7 +1,8 @@
 """Breakout creation on Slack against the emulator's real tier limits, scaled in time.
 
-100 learners in groups of 4 means 25 × (conversations.create, conversations.invite, conversations.setTopic,
-chat.postMessage), done the way the core does it (group after group). The floor is the least time the
+100 learners in groups of 4 means 25 × (conversations.create, conversations.setPurpose — the group-key mark that
+makes creation idempotent across restarts —, conversations.invite, conversations.setTopic, chat.postMessage), done
+the way the core does it (group after group). The floor is the least time the
 emulator's token buckets allow for the calls actually made: for each method (and each channel for
 chat.postMessage), (calls − burst) / rate, the largest of them. Prints time, floor, ratio and 429s.
 
