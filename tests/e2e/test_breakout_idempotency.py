@@ -4,8 +4,6 @@ emulators. Each "restart" is a fresh platform instance with no memory of the fir
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import discord
 import pytest
 
@@ -131,20 +129,6 @@ async def test_slack_lookup_follows_conversations_list_pages(slack_emulator: Sla
 
 
 # -------------------------------------------------------------------------------------------------- Discord
-@pytest.fixture
-async def emu() -> AsyncIterator[DiscordEmulator]:
-    async with DiscordEmulator(time_scale=0.002) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http(emu: DiscordEmulator) -> AsyncIterator[discord.http.HTTPClient]:
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(emu.token)
-    yield client.http
-    await client.close()
-
-
 def discord_process(emu: DiscordEmulator, http: discord.http.HTTPClient) -> DiscordPlatform:
     return DiscordPlatform(http, emu.guild_id, trainer_role="Trainer", global_rate=1000.0)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -23,20 +22,6 @@ from tests.emulators.discord_emulator import (
     DiscordEmulator,
     EmuUser,
 )
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[DiscordEmulator]:
-    async with DiscordEmulator(time_scale=0.002) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http(emu: DiscordEmulator) -> AsyncIterator[discord.http.HTTPClient]:
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(emu.token)
-    yield client.http
-    await client.close()
 
 
 def platform(emu: DiscordEmulator, http: discord.http.HTTPClient, **kw: object) -> DiscordPlatform:
