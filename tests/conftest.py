@@ -86,6 +86,19 @@ class World:
     def user(self, user_id: str, trainer: bool = False) -> LocalUser:
         return LocalUser(self.app.core, self.platform, user_id, user_id, trainer)
 
+    async def check_in_at_start(self, short: str, count: int) -> datetime:
+        """Set the clock to the session's start and check in the first `count` learners; returns the start."""
+        from sqlmodel import select
+
+        from storage.models import PeerSession
+
+        async with self.app.db.session() as s:
+            start = (await s.exec(select(PeerSession.starts_at).where(PeerSession.short_id == short))).one()
+        self.clock.set(start)
+        for learner in self.learners[:count]:
+            assert (await learner.click(f"checkin:in:{short}")).ok
+        return start
+
     async def advance(self, moment: datetime) -> list[str]:
         self.clock.set(moment)
         return [r.step for r in await self.app.core.advance()]

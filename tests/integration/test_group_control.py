@@ -56,10 +56,7 @@ async def test_draft_move_swap_reshuffle_then_start_keeps_the_draft(world: World
 
 async def test_swap_during_session_moves_breakout_membership(world: World) -> None:
     short = await plan(world)
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start)
-    for learner in world.learners[:8]:
-        await learner.click(f"checkin:in:{short}")
+    start = await world.check_in_at_start(short, 8)
     await world.advance(start)
     current = await groups_of(world)
     a = next(u for u, g in current.items() if g == 1)
@@ -97,10 +94,7 @@ async def test_group_errors_change_nothing(world: World) -> None:
 async def test_engine_warnings_reach_the_trainer_with_mentions(world: World) -> None:
     short = await plan(world)
     assert (await world.trainer.command("cohort apart py <@L1> <@L2>")).ok
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start)
-    for learner in world.learners[:3]:  # three learners: one group, so the apart pair cannot be honoured
-        assert (await learner.click(f"checkin:in:{short}")).ok
+    start = await world.check_in_at_start(short, 3)  # three learners: one group, so the apart pair cannot be honoured
     await world.advance(start)
     notes = [dm.message.text for dm in world.platform.dms_to("T1") if dm.message.text.startswith("Groups for")]
     assert len(notes) == 1

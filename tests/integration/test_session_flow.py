@@ -235,10 +235,7 @@ async def test_tutoring_marks_tutors(world: World) -> None:
     await plan(world)
     reply = await world.trainer.command('session plan py "Pairs" 2026-03-05 10:00 1h format=tutoring')
     short = reply.extra["session"]
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start)
-    for learner in world.learners[:7]:
-        await learner.click(f"checkin:in:{short}")
+    start = await world.check_in_at_start(short, 7)
     await world.advance(start)
     async with world.app.db.session() as s:
         roles = [m.role for m in (await s.exec(select(GroupMembership))).all()]
@@ -248,10 +245,7 @@ async def test_tutoring_marks_tutors(world: World) -> None:
 
 async def test_group_move_follows_breakout(world: World) -> None:
     short = await plan(world)
-    start = (await session_row(world, short)).starts_at
-    world.clock.set(start)
-    for learner in world.learners[:8]:
-        await learner.click(f"checkin:in:{short}")
+    start = await world.check_in_at_start(short, 8)
     await world.advance(start)
     async with world.app.db.session() as s:
         membership = (await s.exec(select(GroupMembership).where(GroupMembership.member_id == 2))).one()
