@@ -70,13 +70,13 @@ async def _attach_adapters(app: App) -> None:
         from adapters.slack.runner import SlackRunner
 
         slack = SlackRunner(app.core, app.settings)
-        app.core.platforms["slack"] = slack.platform
+        app.core.attach(slack.platform)
         app.runners.append(slack)
     if app.settings.discord_enabled:
         from adapters.discord.runner import DiscordRunner
 
         discord_runner = DiscordRunner(app.core, app.settings)
-        app.core.platforms["discord"] = discord_runner.platform
+        app.core.attach(discord_runner.platform)
         app.runners.append(discord_runner)
 
 

@@ -7,6 +7,7 @@ Slack sends the text after `/peer`; Discord builds the same text from its typed 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 
@@ -218,14 +219,21 @@ def _parse_users(tokens: list[str], name: str) -> tuple[tuple[str, int | None], 
 
 def parse(text: str) -> Command:
     """Parse the text after `/peer`; raise Invalid with the right usage on any mistake."""
-    tokens = tokenize(text)
-    if not tokens:
+    return parse_tokens(tokenize(text))
+
+
+def parse_tokens(tokens: Sequence[str]) -> Command:
+    """Parse tokens already split (Discord's typed options arrive this way, so quotes inside an option are
+    plain characters); the same checks and errors as `parse`."""
+    words = list(tokens)
+    text = " ".join(words)
+    if not words:
         return Command("help")
-    head = tokens[0].lower()
-    if head in {"cohort", "session", "group", "quiz"} and len(tokens) >= 2:
-        name, args = f"{head} {tokens[1].lower()}", tokens[2:]
+    head = words[0].lower()
+    if head in {"cohort", "session", "group", "quiz"} and len(words) >= 2:
+        name, args = f"{head} {words[1].lower()}", words[2:]
     else:
-        name, args = head, tokens[1:]
+        name, args = head, words[1:]
     if name not in USAGE:
         if head in {"cohort", "session", "group", "quiz"}:
             verbs = ", ".join(k.split()[1] for k in USAGE if k.startswith(head + " "))

@@ -23,7 +23,6 @@ from bot.core.base import (
     SURVEY_OPEN_FOR,
     SURVEY_REMINDER_AFTER,
     WRAPUP_BEFORE_END,
-    Actor,
     SchedulerPort,
     StepResult,
 )
@@ -31,6 +30,7 @@ from bot.core.facade import Core
 from bot.core.groups import FORMAT_TEXTS, GROUND_RULES
 from bot.core.outbox import PREP_REMINDER
 from bot.core.timeline import CHECKIN_ANNOUNCE, PREP_POST
+from bot.inbound import Actor
 
 __all__ = [
     "ACTIVE_STATES",

@@ -9,10 +9,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
-from bot.core.base import ACTIVE_STATES, CHECKIN_OPENS, LATE_AFTER, Actor
+from bot.core.base import ACTIVE_STATES, CHECKIN_OPENS, LATE_AFTER
 from bot.core.groups import GroupsMixin
 from bot.errors import Forbidden, Invalid, NotFound
 from bot.i18n import SESSION_STATES, Text, _, t
+from bot.inbound import Actor
 from bot.messages import Reply
 from bot.refs import ChannelRef
 from storage.models import Attendance, Enrollment, Member, PeerSession, PrepAck

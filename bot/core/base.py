@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.errors import NotFound, PeerError
 from bot.i18n import _, supported
+from bot.inbound import Actor
 from bot.messages import Message, Timestamp
 from bot.port import Platform, PlatformError
 from bot.refs import UserRef
@@ -49,18 +50,6 @@ DELIVERY_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 CHECK_EMOJI = frozenset({"white_check_mark", "✅", "heavy_check_mark", "ballot_box_with_check"})
 ACTIVE_STATES = ("planned", "prep_sent", "running", "ended")
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts: the adapter decides `is_trainer` (Slack trainer ids/group, Discord trainer role) and
-    `locale` (`en`/`fr` when the platform tells the person's language, e.g. a Discord interaction)."""
-
-    user: UserRef
-    display_name: str = ""
-    is_trainer: bool = False
-    workspace: str = ""
-    locale: str = ""
 
 
 class SchedulerPort(Protocol):

@@ -14,10 +14,11 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from bot import grammar
-from bot.core.base import Actor, log
+from bot.core.base import log
 from bot.core.timeline import TimelineMixin
 from bot.errors import Invalid
 from bot.i18n import SESSION_STATES, Text, _, label, t
+from bot.inbound import Actor
 from bot.messages import Message, Reply
 from bot.port import PlatformError
 from bot.refs import ChannelRef, UserRef

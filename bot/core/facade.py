@@ -5,7 +5,7 @@ routing each command name to its handler through `_COMMANDS`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -13,13 +13,15 @@ from sqlmodel import select
 
 from bot import grammar
 from bot.core.attendance import AttendanceMixin
-from bot.core.base import CHECK_EMOJI, Actor
+from bot.core.base import CHECK_EMOJI
 from bot.core.commands import CommandsMixin
 from bot.core.forms import FormsMixin
 from bot.core.pairs import PairsMixin
 from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
+from bot.inbound import Actor
 from bot.messages import ActionId, Form, Reply
+from bot.port import Platform
 from bot.refs import ChannelRef, MessageRef
 from storage.models import PeerSession
 
@@ -37,10 +39,14 @@ async def settled(work: Callable[[], Awaitable[Reply]]) -> Reply:
 class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
     """One instance per process; the composition root builds it with storage, platforms and a clock."""
 
-    async def handle_command(self, actor: Actor, text: str, channel: ChannelRef | None = None) -> Reply:
-        """Run `/peer <text>`; every refusal comes back as a polite, ephemeral error reply."""
+    def attach(self, platform: Platform) -> None:
+        """Serve a started adapter's platform (its `name` is the `platform` of its users' refs)."""
+        self.platforms[platform.name] = platform
+
+    async def handle_command(self, actor: Actor, text: str | Sequence[str], channel: ChannelRef | None = None) -> Reply:
+        """Run `/peer <text>` (or its tokens); every refusal comes back as a polite, ephemeral error reply."""
         try:
-            command = grammar.parse(text)
+            command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
             return await settled(lambda: self.execute(actor, command, channel))
         except PeerError as exc:
             return Reply(exc.text(self.reply_locale(actor)), ok=False)

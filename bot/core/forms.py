@@ -11,9 +11,10 @@ import json
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.base import SURVEY_OPEN_FOR, Actor, CoreBase
+from bot.core.base import SURVEY_OPEN_FOR, CoreBase
 from bot.errors import Forbidden, Invalid, NotFound
 from bot.i18n import _, t
+from bot.inbound import Actor
 from bot.messages import Form, Reply
 from bot.questionnaires import feedback_form, item_label, quiz_form
 from storage.models import (

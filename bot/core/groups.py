@@ -15,10 +15,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
-from bot.core.base import Actor, CoreBase
+from bot.core.base import CoreBase
 from bot.errors import Invalid, NotFound
 from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
+from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
 from bot.refs import ChannelRef, UserRef
 from storage.models import (

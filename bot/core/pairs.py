@@ -10,10 +10,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
-from bot.core.base import Actor
 from bot.core.groups import GroupsMixin
 from bot.errors import Invalid, NotFound
 from bot.i18n import N_, _, t
+from bot.inbound import Actor
 from bot.messages import Reply
 from bot.refs import ChannelRef
 from storage.models import Cohort, Enrollment, GroupMembership, Member, PairConstraint, PeerGroup, PeerSession

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from bot.core.base import ACTIVE_STATES, Actor, CoreBase
+from bot.core.base import ACTIVE_STATES, CoreBase
 from bot.i18n import SESSION_STATES, label, t
+from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Section
 from storage.models import Attendance, Cohort, Delivery, Enrollment, PeerSession, PrepAck, Submission
 

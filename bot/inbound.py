@@ -1,0 +1,59 @@
+"""The inbound contract: what an adapter may call on the core, and who is acting.
+
+Adapters depend on this protocol, not on `bot.core.Core`, so an adapter's tests can name exactly the
+entry points it uses and the core's inside can change freely behind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.messages import Form, Message, Reply
+from bot.refs import ChannelRef, MessageRef, UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: the adapter decides `is_trainer` (Slack trainer ids/group, Discord trainer role) and
+    `locale` (`en`/`fr` when the platform tells the person's language, e.g. a Discord interaction)."""
+
+    user: UserRef
+    display_name: str = ""
+    is_trainer: bool = False
+    workspace: str = ""
+    locale: str = ""
+
+
+class CoreAPI(Protocol):
+    """The core's entry points; each answers with a neutral reply and never raises a domain error."""
+
+    async def handle_command(self, actor: Actor, text: str | Sequence[str], channel: ChannelRef | None = None) -> Reply:
+        """`/peer …`: the text after `/peer` (Slack), or its tokens already split (Discord's typed options,
+        so a `"` inside an option survives)."""
+        ...
+
+    async def handle_action(self, actor: Actor, action_id: str, channel: ChannelRef | None = None) -> Reply:
+        """A button click (Slack `action_id`, Discord `custom_id`); a reply with `form` asks to open it."""
+        ...
+
+    async def form_for(self, actor: Actor, action_id: str) -> Form | Reply:
+        """The form a button opens, or the error reply instead."""
+        ...
+
+    async def handle_form(self, actor: Actor, form_id: str, values: dict[str, str]) -> Reply:
+        """A submitted form: all its answers are recorded, or none."""
+        ...
+
+    async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:
+        """✅ on the prep post or the check-in announcement; `None` when the reaction is not for us."""
+        ...
+
+    async def home(self, actor: Actor) -> Message:
+        """A person's overview (Slack App Home)."""
+        ...
+
+    async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
+        """Names for autocomplete (`kind` is `cohort` or `session`)."""
+        ...
