@@ -16,7 +16,8 @@ from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
 from bot.app import App, build
 from bot.clock import FakeClock
-from bot.core import CHECKIN_OPENS
+from bot.core import queries
+from bot.core.rules import CHECKIN_OPENS
 from bot.messages import ChoiceField, Form, Reply
 from bot.reports import collect, write_csv
 from bot.settings import Settings
@@ -138,8 +139,8 @@ async def _cycle(
         await _ok(trainer.command(f'quiz add {short} "{question}" "{right}" ' + " ".join(f'"{w}"' for w in wrong)))
     say("Trainer adds 3 retention-quiz questions")
 
-    async with core.db.session() as s:
-        session = await core._session(s, None, short)
+    async with core.ctx.db.transaction() as tx:
+        session = await queries.peer_session(tx, None, short)
     start = session.starts_at
     # Roles in the cycle, drawn from the seed: one excused, one no-show, one late, the rest on time.
     order = people[:]
@@ -148,8 +149,8 @@ async def _cycle(
     on_time = order[3:]
 
     await advance_to(start - timedelta(days=1), "prep time")
-    async with core.db.session() as s:
-        session = await core._session(s, None, short)
+    async with core.ctx.db.transaction() as tx:
+        session = await queries.peer_session(tx, None, short)
     prep_post = platform.messages.get(session.prep_message_id)
     preparers = [p for p in people if p is not no_show and rng.random() < 0.75]
     for i, person in enumerate(preparers):
@@ -166,8 +167,8 @@ async def _cycle(
 
     await advance_to(start - timedelta(hours=2), "2 h before")
     await advance_to(start - CHECKIN_OPENS, "check-in opens")
-    async with core.db.session() as s:
-        session = await core._session(s, None, short)
+    async with core.ctx.db.transaction() as tx:
+        session = await queries.peer_session(tx, None, short)
     announce = platform.messages.get(session.announce_message_id)
     clock.set(start - timedelta(minutes=5))
     how: dict[str, list[str]] = {"button": [], "✅ reaction": [], "/peer checkin": []}
@@ -193,8 +194,8 @@ async def _cycle(
     say(f"{no_show.name} never shows up: absent")
 
     await advance_to(start + timedelta(minutes=80), "10 min before the end")
-    async with core.db.session() as s:
-        groups = await core._groups(s, session.id or 0)
+    async with core.ctx.db.transaction() as tx:
+        groups = await queries.groups(tx, session.id or 0)
     for group, group_members in groups:
         speaker = next(p for p in people if p.user_id == group_members[0][0].user_id)
         form = await speaker.open_form(f"takeaways:open:{group.id}")
@@ -231,7 +232,7 @@ async def _cycle(
     say(f"A second submission is refused politely: “{again.text}”")
 
     await advance_to(start + timedelta(minutes=90, hours=24), "24 h later (reminders)")
-    async with app.db.session() as s:  # who the outbox reminded: the deliveries are the record
+    async with app.db.transaction() as s:  # who the outbox reminded: the deliveries are the record
         reminded_ids = set(
             (
                 await s.exec(
@@ -264,7 +265,7 @@ async def _cycle(
         scores.append(reply.extra.get("score", "?"))
     say(f"{len(scores)} learners take the retention quiz; scores: {', '.join(scores)} (out of 3)")
 
-    evidence = await collect(core.db, [short])
+    evidence = await collect(core.ctx.db, [short])
     files = write_csv(evidence, out_dir)
     report = await core.handle_command(trainer.actor, f"report {short}")
     say("Trainer's report:\n" + report.text)
@@ -280,7 +281,7 @@ async def _form_anyway(person: LocalUser) -> Form:
 
 async def _name_members(app: App, names: dict[str, str]) -> None:
     """Local users have display names the way Slack profiles do; mentions carry only ids."""
-    async with app.db.session() as s:
+    async with app.db.transaction() as s:
         for member in (await s.exec(select(Member))).all():
             member.display_name = names.get(member.user_id, member.display_name)
 

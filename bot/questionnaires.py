@@ -6,6 +6,7 @@ import json
 import random
 from collections.abc import Sequence
 
+from bot import actions
 from bot.i18n import N_, t
 from bot.messages import ChoiceField, Form, FormField, LikertField, TextField
 from storage.models import QuestionnaireItem
@@ -39,7 +40,7 @@ def feedback_form(delivery_id: int, title: str, items: Sequence[QuestionnaireIte
         else:
             fields.append(TextField(item.item_key, label, multiline=True, required=False))
     return Form(
-        f"survey:submit:{delivery_id}",
+        str(actions.SubmitQuestionnaire(actions.Questionnaire.SURVEY, delivery_id)),
         t(locale, "Session feedback"),
         tuple(fields),
         submit_label=t(locale, "Submit"),
@@ -56,6 +57,5 @@ def quiz_options(item: QuestionnaireItem, delivery_id: int) -> tuple[tuple[str, 
 
 def quiz_form(delivery_id: int, title: str, items: Sequence[QuestionnaireItem], locale: str) -> Form:
     fields = tuple(ChoiceField(item.item_key, item.text, quiz_options(item, delivery_id)) for item in items)
-    return Form(
-        f"quiz:submit:{delivery_id}", t(locale, "Retention quiz"), fields, submit_label=t(locale, "Submit"), intro=title
-    )
+    form_id = str(actions.SubmitQuestionnaire(actions.Questionnaire.QUIZ, delivery_id))
+    return Form(form_id, t(locale, "Retention quiz"), fields, submit_label=t(locale, "Submit"), intro=title)

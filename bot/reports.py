@@ -29,7 +29,7 @@ from storage.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.core.views import ViewsMixin
+    from bot.core.views import Views
     from storage.db import Database
 
 ATTENDANCE_COLUMNS = [
@@ -69,7 +69,7 @@ class Evidence:
 async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
     """All rows for the given sessions (all sessions when None), ordered by session then learner."""
     evidence = Evidence([], [], [])
-    async with db.session() as s:
+    async with db.transaction() as s:
         query = select(PeerSession).order_by(col(PeerSession.starts_at), col(PeerSession.id))
         if short_ids is not None:
             query = query.where(col(PeerSession.short_id).in_(short_ids))
@@ -191,11 +191,11 @@ def _one_decimal(value: float, locale: str) -> str:
     return f"{value:.1f}".replace(".", get_decimal_symbol(locale))
 
 
-async def session_report(core: ViewsMixin, short_id: str, locale: str = "en") -> str:
-    evidence = await collect(core.db, [short_id])
+async def session_report(views: Views, short_id: str, locale: str = "en") -> str:
+    evidence = await collect(views.ctx.db, [short_id])
     rows = evidence.attendance
     present = [r for r in rows if r["status"] in {"on_time", "late"}]
-    lines = [await core.describe_session(None, short_id, locale)]
+    lines = [await views.describe_session(None, short_id, locale)]
     lines.append(
         t(
             locale,
@@ -234,7 +234,7 @@ async def session_report(core: ViewsMixin, short_id: str, locale: str = "en") ->
 
 async def my_data(db: Database, user: UserRef, locale: str = "en") -> str:
     """Everything stored about one person (GDPR right of access), as readable text."""
-    async with db.session() as s:
+    async with db.transaction() as s:
         member = (
             await s.exec(select(Member).where(Member.platform == user.platform, Member.user_id == user.id))
         ).first()

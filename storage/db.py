@@ -63,7 +63,7 @@ def make_engine(raw_url: str, **kwargs: Any) -> AsyncEngine:
 
 
 class Database:
-    """Owns the engine; `session()` is the unit of work: one transaction, committed on success."""
+    """Owns the engine; `transaction()` is the unit of work: one transaction, committed on success."""
 
     def __init__(self, raw_url: str, **engine_kwargs: Any) -> None:
         self.raw_url = raw_url
@@ -71,15 +71,15 @@ class Database:
         self._factory = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
         # A unit of work opened inside another one (same task) would wait for a second connection, which
         # the one-connection SQLite pool never frees: fail at once instead of hanging.
         if _IN_UNIT_OF_WORK.get():
-            raise RuntimeError("nested database session: pass the open session down instead")
+            raise RuntimeError("nested database transaction: pass the open transaction (`tx`) down instead")
         token = _IN_UNIT_OF_WORK.set(True)
         try:
-            async with self._factory() as session, session.begin():
-                yield session
+            async with self._factory() as tx, tx.begin():
+                yield tx
         finally:
             _IN_UNIT_OF_WORK.reset(token)
 

@@ -92,7 +92,7 @@ class World:
 
         from storage.models import PeerSession
 
-        async with self.app.db.session() as s:
+        async with self.app.db.transaction() as s:
             start = (await s.exec(select(PeerSession.starts_at).where(PeerSession.short_id == short))).one()
         self.clock.set(start)
         for learner in self.learners[:count]:

@@ -14,8 +14,11 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from bot import grammar
-from bot.core.base import log
-from bot.core.timeline import TimelineMixin
+from bot.core import queries, rules
+from bot.core.context import Context, log
+from bot.core.rules import SessionState
+from bot.core.timeline import Timeline
+from bot.core.views import Views
 from bot.errors import Invalid
 from bot.i18n import SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
@@ -25,19 +28,22 @@ from bot.refs import ChannelRef, UserRef
 from storage.models import Cohort, Enrollment, PeerGroup, PeerSession, QuestionnaireItem
 
 
-class CommandsMixin(TimelineMixin):
+class Commands:
     """Cohort, session, quiz, report, raise and mydata commands."""
+
+    def __init__(self, ctx: Context, timeline: Timeline, views: Views) -> None:
+        self.ctx, self.timeline, self.views = ctx, timeline, views
 
     # ------------------------------------------------------------------ cohort commands
 
-    async def _cmd_help(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        return Reply(grammar.help_text(actor.is_trainer, self.reply_locale(actor)))
+    async def help(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        return Reply(grammar.help_text(actor.is_trainer, self.ctx.reply_locale(actor)))
 
-    async def _cmd_cohort_create(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def cohort_create(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         channel_id = command.channel or (channel.id if channel else "")
-        async with self.db.session() as s:
-            workspace = await self._workspace(s, actor)
-            exists = await s.exec(
+        async with self.ctx.db.transaction() as tx:
+            workspace = await queries.workspace(tx, actor)
+            exists = await tx.exec(
                 select(Cohort).where(Cohort.workspace_id == workspace.id, Cohort.name == command.cohort)
             )
             if exists.first() is not None:
@@ -50,15 +56,15 @@ class CommandsMixin(TimelineMixin):
                 )
             assert workspace.id is not None
             cohort = Cohort(
-                workspace_id=workspace.id, name=command.cohort, channel_id=channel_id, created_at=self.clock.now()
+                workspace_id=workspace.id, name=command.cohort, channel_id=channel_id, created_at=self.ctx.clock.now()
             )
-            s.add(cohort)
-            await s.flush()
-            trainer = await self._actor_member(s, actor)
+            tx.add(cohort)
+            await tx.flush()
+            trainer = await queries.actor_member(tx, actor)
             assert cohort.id is not None and trainer.id is not None
-            s.add(Enrollment(cohort_id=cohort.id, member_id=trainer.id, role="trainer", level=3))
-            await self._audit(s, actor.user.key, "cohort.create", None, cohort=command.cohort)
-        locale = self.reply_locale(actor)
+            tx.add(Enrollment(cohort_id=cohort.id, member_id=trainer.id, role="trainer", level=3))
+            self.ctx.audit(tx, actor.user.key, "cohort.create", None, cohort=command.cohort)
+        locale = self.ctx.reply_locale(actor)
         text = (
             t(
                 locale,
@@ -86,30 +92,30 @@ class CommandsMixin(TimelineMixin):
     ) -> tuple[int, int]:
         """Enroll learners (levels updated for those already in); returns (added, updated)."""
         added = updated = 0
-        async with self.db.session() as s:
-            cohort = await self._cohort(s, actor, cohort_name)
+        async with self.ctx.db.transaction() as tx:
+            cohort = await queries.cohort(tx, actor, cohort_name)
             assert cohort.id is not None
             for user_id, level in users:
-                member = await self._member(s, UserRef(actor.user.platform, user_id), (names or {}).get(user_id, ""))
+                member = await queries.member(tx, UserRef(actor.user.platform, user_id), (names or {}).get(user_id, ""))
                 assert member.id is not None
-                found = await s.exec(
+                found = await tx.exec(
                     select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.member_id == member.id)
                 )
                 enrollment = found.first()
                 if enrollment is None:
-                    s.add(Enrollment(cohort_id=cohort.id, member_id=member.id, level=level or default_level))
+                    tx.add(Enrollment(cohort_id=cohort.id, member_id=member.id, level=level or default_level))
                     added += 1
                 elif level is not None and enrollment.level != level:
                     enrollment.level = level
                     updated += 1
-            await self._audit(s, actor.user.key, "cohort.add", None, cohort=cohort_name, users=list(users))
+            self.ctx.audit(tx, actor.user.key, "cohort.add", None, cohort=cohort_name, users=list(users))
         return added, updated
 
-    async def _cmd_cohort_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def cohort_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         added, updated = await self.enroll(actor, command.cohort, command.users)
         return Reply(
             t(
-                self.reply_locale(actor),
+                self.ctx.reply_locale(actor),
                 "Cohort `{cohort}`: {added} added, {updated} level(s) updated.",
                 cohort=command.cohort,
                 added=added,
@@ -117,10 +123,10 @@ class CommandsMixin(TimelineMixin):
             )
         )
 
-    async def _cmd_cohort_import(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            await self._cohort(s, actor, command.cohort)
-        platform = self.platform_for(actor.user.platform)
+    async def cohort_import(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            await queries.cohort(tx, actor, command.cohort)
+        platform = self.ctx.platform(actor.user.platform)
         try:
             members = await platform.members_of(ChannelRef(actor.user.platform, command.channel))
         except PlatformError as exc:
@@ -136,7 +142,7 @@ class CommandsMixin(TimelineMixin):
         added, _updated = await self.enroll(actor, command.cohort, users, default_level=command.level or 3)
         return Reply(
             t(
-                self.reply_locale(actor),
+                self.ctx.reply_locale(actor),
                 "Cohort `{cohort}`: imported {added} new learner(s) from <#{channel}>.",
                 cohort=command.cohort,
                 added=added,
@@ -144,17 +150,17 @@ class CommandsMixin(TimelineMixin):
             )
         )
 
-    async def _cmd_cohort_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            cohort = await self._cohort(s, actor, command.cohort)
+    async def cohort_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            cohort = await queries.cohort(tx, actor, command.cohort)
             assert cohort.id is not None
-            learners = await self._learners(s, cohort.id)
-            rules = await self._pair_rules(s, cohort.id)
-            sessions = await s.exec(
+            learners = await queries.learners(tx, cohort.id)
+            rules = await queries.pair_rules(tx, cohort.id)
+            sessions = await tx.exec(
                 select(PeerSession).where(PeerSession.cohort_id == cohort.id).order_by(col(PeerSession.starts_at))
             )
             session_rows = list(sessions.all())
-        locale = self.reply_locale(actor)
+        locale = self.ctx.reply_locale(actor)
         lines = [t(locale, "*Cohort `{cohort}`* — {count} learner(s)", cohort=cohort.name, count=len(learners))]
         lines += [t(locale, "• <@{user}> level {level}", user=m.user_id, level=e.level) for e, m in learners]
         if rules:
@@ -173,7 +179,7 @@ class CommandsMixin(TimelineMixin):
                     "• `{session}` {title} — {start} ({state})",
                     session=p.short_id,
                     title=p.title,
-                    start=self._fallback(p.starts_at),
+                    start=self.ctx.fallback(p.starts_at),
                     state=label(locale, SESSION_STATES, p.state),
                 )
                 for p in session_rows
@@ -182,24 +188,28 @@ class CommandsMixin(TimelineMixin):
 
     # ------------------------------------------------------------------ session commands
 
-    async def _cmd_session_plan(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def session_plan(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         assert command.day and command.at and command.duration
-        local = datetime.combine(command.day, command.at, tzinfo=self.settings.zone)
-        starts = local.astimezone(self.clock.now().tzinfo)
-        if starts <= self.clock.now():
+        local = datetime.combine(command.day, command.at, tzinfo=self.ctx.settings.zone)
+        starts = local.astimezone(self.ctx.clock.now().tzinfo)
+        if starts <= self.ctx.clock.now():
             raise Invalid(
-                _("{moment} ({zone}) is in the past.", moment=f"{local:%Y-%m-%d %H:%M}", zone=self.settings.timezone),
+                _(
+                    "{moment} ({zone}) is in the past.",
+                    moment=f"{local:%Y-%m-%d %H:%M}",
+                    zone=self.ctx.settings.timezone,
+                ),
                 _("Plan the session for a later date. Usage: `{usage}`", usage=grammar.usage("session plan")),
             )
         opts = command.options
         fmt = opts.get("format", "groups")
         size = int(opts.get("size", "2" if fmt == "tutoring" else "4"))
         lead = grammar.parse_duration_arg(opts.get("prep_before", "1d"), "session plan")
-        async with self.db.session() as s:
-            cohort = await self._cohort(s, actor, command.cohort)
-            creator = await self._actor_member(s, actor)
+        async with self.ctx.db.transaction() as tx:
+            cohort = await queries.cohort(tx, actor, command.cohort)
+            creator = await queries.actor_member(tx, actor)
             assert cohort.id is not None and creator.id is not None
-            session = PeerSession(
+            peer_session = PeerSession(
                 short_id=f"tmp{random.getrandbits(40):x}",
                 cohort_id=cohort.id,
                 title=command.title,
@@ -214,29 +224,29 @@ class CommandsMixin(TimelineMixin):
                 groups_from=opts.get("groups_from", "checked_in"),
                 channel_id=cohort.channel_id,
                 created_by=creator.id,
-                created_at=self.clock.now(),
+                created_at=self.ctx.clock.now(),
             )
-            s.add(session)
-            await s.flush()
-            session.short_id = f"s{session.id}"
-            await self._audit(
-                s,
+            tx.add(peer_session)
+            await tx.flush()
+            peer_session.short_id = f"s{peer_session.id}"
+            self.ctx.audit(
+                tx,
                 actor.user.key,
                 "session.plan",
-                session.id,
+                peer_session.id,
                 title=command.title,
                 start=starts,
             )
-        self._notify_scheduler(session)
-        locale = self.reply_locale(actor)
+        self.ctx.notify_scheduler(peer_session)
+        locale = self.ctx.reply_locale(actor)
         planned = t(
             locale,
             "Planned session `{session}`: “{title}” for cohort `{cohort}`, {start}, {minutes} min, format {format}, "
             "groups of {size}.",
-            session=session.short_id,
-            title=session.title,
+            session=peer_session.short_id,
+            title=peer_session.title,
             cohort=cohort.name,
-            start=self._fallback(starts),
+            start=self.ctx.fallback(starts),
             minutes=f"{command.duration.total_seconds() / 60:.0f}",
             format=fmt,
             size=size,
@@ -244,72 +254,72 @@ class CommandsMixin(TimelineMixin):
         quiz = t(
             locale,
             'Add quiz items with `/peer quiz add {session} "question" "right" "wrong"`.',
-            session=session.short_id,
+            session=peer_session.short_id,
         )
-        return Reply(planned + "\n" + quiz, extra={"session": session.short_id})
+        return Reply(planned + "\n" + quiz, extra={"session": peer_session.short_id})
 
-    async def _cmd_session_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        return Reply(await self.describe_session(actor, command.session, self.reply_locale(actor)))
+    async def session_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        return Reply(await self.views.describe_session(actor, command.session, self.ctx.reply_locale(actor)))
 
-    async def _cmd_session_start(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-        locale = self.reply_locale(actor)
-        if session.state not in {"planned", "prep_sent"}:
+    async def session_start(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+        locale = self.ctx.reply_locale(actor)
+        if not rules.can_start(peer_session.state):
             raise Invalid(
                 _(
                     "Session `{session}` is {state}; only a planned session can start.",
-                    session=session.short_id,
-                    state=Text(SESSION_STATES[session.state]),
+                    session=peer_session.short_id,
+                    state=Text(SESSION_STATES[peer_session.state]),
                 )
             )
-        detail = await self.start(session.short_id, by=actor.user.key, locale=locale)
-        return Reply(t(locale, "Session `{session}` started. {detail}", session=session.short_id, detail=detail))
+        detail = await self.timeline.start(peer_session.short_id, by=actor.user.key, locale=locale)
+        return Reply(t(locale, "Session `{session}` started. {detail}", session=peer_session.short_id, detail=detail))
 
-    async def _cmd_session_end(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-        if session.state != "running":
+    async def session_end(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+        if not rules.can_end(peer_session.state):
             raise Invalid(
                 _(
                     "Session `{session}` is {state}; only a running session can end.",
-                    session=session.short_id,
-                    state=Text(SESSION_STATES[session.state]),
+                    session=peer_session.short_id,
+                    state=Text(SESSION_STATES[peer_session.state]),
                 ),
-                _("Start it first with `/peer session start {session}`.", session=session.short_id),
+                _("Start it first with `/peer session start {session}`.", session=peer_session.short_id),
             )
-        await self.end(session.short_id, by=actor.user.key)
+        await self.timeline.end(peer_session.short_id, by=actor.user.key)
         return Reply(
             t(
-                self.reply_locale(actor),
+                self.ctx.reply_locale(actor),
                 "Session `{session}` ended; questionnaires are on their way.",
-                session=session.short_id,
+                session=peer_session.short_id,
             )
         )
 
-    async def _cmd_session_cancel(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-            if session.state not in {"planned", "prep_sent"}:
+    async def session_cancel(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+            if not rules.can_cancel(peer_session.state):
                 raise Invalid(
                     _(
                         "Session `{session}` is {state}; only a session that has not started can be cancelled.",
-                        session=session.short_id,
-                        state=Text(SESSION_STATES[session.state]),
+                        session=peer_session.short_id,
+                        state=Text(SESSION_STATES[peer_session.state]),
                     )
                 )
-            session.state = "cancelled"
-            await self._audit(s, actor.user.key, "session.cancel", session.id)
-        if session.event_id:
-            cohort_platform = await self._platform_of(session)
+            peer_session.state = SessionState.CANCELLED
+            self.ctx.audit(tx, actor.user.key, "session.cancel", peer_session.id)
+        if peer_session.event_id:
+            cohort_platform = await self.ctx.platform_of(peer_session)
             try:
-                await cohort_platform.end_event(session.event_id, cancelled=True)
+                await cohort_platform.end_event(peer_session.event_id, cancelled=True)
             except PlatformError as exc:
-                log.warning("could not cancel event of %s: %s", session.short_id, exc)
-        self._notify_scheduler(session)
-        return Reply(t(self.reply_locale(actor), "Session `{session}` cancelled.", session=session.short_id))
+                log.warning("could not cancel event of %s: %s", peer_session.short_id, exc)
+        self.ctx.notify_scheduler(peer_session)
+        return Reply(t(self.ctx.reply_locale(actor), "Session `{session}` cancelled.", session=peer_session.short_id))
 
-    async def _cmd_quiz_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def quiz_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         question, correct, *wrong = command.texts
         options = [correct, *wrong]
         if any(not o.strip() for o in [question, *options]) or len(set(options)) != len(options):
@@ -317,17 +327,19 @@ class CommandsMixin(TimelineMixin):
                 _("The question and answers must be non-empty and the answers all different."),
                 grammar.usage_hint("quiz add"),
             )
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-            if session.state in {"closed", "cancelled"} or session.retention_queued_at is not None:
-                raise Invalid(_("The retention quiz of `{session}` has already been sent.", session=session.short_id))
-            assert session.id is not None
-            count = await self._quiz_size(s, session)
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+            if not rules.quiz_editable(peer_session):
+                raise Invalid(
+                    _("The retention quiz of `{session}` has already been sent.", session=peer_session.short_id)
+                )
+            assert peer_session.id is not None
+            count = await queries.quiz_size(tx, peer_session)
             if count >= 10:
                 raise Invalid(_("A retention quiz holds at most 10 questions."))
-            s.add(
+            tx.add(
                 QuestionnaireItem(
-                    session_id=session.id,
+                    session_id=peer_session.id,
                     kind="retention",
                     position=count + 1,
                     item_key=f"q{count + 1}",
@@ -337,58 +349,58 @@ class CommandsMixin(TimelineMixin):
                     correct="0",
                 )
             )
-            await self._audit(s, actor.user.key, "quiz.add", session.id, question=question)
+            self.ctx.audit(tx, actor.user.key, "quiz.add", peer_session.id, question=question)
         return Reply(
             t(
-                self.reply_locale(actor),
+                self.ctx.reply_locale(actor),
                 "Quiz question {number} added to `{session}`.",
                 number=count + 1,
-                session=session.short_id,
+                session=peer_session.short_id,
             )
         )
 
-    async def _cmd_report(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def report(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         from bot.reports import session_report
 
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-        return Reply(await session_report(self, session.short_id, self.reply_locale(actor)))
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+        return Reply(await session_report(self.views, peer_session.short_id, self.ctx.reply_locale(actor)))
 
     # ------------------------------------------------------------------ learner commands
 
-    async def _cmd_raise(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def raise_hand(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if channel is None:
             raise Invalid(_("`/peer raise` works from your group's breakout channel."))
-        async with self.db.session() as s:
-            group = (await s.exec(select(PeerGroup).where(PeerGroup.channel_id == channel.id))).first()
+        async with self.ctx.db.transaction() as tx:
+            group = (await tx.exec(select(PeerGroup).where(PeerGroup.channel_id == channel.id))).first()
             if group is None:
                 raise Invalid(
                     _("`/peer raise` works from your group's breakout channel."),
                     _("Go to your group's channel and type it there."),
                 )
-            session = await s.get(PeerSession, group.session_id)
-            assert session is not None
-            trainers = await self._trainers(s, session)
-            await self._audit(s, actor.user.key, "raise", session.id, group=group.number)
-        platform = self.platform_for(channel.platform)
+            peer_session = await tx.get(PeerSession, group.session_id)
+            assert peer_session is not None
+            trainers = await queries.trainers(tx, peer_session)
+            self.ctx.audit(tx, actor.user.key, "raise", peer_session.id, group=group.number)
+        platform = self.ctx.platform(channel.platform)
         mentions = " ".join(f"<@{m.user_id}>" for m in trainers)
         call = t(
-            self.settings.locale,
+            self.ctx.settings.locale,
             "✋ {trainers}: <@{user}> asks for the trainer in group {number}.",
             trainers=mentions,
             user=actor.user.id,
             number=group.number,
         )
         await platform.post(channel, Message(call))
-        return Reply(t(self.reply_locale(actor), "The trainer has been called to your group."))
+        return Reply(t(self.ctx.reply_locale(actor), "The trainer has been called to your group."))
 
-    async def _cmd_mydata(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def mydata(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         from bot.reports import my_data
 
-        locale = self.reply_locale(actor)
-        text = await my_data(self.db, actor.user, locale)
+        locale = self.ctx.reply_locale(actor)
+        text = await my_data(self.ctx.db, actor.user, locale)
         try:
-            await self.platform_for(actor.user.platform).send_dm(actor.user, Message(text))
+            await self.ctx.platform(actor.user.platform).send_dm(actor.user, Message(text))
         except PlatformError:
             return Reply(text)
         return Reply(t(locale, "I have sent you by DM everything I store about you."))

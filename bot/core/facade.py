@@ -1,29 +1,38 @@
-"""`Core`, the facade adapters call: it composes the concern mixins and owns the entry points (a command,
-a button click, a submitted form, a ✅ reaction), turning every refusal into a polite error reply and
-routing each command name to its handler through `_COMMANDS`.
+"""`Core`, what adapters and the scheduler call: it builds the services, routes each command, click, form and
+reaction to the one that handles it, and turns every refusal into a polite error reply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from bot import grammar
-from bot.core.attendance import AttendanceMixin
-from bot.core.base import CHECK_EMOJI
-from bot.core.commands import CommandsMixin
-from bot.core.forms import FormsMixin
-from bot.core.pairs import PairsMixin
+from bot import actions, grammar
+from bot.clock import Clock
+from bot.core import rules
+from bot.core.attendance import Attendance
+from bot.core.commands import Commands
+from bot.core.context import Context, SchedulerPort
+from bot.core.forms import Forms
+from bot.core.groups import Groups
+from bot.core.outbox import Outbox
+from bot.core.pairs import Pairs
+from bot.core.timeline import StepResult, Timeline
+from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
 from bot.inbound import Actor
-from bot.messages import ActionId, Form, Reply
+from bot.messages import Form, Message, Reply
 from bot.port import Platform
 from bot.refs import ChannelRef, MessageRef
+from bot.settings import Settings
+from storage.db import Database
 from storage.models import PeerSession
+
+Handler = Callable[[Actor, grammar.Command, ChannelRef | None], Awaitable[Reply]]
+"""A `/peer` command's handler: a bound method of the service that owns the command."""
 
 
 async def settled(work: Callable[[], Awaitable[Reply]]) -> Reply:
@@ -36,12 +45,71 @@ async def settled(work: Callable[[], Awaitable[Reply]]) -> Reply:
         return await work()
 
 
-class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
+class Core:
     """One instance per process; the composition root builds it with storage, platforms and a clock."""
+
+    def __init__(
+        self,
+        db: Database,
+        platforms: dict[str, Platform],
+        settings: Settings,
+        clock: Clock,
+        scheduler: SchedulerPort | None = None,
+        grouping_budget: float = 0.2,
+    ) -> None:
+        self.ctx = Context(db, settings, clock, scheduler, dict(platforms), grouping_budget)
+        self.views = Views(self.ctx)
+        self.groups = Groups(self.ctx)
+        self.pairs = Pairs(self.ctx)
+        self.outbox = Outbox(self.ctx)
+        self.forms = Forms(self.ctx)
+        self.attendance = Attendance(self.ctx, self.groups)
+        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
+        self.commands = Commands(self.ctx, self.timeline, self.views)
+        self.routes: dict[str, Handler] = {
+            "help": self.commands.help,
+            "cohort create": self.commands.cohort_create,
+            "cohort add": self.commands.cohort_add,
+            "cohort import": self.commands.cohort_import,
+            "cohort show": self.commands.cohort_show,
+            "cohort apart": self.pairs.cohort_pair,
+            "cohort together": self.pairs.cohort_pair,
+            "cohort unpair": self.pairs.cohort_unpair,
+            "session plan": self.commands.session_plan,
+            "session show": self.commands.session_show,
+            "session start": self.commands.session_start,
+            "session end": self.commands.session_end,
+            "session cancel": self.commands.session_cancel,
+            "quiz add": self.commands.quiz_add,
+            "report": self.commands.report,
+            "group show": self.groups.group_show,
+            "group move": self.groups.group_move,
+            "group swap": self.groups.group_swap,
+            "group reshuffle": self.groups.group_reshuffle,
+            "checkin": self.attendance.checkin,
+            "prep-done": self.attendance.prep_done_command,
+            "absent": self.attendance.absent,
+            "raise": self.commands.raise_hand,
+            "mydata": self.commands.mydata,
+        }
 
     def attach(self, platform: Platform) -> None:
         """Serve a started adapter's platform (its `name` is the `platform` of its users' refs)."""
-        self.platforms[platform.name] = platform
+        self.ctx.platforms[platform.name] = platform
+
+    # ------------------------------------------------------------------ the scheduler's entry points
+
+    async def advance(self) -> list[StepResult]:
+        """Run every due step of every active session, then deliver due DMs (the catch-up at start-up)."""
+        return await self.timeline.advance()
+
+    async def advance_session(self, short_id: str) -> list[StepResult]:
+        return await self.timeline.advance_session(short_id)
+
+    async def deliver_due(self, limit: int = 500) -> int:
+        return await self.outbox.deliver_due(limit)
+
+    # ------------------------------------------------------------------ the adapters' entry points
 
     async def handle_command(self, actor: Actor, text: str | Sequence[str], channel: ChannelRef | None = None) -> Reply:
         """Run `/peer <text>` (or its tokens); every refusal comes back as a polite, ephemeral error reply."""
@@ -49,7 +117,7 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
             command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
             return await settled(lambda: self.execute(actor, command, channel))
         except PeerError as exc:
-            return Reply(exc.text(self.reply_locale(actor)), ok=False)
+            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if command.name in grammar.TRAINER_COMMANDS and not actor.is_trainer:
@@ -57,20 +125,18 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
                 _("Only trainers can use `/peer {command}`.", command=command.name),
                 _("Ask your trainer, or type `/peer help` to see your commands."),
             )
-        handler = _COMMANDS[command.name]
-        result: Reply = await handler(self, actor, command, channel)
-        return result
+        return await self.routes[command.name](actor, command, channel)
 
     async def handle_action(self, actor: Actor, action_id: str, channel: ChannelRef | None = None) -> Reply:
         """A button click (Slack `action_id`, Discord `custom_id`)."""
         try:
-            action = ActionId.parse(action_id)
-        except ValueError:
-            return Reply(t(self.reply_locale(actor), "This button is not one of mine any more."), ok=False)
+            action = actions.parse_click(action_id)
+        except actions.BadActionId:
+            return Reply(t(self.ctx.reply_locale(actor), "This button is not one of mine any more."), ok=False)
         try:
-            return await settled(lambda: self._dispatch_action(actor, action))
+            return await settled(lambda: self._click(actor, action))
         except PeerError as exc:
-            return Reply(exc.text(self.reply_locale(actor)), ok=False)
+            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
 
     async def form_for(self, actor: Actor, action_id: str) -> Form | Reply:
         """The form a button opens (Answer, Share takeaways), or an error reply."""
@@ -80,84 +146,61 @@ class Core(CommandsMixin, PairsMixin, AttendanceMixin, FormsMixin):
     async def handle_form(self, actor: Actor, form_id: str, values: dict[str, str]) -> Reply:
         """A submitted form: all its answers are recorded, or none (with a clear error)."""
         try:
-            action = ActionId.parse(form_id)
-            if action.feature in {"survey", "quiz"} and action.verb == "submit":
-                delivery = int(action.entity)
-                return await settled(lambda: self.answer(actor, delivery, values))
-            if action.feature == "takeaways" and action.verb == "submit":
-                group = int(action.entity)
-                return await settled(lambda: self.record_takeaways(actor, group, values.get("takeaways", "")))
+            action = actions.parse_submit(form_id)
+        except actions.BadActionId:
+            return Reply(t(self.ctx.reply_locale(actor), "This form is not one of mine any more."), ok=False)
+        try:
+            match action:
+                case actions.SubmitQuestionnaire(delivery=delivery):
+                    return await settled(lambda: self.forms.answer(actor, delivery, values))
+                case actions.SubmitTakeaways(group=group):
+                    text = values.get("takeaways", "")
+                    return await settled(lambda: self.forms.record_takeaways(actor, group, text))
         except PeerError as exc:
-            return Reply(exc.text(self.reply_locale(actor)), ok=False, extra={"field": exc.field} if exc.field else {})
-        except ValueError:
-            pass
-        return Reply(t(self.reply_locale(actor), "This form is not one of mine any more."), ok=False)
+            extra = {"field": exc.field} if exc.field else {}
+            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
 
     async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:
         """✅ on the prep post marks prep done; ✅ on the check-in announcement checks in."""
-        if emoji not in CHECK_EMOJI:
+        if emoji not in rules.CHECK_EMOJI:
             return None
-        async with self.db.session() as s:
-            prep = await s.exec(select(PeerSession).where(PeerSession.prep_message_id == message.id))
-            session = prep.first()
+        async with self.ctx.db.transaction() as tx:
+            prep = await tx.exec(select(PeerSession).where(PeerSession.prep_message_id == message.id))
+            peer_session = prep.first()
             kind = "prep"
-            if session is None:
-                announce = await s.exec(select(PeerSession).where(PeerSession.announce_message_id == message.id))
-                session, kind = announce.first(), "checkin"
-        if session is None:
+            if peer_session is None:
+                announce = await tx.exec(select(PeerSession).where(PeerSession.announce_message_id == message.id))
+                peer_session, kind = announce.first(), "checkin"
+        if peer_session is None:
             return None
-        short = session.short_id
+        short = peer_session.short_id
         try:
             if kind == "prep":
-                return await settled(lambda: self.prep_done(actor, short, method="reaction"))
-            return await settled(lambda: self.check_in(actor, short, method="reaction"))
+                return await settled(lambda: self.attendance.prep_done(actor, short, method="reaction"))
+            return await settled(lambda: self.attendance.check_in(actor, short, method="reaction"))
         except PeerError as exc:
-            return Reply(exc.text(self.reply_locale(actor)), ok=False)
+            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
 
-    async def _dispatch_action(self, actor: Actor, action: ActionId) -> Reply:
-        key = (action.feature, action.verb)
-        if key == ("prep", "done"):
-            return await self.prep_done(actor, action.entity, method="button")
-        if key == ("checkin", "in"):
-            return await self.check_in(actor, action.entity, method="button")
-        if key in {("survey", "open"), ("quiz", "open")}:
-            return Reply("", form=await self.questionnaire_form(actor, int(action.entity)))
-        if key in {("survey", "rate"), ("quiz", "pick")}:
-            delivery, item, value = action.entity.split(".", 2)
-            return await self.answer(actor, int(delivery), {item: value})
-        if key in {("survey", "text"), ("quiz", "text")}:
-            delivery, item = action.entity.split(".", 1)
-            form = await self.questionnaire_form(actor, int(delivery), open_only=True)
-            fields = tuple(f for f in form.fields if f.field_id == item)
-            return Reply("", form=Form(form.form_id, form.title, fields, form.submit_label))
-        if key == ("takeaways", "open"):
-            return Reply("", form=await self.takeaways_form(actor, int(action.entity)))
+    async def home(self, actor: Actor) -> Message:
+        return await self.views.home(actor)
+
+    async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
+        return await self.views.suggest(actor, kind, prefix)
+
+    async def _click(self, actor: Actor, action: actions.Click) -> Reply:
+        match action:
+            case actions.PrepDone(session=short):
+                return await self.attendance.prep_done(actor, short, method="button")
+            case actions.CheckIn(session=short):
+                return await self.attendance.check_in(actor, short, method="button")
+            case actions.OpenQuestionnaire(delivery=delivery):
+                return Reply("", form=await self.forms.questionnaire_form(actor, delivery))
+            case actions.AnswerItem(delivery=delivery, item=item, value=value):
+                return await self.forms.answer(actor, delivery, {item: value})
+            case actions.OpenTextItem(delivery=delivery, item=item):
+                form = await self.forms.questionnaire_form(actor, delivery, open_only=True)
+                fields = tuple(f for f in form.fields if f.field_id == item)
+                return Reply("", form=Form(form.form_id, form.title, fields, form.submit_label))
+            case actions.OpenTakeaways(group=group):
+                return Reply("", form=await self.forms.takeaways_form(actor, group))
         raise Invalid(_("This button is not one of mine any more."))
-
-
-_COMMANDS: dict[str, Any] = {
-    "help": Core._cmd_help,
-    "cohort create": Core._cmd_cohort_create,
-    "cohort add": Core._cmd_cohort_add,
-    "cohort import": Core._cmd_cohort_import,
-    "cohort show": Core._cmd_cohort_show,
-    "cohort apart": Core._cmd_cohort_pair,
-    "cohort together": Core._cmd_cohort_pair,
-    "cohort unpair": Core._cmd_cohort_unpair,
-    "session plan": Core._cmd_session_plan,
-    "session show": Core._cmd_session_show,
-    "session start": Core._cmd_session_start,
-    "session end": Core._cmd_session_end,
-    "session cancel": Core._cmd_session_cancel,
-    "quiz add": Core._cmd_quiz_add,
-    "report": Core._cmd_report,
-    "group show": Core._cmd_group_show,
-    "group move": Core._cmd_group_move,
-    "group swap": Core._cmd_group_swap,
-    "group reshuffle": Core._cmd_group_reshuffle,
-    "checkin": Core._cmd_checkin,
-    "prep-done": Core._cmd_prep_done,
-    "absent": Core._cmd_absent,
-    "raise": Core._cmd_raise,
-    "mydata": Core._cmd_mydata,
-}

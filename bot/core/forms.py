@@ -11,7 +11,10 @@ import json
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.base import SURVEY_OPEN_FOR, CoreBase
+from bot import actions
+from bot.core import queries, rules
+from bot.core.context import Context
+from bot.core.rules import DeliveryKind
 from bot.errors import Forbidden, Invalid, NotFound
 from bot.i18n import _, t
 from bot.inbound import Actor
@@ -29,26 +32,29 @@ from storage.models import (
 )
 
 
-class FormsMixin(CoreBase):
+class Forms:
     """Open, validate and record questionnaire answers and group takeaways."""
 
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
     async def _delivery_for(
-        self, s: AsyncSession, actor: Actor, delivery_id: int
+        self, tx: AsyncSession, actor: Actor, delivery_id: int
     ) -> tuple[Delivery, PeerSession, Member]:
-        delivery = await s.get(Delivery, delivery_id)
-        member = await self._actor_member(s, actor)
+        delivery = await tx.get(Delivery, delivery_id)
+        member = await queries.actor_member(tx, actor)
         if delivery is None or delivery.member_id != member.id:
             raise NotFound(_("This questionnaire is not addressed to you."))
-        session = await s.get(PeerSession, delivery.session_id)
-        assert session is not None
-        return delivery, session, member
+        peer_session = await tx.get(PeerSession, delivery.session_id)
+        assert peer_session is not None
+        return delivery, peer_session, member
 
     @staticmethod
     def _questionnaire_kind(delivery: Delivery) -> str:
-        return "retention" if delivery.kind == "retention" else "feedback"
+        return "retention" if delivery.kind == DeliveryKind.RETENTION else "feedback"
 
-    async def _items(self, s: AsyncSession, session_id: int, kind: str) -> list[QuestionnaireItem]:
-        rows = await s.exec(
+    async def _items(self, tx: AsyncSession, session_id: int, kind: str) -> list[QuestionnaireItem]:
+        rows = await tx.exec(
             select(QuestionnaireItem)
             .where(QuestionnaireItem.session_id == session_id, QuestionnaireItem.kind == kind)
             .order_by(col(QuestionnaireItem.position))
@@ -56,31 +62,33 @@ class FormsMixin(CoreBase):
         return list(rows.all())
 
     async def questionnaire_form(self, actor: Actor, delivery_id: int, *, open_only: bool = False) -> Form:
-        async with self.db.session() as s:
-            delivery, session, member = await self._delivery_for(s, actor, delivery_id)
+        async with self.ctx.db.transaction() as tx:
+            delivery, peer_session, member = await self._delivery_for(tx, actor, delivery_id)
             kind = self._questionnaire_kind(delivery)
-            assert session.id is not None
-            items = await self._items(s, session.id, kind)
-            await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
-        locale = self.reply_locale(actor)
-        if kind == "feedback":
-            return feedback_form(delivery_id, session.title, items, locale)
-        return quiz_form(delivery_id, session.title, items, locale)
+            assert peer_session.id is not None
+            items = await self._items(tx, peer_session.id, kind)
+            await self._refuse_if_closed(tx, peer_session, member, kind, open_only=open_only)
+        locale = self.ctx.reply_locale(actor)
+        if kind == DeliveryKind.FEEDBACK:
+            return feedback_form(delivery_id, peer_session.title, items, locale)
+        return quiz_form(delivery_id, peer_session.title, items, locale)
 
     async def _refuse_if_closed(
-        self, s: AsyncSession, session: PeerSession, member: Member, kind: str, *, open_only: bool = False
+        self, tx: AsyncSession, peer_session: PeerSession, member: Member, kind: str, *, open_only: bool = False
     ) -> Submission | None:
         """Refuse a closed questionnaire, or a completed one unless only its optional open question is coming
         (one item at a time, the open question may come after the last rating)."""
-        if kind == "feedback" and (
-            session.state == "closed"
-            or (session.ended_at is not None and self.clock.now() > session.ended_at + SURVEY_OPEN_FOR)
-        ):
-            raise Invalid(_("This questionnaire closed 7 days after the session. Thank you all the same!"))
+        if kind == DeliveryKind.FEEDBACK and rules.feedback_closed(peer_session, self.ctx.clock.now()):
+            raise Invalid(
+                _(
+                    "This questionnaire closed {days} days after the session. Thank you all the same!",
+                    days=rules.SURVEY_OPEN_FOR.days,
+                )
+            )
         found = (
-            await s.exec(
+            await tx.exec(
                 select(Submission).where(
-                    Submission.session_id == session.id, Submission.member_id == member.id, Submission.kind == kind
+                    Submission.session_id == peer_session.id, Submission.member_id == member.id, Submission.kind == kind
                 )
             )
         ).first()
@@ -90,24 +98,24 @@ class FormsMixin(CoreBase):
 
     async def answer(self, actor: Actor, delivery_id: int, values: dict[str, str]) -> Reply:
         """Record answers (a whole form, or one item at a time). All-or-nothing; first answers are kept."""
-        async with self.db.session() as s:
-            delivery, session, member = await self._delivery_for(s, actor, delivery_id)
+        async with self.ctx.db.transaction() as tx:
+            delivery, peer_session, member = await self._delivery_for(tx, actor, delivery_id)
             kind = self._questionnaire_kind(delivery)
-            locale = self.reply_locale(actor)
-            assert session.id is not None and member.id is not None
-            items = {item.item_key: item for item in await self._items(s, session.id, kind)}
+            locale = self.ctx.reply_locale(actor)
+            assert peer_session.id is not None and member.id is not None
+            items = {item.item_key: item for item in await self._items(tx, peer_session.id, kind)}
             open_only = bool(values) and all(k in items and items[k].item_type == "open" for k in values)
-            submission = await self._refuse_if_closed(s, session, member, kind, open_only=open_only)
+            submission = await self._refuse_if_closed(tx, peer_session, member, kind, open_only=open_only)
             parsed = self._validate_answers(items, values, locale)
             if submission is None:
                 submission = Submission(
-                    session_id=session.id, member_id=member.id, kind=kind, submitted_at=self.clock.now()
+                    session_id=peer_session.id, member_id=member.id, kind=kind, submitted_at=self.ctx.clock.now()
                 )
-                s.add(submission)
-                await s.flush()
+                tx.add(submission)
+                await tx.flush()
             assert submission.id is not None
             answered = {
-                a.item_id for a in (await s.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
+                a.item_id for a in (await tx.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
             }
             for key, (value_int, value_text, correct) in parsed.items():
                 item = items[key]
@@ -119,7 +127,7 @@ class FormsMixin(CoreBase):
                         ),
                         field=key,
                     )
-                s.add(
+                tx.add(
                     Answer(
                         submission_id=submission.id,
                         item_id=item.id or 0,
@@ -141,14 +149,14 @@ class FormsMixin(CoreBase):
                     raise Invalid(_("Please answer every rated question; missing: “{question}”.", question=missing[0]))
             if required <= answered and not submission.completed:
                 submission.completed = True
-                submission.submitted_at = self.clock.now()
-                if kind == "retention":
-                    answers = (await s.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
+                submission.submitted_at = self.ctx.clock.now()
+                if kind == DeliveryKind.RETENTION:
+                    answers = (await tx.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
                     submission.score = sum(1 for a in answers if a.correct)
                     submission.max_score = len(items)
-            await self._audit(s, actor.user.key, f"{kind}.answer", session.id, items=sorted(parsed))
+            self.ctx.audit(tx, actor.user.key, f"{kind}.answer", peer_session.id, items=sorted(parsed))
             completed, score, total = submission.completed, submission.score, submission.max_score
-        if completed and kind == "retention":
+        if completed and kind == DeliveryKind.RETENTION:
             return Reply(
                 t(locale, "Your score: {score}/{total}.", score=score, total=total), extra={"score": str(score)}
             )
@@ -198,13 +206,13 @@ class FormsMixin(CoreBase):
     async def record_takeaways(self, actor: Actor, group_id: int, text: str) -> Reply:
         if not text.strip():
             raise Invalid(_("The takeaways are empty."), _("Write the group's key points, then submit."))
-        async with self.db.session() as s:
-            group = await s.get(PeerGroup, group_id)
-            member = await self._actor_member(s, actor)
+        async with self.ctx.db.transaction() as tx:
+            group = await tx.get(PeerGroup, group_id)
+            member = await queries.actor_member(tx, actor)
             if group is None:
                 raise NotFound(_("This group no longer exists."))
             in_group = (
-                await s.exec(
+                await tx.exec(
                     select(GroupMembership).where(
                         GroupMembership.group_id == group_id, GroupMembership.member_id == member.id
                     )
@@ -213,15 +221,15 @@ class FormsMixin(CoreBase):
             if in_group is None and not actor.is_trainer:
                 raise Forbidden(_("Only the members of this group can share its takeaways."))
             group.takeaways = (group.takeaways + "\n" if group.takeaways else "") + text.strip()
-            await self._audit(s, actor.user.key, "takeaways", group.session_id, group=group.number)
-        return Reply(t(self.settings.locale, "Takeaways recorded, thank you!"), public=True)
+            self.ctx.audit(tx, actor.user.key, "takeaways", group.session_id, group=group.number)
+        return Reply(t(self.ctx.settings.locale, "Takeaways recorded, thank you!"), public=True)
 
     async def takeaways_form(self, actor: Actor, group_id: int) -> Form:
         from bot.messages import TextField
 
-        locale = self.reply_locale(actor)
+        locale = self.ctx.reply_locale(actor)
         return Form(
-            f"takeaways:submit:{group_id}",
+            str(actions.SubmitTakeaways(group_id)),
             t(locale, "Group takeaways"),
             (TextField("takeaways", t(locale, "Your group's three key takeaways"), multiline=True, required=True),),
             submit_label=t(locale, "Submit"),

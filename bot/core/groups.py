@@ -10,12 +10,12 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, update
-from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import grammar
-from bot.core.base import CoreBase
+from bot import actions, grammar
+from bot.core import queries, rules
+from bot.core.context import Context
 from bot.errors import Invalid, NotFound
 from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
@@ -53,14 +53,17 @@ GROUND_RULES = N_(
 )
 
 
-class GroupsMixin(CoreBase):
+class Groups:
     """Group formation, trainer adjustments and breakout channels."""
 
-    async def _history(self, s: AsyncSession, session: PeerSession) -> list[Meeting]:
-        rows = await s.exec(
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def _history(self, tx: AsyncSession, peer_session: PeerSession) -> list[Meeting]:
+        rows = await tx.exec(
             select(GroupMembership.group_id, GroupMembership.member_id, PeerSession.starts_at)
             .join(PeerSession, col(PeerSession.id) == col(GroupMembership.session_id))
-            .where(PeerSession.cohort_id == session.cohort_id, PeerSession.id != session.id)
+            .where(PeerSession.cohort_id == peer_session.cohort_id, PeerSession.id != peer_session.id)
         )
         by_group: dict[int, tuple[datetime, list[int]]] = {}
         for group_id, member_id, when in rows.all():
@@ -72,47 +75,24 @@ class GroupsMixin(CoreBase):
                     meetings.append(Meeting(str(a), str(b), when))
         return meetings
 
-    async def _pair_rules(self, s: AsyncSession, cohort_id: int) -> list[tuple[PairConstraint, Member, Member]]:
-        """The cohort's keep-apart and keep-together rules with both members, in a stable order."""
-        first, second = aliased(Member), aliased(Member)
-        rows = await s.exec(
-            select(PairConstraint, first, second)
-            .join(first, col(first.id) == col(PairConstraint.member_a_id))
-            .join(second, col(second.id) == col(PairConstraint.member_b_id))
-            .where(PairConstraint.cohort_id == cohort_id)
-            .order_by(col(PairConstraint.kind), col(PairConstraint.member_a_id), col(PairConstraint.member_b_id))
-        )
-        return list(rows.all())
-
-    async def _constraints(self, s: AsyncSession, cohort_id: int) -> Constraints:
+    async def _constraints(self, tx: AsyncSession, cohort_id: int) -> Constraints:
         """The rules as the engine reads them: member ids as strings, like its learner ids."""
-        rules = (await s.exec(select(PairConstraint).where(PairConstraint.cohort_id == cohort_id))).all()
+        rules = (await tx.exec(select(PairConstraint).where(PairConstraint.cohort_id == cohort_id))).all()
         pairs: dict[str, set[frozenset[str]]] = {"apart": set(), "together": set()}
         for rule in rules:
             pairs[rule.kind].add(frozenset({str(rule.member_a_id), str(rule.member_b_id)}))
         return Constraints(apart=frozenset(pairs["apart"]), together=frozenset(pairs["together"]))
 
-    async def _apart_from(self, s: AsyncSession, cohort_id: int, member_id: int) -> set[int]:
-        """Whom `member_id` must never share a group with in this cohort."""
-        rules = await s.exec(
-            select(PairConstraint).where(
-                PairConstraint.cohort_id == cohort_id,
-                PairConstraint.kind == "apart",
-                (col(PairConstraint.member_a_id) == member_id) | (col(PairConstraint.member_b_id) == member_id),
-            )
-        )
-        return {r.member_b_id if r.member_a_id == member_id else r.member_a_id for r in rules.all()}
-
     async def _refuse_apart(
-        self, s: AsyncSession, session: PeerSession, member_id: int, user_id: str, group_id: int, leaving: int = 0
+        self, tx: AsyncSession, peer_session: PeerSession, member_id: int, user_id: str, group_id: int, leaving: int = 0
     ) -> None:
         """Refuse to put `member_id` into `group_id` next to someone they are kept apart from (`leaving`
         is the member a swap takes out of that group)."""
-        partners = await self._apart_from(s, session.cohort_id, member_id)
+        partners = await queries.apart_from(tx, peer_session.cohort_id, member_id)
         if not partners:
             return
         clash = (
-            await s.exec(
+            await tx.exec(
                 select(Member)
                 .join(GroupMembership, col(GroupMembership.member_id) == col(Member.id))
                 .where(
@@ -124,7 +104,7 @@ class GroupsMixin(CoreBase):
         ).first()
         if clash is None:
             return
-        cohort = await s.get(Cohort, session.cohort_id)
+        cohort = await tx.get(Cohort, peer_session.cohort_id)
         assert cohort is not None
         raise Invalid(
             _(
@@ -143,80 +123,86 @@ class GroupsMixin(CoreBase):
             ),
         )
 
-    async def _pool(self, s: AsyncSession, session: PeerSession, *, preview: bool = False) -> list[Learner]:
+    async def pool(self, tx: AsyncSession, peer_session: PeerSession, *, preview: bool = False) -> list[Learner]:
         """Who is grouped: the learners checked in (or all enrolled, per session); a preview before anyone
         has checked in uses all enrolled learners."""
-        enrolled = await self._learners(s, session.cohort_id)
+        enrolled = await queries.learners(tx, peer_session.cohort_id)
         present = {
             a.member_id
             for a in (
-                await s.exec(
+                await tx.exec(
                     select(Attendance).where(
-                        Attendance.session_id == session.id, col(Attendance.status).in_(("on_time", "late"))
+                        Attendance.session_id == peer_session.id, col(Attendance.status).in_(rules.PRESENT)
                     )
                 )
             ).all()
         }
-        everyone = session.groups_from == "enrolled" or (preview and not present)
+        everyone = peer_session.groups_from == "enrolled" or (preview and not present)
         return [Learner(str(m.id), e.level) for e, m in enrolled if everyone or m.id in present]
 
-    async def _form(self, s: AsyncSession, session: PeerSession, learners: list[Learner], seed: int) -> Grouping:
+    async def form(self, tx: AsyncSession, peer_session: PeerSession, learners: list[Learner], seed: int) -> Grouping:
         """Run the grouping engine and store its groups (draft or final) in the open transaction."""
-        assert session.id is not None
-        now = self.clock.now()
+        assert peer_session.id is not None
+        now = self.ctx.clock.now()
         grouping = form_groups(
             learners,
-            session.format,
-            session.group_size,
-            await self._history(s, session),
-            await self._constraints(s, session.cohort_id),
+            peer_session.format,
+            peer_session.group_size,
+            await self._history(tx, peer_session),
+            await self._constraints(tx, peer_session.cohort_id),
             seed=seed,
             now=now,
-            time_budget=self.grouping_budget,
+            time_budget=self.ctx.grouping_budget,
         )
         for number, group in enumerate(grouping.groups, start=1):
             row = PeerGroup(
-                session_id=session.id,
+                session_id=peer_session.id,
                 number=number,
                 level_spread=group.level_spread,
                 repeated_pairs=group.repeated_pairs,
             )
-            s.add(row)
-            await s.flush()
+            tx.add(row)
+            await tx.flush()
             assert row.id is not None
             for member_id in group.members:
                 role = "tutor" if member_id == group.tutor else "tutee" if member_id == group.tutee else "member"
-                s.add(
+                tx.add(
                     GroupMembership(
-                        session_id=session.id, group_id=row.id, member_id=int(member_id), role=role, joined_at=now
+                        session_id=peer_session.id, group_id=row.id, member_id=int(member_id), role=role, joined_at=now
                     )
                 )
         return grouping
 
-    async def _clear_groups(self, s: AsyncSession, session_id: int) -> None:
-        for membership in (await s.exec(select(GroupMembership).where(GroupMembership.session_id == session_id))).all():
-            await s.delete(membership)
-        await s.flush()
-        for group in (await s.exec(select(PeerGroup).where(PeerGroup.session_id == session_id))).all():
-            await s.delete(group)
-        await s.flush()
+    async def clear(self, tx: AsyncSession, session_id: int) -> None:
+        for membership in (
+            await tx.exec(select(GroupMembership).where(GroupMembership.session_id == session_id))
+        ).all():
+            await tx.delete(membership)
+        await tx.flush()
+        for group in (await tx.exec(select(PeerGroup).where(PeerGroup.session_id == session_id))).all():
+            await tx.delete(group)
+        await tx.flush()
 
-    async def _apply_draft(self, s: AsyncSession, session: PeerSession, learners: list[Learner]) -> list[Text | str]:
+    async def apply_draft(
+        self, tx: AsyncSession, peer_session: PeerSession, learners: list[Learner]
+    ) -> list[Text | str]:
         """Keep the trainer's draft at start: absentees leave it, newcomers join the smallest groups."""
-        assert session.id is not None
+        assert peer_session.id is not None
         wanted = {int(learner.id) for learner in learners}
-        groups = await self._groups(s, session.id)
-        memberships = (await s.exec(select(GroupMembership).where(GroupMembership.session_id == session.id))).all()
+        groups = await queries.groups(tx, peer_session.id)
+        memberships = (
+            await tx.exec(select(GroupMembership).where(GroupMembership.session_id == peer_session.id))
+        ).all()
         placed = set()
         for membership in memberships:
             if membership.member_id in wanted:
                 placed.add(membership.member_id)
             else:
-                await s.delete(membership)
-        await s.flush()
+                await tx.delete(membership)
+        await tx.flush()
         members_of = {g.id: {m.id for m, _ in ms if m.id in wanted} for g, ms in groups}
         sizes = {gid: len(ids) for gid, ids in members_of.items()}
-        apart = (await self._constraints(s, session.cohort_id)).apart
+        apart = (await self._constraints(tx, peer_session.cohort_id)).apart
 
         def clashes(member_id: int, gid: int | None) -> int:
             return sum(frozenset({str(member_id), str(other)}) in apart for other in members_of[gid])
@@ -225,14 +211,14 @@ class GroupsMixin(CoreBase):
             # The smallest group holding nobody they are kept apart from (the smallest overall if none is free).
             group_id = min(sizes, key=lambda gid: (clashes(member_id, gid), sizes[gid], gid or 0))
             assert group_id is not None
-            s.add(
+            tx.add(
                 GroupMembership(
-                    session_id=session.id, group_id=group_id, member_id=member_id, joined_at=self.clock.now()
+                    session_id=peer_session.id, group_id=group_id, member_id=member_id, joined_at=self.ctx.clock.now()
                 )
             )
             sizes[group_id] += 1
             members_of[group_id].add(member_id)
-        low, high = size_bounds(session.format, session.group_size)
+        low, high = size_bounds(peer_session.format, peer_session.group_size)
         warnings: list[Text | str] = [
             _(
                 "Group {number} has {count} learner(s), outside {low}–{high}.",
@@ -244,10 +230,10 @@ class GroupsMixin(CoreBase):
             for g, _members in groups
             if not low <= sizes[g.id] <= high
         ]
-        return warnings + await self._apart_warnings(s, [(g.number, members_of[g.id]) for g, _ms in groups], apart)
+        return warnings + await self._apart_warnings(tx, [(g.number, members_of[g.id]) for g, _ms in groups], apart)
 
     async def _apart_warnings(
-        self, s: AsyncSession, groups: Sequence[tuple[int, Collection[int | None]]], apart: frozenset[frozenset[str]]
+        self, tx: AsyncSession, groups: Sequence[tuple[int, Collection[int | None]]], apart: frozenset[frozenset[str]]
     ) -> list[Text | str]:
         """A kept draft can hold a pair the trainer has since kept apart: say so, so they can move one."""
         found: list[tuple[int, int, int]] = []
@@ -263,7 +249,7 @@ class GroupsMixin(CoreBase):
             return []
         users = {
             m.id: m.user_id
-            for m in (await s.exec(select(Member).where(col(Member.id).in_({i for f in found for i in f[1:]})))).all()
+            for m in (await tx.exec(select(Member).where(col(Member.id).in_({i for f in found for i in f[1:]})))).all()
         }
         return [
             _(
@@ -276,23 +262,23 @@ class GroupsMixin(CoreBase):
             for number, a, b in found
         ]
 
-    async def _join_smallest_group(
-        self, s: AsyncSession, session: PeerSession, member: Member, enrollment: Enrollment
+    async def join_smallest_group(
+        self, tx: AsyncSession, peer_session: PeerSession, member: Member, enrollment: Enrollment
     ) -> tuple[str, str] | None:
-        assert session.id is not None and member.id is not None
+        assert peer_session.id is not None and member.id is not None
         existing = (
-            await s.exec(
+            await tx.exec(
                 select(GroupMembership).where(
-                    GroupMembership.session_id == session.id, GroupMembership.member_id == member.id
+                    GroupMembership.session_id == peer_session.id, GroupMembership.member_id == member.id
                 )
             )
         ).first()
         if existing is not None:
             return None
-        sizes = await s.exec(
+        sizes = await tx.exec(
             select(PeerGroup, func.count(col(GroupMembership.id)))
             .join(GroupMembership, col(GroupMembership.group_id) == col(PeerGroup.id), isouter=True)
-            .where(PeerGroup.session_id == session.id)
+            .where(PeerGroup.session_id == peer_session.id)
             .group_by(col(PeerGroup.id))
             .order_by(func.count(col(GroupMembership.id)), col(PeerGroup.number))
         )
@@ -300,40 +286,44 @@ class GroupsMixin(CoreBase):
         if not by_size:
             return None
         # The smallest group holding nobody they are kept apart from (the smallest overall if none is free).
-        partners = await self._apart_from(s, session.cohort_id, member.id)
+        partners = await queries.apart_from(tx, peer_session.cohort_id, member.id)
         taken: set[int] = set()
         if partners:
-            rows = await s.exec(
+            rows = await tx.exec(
                 select(GroupMembership.group_id).where(
-                    GroupMembership.session_id == session.id, col(GroupMembership.member_id).in_(partners)
+                    GroupMembership.session_id == peer_session.id, col(GroupMembership.member_id).in_(partners)
                 )
             )
             taken = set(rows.all())
         group = next((g for g in by_size if g.id not in taken), by_size[0])
         assert group.id is not None
-        s.add(
-            GroupMembership(session_id=session.id, group_id=group.id, member_id=member.id, joined_at=self.clock.now())
+        tx.add(
+            GroupMembership(
+                session_id=peer_session.id, group_id=group.id, member_id=member.id, joined_at=self.ctx.clock.now()
+            )
         )
         return str(group.number), group.channel_id
 
     # ------------------------------------------------------------------ group commands (trainer control)
 
-    async def _cmd_group_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-            assert session.id is not None
-            groups = await self._groups(s, session.id)
-            draft = session.state in {"planned", "prep_sent"}
+    async def group_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+            assert peer_session.id is not None
+            groups = await queries.groups(tx, peer_session.id)
+            draft = rules.groups_are_draft(peer_session.state)
             if not groups and draft:
-                await self._form(s, session, await self._pool(s, session, preview=True), seed=session.id)
-                groups = await self._groups(s, session.id)
-        locale = self.reply_locale(actor)
+                await self.form(tx, peer_session, await self.pool(tx, peer_session, preview=True), seed=peer_session.id)
+                groups = await queries.groups(tx, peer_session.id)
+        locale = self.ctx.reply_locale(actor)
         if not groups:
-            return Reply(t(locale, "Session `{session}` has no groups (nobody to group).", session=session.short_id))
+            return Reply(
+                t(locale, "Session `{session}` has no groups (nobody to group).", session=peer_session.short_id)
+            )
         lines = [
-            t(locale, "*Draft groups of `{session}`*", session=session.short_id)
+            t(locale, "*Draft groups of `{session}`*", session=peer_session.short_id)
             if draft
-            else t(locale, "*Groups of `{session}`*", session=session.short_id)
+            else t(locale, "*Groups of `{session}`*", session=peer_session.short_id)
         ]
         for group, members in groups:
             names = ", ".join(
@@ -356,91 +346,102 @@ class GroupsMixin(CoreBase):
                     locale,
                     "At start, learners who have not checked in leave their group and late check-ins join the "
                     "smallest. Adjust with `/peer group move|swap|reshuffle {session}`.",
-                    session=session.short_id,
+                    session=peer_session.short_id,
                 )
             )
         return Reply("\n".join(lines))
 
-    async def _cmd_group_reshuffle(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        async with self.db.session() as s:
-            session = await self._session(s, actor, command.session)
-            assert session.id is not None
-            if session.state not in {"planned", "prep_sent"}:
+    async def group_reshuffle(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, command.session)
+            assert peer_session.id is not None
+            if not rules.groups_are_draft(peer_session.state):
                 raise Invalid(
                     _(
                         "Session `{session}` has started: its groups can only be adjusted with `/peer group move` or "
                         "`/peer group swap`.",
-                        session=session.short_id,
+                        session=peer_session.short_id,
                     )
                 )
-            rounds = await self._count(
-                s, AuditEvent, AuditEvent.session_id == session.id, AuditEvent.action == "group.reshuffle"
+            rounds = await queries.count(
+                tx, AuditEvent, AuditEvent.session_id == peer_session.id, AuditEvent.action == "group.reshuffle"
             )
-            await self._clear_groups(s, session.id)
-            await self._form(
-                s, session, await self._pool(s, session, preview=True), seed=session.id * 1000 + rounds + 1
+            await self.clear(tx, peer_session.id)
+            await self.form(
+                tx,
+                peer_session,
+                await self.pool(tx, peer_session, preview=True),
+                seed=peer_session.id * 1000 + rounds + 1,
             )
-            await self._audit(s, actor.user.key, "group.reshuffle", session.id)
-        return await self._cmd_group_show(actor, command, channel)
+            self.ctx.audit(tx, actor.user.key, "group.reshuffle", peer_session.id)
+        return await self.group_show(actor, command, channel)
 
     async def _membership_of(
-        self, s: AsyncSession, session: PeerSession, platform: str, user_id: str
+        self, tx: AsyncSession, peer_session: PeerSession, platform: str, user_id: str
     ) -> GroupMembership:
         row = (
-            await s.exec(
+            await tx.exec(
                 select(GroupMembership)
                 .join(Member, col(Member.id) == col(GroupMembership.member_id))
-                .where(GroupMembership.session_id == session.id, Member.platform == platform, Member.user_id == user_id)
+                .where(
+                    GroupMembership.session_id == peer_session.id,
+                    Member.platform == platform,
+                    Member.user_id == user_id,
+                )
             )
         ).first()
         if row is None:
             raise NotFound(
-                _("<@{user}> is in no group of `{session}`.", user=user_id, session=session.short_id),
-                _("See the groups with `/peer group show {session}`.", session=session.short_id),
+                _("<@{user}> is in no group of `{session}`.", user=user_id, session=peer_session.short_id),
+                _("See the groups with `/peer group show {session}`.", session=peer_session.short_id),
             )
         return row
 
-    async def _editable_groups(self, s: AsyncSession, actor: Actor, short_id: str) -> PeerSession:
-        session = await self._session(s, actor, short_id)
-        if session.state not in {"planned", "prep_sent", "running"}:
+    async def _editable_groups(self, tx: AsyncSession, actor: Actor, short_id: str) -> PeerSession:
+        peer_session = await queries.peer_session(tx, actor, short_id)
+        if not rules.groups_editable(peer_session.state):
             raise Invalid(
                 _(
                     "Session `{session}` is {state}; its groups can no longer change.",
-                    session=session.short_id,
-                    state=Text(SESSION_STATES[session.state]),
+                    session=peer_session.short_id,
+                    state=Text(SESSION_STATES[peer_session.state]),
                 )
             )
-        assert session.id is not None
-        if not await self._groups(s, session.id):
+        assert peer_session.id is not None
+        if not await queries.groups(tx, peer_session.id):
             raise Invalid(
-                _("Session `{session}` has no groups yet.", session=session.short_id),
-                _("See the draft with `/peer group show {session}` first.", session=session.short_id),
+                _("Session `{session}` has no groups yet.", session=peer_session.short_id),
+                _("See the draft with `/peer group show {session}` first.", session=peer_session.short_id),
             )
-        return session
+        return peer_session
 
-    async def _cmd_group_move(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def group_move(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         user_id = command.users[0][0]
-        locale = self.reply_locale(actor)
-        async with self.db.session() as s:
-            session = await self._editable_groups(s, actor, command.session)
+        locale = self.ctx.reply_locale(actor)
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await self._editable_groups(tx, actor, command.session)
             target = (
-                await s.exec(
-                    select(PeerGroup).where(PeerGroup.session_id == session.id, PeerGroup.number == command.group)
+                await tx.exec(
+                    select(PeerGroup).where(PeerGroup.session_id == peer_session.id, PeerGroup.number == command.group)
                 )
             ).first()
             if target is None:
                 raise NotFound(
-                    _("Session `{session}` has no group {number}.", session=session.short_id, number=command.group),
-                    _("See the groups with `/peer group show {session}`.", session=session.short_id),
+                    _(
+                        "Session `{session}` has no group {number}.",
+                        session=peer_session.short_id,
+                        number=command.group,
+                    ),
+                    _("See the groups with `/peer group show {session}`.", session=peer_session.short_id),
                 )
-            membership = await self._membership_of(s, session, actor.user.platform, user_id)
-            old = await s.get(PeerGroup, membership.group_id)
+            membership = await self._membership_of(tx, peer_session, actor.user.platform, user_id)
+            old = await tx.get(PeerGroup, membership.group_id)
             assert old is not None and target.id is not None
             if old.id == target.id:
                 return Reply(t(locale, "<@{user}> is already in group {number}.", user=user_id, number=target.number))
-            await self._refuse_apart(s, session, membership.member_id, user_id, target.id)
+            await self._refuse_apart(tx, peer_session, membership.member_id, user_id, target.id)
             membership.group_id, membership.role = target.id, "member"
-            await self._audit(s, actor.user.key, "group.move", session.id, user=user_id, to=target.number)
+            self.ctx.audit(tx, actor.user.key, "group.move", peer_session.id, user=user_id, to=target.number)
         await self._follow_breakout(actor.user.platform, user_id, old, target)
         return Reply(
             t(
@@ -452,25 +453,25 @@ class GroupsMixin(CoreBase):
             )
         )
 
-    async def _cmd_group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         (a, _level_a), (b, _level_b) = command.users
-        locale = self.reply_locale(actor)
+        locale = self.ctx.reply_locale(actor)
         if a == b:
             raise Invalid(_("Mention two different people to swap."), grammar.usage_hint("group swap"))
-        async with self.db.session() as s:
-            session = await self._editable_groups(s, actor, command.session)
-            first = await self._membership_of(s, session, actor.user.platform, a)
-            second = await self._membership_of(s, session, actor.user.platform, b)
-            group_a, group_b = await s.get(PeerGroup, first.group_id), await s.get(PeerGroup, second.group_id)
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await self._editable_groups(tx, actor, command.session)
+            first = await self._membership_of(tx, peer_session, actor.user.platform, a)
+            second = await self._membership_of(tx, peer_session, actor.user.platform, b)
+            group_a, group_b = await tx.get(PeerGroup, first.group_id), await tx.get(PeerGroup, second.group_id)
             assert group_a is not None and group_b is not None
             if group_a.id == group_b.id:
                 return Reply(t(locale, "<@{first}> and <@{second}> are already in the same group.", first=a, second=b))
             assert group_a.id is not None and group_b.id is not None
-            await self._refuse_apart(s, session, first.member_id, a, group_b.id, leaving=second.member_id)
-            await self._refuse_apart(s, session, second.member_id, b, group_a.id, leaving=first.member_id)
+            await self._refuse_apart(tx, peer_session, first.member_id, a, group_b.id, leaving=second.member_id)
+            await self._refuse_apart(tx, peer_session, second.member_id, b, group_a.id, leaving=first.member_id)
             first.group_id, second.group_id = second.group_id, first.group_id
             first.role, second.role = second.role, first.role
-            await self._audit(s, actor.user.key, "group.swap", session.id, users=[a, b])
+            self.ctx.audit(tx, actor.user.key, "group.swap", peer_session.id, users=[a, b])
         await self._follow_breakout(actor.user.platform, a, group_a, group_b)
         await self._follow_breakout(actor.user.platform, b, group_b, group_a)
         return Reply(
@@ -488,33 +489,33 @@ class GroupsMixin(CoreBase):
 
     async def _follow_breakout(self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup) -> None:
         """During a session the breakout membership follows the group."""
-        platform = self.platform_for(platform_name)
+        platform = self.ctx.platform(platform_name)
         ref = UserRef(platform_name, user_id)
         if old.channel_id:
             await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
         if new.channel_id:
             await platform.add_members(ChannelRef(platform_name, new.channel_id), [ref])
 
-    async def _ensure_breakouts(self, short_id: str) -> int:
+    async def ensure_breakouts(self, short_id: str) -> int:
         """Create the missing breakout channels; resumable after a crash or a rate-limit failure."""
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            assert session.id is not None
-            groups = [(g, ms) for g, ms in await self._groups(s, session.id) if not g.channel_id]
-            trainers = await self._trainers(s, session)
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            assert peer_session.id is not None
+            groups = [(g, ms) for g, ms in await queries.groups(tx, peer_session.id) if not g.channel_id]
+            trainers = await queries.trainers(tx, peer_session)
         if not groups:
             return 0
-        platform = await self._platform_of(session)
-        locale = self.settings.locale
+        platform = await self.ctx.platform_of(peer_session)
+        locale = self.ctx.settings.locale
         created = 0
         for group, members in groups:
-            name = f"peer-{session.short_id}-g{group.number}"
-            refs = [self._ref(m) for m, _ in members] + [self._ref(t_) for t_ in trainers]
+            name = f"peer-{peer_session.short_id}-g{group.number}"
+            refs = [queries.ref(m) for m, _ in members] + [queries.ref(t_) for t_ in trainers]
             channel = await platform.create_private_channel(
-                name, refs, session.title[:250], group_key=f"{session.short_id}:{group.number}"
+                name, refs, peer_session.title[:250], group_key=f"{peer_session.short_id}:{group.number}"
             )
-            async with self.db.session() as s:
-                await s.exec(
+            async with self.ctx.db.transaction() as tx:
+                await tx.exec(
                     update(PeerGroup)
                     .where(col(PeerGroup.id) == group.id)  # type: ignore[call-overload]
                     .values(channel_id=channel.id)
@@ -525,16 +526,16 @@ class GroupsMixin(CoreBase):
                 Section(
                     t(
                         locale,
-                        FORMAT_TEXTS[session.format],
+                        FORMAT_TEXTS[peer_session.format],
                         tutor=f"<@{tutor.user_id}>" if tutor else t(locale, "the most experienced of you"),
                     )
                 )
             ]
-            if session.objectives:
-                sections.insert(0, Section(t(locale, "*Objectives*: {objectives}", objectives=session.objectives)))
+            if peer_session.objectives:
+                sections.insert(0, Section(t(locale, "*Objectives*: {objectives}", objectives=peer_session.objectives)))
             sections.append(Section(t(locale, GROUND_RULES)))
-            if self.settings.video_url_template:
-                url = self.settings.video_url_template.replace("{room}", name)
+            if self.ctx.settings.video_url_template:
+                url = self.ctx.settings.video_url_template.replace("{room}", name)
                 sections.append(Section(t(locale, "Video room: {url}", url=url)))
             await platform.post(
                 channel,
@@ -543,11 +544,16 @@ class GroupsMixin(CoreBase):
                         locale,
                         "👋 Welcome to group {number} of “{title}”: {members}.",
                         number=group.number,
-                        title=session.title,
+                        title=peer_session.title,
                         members=", ".join(f"<@{m.user_id}>" for m, _role in members),
                     ),
                     sections=tuple(sections),
-                    buttons=(Button(f"checkin:in:{session.short_id}", t(locale, "Check in"), ButtonStyle.PRIMARY),),
+                    buttons=(check_in_button(peer_session.short_id, locale),),
                 ),
             )
         return created
+
+
+def check_in_button(short_id: str, locale: str) -> Button:
+    """The check-in button, on the announcement and again in each breakout for whoever has not yet."""
+    return Button(str(actions.CheckIn(short_id)), t(locale, "Check in"), ButtonStyle.PRIMARY)

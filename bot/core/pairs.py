@@ -10,7 +10,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
-from bot.core.groups import GroupsMixin
+from bot.core import queries, rules
+from bot.core.context import Context
 from bot.errors import Invalid, NotFound
 from bot.i18n import N_, _, t
 from bot.inbound import Actor
@@ -43,12 +44,15 @@ _LIFTED = {
 }
 
 
-class PairsMixin(GroupsMixin):
+class Pairs:
     """The trainer's keep-apart and keep-together rules, per cohort."""
 
-    async def _cohort_learner(self, s: AsyncSession, actor: Actor, cohort: Cohort, user_id: str) -> Member:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def _cohort_learner(self, tx: AsyncSession, actor: Actor, cohort: Cohort, user_id: str) -> Member:
         row = (
-            await s.exec(
+            await tx.exec(
                 select(Member)
                 .join(Enrollment, col(Enrollment.member_id) == col(Member.id))
                 .where(
@@ -70,9 +74,9 @@ class PairsMixin(GroupsMixin):
             )
         return row
 
-    async def _rule(self, s: AsyncSession, cohort: Cohort, a: int, b: int) -> PairConstraint | None:
+    async def _rule(self, tx: AsyncSession, cohort: Cohort, a: int, b: int) -> PairConstraint | None:
         low, high = sorted((a, b))
-        found = await s.exec(
+        found = await tx.exec(
             select(PairConstraint).where(
                 PairConstraint.cohort_id == cohort.id,
                 PairConstraint.member_a_id == low,
@@ -81,20 +85,20 @@ class PairsMixin(GroupsMixin):
         )
         return found.first()
 
-    async def _cmd_cohort_pair(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def cohort_pair(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         """`cohort apart` and `cohort together`."""
         kind = command.name.split()[1]
         (first, _level_a), (second, _level_b) = command.users
-        locale = self.reply_locale(actor)
-        async with self.db.session() as s:
-            cohort = await self._cohort(s, actor, command.cohort)
-            a = await self._cohort_learner(s, actor, cohort, first)
-            b = await self._cohort_learner(s, actor, cohort, second)
+        locale = self.ctx.reply_locale(actor)
+        async with self.ctx.db.transaction() as tx:
+            cohort = await queries.cohort(tx, actor, command.cohort)
+            a = await self._cohort_learner(tx, actor, cohort, first)
+            b = await self._cohort_learner(tx, actor, cohort, second)
             assert a.id is not None and b.id is not None
-            rule = await self._rule(s, cohort, a.id, b.id)
+            rule = await self._rule(tx, cohort, a.id, b.id)
             if rule is not None and rule.kind == kind:
                 return Reply(t(locale, _ALREADY[kind], first=first, second=second, cohort=cohort.name))
-            trainer = await self._actor_member(s, actor)
+            trainer = await queries.actor_member(tx, actor)
             assert cohort.id is not None and trainer.id is not None
             replaced = rule is not None
             if rule is None:
@@ -104,16 +108,16 @@ class PairsMixin(GroupsMixin):
                     member_a_id=low,
                     member_b_id=high,
                     kind=kind,
-                    created_at=self.clock.now(),
+                    created_at=self.ctx.clock.now(),
                     created_by=trainer.id,
                 )
-                s.add(rule)
+                tx.add(rule)
             else:
-                rule.kind, rule.created_at, rule.created_by = kind, self.clock.now(), trainer.id
-            await self._audit(
-                s, actor.user.key, f"cohort.{kind}", None, cohort=cohort.name, users=[first, second], replaced=replaced
+                rule.kind, rule.created_at, rule.created_by = kind, self.ctx.clock.now(), trainer.id
+            self.ctx.audit(
+                tx, actor.user.key, f"cohort.{kind}", None, cohort=cohort.name, users=[first, second], replaced=replaced
             )
-            shared = await self._shared_groups(s, cohort, a, b) if kind == "apart" else []
+            shared = await self._shared_groups(tx, cohort, a, b) if kind == "apart" else []
         lines = [t(locale, _SET[(kind, replaced)], first=first, second=second, cohort=cohort.name)]
         lines += [
             t(
@@ -127,16 +131,16 @@ class PairsMixin(GroupsMixin):
         ]
         return Reply("\n".join(lines))
 
-    async def _shared_groups(self, s: AsyncSession, cohort: Cohort, a: Member, b: Member) -> list[tuple[str, int]]:
+    async def _shared_groups(self, tx: AsyncSession, cohort: Cohort, a: Member, b: Member) -> list[tuple[str, int]]:
         """Groups not yet over (drafts and running sessions) that already hold both: the rule applies to the
         groups formed from now on, so the trainer is told which existing ones to fix."""
-        rows = await s.exec(
+        rows = await tx.exec(
             select(PeerSession.short_id, PeerGroup.number, GroupMembership.member_id)
             .join(PeerGroup, col(PeerGroup.session_id) == col(PeerSession.id))
             .join(GroupMembership, col(GroupMembership.group_id) == col(PeerGroup.id))
             .where(
                 PeerSession.cohort_id == cohort.id,
-                col(PeerSession.state).in_(("planned", "prep_sent", "running")),
+                col(PeerSession.state).in_(rules.UPCOMING),
                 col(GroupMembership.member_id).in_((a.id, b.id)),
             )
             .order_by(col(PeerSession.starts_at), col(PeerGroup.number))
@@ -146,15 +150,15 @@ class PairsMixin(GroupsMixin):
             seen.setdefault((short_id, number), set()).add(member_id)
         return [key for key, members in seen.items() if len(members) == 2]
 
-    async def _cmd_cohort_unpair(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+    async def cohort_unpair(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         (first, _level_a), (second, _level_b) = command.users
-        async with self.db.session() as s:
-            cohort = await self._cohort(s, actor, command.cohort)
-            found = await s.exec(
+        async with self.ctx.db.transaction() as tx:
+            cohort = await queries.cohort(tx, actor, command.cohort)
+            found = await tx.exec(
                 select(Member).where(Member.platform == actor.user.platform, col(Member.user_id).in_((first, second)))
             )
             ids = {m.user_id: m.id or 0 for m in found.all()}
-            rule = await self._rule(s, cohort, ids.get(first, 0), ids.get(second, 0))
+            rule = await self._rule(tx, cohort, ids.get(first, 0), ids.get(second, 0))
             if rule is None:
                 raise NotFound(
                     _(
@@ -166,8 +170,8 @@ class PairsMixin(GroupsMixin):
                     _("See the cohort's rules with `/peer cohort show {cohort}`.", cohort=cohort.name),
                 )
             kind = rule.kind
-            await s.delete(rule)
-            await self._audit(
-                s, actor.user.key, "cohort.unpair", None, cohort=cohort.name, users=[first, second], kind=kind
+            await tx.delete(rule)
+            self.ctx.audit(
+                tx, actor.user.key, "cohort.unpair", None, cohort=cohort.name, users=[first, second], kind=kind
             )
-        return Reply(t(self.reply_locale(actor), _LIFTED[kind], first=first, second=second, cohort=cohort.name))
+        return Reply(t(self.ctx.reply_locale(actor), _LIFTED[kind], first=first, second=second, cohort=cohort.name))

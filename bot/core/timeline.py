@@ -8,16 +8,20 @@ trainer's summary).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.base import ACTIVE_STATES, SURVEY_REMINDER_AFTER, StepResult, log
-from bot.core.groups import GroupsMixin
-from bot.core.outbox import OutboxMixin
-from bot.core.views import ViewsMixin
+from bot import actions
+from bot.core import queries, rules
+from bot.core.context import Context, log
+from bot.core.groups import Groups, check_in_button
+from bot.core.outbox import Outbox
+from bot.core.rules import SessionState, Step
+from bot.core.views import Views
 from bot.errors import Invalid, PeerError
 from bot.grouping import Notice
 from bot.i18n import N_, Text, _, t
@@ -35,230 +39,246 @@ CHECKIN_ANNOUNCE = N_(
 )
 
 
-class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """A step the scheduler ran, and what it did (for the log and the demo's transcript)."""
+
+    step: str
+    detail: str = ""
+
+
+class Timeline:
     """The steps of a session, each idempotent, in the order they happen."""
+
+    def __init__(self, ctx: Context, groups: Groups, outbox: Outbox, views: Views) -> None:
+        self.ctx, self.groups, self.outbox, self.views = ctx, groups, outbox, views
 
     async def advance(self) -> list[StepResult]:
         """Run every step that is due for every active session, then deliver due DMs (catch-up on start)."""
-        async with self.db.session() as s:
-            rows = await s.exec(select(PeerSession.short_id).where(col(PeerSession.state).in_(ACTIVE_STATES)))
+        async with self.ctx.db.transaction() as tx:
+            rows = await tx.exec(select(PeerSession.short_id).where(col(PeerSession.state).in_(rules.ACTIVE)))
             shorts = list(rows.all())
         done: list[StepResult] = []
         for short in shorts:
             done += await self.advance_session(short)
-        await self.deliver_due()
+        await self.outbox.deliver_due()
         return done
 
     async def advance_session(self, short_id: str) -> list[StepResult]:
-        """Idempotent: each step checks the stored state, so a job firing twice or late does no harm."""
+        """Run the due steps one at a time, re-reading the row after each (`rules.next_due_step`): every step
+        re-checks the stored state itself, so a job that fires twice or late does no harm."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+        if peer_session.state == rules.SessionState.RUNNING:
+            await self.groups.ensure_breakouts(short_id)  # resumes a start that crashed or hit a rate limit
         results: list[StepResult] = []
-        now = self.clock.now()
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-        steps = self._steps(session)
-        if session.state in {"planned"} and "prep" in steps and now >= steps["prep"] and now < session.starts_at:
-            results.append(StepResult("prep", await self.post_prep(short_id)))
-        if (
-            "prep_reminder" in steps
-            and now >= steps["prep_reminder"]
-            and now < session.starts_at
-            and session.prep_reminded_at is None
-            and session.state in {"planned", "prep_sent"}
-        ):
-            results.append(StepResult("prep_reminder", await self.remind_prep(short_id)))
-        if now >= steps["checkin"] and session.checkin_opened_at is None and session.state in {"planned", "prep_sent"}:
-            results.append(StepResult("checkin", await self.open_checkin(short_id)))
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-        if now >= steps["start"] and session.state in {"planned", "prep_sent"}:
+        done: set[Step] = set()
+        while (step := rules.next_due_step(peer_session, now, done=done)) is not None:
+            done.add(step)
             try:
-                results.append(StepResult("start", await self.start(short_id, by="scheduler")))
-            except PeerError as exc:
-                await self._tell_trainers(session, exc)
-                return results
-        elif session.state == "running":
-            await self._ensure_breakouts(short_id)
-        if now >= steps["wrapup"] and now < steps["end"]:
-            results.append(StepResult("wrapup", await self.wrap_up(short_id)))
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-        if now >= steps["end"] and session.state == "running":
-            results.append(StepResult("end", await self.end(short_id, by="scheduler")))
-        if now >= steps["close"] and session.state == "ended":
-            results.append(StepResult("close", await self.close(short_id)))
+                results.append(StepResult(step, await self._run(step, short_id)))
+            except PeerError as exc:  # a start the platform refused: the trainers are told, the pass stops
+                await self.outbox.tell_trainers(peer_session, exc)
+                break
+            async with self.ctx.db.transaction() as tx:
+                peer_session = await queries.peer_session(tx, None, short_id)
         return [r for r in results if r.detail]
 
-    async def _announce(self, session: PeerSession, compose: Callable[[str], Message], learners: list[Member]) -> str:
+    async def _run(self, step: Step, short_id: str) -> str:
+        match step:
+            case Step.PREP:
+                return await self.post_prep(short_id)
+            case Step.PREP_REMINDER:
+                return await self.remind_prep(short_id)
+            case Step.CHECKIN:
+                return await self.open_checkin(short_id)
+            case Step.START:
+                return await self.start(short_id, by="scheduler")
+            case Step.WRAPUP:
+                return await self.wrap_up(short_id)
+            case Step.END:
+                return await self.end(short_id, by="scheduler")
+            case Step.CLOSE:
+                return await self.close(short_id)
+
+    async def _announce(
+        self, peer_session: PeerSession, compose: Callable[[str], Message], learners: list[Member]
+    ) -> str:
         """Post to the cohort's channel (in the instance's language), or DM each learner in theirs when the
         cohort has no channel."""
-        platform = await self._platform_of(session)
-        if session.channel_id:
-            ref = await platform.post(ChannelRef(platform.name, session.channel_id), compose(self.settings.locale))
+        platform = await self.ctx.platform_of(peer_session)
+        if peer_session.channel_id:
+            ref = await platform.post(
+                ChannelRef(platform.name, peer_session.channel_id), compose(self.ctx.settings.locale)
+            )
             return ref.id
         for member in learners:
             try:
-                await platform.send_dm(self._ref(member), compose(self._locale(member)))
+                await platform.send_dm(queries.ref(member), compose(self.ctx.locale_of(member)))
             except PlatformError as exc:
                 log.warning("could not DM %s: %s", member.user_id, exc)
         return ""
 
     async def post_prep(self, short_id: str) -> str:
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            if session.state != "planned":
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            if peer_session.state != SessionState.PLANNED:
                 return ""
-            session.state = "prep_sent"
-            learners = [m for _, m in await self._learners(s, session.cohort_id)]
-            await self._audit(s, "scheduler", "prep.post", session.id)
-        stamp = self._stamp(session.starts_at)
+            peer_session.state = SessionState.PREP_SENT
+            learners = [m for _, m in await queries.learners(tx, peer_session.cohort_id)]
+            self.ctx.audit(tx, "scheduler", "prep.post", peer_session.id)
+        stamp = self.ctx.stamp(peer_session.starts_at)
 
         def compose(locale: str) -> Message:
-            text = t(locale, PREP_POST, stamp, title=session.title, material=session.prep_material)
+            text = t(locale, PREP_POST, stamp, title=peer_session.title, material=peer_session.prep_material)
             return Message(
                 text.split("\n")[0],
                 sections=(Section(text, (stamp,)),),
-                buttons=(Button(f"prep:done:{session.short_id}", t(locale, "Done"), ButtonStyle.PRIMARY),),
+                buttons=(Button(str(actions.PrepDone(peer_session.short_id)), t(locale, "Done"), ButtonStyle.PRIMARY),),
             )
 
-        message_id = await self._announce(session, compose, learners)
-        async with self.db.session() as s:
-            await s.exec(
+        message_id = await self._announce(peer_session, compose, learners)
+        async with self.ctx.db.transaction() as tx:
+            await tx.exec(
                 update(PeerSession)
-                .where(col(PeerSession.id) == session.id)  # type: ignore[call-overload]
+                .where(col(PeerSession.id) == peer_session.id)  # type: ignore[call-overload]
                 .values(prep_message_id=message_id)
             )
-        return t(self.settings.locale, "prep material posted for {count} learner(s)", count=len(learners))
+        return t(self.ctx.settings.locale, "prep material posted for {count} learner(s)", count=len(learners))
 
     async def remind_prep(self, short_id: str) -> str:
-        now = self.clock.now()
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            if session.prep_reminded_at is not None:
+        now = self.ctx.clock.now()
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            if peer_session.prep_reminded_at is not None:
                 return ""
-            session.prep_reminded_at = now
-            assert session.id is not None
-            acked = {p.member_id for p in (await s.exec(select(PrepAck).where(PrepAck.session_id == session.id))).all()}
-            pending = [m for _, m in await self._learners(s, session.cohort_id) if m.id not in acked]
+            peer_session.prep_reminded_at = now
+            assert peer_session.id is not None
+            acked = {
+                p.member_id for p in (await tx.exec(select(PrepAck).where(PrepAck.session_id == peer_session.id))).all()
+            }
+            pending = [m for _, m in await queries.learners(tx, peer_session.cohort_id) if m.id not in acked]
             for member in pending:
-                await self._enqueue(s, "prep_reminder", session, member, now)
-        return t(self.settings.locale, "prep reminder queued for {count} learner(s)", count=len(pending))
+                await self.outbox.enqueue(tx, "prep_reminder", peer_session, member, now)
+        return t(self.ctx.settings.locale, "prep reminder queued for {count} learner(s)", count=len(pending))
 
     async def open_checkin(self, short_id: str) -> str:
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            if session.checkin_opened_at is not None:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            if peer_session.checkin_opened_at is not None:
                 return ""
-            session.checkin_opened_at = self.clock.now()
-            learners = [m for _, m in await self._learners(s, session.cohort_id)]
-            await self._audit(s, "scheduler", "checkin.open", session.id)
-        stamp = self._stamp(session.starts_at)
+            peer_session.checkin_opened_at = self.ctx.clock.now()
+            learners = [m for _, m in await queries.learners(tx, peer_session.cohort_id)]
+            self.ctx.audit(tx, "scheduler", "checkin.open", peer_session.id)
+        stamp = self.ctx.stamp(peer_session.starts_at)
 
         def compose(locale: str) -> Message:
-            text = t(locale, CHECKIN_ANNOUNCE, stamp, title=session.title)
+            text = t(locale, CHECKIN_ANNOUNCE, stamp, title=peer_session.title)
             return Message(
                 text.split("—")[0].strip(),
                 sections=(Section(text, (stamp,)),),
-                buttons=(Button(f"checkin:in:{session.short_id}", t(locale, "Check in"), ButtonStyle.PRIMARY),),
+                buttons=(check_in_button(peer_session.short_id, locale),),
             )
 
-        message_id = await self._announce(session, compose, learners)
+        message_id = await self._announce(peer_session, compose, learners)
         event_id = ""
-        platform = await self._platform_of(session)
+        platform = await self.ctx.platform_of(peer_session)
         try:
             event_id = (
                 await platform.create_event(
                     EventSpec(
-                        session.title[:100],
-                        session.objectives or session.title,
-                        session.starts_at,
-                        self.end_of(session),
-                        t(self.settings.locale, "peerbot breakouts"),
+                        peer_session.title[:100],
+                        peer_session.objectives or peer_session.title,
+                        peer_session.starts_at,
+                        rules.end_of(peer_session),
+                        t(self.ctx.settings.locale, "peerbot breakouts"),
                     )
                 )
                 or ""
             )
         except PlatformError as exc:
             log.warning("could not create the event of %s: %s", short_id, exc)
-        async with self.db.session() as s:
-            await s.exec(
+        async with self.ctx.db.transaction() as tx:
+            await tx.exec(
                 update(PeerSession)
-                .where(col(PeerSession.id) == session.id)  # type: ignore[call-overload]
+                .where(col(PeerSession.id) == peer_session.id)  # type: ignore[call-overload]
                 .values(announce_message_id=message_id, event_id=event_id)
             )
-        return t(self.settings.locale, "check-in open")
+        return t(self.ctx.settings.locale, "check-in open")
 
     async def start(self, short_id: str, *, by: str, locale: str = "") -> str:
         """Form the groups (one transaction), then create the breakouts outside it; returns what was done,
         in `locale` (the instance's by default)."""
-        now = self.clock.now()
+        now = self.ctx.clock.now()
         warnings: list[Text | str]
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            if session.state not in {"planned", "prep_sent"}:
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            if not rules.can_start(peer_session.state):
                 return ""
-            assert session.id is not None
-            learners = await self._pool(s, session)
-            members_by_id = {str(m.id): m for _, m in await self._learners(s, session.cohort_id)}
-            has_draft = bool(await self._groups(s, session.id))
+            assert peer_session.id is not None
+            learners = await self.groups.pool(tx, peer_session)
+            members_by_id = {str(m.id): m for _, m in await queries.learners(tx, peer_session.cohort_id)}
+            has_draft = bool(await queries.groups(tx, peer_session.id))
             left_out: tuple[tuple[str, str], ...] = ()
             if has_draft and learners:
-                warnings = await self._apply_draft(s, session, learners)
+                warnings = await self.groups.apply_draft(tx, peer_session, learners)
             else:
-                await self._clear_groups(s, session.id)
-                grouping = await self._form(s, session, learners, seed=session.id)
+                await self.groups.clear(tx, peer_session.id)
+                grouping = await self.groups.form(tx, peer_session, learners, seed=peer_session.id)
                 left_out = grouping.left_out
                 warnings = [notice_text(n, members_by_id) for n in grouping.warnings]
-            groups = await self._groups(s, session.id)
-            platform = await self._platform_of(session, s)
+            groups = await queries.groups(tx, peer_session.id)
+            platform = await self.ctx.platform_of(peer_session, tx)
             if isinstance(platform, ChecksCapacity):
                 try:
-                    await platform.ensure_capacity(session.short_id, len(groups))
+                    await platform.ensure_capacity(peer_session.short_id, len(groups))
                 except PlatformError as exc:  # rolls the whole start back: nothing created, nothing changed
                     raise Invalid(
                         _(
                             "I cannot start `{session}`: the server has no room for {count} breakouts ({reason}).",
-                            session=session.short_id,
+                            session=peer_session.short_id,
                             count=len(groups),
                             reason=exc.detail or exc.code,
                         ),
                         _("Delete or archive old channels, then `/peer session start` again."),
                     ) from None
-            session.state, session.started_at = "running", now
-            await self._audit(
-                s,
+            peer_session.state, peer_session.started_at = SessionState.RUNNING, now
+            self.ctx.audit(
+                tx,
                 by,
                 "session.start",
-                session.id,
+                peer_session.id,
                 groups=len(groups),
                 warnings=[str(w) for w in warnings],
                 left_out=list(left_out),
                 from_draft=has_draft,
             )
-            trainers = await self._trainers(s, session)
+            trainers = await queries.trainers(tx, peer_session)
         for member_id, reason in left_out:
             member = members_by_id.get(member_id)
             if member is not None:
                 text = t(
-                    self._locale(member),
+                    self.ctx.locale_of(member),
                     "You are not in a group for “{title}”: {reason}",
-                    title=session.title,
+                    title=peer_session.title,
                     reason=reason,
                 )
-                await self._safe_dm(platform, member, Message(text))
+                await self.ctx.safe_dm(platform, member, Message(text))
         for trainer in trainers:
             if warnings:
-                trainer_locale = self._locale(trainer)
+                trainer_locale = self.ctx.locale_of(trainer)
                 text = t(
                     trainer_locale,
                     "Groups for `{session}`: {warnings}",
-                    session=session.short_id,
+                    session=peer_session.short_id,
                     warnings=" ".join(w.render(trainer_locale) if isinstance(w, Text) else w for w in warnings),
                 )
-                await self._safe_dm(platform, trainer, Message(text))
-        created = await self._ensure_breakouts(short_id)
-        self._notify_scheduler(session)
+                await self.ctx.safe_dm(platform, trainer, Message(text))
+        created = await self.groups.ensure_breakouts(short_id)
+        self.ctx.notify_scheduler(peer_session)
         return t(
-            locale or self.settings.locale,
+            locale or self.ctx.settings.locale,
             "{groups} group(s) formed from {learners} learner(s), {created} breakout(s) created",
             groups=len(groups),
             learners=len(learners),
@@ -266,22 +286,22 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
         )
 
     async def wrap_up(self, short_id: str) -> str:
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            assert session.id is not None
-            if session.state != "running":
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            assert peer_session.id is not None
+            if peer_session.state != SessionState.RUNNING:
                 return ""
             already = (
-                await s.exec(
-                    select(AuditEvent).where(AuditEvent.session_id == session.id, AuditEvent.action == "wrapup")
+                await tx.exec(
+                    select(AuditEvent).where(AuditEvent.session_id == peer_session.id, AuditEvent.action == "wrapup")
                 )
             ).first()
             if already is not None:
                 return ""
-            await self._audit(s, "scheduler", "wrapup", session.id)
-            groups = await self._groups(s, session.id)
-        platform = await self._platform_of(session)
-        locale = self.settings.locale
+            self.ctx.audit(tx, "scheduler", "wrapup", peer_session.id)
+            groups = await queries.groups(tx, peer_session.id)
+        platform = await self.ctx.platform_of(peer_session)
+        locale = self.ctx.settings.locale
         for group, _members in groups:
             if group.channel_id:
                 await platform.post(
@@ -289,7 +309,11 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
                     Message(
                         t(locale, "⏳ Time to wrap up: share your group's three key takeaways with *Share takeaways*."),
                         buttons=(
-                            Button(f"takeaways:open:{group.id}", t(locale, "Share takeaways"), ButtonStyle.PRIMARY),
+                            Button(
+                                str(actions.OpenTakeaways(group.id or 0)),
+                                t(locale, "Share takeaways"),
+                                ButtonStyle.PRIMARY,
+                            ),
                         ),
                     ),
                 )
@@ -298,46 +322,50 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
     async def end(self, short_id: str, *, by: str) -> str:
         """Summary to the trainers, breakouts closed, questionnaires queued (due now, reminder at +24 h)."""
         await self.wrap_up(short_id)
-        now = self.clock.now()
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            if session.state != "running":
+        now = self.ctx.clock.now()
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            if peer_session.state != SessionState.RUNNING:
                 return ""
-            assert session.id is not None
-            session.state, session.ended_at = "ended", now
+            assert peer_session.id is not None
+            peer_session.state, peer_session.ended_at = SessionState.ENDED, now
             attendees = (
-                await s.exec(
+                await tx.exec(
                     select(Member)
                     .join(Attendance, col(Attendance.member_id) == col(Member.id))
-                    .where(Attendance.session_id == session.id, col(Attendance.status).in_(("on_time", "late")))
+                    .where(Attendance.session_id == peer_session.id, col(Attendance.status).in_(rules.PRESENT))
                     .order_by(col(Member.id))
                 )
             ).all()
-            self._copy_feedback_items(s, session)
+            self._copy_feedback_items(tx, peer_session)
             for member in attendees:
-                await self._enqueue(s, "feedback", session, member, now)
-                await self._enqueue(s, "feedback_reminder", session, member, now + SURVEY_REMINDER_AFTER)
-                await self._enqueue(s, "retention", session, member, now + timedelta(days=session.retention_days))
-            session.retention_queued_at = now
-            await self._audit(s, by, "session.end", session.id, attendees=len(attendees))
-            groups = await self._groups(s, session.id)
-            trainers = await self._trainers(s, session)
+                await self.outbox.enqueue(tx, "feedback", peer_session, member, now)
+                await self.outbox.enqueue(
+                    tx, "feedback_reminder", peer_session, member, now + rules.SURVEY_REMINDER_AFTER
+                )
+                await self.outbox.enqueue(
+                    tx, "retention", peer_session, member, now + timedelta(days=peer_session.retention_days)
+                )
+            peer_session.retention_queued_at = now
+            self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
+            groups = await queries.groups(tx, peer_session.id)
+            trainers = await queries.trainers(tx, peer_session)
         summaries: dict[str, str] = {}
-        platform = await self._platform_of(session)
+        platform = await self.ctx.platform_of(peer_session)
         for trainer in trainers:
-            locale = self._locale(trainer)
+            locale = self.ctx.locale_of(trainer)
             if locale not in summaries:
-                summaries[locale] = await self.describe_session(None, short_id, locale)
+                summaries[locale] = await self.views.describe_session(None, short_id, locale)
             takeaways = [
                 t(locale, "*Group {number} takeaways*: {takeaways}", number=g.number, takeaways=g.takeaways)
                 for g, _members in groups
                 if g.takeaways
             ]
-            await self._safe_dm(
+            await self.ctx.safe_dm(
                 platform,
                 trainer,
                 Message(
-                    t(locale, "Summary of `{session}`", session=session.short_id),
+                    t(locale, "Summary of `{session}`", session=peer_session.short_id),
                     sections=tuple(Section(x) for x in [summaries[locale], *takeaways]),
                 ),
             )
@@ -347,42 +375,42 @@ class TimelineMixin(GroupsMixin, OutboxMixin, ViewsMixin):
                     await platform.archive_channel(ChannelRef(platform.name, group.channel_id))
                 except PlatformError as exc:
                     log.warning("could not close breakout %s: %s", group.channel_id, exc)
-        if session.event_id:
+        if peer_session.event_id:
             try:
-                await platform.end_event(session.event_id)
+                await platform.end_event(peer_session.event_id)
             except PlatformError as exc:
-                log.warning("could not end event %s: %s", session.event_id, exc)
-        self._notify_scheduler(session)
-        if self.scheduler is not None:
-            self.scheduler.outbox_due(now)
+                log.warning("could not end event %s: %s", peer_session.event_id, exc)
+        self.ctx.notify_scheduler(peer_session)
+        if self.ctx.scheduler is not None:
+            self.ctx.scheduler.outbox_due(now)
         return t(
-            self.settings.locale,
+            self.ctx.settings.locale,
             "ended: {count} questionnaire(s) queued, {groups} breakout(s) closed",
             count=len(attendees),
             groups=len(groups),
         )
 
     async def close(self, short_id: str) -> str:
-        async with self.db.session() as s:
-            session = await self._session(s, None, short_id)
-            if session.state != "ended":
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            if peer_session.state != SessionState.ENDED:
                 return ""
-            session.state, session.closed_at = "closed", self.clock.now()
-            await self._audit(s, "scheduler", "session.close", session.id)
-        self._notify_scheduler(session)
-        return t(self.settings.locale, "feedback closed")
+            peer_session.state, peer_session.closed_at = SessionState.CLOSED, self.ctx.clock.now()
+            self.ctx.audit(tx, "scheduler", "session.close", peer_session.id)
+        self.ctx.notify_scheduler(peer_session)
+        return t(self.ctx.settings.locale, "feedback closed")
 
-    def _copy_feedback_items(self, s: AsyncSession, session: PeerSession) -> None:
-        assert session.id is not None
+    def _copy_feedback_items(self, tx: AsyncSession, peer_session: PeerSession) -> None:
+        assert peer_session.id is not None
         for position, (key, item_type, text) in enumerate(FEEDBACK_ITEMS, start=1):
-            s.add(
+            tx.add(
                 QuestionnaireItem(
-                    session_id=session.id,
+                    session_id=peer_session.id,
                     kind="feedback",
                     position=position,
                     item_key=key,
                     item_type=item_type,
-                    text=t(self.settings.locale, text),
+                    text=t(self.ctx.settings.locale, text),
                 )
             )
 

@@ -7,27 +7,33 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from bot.core.base import ACTIVE_STATES, CoreBase
+from bot import actions
+from bot.core import queries, rules
+from bot.core.context import Context
+from bot.core.rules import AttendanceStatus, DeliveryKind, DeliveryState, SessionState
 from bot.i18n import SESSION_STATES, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Section
 from storage.models import Attendance, Cohort, Delivery, Enrollment, PeerSession, PrepAck, Submission
 
 
-class ViewsMixin(CoreBase):
+class Views:
     """What a person or a trainer sees of their sessions."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     async def home(self, actor: Actor) -> Message:
         """A person's overview (Slack App Home): upcoming sessions in their own time, attendance and pending
         questionnaires; a trainer also sees their cohorts and sessions."""
-        now = self.clock.now()
+        now = self.ctx.clock.now()
         sections: list[Section] = []
         buttons: list[Button] = []
-        locale = self.reply_locale(actor)
-        async with self.db.session() as s:
-            member = await self._actor_member(s, actor)
-            workspace = await self._workspace(s, actor)
-            rows = await s.exec(
+        locale = self.ctx.reply_locale(actor)
+        async with self.ctx.db.transaction() as tx:
+            member = await queries.actor_member(tx, actor)
+            workspace = await queries.workspace(tx, actor)
+            rows = await tx.exec(
                 select(PeerSession, Enrollment)
                 .join(Enrollment, col(Enrollment.cohort_id) == col(PeerSession.cohort_id))
                 .join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
@@ -37,32 +43,32 @@ class ViewsMixin(CoreBase):
             mine = list(rows.all())
             attendance = {
                 a.session_id: a
-                for a in (await s.exec(select(Attendance).where(Attendance.member_id == member.id))).all()
+                for a in (await tx.exec(select(Attendance).where(Attendance.member_id == member.id))).all()
             }
             pending = (
-                await s.exec(
+                await tx.exec(
                     select(Delivery, PeerSession)
                     .join(PeerSession, col(PeerSession.id) == col(Delivery.session_id))
                     .where(
                         Delivery.member_id == member.id,
                         col(Delivery.kind).in_(("feedback", "retention")),
-                        Delivery.state == "sent",
+                        Delivery.state == DeliveryState.SENT,
                     )
                 )
             ).all()
             answered = {
                 (sub.session_id, sub.kind)
                 for sub in (
-                    await s.exec(
+                    await tx.exec(
                         select(Submission).where(Submission.member_id == member.id, Submission.completed == True)  # noqa: E712
                     )
                 ).all()
             }
-        upcoming = [(p, e) for p, e in mine if p.state in {"planned", "prep_sent", "running"} and self.end_of(p) > now]
+        upcoming = [(p, e) for p, e in mine if p.state in rules.UPCOMING and rules.end_of(p) > now]
         if upcoming:
             sections.append(Section(t(locale, "*Your next sessions*")))
             for p, e in upcoming[:10]:
-                stamp = self._stamp(p.starts_at)
+                stamp = self.ctx.stamp(p.starts_at)
                 text = (
                     t(locale, "`{session}` {title} (trainer) — {0}", stamp, session=p.short_id, title=p.title)
                     if e.role == "trainer"
@@ -73,7 +79,7 @@ class ViewsMixin(CoreBase):
             sections.append(Section(t(locale, "No upcoming session.")))
         past = [(p, attendance.get(p.id or 0)) for p, e in mine if e.role == "learner" and p.started_at is not None]
         if past:
-            present = sum(1 for _p, a in past if a is not None and a.status in {"on_time", "late"})
+            present = sum(1 for _p, a in past if a is not None and a.status in rules.PRESENT)
             sections.append(
                 Section(
                     t(
@@ -85,20 +91,23 @@ class ViewsMixin(CoreBase):
                 )
             )
         todo = [
-            (d, p) for d, p in pending if (p.id, "retention" if d.kind == "retention" else "feedback") not in answered
+            (d, p)
+            for d, p in pending
+            if (p.id, "retention" if d.kind == DeliveryKind.RETENTION else "feedback") not in answered
         ]
-        todo = [(d, p) for d, p in todo if d.kind == "retention" or p.state != "closed"]
+        todo = [(d, p) for d, p in todo if d.kind == DeliveryKind.RETENTION or p.state != SessionState.CLOSED]
         if todo:
             sections.append(Section(t(locale, "*Questionnaires waiting for you*")))
             for delivery, p in todo[:10]:
-                feature = "quiz" if delivery.kind == "retention" else "survey"
+                questionnaire = actions.Questionnaire.of_kind(delivery.kind)
                 text = (
                     t(locale, "Retention quiz: {title}", title=p.title)
-                    if feature == "quiz"
+                    if questionnaire is actions.Questionnaire.QUIZ
                     else t(locale, "Feedback: {title}", title=p.title)
                 )
                 sections.append(Section(text))
-                buttons.append(Button(f"{feature}:open:{delivery.id}", text[:75], ButtonStyle.PRIMARY))
+                action = actions.OpenQuestionnaire(questionnaire, delivery.id or 0)
+                buttons.append(Button(str(action), text[:75], ButtonStyle.PRIMARY))
         if actor.is_trainer:
             trained = [(p, e) for p, e in mine if e.role == "trainer"]
             cohorts = sorted({p.cohort_id for p, _e in trained})
@@ -113,7 +122,7 @@ class ViewsMixin(CoreBase):
                 )
             )
             for p, _e in trained[-10:]:
-                stamp = self._stamp(p.starts_at)
+                stamp = self.ctx.stamp(p.starts_at)
                 text = t(
                     locale,
                     "`{session}` {title} — {state}, {0}",
@@ -129,50 +138,50 @@ class ViewsMixin(CoreBase):
     async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
         """Names for autocomplete (Discord): the actor's cohorts, or their workspace's open sessions."""
         prefix = prefix.strip().lower()
-        async with self.db.session() as s:
-            workspace = await self._workspace(s, actor)
+        async with self.ctx.db.transaction() as tx:
+            workspace = await queries.workspace(tx, actor)
             if kind == "cohort":
-                names = (await s.exec(select(Cohort.name).where(Cohort.workspace_id == workspace.id))).all()
+                names = (await tx.exec(select(Cohort.name).where(Cohort.workspace_id == workspace.id))).all()
             else:
                 names = (
-                    await s.exec(
+                    await tx.exec(
                         select(PeerSession.short_id)
                         .join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))
-                        .where(Cohort.workspace_id == workspace.id, col(PeerSession.state).in_(ACTIVE_STATES))
+                        .where(Cohort.workspace_id == workspace.id, col(PeerSession.state).in_(rules.ACTIVE))
                         .order_by(col(PeerSession.starts_at))
                     )
                 ).all()
         return [n for n in names if n.startswith(prefix)][:25]
 
     async def describe_session(self, actor: Actor | None, short_id: str, locale: str = "") -> str:
-        locale = locale or self.settings.locale
-        async with self.db.session() as s:
-            session = await self._session(s, actor, short_id)
-            assert session.id is not None
-            learners = await self._learners(s, session.cohort_id)
+        locale = locale or self.ctx.settings.locale
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, actor, short_id)
+            assert peer_session.id is not None
+            learners = await queries.learners(tx, peer_session.cohort_id)
             attendance = {
                 a.member_id: a
-                for a in (await s.exec(select(Attendance).where(Attendance.session_id == session.id))).all()
+                for a in (await tx.exec(select(Attendance).where(Attendance.session_id == peer_session.id))).all()
             }
             prepped = {
-                p.member_id for p in (await s.exec(select(PrepAck).where(PrepAck.session_id == session.id))).all()
+                p.member_id for p in (await tx.exec(select(PrepAck).where(PrepAck.session_id == peer_session.id))).all()
             }
-            groups = await self._groups(s, session.id)
+            groups = await queries.groups(tx, peer_session.id)
         lines = [
             t(
                 locale,
                 "*`{session}` {title}* — {start}, {minutes} min, {format}, state *{state}*",
-                session=session.short_id,
-                title=session.title,
-                start=self._fallback(session.starts_at),
-                minutes=session.duration_minutes,
-                format=session.format,
-                state=label(locale, SESSION_STATES, session.state),
+                session=peer_session.short_id,
+                title=peer_session.title,
+                start=self.ctx.fallback(peer_session.starts_at),
+                minutes=peer_session.duration_minutes,
+                format=peer_session.format,
+                state=label(locale, SESSION_STATES, peer_session.state),
             )
         ]
-        if session.objectives:
-            lines.append(t(locale, "Objectives: {objectives}", objectives=session.objectives))
-        present = [m for _e, m in learners if m.id in attendance and attendance[m.id].status in {"on_time", "late"}]
+        if peer_session.objectives:
+            lines.append(t(locale, "Objectives: {objectives}", objectives=peer_session.objectives))
+        present = [m for _e, m in learners if m.id in attendance and attendance[m.id].status in rules.PRESENT]
         lines.append(
             t(
                 locale,
@@ -180,8 +189,8 @@ class ViewsMixin(CoreBase):
                 enrolled=len(learners),
                 prepared=len(prepped),
                 present=len(present),
-                late=sum(1 for a in attendance.values() if a.status == "late"),
-                excused=sum(1 for a in attendance.values() if a.status == "excused"),
+                late=sum(1 for a in attendance.values() if a.status == AttendanceStatus.LATE),
+                excused=sum(1 for a in attendance.values() if a.status == AttendanceStatus.EXCUSED),
             )
         )
         for group, members in groups:

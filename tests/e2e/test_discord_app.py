@@ -51,7 +51,7 @@ class DiscordWorld:
         """A new process: a fresh client and platform, nothing in memory but the database."""
         await self.runner.stop()
         self.runner = DiscordRunner(self.app.core, self.settings, global_rate=1000.0, guild_ready_timeout=0.05)
-        self.app.core.platforms["discord"] = self.runner.platform
+        self.app.core.attach(self.runner.platform)
         await self.runner.start()
 
 
@@ -73,7 +73,7 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         clock = FakeClock(datetime.now(UTC))
         app = await build(settings, clock=clock, with_scheduler=False)
         runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05)
-        app.core.platforms["discord"] = runner.platform
+        app.core.attach(runner.platform)
         await runner.start()
         w = DiscordWorld(emu, app, runner, clock, trainer, learners, start.astimezone(UTC), settings)
         try:

@@ -63,7 +63,7 @@ async def make_world(tmp_path: Path, *, learners: int = 8, ack_budget: float = 2
     clock = FakeClock(T0)
     app = await build(settings, clock=clock, with_scheduler=False)
     runner = SlackRunner(app.core, settings, time_scale=FAST, port=0, ack_budget=ack_budget)
-    app.core.platforms["slack"] = runner.platform
+    app.core.attach(runner.platform)
     await runner.start()
     driver = SlackDriver(f"http://127.0.0.1:{runner.port}/slack/events", SECRET, emulator=emu)
     await driver.__aenter__()
@@ -144,7 +144,7 @@ async def plan_session(w: SlackWorld) -> None:
 async def test_prep_button_reaction_and_retried_event(world: SlackWorld) -> None:
     w = world
     await plan_session(w)
-    await w.app.core.post_prep("s1")
+    await w.app.core.timeline.post_prep("s1")
     prep = w.emu.history(w.general)[-1]
     button = prep.blocks[-1]["elements"][0]
     assert button["action_id"] == "prep:done:s1"

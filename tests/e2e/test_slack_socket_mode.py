@@ -64,7 +64,7 @@ async def build_app(tmp_path: Path, emu: SlackSocketEmulator, app_token: str) ->
     )
     app = await build(settings, clock=FakeClock(T0), with_scheduler=False)
     runner = SlackRunner(app.core, settings, time_scale=FAST)  # as bot.app attaches it, paced for the emulator
-    app.core.platforms["slack"] = runner.platform
+    app.core.attach(runner.platform)
     app.runners.append(runner)
     return app, runner
 
@@ -78,8 +78,8 @@ async def world(tmp_path: Path) -> AsyncIterator[SocketWorld]:
         app, runner = await build_app(tmp_path, emu, emu.app_token)
         try:
             await runner.start()
-            assert isinstance(app.core.clock, FakeClock)
-            yield SocketWorld(emu, app, runner, SocketModeDriver(emu), app.core.clock, trainer, learners, general)
+            assert isinstance(app.core.ctx.clock, FakeClock)
+            yield SocketWorld(emu, app, runner, SocketModeDriver(emu), app.core.ctx.clock, trainer, learners, general)
         finally:
             await app.close()  # stops the runner: the socket client goes before the emulator does
 
@@ -94,18 +94,18 @@ async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
 
 
 async def cohort_names(w: SocketWorld) -> list[str]:
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         return sorted(c.name for c in (await s.exec(select(Cohort))).all())
 
 
 async def member_ids(w: SocketWorld) -> dict[int, str]:
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         return {m.id or 0: m.user_id for m in (await s.exec(select(Member))).all()}
 
 
 async def prep_acks(w: SocketWorld) -> list[tuple[str, str]]:
     users = await member_ids(w)
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         return sorted((users[p.member_id], p.method) for p in (await s.exec(select(PrepAck))).all())
 
 
@@ -144,7 +144,7 @@ async def test_trainer_commands_travel_the_socket_and_learners_are_refused(world
     assert ack.payload is not None and ack.payload["response_type"] == "ephemeral", ack
     assert w.final_text(ack, payload).startswith("Cohort `c1` created")
     assert ack.elapsed < 3
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         (cohort,) = (await s.exec(select(Cohort))).all()
     assert (cohort.name, cohort.channel_id) == ("c1", w.general)
 
@@ -170,7 +170,7 @@ async def plan_session(w: SocketWorld) -> None:
 async def test_reaction_marks_prep_done_once_even_when_redelivered(world: SocketWorld) -> None:
     w = world
     await plan_session(w)
-    await w.app.core.post_prep("s1")  # the scheduler's job
+    await w.app.core.timeline.post_prep("s1")  # the scheduler's job
     prep = w.emu.history(w.general)[-1]
     learner = w.learners[1]
 
@@ -202,7 +202,7 @@ async def test_checkin_button_and_survey_modal_are_recorded(world: SocketWorld) 
     await w.runner.bot.drain()
     assert len(w.emu.responses_to(action["response_url"])) == 1
     users = await member_ids(w)
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         rows = (await s.exec(select(Attendance))).all()
     assert [(users[a.member_id], a.method) for a in rows] == [(learner, "button")]
 
@@ -222,7 +222,7 @@ async def test_checkin_button_and_survey_modal_are_recorded(world: SocketWorld) 
     ack = await w.driver.view_submission(learner, view, answers | {"open": "Loved the pair work"})
     assert ack.payload is not None and ack.payload["response_action"] == "update", ack
     assert "recorded" in ack.payload["view"]["blocks"][0]["text"]["text"]
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         (submission,) = (await s.exec(select(Submission))).all()
         stored = (await s.exec(select(Answer).where(col(Answer.submission_id) == submission.id))).all()
     assert users[submission.member_id] == learner and submission.kind == "feedback"
@@ -231,7 +231,7 @@ async def test_checkin_button_and_survey_modal_are_recorded(world: SocketWorld) 
 
     again = await w.driver.view_submission(learner, view, answers)
     assert again.payload is not None and again.payload["response_action"] == "errors"
-    async with w.app.db.session() as s:
+    async with w.app.db.transaction() as s:
         assert len((await s.exec(select(Submission))).all()) == 1
 
 

@@ -23,7 +23,7 @@ class SmallServer(LocalPlatform):
 async def test_start_is_refused_before_creating_anything(world: World) -> None:
     small = SmallServer()
     small.channels, small.messages = world.platform.channels, world.platform.messages
-    world.app.core.platforms["local"] = small
+    world.app.core.attach(small)
     short = await plan(world)
     start = (await session_row(world, short)).starts_at
     world.clock.set(start)

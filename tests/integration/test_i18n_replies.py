@@ -13,7 +13,8 @@ from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
 from bot.app import build
 from bot.clock import FakeClock
-from bot.core import CHECKIN_OPENS, Actor
+from bot.core import Actor
+from bot.core.rules import CHECKIN_OPENS
 from bot.messages import Form, Reply
 from storage.models import Member, PeerSession
 from tests.conftest import T0, World, make_settings
@@ -50,12 +51,12 @@ async def plan(world: World) -> str:
 
 
 async def starts_at(world: World, short: str) -> PeerSession:
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         return (await s.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
 
 
 async def member(world: World, user_id: str) -> Member:
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         return (await s.exec(select(Member).where(Member.user_id == user_id))).one()
 
 

@@ -9,9 +9,10 @@ from sqlmodel import select
 
 from adapters.local.platform import LocalPlatform
 from bot.app import build
-from bot.core import DELIVERY_LEASE
+from bot.core.rules import DELIVERY_LEASE
 from storage.models import Delivery
 from tests.conftest import World, make_settings
+from tests.fakes import CrashAfterDm, SimulatedCrash
 from tests.integration.test_session_flow import plan, session_row
 
 
@@ -21,7 +22,7 @@ async def ended_session(world: World, attendees: int) -> str:
     world.clock.set(start)
     for learner in world.learners[:attendees]:
         assert (await learner.click(f"checkin:in:{short}")).ok
-    await world.core.start(short, by="test")
+    await world.core.timeline.start(short, by="test")
     world.clock.set(start + timedelta(minutes=90))
     return short
 
@@ -33,7 +34,7 @@ def survey_dms(platform: LocalPlatform, user_id: str) -> int:
 
 
 async def states(world: World) -> dict[str, int]:
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         rows = (await s.exec(select(Delivery).where(Delivery.kind == "feedback"))).all()
     out: dict[str, int] = {}
     for row in rows:
@@ -43,9 +44,9 @@ async def states(world: World) -> dict[str, int]:
 
 async def test_crash_after_send_before_bookkeeping_neither_loses_nor_duplicates(world: World) -> None:
     short = await ended_session(world, 5)
-    await world.core.end(short, by="test")  # queues 5 feedback DMs but delivery has not run yet
-    world.core.crash_after_send = True
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    await world.core.timeline.end(short, by="test")  # queues 5 feedback DMs but delivery has not run yet
+    world.core.attach(CrashAfterDm(world.platform))  # type: ignore[arg-type]  # a Platform by delegation
+    with pytest.raises(SimulatedCrash):
         await world.core.deliver_due()
     # The process "dies": one DM went out, its row is stuck in `sending`.
     assert (await states(world)).get("sending") == 1
@@ -67,8 +68,8 @@ async def test_crash_after_send_before_bookkeeping_neither_loses_nor_duplicates(
 
 async def test_claim_without_send_is_sent_after_the_lease(world: World) -> None:
     short = await ended_session(world, 3)
-    await world.core.end(short, by="test")
-    async with world.app.db.session() as s:  # a worker claimed a row and died before sending
+    await world.core.timeline.end(short, by="test")
+    async with world.app.db.transaction() as s:  # a worker claimed a row and died before sending
         row = (await s.exec(select(Delivery).where(Delivery.kind == "feedback"))).first()
         assert row is not None
         row.state, row.claimed_at, row.attempts = "sending", world.clock.now(), 1
@@ -89,7 +90,7 @@ async def test_reminder_goes_only_to_those_who_have_not_answered(world: World) -
     world.clock.set(world.clock.now() + timedelta(hours=24))
     await world.core.advance()
     assert [survey_dms(world.platform, u.user_id) for u in world.learners[:3]] == [1, 2, 2]
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         reminders = {r.state for r in (await s.exec(select(Delivery).where(Delivery.kind == "feedback_reminder")))}
     assert reminders == {"sent", "skipped"}
     assert short

@@ -55,7 +55,7 @@ async def test_jobs_persist_across_restart_and_fire(database_url: str) -> None:
             if platform.breakouts():
                 break
         assert len(platform.breakouts()) == 1  # 4 enrolled learners → one group
-        async with restarted.db.session() as s:
+        async with restarted.db.transaction() as s:
             from sqlmodel import select
 
             from storage.models import PeerSession

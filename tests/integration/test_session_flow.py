@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlmodel import func, select
 
 from adapters.local.driver import LocalUser
-from bot.core import CHECKIN_OPENS
+from bot.core.rules import CHECKIN_OPENS
 from storage.models import Attendance, AuditEvent, Delivery, GroupMembership, PeerGroup, PeerSession, PrepAck
 from tests.conftest import World
 
@@ -24,7 +24,7 @@ async def plan(world: World, extra: str = "") -> str:
 
 
 async def session_row(world: World, short: str) -> PeerSession:
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         return (await s.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
 
 
@@ -40,7 +40,7 @@ async def attend_and_end(world: World) -> tuple[str, LocalUser]:
 
 
 async def count(world: World, model: type, **where: object) -> int:
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         query = select(func.count()).select_from(model)
         for key, value in where.items():
             query = query.where(getattr(model, key) == value)
@@ -79,7 +79,7 @@ async def test_full_cycle_records_prep_attendance_groups_and_deliveries(world: W
     assert await count(world, Attendance) == 10
 
     assert "start" in await world.advance(start)
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         groups = (await s.exec(select(PeerGroup))).all()
         members = (await s.exec(select(GroupMembership))).all()
     assert len(members) == 10 and all(3 <= sum(m.group_id == g.id for m in members) <= 6 for g in groups)
@@ -95,7 +95,7 @@ async def test_full_cycle_records_prep_attendance_groups_and_deliveries(world: W
     world.clock.set(start + timedelta(minutes=12))
     late = await world.learners[10].click(f"checkin:in:{short}")
     assert "marked late" in late.text and "joined group" in late.text
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         sizes = [
             len((await s.exec(select(GroupMembership).where(GroupMembership.group_id == g.id))).all()) for g in groups
         ]
@@ -187,7 +187,7 @@ async def test_absence_reason_is_kept_with_attendance(world: World) -> None:
     short = await plan(world)
     reply = await world.learners[2].command(f'absent {short} "Sick leave"')
     assert reply.ok
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         row = (await s.exec(select(Attendance))).one()
     assert (row.status, row.absence_reason) == ("excused", "Sick leave")
 
@@ -228,7 +228,7 @@ async def test_steps_are_idempotent(world: World) -> None:
     await world.advance(start)  # a job firing twice
     assert await count(world, PeerGroup) == 2
     assert len(world.platform.breakouts()) == 2
-    assert (await world.core.start(short, by="test")) == ""
+    assert (await world.core.timeline.start(short, by="test")) == ""
 
 
 async def test_tutoring_marks_tutors(world: World) -> None:
@@ -237,7 +237,7 @@ async def test_tutoring_marks_tutors(world: World) -> None:
     short = reply.extra["session"]
     start = await world.check_in_at_start(short, 7)
     await world.advance(start)
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         roles = [m.role for m in (await s.exec(select(GroupMembership))).all()]
         groups = (await s.exec(select(PeerGroup))).all()
     assert len(groups) == 3 and roles.count("tutor") == 3  # 7 learners: two pairs and one trio
@@ -247,7 +247,7 @@ async def test_group_move_follows_breakout(world: World) -> None:
     short = await plan(world)
     start = await world.check_in_at_start(short, 8)
     await world.advance(start)
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as s:
         membership = (await s.exec(select(GroupMembership).where(GroupMembership.member_id == 2))).one()
         source = await s.get(PeerGroup, membership.group_id)
     assert source is not None
