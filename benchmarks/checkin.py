@@ -21,6 +21,7 @@ from pathlib import Path
 
 from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
+from bot.actions import CheckIn
 from bot.app import build
 from bot.clock import FakeClock
 from bot.settings import Settings
@@ -63,7 +64,7 @@ async def measure(url: str, learners: int, window: float, seed: int) -> tuple[fl
         async def one(person: LocalUser, offset: float, t0: float) -> None:
             await asyncio.sleep(max(0.0, t0 + offset - time.perf_counter()))
             began = time.perf_counter()
-            result = await person.click(f"checkin:in:{short}")
+            result = await person.click(str(CheckIn(short)))
             latencies.append((time.perf_counter() - began) * 1000)
             assert result.ok, result.text
 

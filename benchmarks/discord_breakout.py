@@ -22,6 +22,7 @@ import discord
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.discord.platform import DiscordPlatform
+from bot.actions import CheckIn
 from bot.messages import Button, Message, Section
 from bot.refs import UserRef
 from tests.emulators.discord_emulator import DEFAULT_BUCKET, DiscordEmulator
@@ -70,7 +71,7 @@ async def run(learners: int, size: int, time_scale: float) -> None:
             await platform.post(
                 channel,
                 Message(f"Group {number}", sections=(Section("Objectives and ground rules."),),
-                        buttons=(Button("checkin:in:bench", "I'm here"),)),
+                        buttons=(Button(str(CheckIn("bench")), "I'm here"),)),
             )  # fmt: skip
         elapsed = time.perf_counter() - started
         await client.close()

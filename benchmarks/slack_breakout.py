@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.slack.platform import SlackPlatform
+from bot.actions import CheckIn
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.refs import UserRef
 from tests.emulators.slack_api import SlackEmulator
@@ -56,7 +57,7 @@ async def run(learners: int, group_size: int, time_scale: float) -> dict[str, fl
                 Message(
                     f"Group {number}: welcome",
                     sections=(Section("Objectives: explain one method each."), Section("Ground rules: …")),
-                    buttons=(Button("checkin:in:bench", "Check in", ButtonStyle.PRIMARY),),
+                    buttons=(Button(str(CheckIn("bench")), "Check in", ButtonStyle.PRIMARY),),
                 ),
             )
         elapsed = time.perf_counter() - started
