@@ -10,9 +10,10 @@ from sqlmodel import select
 from bot import grammar
 from bot.core import queries, rules
 from bot.core.context import Context
-from bot.core.groups import Groups
+from bot.core.groups import Arrivals, Groups
 from bot.core.rules import AttendanceStatus, SessionState
 from bot.errors import Invalid
+from bot.grouping import size_bounds
 from bot.i18n import SESSION_STATES, Text, _, t
 from bot.inbound import Actor
 from bot.messages import Reply
@@ -108,13 +109,14 @@ class Attendance:
         return Reply(t(self.ctx.reply_locale(actor), "Preparation recorded, thank you!"))
 
     async def check_in(self, actor: Actor, short_id: str, *, method: str) -> Reply:
-        """Record attendance; a learner arriving after the groups exist joins the smallest group."""
+        """Record attendance; after the start the learner is placed at once (`Groups.place_arrivals`): in a
+        group, in a new group with others who wait, or waiting, and told which."""
         now = self.ctx.clock.now()
-        joined: tuple[str, str] | None = None
+        arrivals = Arrivals()
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, actor, short_id)
             member = await queries.actor_member(tx, actor)
-            enrollment = await queries.enrollment(tx, peer_session, member)
+            await queries.enrollment(tx, peer_session, member)
             assert peer_session.id is not None and member.id is not None
             refusal = rules.checkin_refusal(peer_session, now)
             if refusal == "closed":
@@ -147,18 +149,28 @@ class Attendance:
                 )
             else:
                 attendance.status, attendance.checked_in_at, attendance.method = status, now, method
-            if peer_session.state == SessionState.RUNNING:
-                joined = await self.groups.join_smallest_group(tx, peer_session, member, enrollment)
             self.ctx.audit(tx, actor.user.key, "checkin", peer_session.id, method=method, status=status)
-        if joined is not None and joined[1]:
-            platform = self.ctx.platform(actor.user.platform)
-            await platform.add_members(ChannelRef(platform.name, joined[1]), [actor.user])
+            if peer_session.state == SessionState.RUNNING:
+                await tx.flush()
+                arrivals = await self.groups.place_arrivals(tx, peer_session)
+        if arrivals.joined or arrivals.blocked:
+            await self.groups.announce_arrivals(peer_session, arrivals, skip=actor.user.id)
         locale = self.ctx.reply_locale(actor)
         text = (
             t(locale, "Checked in to “{title}” (marked late).", title=peer_session.title)
             if status == AttendanceStatus.LATE
             else t(locale, "Checked in to “{title}”.", title=peer_session.title)
         )
-        if joined:
-            text += t(locale, " You joined group {number}.", number=joined[0])
+        group = arrivals.group_of(member.id)
+        if group is not None:
+            text += t(locale, " You joined group {number}.", number=group.number)
+        elif member.id in arrivals.waiting:
+            low, _high = size_bounds(peer_session.format, peer_session.group_size)
+            text += t(
+                locale,
+                " Your group forms as soon as {count} learners are here to start one, or in {minutes} minutes you "
+                "join the smallest group; I will tell you.",
+                count=low,
+                minutes=rules.minutes(rules.WAIT_ALONE),
+            )
         return Reply(text)

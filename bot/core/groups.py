@@ -7,9 +7,10 @@ and write the same `PeerGroup`/`GroupMembership` rows.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,6 +19,7 @@ from bot.core import queries, rules
 from bot.core.context import Context
 from bot.errors import Invalid, NotFound
 from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
+from bot.grouping.arrivals import Waiting, plan_arrivals
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
@@ -186,7 +188,7 @@ class Groups:
     async def apply_draft(
         self, tx: AsyncSession, peer_session: PeerSession, learners: list[Learner]
     ) -> list[Text | str]:
-        """Keep the trainer's draft at start: absentees leave it, newcomers join the smallest groups."""
+        """Keep the trainer's draft at start: absentees leave it, newcomers join the smallest groups they may."""
         assert peer_session.id is not None
         wanted = {int(learner.id) for learner in learners}
         groups = await queries.groups(tx, peer_session.id)
@@ -208,8 +210,12 @@ class Groups:
             return sum(frozenset({str(member_id), str(other)}) in apart for other in members_of[gid])
 
         for member_id in sorted(wanted - placed):
-            # The smallest group holding nobody they are kept apart from (the smallest overall if none is free).
-            group_id = min(sizes, key=lambda gid: (clashes(member_id, gid), sizes[gid], gid or 0))
+            # The smallest group holding nobody they are kept apart from; none free: they wait for a group
+            # (`place_arrivals`), a keep-apart rule is never broken.
+            free = [gid for gid in sizes if not clashes(member_id, gid)]
+            if not free:
+                continue
+            group_id = min(free, key=lambda gid: (sizes[gid], gid or 0))
             assert group_id is not None
             tx.add(
                 GroupMembership(
@@ -262,47 +268,137 @@ class Groups:
             for number, a, b in found
         ]
 
-    async def join_smallest_group(
-        self, tx: AsyncSession, peer_session: PeerSession, member: Member, enrollment: Enrollment
-    ) -> tuple[str, str] | None:
-        assert peer_session.id is not None and member.id is not None
-        existing = (
-            await tx.exec(
-                select(GroupMembership).where(
-                    GroupMembership.session_id == peer_session.id, GroupMembership.member_id == member.id
-                )
+    async def place_arrivals(self, tx: AsyncSession, peer_session: PeerSession) -> Arrivals:
+        """Place the learners who checked in after the groups were formed (`bot.grouping.arrivals`): join a
+        group, form a new one with other waiting learners, or keep waiting. The session row is locked first,
+        so simultaneous check-ins on PostgreSQL see each other's placements (SQLite has one writer anyway)."""
+        assert peer_session.id is not None
+        await tx.exec(select(PeerSession.id).where(PeerSession.id == peer_session.id).with_for_update())
+        groups = await queries.groups(tx, peer_session.id)
+        layout = {g.id or 0: {str(m.id) for m, _role in ms} for g, ms in groups}
+        placed = {m for ids in layout.values() for m in ids}
+        present = await tx.exec(
+            select(Attendance.member_id, Attendance.checked_in_at).where(
+                Attendance.session_id == peer_session.id, col(Attendance.status).in_(rules.PRESENT)
             )
-        ).first()
-        if existing is not None:
-            return None
-        sizes = await tx.exec(
-            select(PeerGroup, func.count(col(GroupMembership.id)))
-            .join(GroupMembership, col(GroupMembership.group_id) == col(PeerGroup.id), isouter=True)
-            .where(PeerGroup.session_id == peer_session.id)
-            .group_by(col(PeerGroup.id))
-            .order_by(func.count(col(GroupMembership.id)), col(PeerGroup.number))
         )
-        by_size = [group for group, _count in sizes.all()]
-        if not by_size:
-            return None
-        # The smallest group holding nobody they are kept apart from (the smallest overall if none is free).
-        partners = await queries.apart_from(tx, peer_session.cohort_id, member.id)
-        taken: set[int] = set()
-        if partners:
-            rows = await tx.exec(
-                select(GroupMembership.group_id).where(
-                    GroupMembership.session_id == peer_session.id, col(GroupMembership.member_id).in_(partners)
-                )
-            )
-            taken = set(rows.all())
-        group = next((g for g in by_size if g.id not in taken), by_size[0])
-        assert group.id is not None
+        waiting = [
+            Waiting(str(member_id), since or self.ctx.clock.now())
+            for member_id, since in present.all()
+            if str(member_id) not in placed
+        ]
+        if not waiting:
+            return Arrivals()
+        low, high = size_bounds(peer_session.format, peer_session.group_size)
+        plan = plan_arrivals(
+            layout,
+            waiting,
+            (await self._constraints(tx, peer_session.cohort_id)).apart,
+            low=low,
+            high=high,
+            now=self.ctx.clock.now(),
+            wait_alone=rules.WAIT_ALONE,
+        )
+        by_id = {g.id or 0: g for g, _ms in groups}
+        result = Arrivals(waiting=[int(m) for m in plan.waiting], blocked=[int(m) for m in plan.blocked])
+        for member_id, key in plan.joins:
+            self._join(tx, peer_session, int(member_id), key)
+            result.joined.append((int(member_id), by_id[key]))
+        number = max((g.number for g in by_id.values()), default=0)
+        for new_members in plan.new_groups:
+            number += 1
+            levels = await self._levels(tx, peer_session.cohort_id, [int(m) for m in new_members])
+            group = PeerGroup(session_id=peer_session.id, number=number, level_spread=max(levels) - min(levels))
+            tx.add(group)
+            await tx.flush()
+            assert group.id is not None
+            for member_id in new_members:
+                self._join(tx, peer_session, int(member_id), group.id)
+                result.joined.append((int(member_id), group))
+            result.formed += 1
+        self.ctx.audit(
+            tx,
+            "peerbot",
+            "arrivals.placed",
+            peer_session.id,
+            joined=[(m, g.number) for m, g in result.joined],
+            waiting=result.waiting,
+        )
+        return result
+
+    def _join(self, tx: AsyncSession, peer_session: PeerSession, member_id: int, group_id: int) -> None:
+        assert peer_session.id is not None
         tx.add(
             GroupMembership(
-                session_id=peer_session.id, group_id=group.id, member_id=member.id, joined_at=self.ctx.clock.now()
+                session_id=peer_session.id, group_id=group_id, member_id=member_id, joined_at=self.ctx.clock.now()
             )
         )
-        return str(group.number), group.channel_id
+
+    @staticmethod
+    async def _levels(tx: AsyncSession, cohort_id: int, member_ids: list[int]) -> list[int]:
+        rows = await tx.exec(
+            select(Enrollment.level).where(Enrollment.cohort_id == cohort_id, col(Enrollment.member_id).in_(member_ids))
+        )
+        return list(rows.all()) or [0]
+
+    async def announce_arrivals(self, peer_session: PeerSession, arrivals: Arrivals, *, skip: str = "") -> None:
+        """After the commit: breakouts for the new groups, the joiners added to theirs, and a DM to each placed
+        learner (but `skip`, who reads it in their reply) and to the trainers about learners a keep-apart rule
+        keeps waiting (once each)."""
+        if arrivals.formed:
+            await self.ensure_breakouts(peer_session.short_id)
+        platform = await self.ctx.platform_of(peer_session)
+        async with self.ctx.db.transaction() as tx:
+            rows = [(await tx.get(Member, m), await tx.get(PeerGroup, g.id), g.channel_id) for m, g in arrivals.joined]
+            blocked = [await tx.get(Member, m) for m in arrivals.blocked]
+            told = await self._already_told(tx, peer_session, blocked)
+            trainers = await queries.trainers(tx, peer_session) if len(told) < len(blocked) else []
+        for member, group, had_breakout in rows:
+            if member is None or group is None:
+                continue
+            if had_breakout:  # a breakout made just now (`ensure_breakouts`) was created with its members
+                await platform.add_members(ChannelRef(platform.name, group.channel_id), [queries.ref(member)])
+            if member.user_id != skip:
+                text = t(
+                    self.ctx.locale_of(member),
+                    "You are in group {number} of “{title}”.",
+                    number=group.number,
+                    title=peer_session.title,
+                )
+                await self.ctx.safe_dm(platform, member, Message(text))
+        for member in blocked:
+            if member is None or member.id in told:
+                continue
+            for trainer in trainers:
+                text = t(
+                    self.ctx.locale_of(trainer),
+                    "<@{user}> checked in to `{session}` but every group holds someone they are kept apart from: "
+                    "they wait for a new group. Move someone with `/peer group move`, or lift the rule.",
+                    user=member.user_id,
+                    session=peer_session.short_id,
+                )
+                await self.ctx.safe_dm(platform, trainer, Message(text))
+
+    async def _already_told(
+        self, tx: AsyncSession, peer_session: PeerSession, blocked: list[Member | None]
+    ) -> set[int]:
+        """Learners the trainers were already told about (an audit row each), marking the others as told."""
+        told: set[int] = set()
+        for member in blocked:
+            if member is None or member.id is None:
+                continue
+            seen = await queries.count(
+                tx,
+                AuditEvent,
+                AuditEvent.session_id == peer_session.id,
+                AuditEvent.action == "arrivals.blocked",
+                AuditEvent.actor == str(member.id),
+            )
+            if seen:
+                told.add(member.id)
+            else:
+                self.ctx.audit(tx, str(member.id), "arrivals.blocked", peer_session.id)
+        return told
 
     # ------------------------------------------------------------------ group commands (trainer control)
 
@@ -557,3 +653,17 @@ class Groups:
 def check_in_button(short_id: str, locale: str) -> Button:
     """The check-in button, on the announcement and again in each breakout for whoever has not yet."""
     return Button(str(actions.CheckIn(short_id)), t(locale, "Check in"), ButtonStyle.PRIMARY)
+
+
+@dataclass
+class Arrivals:
+    """What `Groups.place_arrivals` did: who joined which group (new groups included), how many groups it
+    formed, who still waits, and who waits only because of a keep-apart rule."""
+
+    joined: list[tuple[int, PeerGroup]] = field(default_factory=list)
+    formed: int = 0
+    waiting: list[int] = field(default_factory=list)
+    blocked: list[int] = field(default_factory=list)
+
+    def group_of(self, member_id: int) -> PeerGroup | None:
+        return next((g for m, g in self.joined if m == member_id), None)

@@ -22,6 +22,7 @@ WRAPUP_BEFORE_END = timedelta(minutes=10)  # groups are asked for their takeaway
 SURVEY_REMINDER_AFTER = timedelta(hours=24)  # the feedback reminder follows the questionnaire by this much
 SURVEY_OPEN_FOR = timedelta(days=7)  # the feedback questionnaire stays open this long after the end
 DELIVERY_LEASE = timedelta(minutes=5)  # a claimed DM older than this belongs to a crashed worker
+WAIT_ALONE = timedelta(minutes=5)  # a latecomer waiting this long for others joins the smallest group
 MAX_ATTEMPTS = 5  # a DM failing this many times is given up (state `failed`)
 CHECK_EMOJI = frozenset({"white_check_mark", "✅", "heavy_check_mark", "ballot_box_with_check"})  # react = done
 
@@ -244,7 +245,7 @@ def checkin_refusal(s: SessionTimes, now: datetime) -> Literal["closed", "not_op
     opens, closes = checkin_window(s)
     if s.state in OVER or now > closes:
         return "closed"
-    if now < opens:
+    if now < opens and s.state != SessionState.RUNNING:  # a trainer who starts early opens check-in with it
         return "not_open"
     return None
 

@@ -18,12 +18,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context, log
-from bot.core.groups import Groups, check_in_button
+from bot.core.groups import Arrivals, Groups, check_in_button
 from bot.core.outbox import Outbox
 from bot.core.rules import SessionState, Step
 from bot.core.views import Views
 from bot.errors import Invalid, PeerError
-from bot.grouping import Notice
+from bot.grouping import Notice, size_bounds
 from bot.i18n import N_, Text, _, t
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import ChecksCapacity, EventSpec, PlatformError
@@ -210,8 +210,10 @@ class Timeline:
     async def start(self, short_id: str, *, by: str, locale: str = "") -> str:
         """Form the groups (one transaction), then create the breakouts outside it; returns what was done,
         in `locale` (the instance's by default)."""
+        await self.open_checkin(short_id)  # a start always opens check-in (a no-op once it is open)
         now = self.ctx.clock.now()
-        warnings: list[Text | str]
+        warnings: list[Text | str] = []
+        arrivals = Arrivals()
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, None, short_id)
             if not rules.can_start(peer_session.state):
@@ -225,9 +227,14 @@ class Timeline:
                 warnings = await self.groups.apply_draft(tx, peer_session, learners)
             else:
                 await self.groups.clear(tx, peer_session.id)
-                grouping = await self.groups.form(tx, peer_session, learners, seed=peer_session.id)
-                left_out = grouping.left_out
-                warnings = [notice_text(n, members_by_id) for n in grouping.warnings]
+                if learners:  # nobody yet: groups form as learners arrive (`Groups.place_arrivals`)
+                    grouping = await self.groups.form(tx, peer_session, learners, seed=peer_session.id)
+                    left_out = grouping.left_out
+                    warnings = [notice_text(n, members_by_id) for n in grouping.warnings]
+            peer_session.state, peer_session.started_at = SessionState.RUNNING, now
+            if has_draft and learners:
+                await tx.flush()
+                arrivals = await self.groups.place_arrivals(tx, peer_session)  # newcomers the draft could not take
             groups = await queries.groups(tx, peer_session.id)
             platform = await self.ctx.platform_of(peer_session, tx)
             if isinstance(platform, ChecksCapacity):
@@ -243,7 +250,6 @@ class Timeline:
                         ),
                         _("Delete or archive old channels, then `/peer session start` again."),
                     ) from None
-            peer_session.state, peer_session.started_at = SessionState.RUNNING, now
             self.ctx.audit(
                 tx,
                 by,
@@ -276,7 +282,18 @@ class Timeline:
                 )
                 await self.ctx.safe_dm(platform, trainer, Message(text))
         created = await self.groups.ensure_breakouts(short_id)
+        if arrivals.joined or arrivals.blocked:
+            await self.groups.announce_arrivals(peer_session, arrivals)
         self.ctx.notify_scheduler(peer_session)
+        if not learners:
+            low, _high = size_bounds(peer_session.format, peer_session.group_size)
+            return t(
+                locale or self.ctx.settings.locale,
+                "nobody has checked in yet: check-in is open, and groups form as learners arrive (a group starts "
+                "with {count} learners; anyone waiting alone for {minutes} minutes joins the smallest group)",
+                count=low,
+                minutes=rules.minutes(rules.WAIT_ALONE),
+            )
         return t(
             locale or self.ctx.settings.locale,
             "{groups} group(s) formed from {learners} learner(s), {created} breakout(s) created",

@@ -396,10 +396,19 @@ def test_the_checkin_window() -> None:
     ],
 )
 def test_checkin_boundaries(at: timedelta, refusal: str | None, status: AttendanceStatus | None) -> None:
-    for state in ("planned", "prep_sent", "running"):
+    for state in ("planned", "prep_sent"):
         assert rules.checkin_refusal(Row(state=state), START + at) == refusal
+    # A session started early by its trainer takes check-ins at once, whatever the clock says.
+    assert rules.checkin_refusal(Row(state="running"), START + at) == (None if refusal == "not_open" else refusal)
     if status is not None:
         assert rules.attendance_status(Row(), START + at) is status
+
+
+def test_a_session_started_hours_early_takes_check_ins_on_time() -> None:
+    early = START - 3 * H
+    assert rules.checkin_refusal(Row(state="running"), early) is None
+    assert rules.checkin_refusal(Row(state="planned"), early) == "not_open"
+    assert rules.attendance_status(Row(state="running"), early) is AttendanceStatus.ON_TIME
 
 
 @pytest.mark.parametrize("state", ["ended", "closed", "cancelled"])
