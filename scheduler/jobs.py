@@ -34,6 +34,7 @@ async def run_session_step(short_id: str, step: str) -> None:
 
 
 async def drain_outbox() -> None:
-    sent = await _require().deliver_due()
+    """The periodic sweep: learners waiting for a group too long are placed, then due DMs go out."""
+    sent = await _require().sweep()
     if sent:
         log.info("outbox: %d DM(s) sent", sent)

@@ -45,10 +45,14 @@ class JobScheduler:
             self.scheduler.shutdown(wait=False)
 
     def session_changed(self, short_id: str, steps: dict[str, datetime]) -> None:
+        """A job per future step; steps already due (a session planned at short notice, or changed late) run
+        at once in one pass, whoever planned or changed the session."""
         now = datetime.now(UTC)
+        if any(at <= now for at in steps.values()):
+            self._run_now(short_id, "due", now)
         for step, at in steps.items():
             if at <= now:
-                continue  # already due: the catch-up at start-up (`Core.advance`) runs it
+                continue
             self.scheduler.add_job(
                 jobs.run_session_step,
                 "date",
@@ -58,8 +62,21 @@ class JobScheduler:
                 replace_existing=True,
             )
 
+    def session_retry(self, short_id: str, at: datetime) -> None:
+        self._run_now(short_id, "retry", at)
+
+    def _run_now(self, short_id: str, name: str, at: datetime) -> None:
+        self.scheduler.add_job(
+            jobs.run_session_step,
+            "date",
+            run_date=at,
+            args=[short_id, name],
+            id=f"session:{short_id}:{name}",
+            replace_existing=True,
+        )
+
     def session_removed(self, short_id: str) -> None:
-        for step in STEP_NAMES:
+        for step in (*STEP_NAMES, "due", "retry"):
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(f"session:{short_id}:{step}")
 

@@ -96,6 +96,7 @@ class PeerSession(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     retention_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    event_closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))  # the platform event ended
     created_by: int = Field(foreign_key="member.id")
     created_at: datetime = Field(sa_column=_utc_column())
 
@@ -110,6 +111,7 @@ class PeerGroup(SQLModel, table=True):
     takeaways: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     level_spread: int = 0
     repeated_pairs: int = 0
+    closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))  # its breakout archived/deleted
 
 
 class GroupMembership(SQLModel, table=True):
@@ -166,7 +168,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("idempotency_key"),)
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=120)
-    kind: str = Field(max_length=24)  # feedback | feedback_reminder | retention | prep_reminder
+    kind: str = Field(max_length=24)  # bot.core.rules.DeliveryKind
     session_id: int = Field(foreign_key="peer_session.id", index=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     due_at: datetime = Field(sa_column=_utc_column())

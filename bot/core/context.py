@@ -37,6 +37,10 @@ class SchedulerPort(Protocol):
 
     def session_removed(self, short_id: str) -> None: ...
 
+    def session_retry(self, short_id: str, at: datetime) -> None:
+        """Run the session's due steps again at `at` (after a failure)."""
+        ...
+
     def outbox_due(self, at: datetime) -> None: ...
 
 

@@ -61,7 +61,7 @@ class Core:
         self.views = Views(self.ctx)
         self.groups = Groups(self.ctx)
         self.pairs = Pairs(self.ctx)
-        self.outbox = Outbox(self.ctx)
+        self.outbox = Outbox(self.ctx, self.views)
         self.forms = Forms(self.ctx)
         self.attendance = Attendance(self.ctx, self.groups)
         self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
@@ -108,6 +108,12 @@ class Core:
 
     async def deliver_due(self, limit: int = 500) -> int:
         return await self.outbox.deliver_due(limit)
+
+    async def sweep(self) -> int:
+        """The scheduler's periodic pass: place learners who waited too long for a group, then send due DMs;
+        returns how many DMs went out."""
+        await self.timeline.place_waiting()
+        return await self.outbox.deliver_due()
 
     # ------------------------------------------------------------------ the adapters' entry points
 

@@ -17,9 +17,10 @@ from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context
 from bot.core.rules import DeliveryKind, DeliveryState
+from bot.core.views import Views
 from bot.errors import PeerError
-from bot.i18n import N_, Text, _, t
-from bot.messages import Button, ButtonStyle, Message
+from bot.i18n import N_, Text, t
+from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import PlatformError, Undeliverable
 from storage.models import Delivery, Member, PeerSession, PrepAck, Submission
 
@@ -29,19 +30,29 @@ PREP_REMINDER = N_("⏰ “{title}” starts {0}. You have not marked the prepar
 class Outbox:
     """Queue, send and recover the DMs; tell the trainers about the learners they cannot reach."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, ctx: Context, views: Views) -> None:
+        self.ctx, self.views = ctx, views
 
     async def enqueue(
-        self, tx: AsyncSession, kind: str, peer_session: PeerSession, member: Member, due: datetime
-    ) -> None:
-        key = f"{kind}:{peer_session.short_id}:{member.id}"
+        self,
+        tx: AsyncSession,
+        kind: str,
+        peer_session: PeerSession,
+        member: Member,
+        due: datetime,
+        *,
+        key: str = "",
+    ) -> int | None:
+        """Queue a DM once: a second call with the same key does nothing. Returns the new row's id."""
+        key = key or f"{kind}:{peer_session.short_id}:{member.id}"
         exists = (await tx.exec(select(Delivery.id).where(Delivery.idempotency_key == key))).first()
-        if exists is None:
-            assert peer_session.id is not None and member.id is not None
-            tx.add(
-                Delivery(idempotency_key=key, kind=kind, session_id=peer_session.id, member_id=member.id, due_at=due)
-            )
+        if exists is not None:
+            return None
+        assert peer_session.id is not None and member.id is not None
+        row = Delivery(idempotency_key=key, kind=kind, session_id=peer_session.id, member_id=member.id, due_at=due)
+        tx.add(row)
+        await tx.flush()
+        return row.id
 
     async def recover_deliveries(self) -> int:
         """Claims older than the lease belong to a crashed worker: make them due again (same key)."""
@@ -56,30 +67,26 @@ class Outbox:
 
     async def deliver_due(self, limit: int = 500) -> int:
         """Send due DMs: claim (one transaction), send, record (another). A crash in between is
-        recovered by `recover_deliveries` and the platform's idempotency key, so none is lost or doubled."""
+        recovered by `recover_deliveries` and the platform's idempotency key, so none is lost or doubled.
+        The trainers' "could not reach" notices queued by this pass go out with it."""
         await self.recover_deliveries()
         now = self.ctx.clock.now()
+        sent = await self.deliver(await self._due(now, limit), now)
+        return sent + await self.deliver(await self._due(now, limit, kind=DeliveryKind.UNREACHABLE), now)
+
+    async def _due(self, now: datetime, limit: int, *, kind: str = "") -> list[int]:
         async with self.ctx.db.transaction() as tx:
-            rows = await tx.exec(
-                select(Delivery.id)
-                .where(Delivery.state == DeliveryState.PENDING, col(Delivery.due_at) <= now)
-                .order_by(col(Delivery.due_at))
-                .limit(limit)
-            )
-            ids = list(rows.all())
-        sent = 0
-        unreachable: dict[int, list[str]] = {}
-        for delivery_id in ids:
-            assert delivery_id is not None
-            outcome = await self._deliver_one(delivery_id, now)
-            if outcome == "sent":
-                sent += 1
-            elif outcome and outcome.startswith("undeliverable:"):
-                _outcome, raw_session, user = outcome.split(":", 2)
-                unreachable.setdefault(int(raw_session), []).append(user)
-        for session_id, users in unreachable.items():
-            await self._tell_trainers_unreachable(session_id, users)
-        return sent
+            query = select(Delivery.id).where(Delivery.state == DeliveryState.PENDING, col(Delivery.due_at) <= now)
+            if kind:
+                query = query.where(Delivery.kind == kind)
+            rows = await tx.exec(query.order_by(col(Delivery.due_at), col(Delivery.id)).limit(limit))
+            return [i for i in rows.all() if i is not None]
+
+    async def deliver(self, ids: list[int], now: datetime | None = None) -> int:
+        """Send these deliveries now if they are still pending (the end sends the trainers' summary at once);
+        returns how many were sent."""
+        moment = now or self.ctx.clock.now()
+        return sum([await self._deliver_one(delivery_id, moment) == "sent" for delivery_id in ids])
 
     async def _deliver_one(self, delivery_id: int, now: datetime) -> str:
         async with self.ctx.db.transaction() as tx:
@@ -103,8 +110,8 @@ class Outbox:
         try:
             ref = await platform.send_dm(queries.ref(member), message)
         except Undeliverable as exc:
-            await self._mark(delivery_id, "undeliverable", error=exc.code)
-            return f"undeliverable:{peer_session.id}:{member.user_id}"
+            await self._mark(delivery_id, DeliveryState.UNDELIVERABLE, error=exc.code, notify=(peer_session, delivery))
+            return "undeliverable"
         except PlatformError as exc:
             retry_at = rules.delivery_retry_due(delivery.attempts, now)
             state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
@@ -122,7 +129,10 @@ class Outbox:
         due: datetime | None = None,
         message_id: str = "",
         sent_at: datetime | None = None,
+        notify: tuple[PeerSession, Delivery] | None = None,
     ) -> None:
+        """Record a delivery's outcome; an undeliverable learner DM also queues, in the same transaction, one
+        notice per trainer and kind of DM (so a crash can neither lose nor repeat it)."""
         values: dict[str, Any] = {"state": state}
         if error:
             values["last_error"] = error[:500]
@@ -134,6 +144,14 @@ class Outbox:
             values["sent_at"] = sent_at
         async with self.ctx.db.transaction() as tx:
             await tx.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))  # type: ignore[call-overload]
+            if notify is not None and notify[1].kind not in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE):
+                peer_session, failed = notify
+                family = rules.dm_family(failed.kind)
+                for trainer in await queries.trainers(tx, peer_session):
+                    key = f"unreachable:{peer_session.short_id}:{trainer.id}:{family}"
+                    await self.enqueue(
+                        tx, DeliveryKind.UNREACHABLE, peer_session, trainer, self.ctx.clock.now(), key=key
+                    )
 
     async def _delivery_message(
         self, tx: AsyncSession, delivery: Delivery, peer_session: PeerSession, member: Member
@@ -217,21 +235,53 @@ class Outbox:
                     ),
                 ),
             )
+        if delivery.kind == DeliveryKind.SUMMARY:
+            return await self._summary(tx, peer_session, locale, key)
+        if delivery.kind == DeliveryKind.UNREACHABLE:
+            return await self._unreachable(tx, delivery, peer_session, locale, key)
         raise ValueError(f"unknown delivery kind {delivery.kind}")
 
-    async def _tell_trainers_unreachable(self, session_id: int, users: list[str]) -> None:
-        async with self.ctx.db.transaction() as tx:
-            peer_session = await tx.get(PeerSession, session_id)
-            assert peer_session is not None
-        names = ", ".join(f"<@{u}>" for u in users)
-        await self.tell_trainers(
-            peer_session,
-            _(
-                "I could not reach {users} by DM for `{session}` (their DMs are closed).",
-                users=names,
-                session=peer_session.short_id,
-            ),
+    async def _summary(self, tx: AsyncSession, peer_session: PeerSession, locale: str, key: str) -> Message:
+        """The trainer's end-of-session summary, built when it is sent (so a restart sends the same one)."""
+        assert peer_session.id is not None
+        takeaways = [
+            t(locale, "*Group {number} takeaways*: {takeaways}", number=g.number, takeaways=g.takeaways)
+            for g, _members in await queries.groups(tx, peer_session.id)
+            if g.takeaways
+        ]
+        summary = await self.views.describe(tx, peer_session, locale)
+        return Message(
+            t(locale, "Summary of `{session}`", session=peer_session.short_id),
+            sections=tuple(Section(x) for x in [summary, *takeaways]),
+            key=key,
         )
+
+    async def _unreachable(
+        self, tx: AsyncSession, delivery: Delivery, peer_session: PeerSession, locale: str, key: str
+    ) -> Message | None:
+        family = delivery.idempotency_key.rsplit(":", 1)[-1]
+        kinds = [k for k in DeliveryKind if rules.dm_family(k) == family]
+        rows = await tx.exec(
+            select(Member.user_id)
+            .join(Delivery, col(Delivery.member_id) == col(Member.id))
+            .where(
+                Delivery.session_id == peer_session.id,
+                col(Delivery.kind).in_(kinds),
+                Delivery.state == DeliveryState.UNDELIVERABLE,
+            )
+            .distinct()
+            .order_by(col(Member.user_id))
+        )
+        users = list(rows.all())
+        if not users:
+            return None
+        text = t(
+            locale,
+            "I could not reach {users} by DM for `{session}` (their DMs are closed).",
+            users=", ".join(f"<@{u}>" for u in users),
+            session=peer_session.short_id,
+        )
+        return Message(text, key=key)
 
     async def tell_trainers(self, peer_session: PeerSession, news: Text | PeerError) -> None:
         """DM each trainer of the session, each in their own language."""

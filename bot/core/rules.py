@@ -63,6 +63,8 @@ class DeliveryKind(StrEnum):
     FEEDBACK = "feedback"
     FEEDBACK_REMINDER = "feedback_reminder"
     RETENTION = "retention"
+    SUMMARY = "summary"  # to each trainer at the end: attendance, groups, takeaways
+    UNREACHABLE = "unreachable"  # to each trainer: the learners a kind of DM could not reach
 
 
 class DeliveryState(StrEnum):
@@ -315,6 +317,8 @@ def delivery_outdated(kind: str, state: str) -> bool:
         return state == SessionState.CLOSED
     if kind == DeliveryKind.RETENTION:
         return state == SessionState.CANCELLED
+    if kind in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE):
+        return False  # news for the trainers: still worth sending after a restart, whatever the state
     raise ValueError(f"unknown delivery kind {kind}")
 
 
@@ -329,3 +333,14 @@ def delivery_retry_due(attempts: int, now: datetime) -> datetime | None:
 def lease_expired_before(now: datetime) -> datetime:
     """Claims older than this came from a worker that crashed mid-send: they are made pending again."""
     return now - DELIVERY_LEASE
+
+
+def step_retry_after(failures: int) -> timedelta:
+    """How long before a session's failed step is tried again: 1, 2, 4 … minutes, at most an hour, so a
+    platform outage is ridden out without hammering it."""
+    return timedelta(minutes=min(60, 2 ** min(failures, 6)))
+
+
+def dm_family(kind: str) -> str:
+    """Which learner DMs an "unreachable" notice reports on: the questionnaire and its reminder are one."""
+    return DeliveryKind.FEEDBACK if kind == DeliveryKind.FEEDBACK_REMINDER else kind

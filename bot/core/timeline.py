@@ -7,6 +7,7 @@ trainer's summary).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +21,7 @@ from bot.core import queries, rules
 from bot.core.context import Context, log
 from bot.core.groups import Arrivals, Groups, check_in_button
 from bot.core.outbox import Outbox
-from bot.core.rules import SessionState, Step
+from bot.core.rules import DeliveryKind, SessionState, Step
 from bot.core.views import Views
 from bot.errors import Invalid, PeerError
 from bot.grouping import Notice, size_bounds
@@ -29,7 +30,16 @@ from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import ChecksCapacity, EventSpec, PlatformError
 from bot.questionnaires import FEEDBACK_ITEMS
 from bot.refs import ChannelRef
-from storage.models import Attendance, AuditEvent, Member, PeerSession, PrepAck, QuestionnaireItem
+from storage.models import (
+    Attendance,
+    AuditEvent,
+    GroupMembership,
+    Member,
+    PeerGroup,
+    PeerSession,
+    PrepAck,
+    QuestionnaireItem,
+)
 
 PREP_POST = N_(
     "📚 *Prepare for “{title}”* — starts {0}.\n{material}\nMark it done when you have prepared (button or ✅)."
@@ -61,10 +71,76 @@ class Timeline:
         done: list[StepResult] = []
         for short in shorts:
             done += await self.advance_session(short)
+        await self.place_waiting()
         await self.outbox.deliver_due()
         return done
 
+    async def place_waiting(self) -> int:
+        """Place the learners of running sessions who still wait for a group (the wait-alone rule needs a
+        clock, not a click); returns how many were placed."""
+        async with self.ctx.db.transaction() as tx:
+            rows = await tx.exec(
+                select(PeerSession.short_id)
+                .join(Attendance, col(Attendance.session_id) == col(PeerSession.id))
+                .join(
+                    GroupMembership,
+                    (col(GroupMembership.session_id) == col(PeerSession.id))
+                    & (col(GroupMembership.member_id) == col(Attendance.member_id)),
+                    isouter=True,
+                )
+                .where(
+                    PeerSession.state == SessionState.RUNNING,
+                    col(Attendance.status).in_(rules.PRESENT),
+                    col(GroupMembership.id).is_(None),
+                )
+                .distinct()
+            )
+            shorts = list(rows.all())
+        placed = 0
+        for short_id in shorts:
+            async with self.ctx.db.transaction() as tx:
+                peer_session = await queries.peer_session(tx, None, short_id)
+                arrivals = await self.groups.place_arrivals(tx, peer_session)
+            if arrivals.joined or arrivals.blocked:
+                await self.groups.announce_arrivals(peer_session, arrivals)
+            placed += len(arrivals.joined)
+        return placed
+
     async def advance_session(self, short_id: str) -> list[StepResult]:
+        """Run the session's due steps; a fault in them is logged, retried later and told to the trainers once,
+        and never stops the other sessions' steps."""
+        try:
+            return await self._advance_session(short_id)
+        except Exception as exc:  # one session's fault (a platform outage, a bug, bad data) must not stop the rest
+            await self._step_failed(short_id, exc)
+            return []
+
+    async def _step_failed(self, short_id: str, exc: Exception) -> None:
+        reference = secrets.token_hex(4)
+        log.exception("session %s: a step failed (ref %s)", short_id, reference, exc_info=exc)
+        try:
+            async with self.ctx.db.transaction() as tx:
+                peer_session = await queries.peer_session(tx, None, short_id)
+                failures = await queries.count(
+                    tx, AuditEvent, AuditEvent.session_id == peer_session.id, AuditEvent.action == "step.failed"
+                )
+                self.ctx.audit(tx, "scheduler", "step.failed", peer_session.id, error=repr(exc)[:300], ref=reference)
+            if self.ctx.scheduler is not None:
+                self.ctx.scheduler.session_retry(short_id, self.ctx.clock.now() + rules.step_retry_after(failures))
+            if failures == 0:
+                await self.outbox.tell_trainers(
+                    peer_session,
+                    _(
+                        "Something went wrong with session `{session}` (reference {reference}); I will keep retrying "
+                        "its next step. If it does not recover, give the reference to your peerbot admin.",
+                        session=short_id,
+                        reference=reference,
+                    ),
+                )
+        except Exception:  # the database or the platform itself is down: the log is all we can do
+            log.exception("session %s: could not record the failure (ref %s)", short_id, reference)
+
+    async def _advance_session(self, short_id: str) -> list[StepResult]:
         """Run the due steps one at a time, re-reading the row after each (`rules.next_due_step`): every step
         re-checks the stored state itself, so a job that fires twice or late does no harm."""
         now = self.ctx.clock.now()
@@ -72,6 +148,8 @@ class Timeline:
             peer_session = await queries.peer_session(tx, None, short_id)
         if peer_session.state == rules.SessionState.RUNNING:
             await self.groups.ensure_breakouts(short_id)  # resumes a start that crashed or hit a rate limit
+        elif peer_session.state == rules.SessionState.ENDED:
+            await self.finish_end(short_id)  # resumes an end that crashed before its breakouts were closed
         results: list[StepResult] = []
         done: set[Step] = set()
         while (step := rules.next_due_step(peer_session, now, done=done)) is not None:
@@ -366,37 +444,13 @@ class Timeline:
             peer_session.retention_queued_at = now
             self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
             groups = await queries.groups(tx, peer_session.id)
-            trainers = await queries.trainers(tx, peer_session)
-        summaries: dict[str, str] = {}
-        platform = await self.ctx.platform_of(peer_session)
-        for trainer in trainers:
-            locale = self.ctx.locale_of(trainer)
-            if locale not in summaries:
-                summaries[locale] = await self.views.describe_session(None, short_id, locale)
-            takeaways = [
-                t(locale, "*Group {number} takeaways*: {takeaways}", number=g.number, takeaways=g.takeaways)
-                for g, _members in groups
-                if g.takeaways
+            summaries = [
+                delivery_id
+                for trainer in await queries.trainers(tx, peer_session)
+                if (delivery_id := await self.outbox.enqueue(tx, DeliveryKind.SUMMARY, peer_session, trainer, now))
             ]
-            await self.ctx.safe_dm(
-                platform,
-                trainer,
-                Message(
-                    t(locale, "Summary of `{session}`", session=peer_session.short_id),
-                    sections=tuple(Section(x) for x in [summaries[locale], *takeaways]),
-                ),
-            )
-        for group, _members in groups:
-            if group.channel_id:
-                try:
-                    await platform.archive_channel(ChannelRef(platform.name, group.channel_id))
-                except PlatformError as exc:
-                    log.warning("could not close breakout %s: %s", group.channel_id, exc)
-        if peer_session.event_id:
-            try:
-                await platform.end_event(peer_session.event_id)
-            except PlatformError as exc:
-                log.warning("could not end event %s: %s", peer_session.event_id, exc)
+        await self.outbox.deliver(summaries)  # the summary now; after a crash, the outbox sends it once
+        await self.finish_end(short_id)
         self.ctx.notify_scheduler(peer_session)
         if self.ctx.scheduler is not None:
             self.ctx.scheduler.outbox_due(now)
@@ -406,6 +460,45 @@ class Timeline:
             count=len(attendees),
             groups=len(groups),
         )
+
+    async def finish_end(self, short_id: str) -> int:
+        """Close the breakouts and end the platform's event, each once: resumed by every pass over an ended
+        session, so a crash right after the end loses none of it. Returns how many breakouts it closed."""
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            assert peer_session.id is not None
+            groups = (
+                await tx.exec(
+                    select(PeerGroup).where(
+                        PeerGroup.session_id == peer_session.id,
+                        PeerGroup.channel_id != "",
+                        col(PeerGroup.closed_at).is_(None),
+                    )
+                )
+            ).all()
+            event = peer_session.event_id if peer_session.event_closed_at is None else ""
+        if not groups and not event:
+            return 0
+        platform = await self.ctx.platform_of(peer_session)
+        for group in groups:
+            try:
+                await platform.archive_channel(ChannelRef(platform.name, group.channel_id))
+            except PlatformError as exc:  # gone or refused: retrying each pass would not help
+                log.warning("could not close breakout %s: %s", group.channel_id, exc)
+            await self._stamp(PeerGroup, group.id, "closed_at")
+        if event:
+            try:
+                await platform.end_event(event)
+            except PlatformError as exc:
+                log.warning("could not end event %s: %s", event, exc)
+            await self._stamp(PeerSession, peer_session.id, "event_closed_at")
+        return len(groups)
+
+    async def _stamp(self, model: type[PeerGroup] | type[PeerSession], row_id: int | None, column: str) -> None:
+        async with self.ctx.db.transaction() as tx:
+            await tx.exec(
+                update(model).where(col(model.id) == row_id).values({column: self.ctx.clock.now()})  # type: ignore[call-overload]
+            )
 
     async def close(self, short_id: str) -> str:
         async with self.ctx.db.transaction() as tx:

@@ -6,6 +6,7 @@ all print. Nothing here changes state, so any other concern can build on it.
 from __future__ import annotations
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import actions
 from bot.core import queries, rules
@@ -154,19 +155,22 @@ class Views:
         return [n for n in names if n.startswith(prefix)][:25]
 
     async def describe_session(self, actor: Actor | None, short_id: str, locale: str = "") -> str:
-        locale = locale or self.ctx.settings.locale
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, actor, short_id)
-            assert peer_session.id is not None
-            learners = await queries.learners(tx, peer_session.cohort_id)
-            attendance = {
-                a.member_id: a
-                for a in (await tx.exec(select(Attendance).where(Attendance.session_id == peer_session.id))).all()
-            }
-            prepped = {
-                p.member_id for p in (await tx.exec(select(PrepAck).where(PrepAck.session_id == peer_session.id))).all()
-            }
-            groups = await queries.groups(tx, peer_session.id)
+            return await self.describe(tx, peer_session, locale or self.ctx.settings.locale)
+
+    async def describe(self, tx: AsyncSession, peer_session: PeerSession, locale: str) -> str:
+        """The one-screen summary of a session: `/peer session show`, the trainer's end summary, the report."""
+        assert peer_session.id is not None
+        learners = await queries.learners(tx, peer_session.cohort_id)
+        attendance = {
+            a.member_id: a
+            for a in (await tx.exec(select(Attendance).where(Attendance.session_id == peer_session.id))).all()
+        }
+        prepped = {
+            p.member_id for p in (await tx.exec(select(PrepAck).where(PrepAck.session_id == peer_session.id))).all()
+        }
+        groups = await queries.groups(tx, peer_session.id)
         lines = [
             t(
                 locale,
@@ -202,6 +206,16 @@ class Views:
                     names=", ".join(f"<@{m.user_id}>" for m, _role in members),
                     spread=group.level_spread,
                     repeated=group.repeated_pairs,
+                )
+            )
+        grouped = {m.id for _g, members in groups for m, _role in members}
+        waiting = [m for m in present if m.id not in grouped]
+        if waiting and peer_session.state == SessionState.RUNNING:
+            lines.append(
+                t(
+                    locale,
+                    "Waiting for a group: {names}",
+                    names=", ".join(f"<@{m.user_id}>" for m in waiting),
                 )
             )
         return "\n".join(lines)

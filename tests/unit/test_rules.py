@@ -92,7 +92,15 @@ def one_pass(s: Row, now: datetime) -> list[Step]:
 def test_enum_values_are_the_stored_strings() -> None:
     assert [x.value for x in SessionState] == ["planned", "prep_sent", "running", "ended", "closed", "cancelled"]
     assert [x.value for x in AttendanceStatus] == ["on_time", "late", "excused", "absent"]
-    assert [x.value for x in DeliveryKind] == ["prep_reminder", "feedback", "feedback_reminder", "retention"]
+    assert [x.value for x in DeliveryKind] == [
+        "prep_reminder",
+        "feedback",
+        "feedback_reminder",
+        "retention",
+        "summary",
+        "unreachable",
+    ]
+    assert max(len(x.value) for x in DeliveryKind) <= 24  # Delivery.kind is a VARCHAR(24)
     assert [x.value for x in DeliveryState] == ["pending", "sending", "sent", "failed", "undeliverable", "skipped"]
     assert [x.value for x in Step] == ["prep", "prep_reminder", "checkin", "start", "wrapup", "end", "close"]
     assert [x.value for x in Role] == ["learner", "trainer"]
@@ -468,10 +476,23 @@ def test_the_feedback_closes_with_the_session_or_after_the_actual_end() -> None:
         ("feedback", {"closed"}),
         ("feedback_reminder", {"closed"}),
         ("retention", {"cancelled"}),
+        ("summary", set()),  # the trainers' news goes out whatever the state, even after a restart
+        ("unreachable", set()),
     ],
 )
 def test_a_queued_dm_the_state_made_pointless(kind: str, outdated_in: set[str]) -> None:
     assert {state.value for state in SessionState if rules.delivery_outdated(kind, state)} == outdated_in
+
+
+def test_a_questionnaire_and_its_reminder_are_one_family_for_the_unreachable_notice() -> None:
+    assert rules.dm_family("feedback_reminder") == rules.dm_family("feedback") == "feedback"
+    assert rules.dm_family("retention") == "retention"
+
+
+def test_a_failed_step_is_retried_later_and_later_but_within_the_hour() -> None:
+    waits = [rules.step_retry_after(n) for n in range(10)]
+    assert waits[:4] == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+    assert waits == sorted(waits) and waits[-1] == timedelta(hours=1)
 
 
 def test_an_unknown_delivery_kind_is_an_error() -> None:
