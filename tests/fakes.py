@@ -27,3 +27,24 @@ class CrashAfterDm:
     async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
         await self.inner.send_dm(user, message)
         raise SimulatedCrash("simulated crash between the DM and its bookkeeping")
+
+
+class CrashAt:
+    """The local platform, except that the process dies at the first call of `method`: before the call
+    reaches the platform (`done=False`) or right after it did (`done=True`)."""
+
+    def __init__(self, inner: LocalPlatform, method: str, *, done: bool) -> None:
+        self.inner, self.method, self.done = inner, method, done
+        self.name = inner.name
+
+    def __getattr__(self, attribute: str) -> Any:
+        real = getattr(self.inner, attribute)
+        if attribute != self.method:
+            return real
+
+        async def crash(*args: Any, **kwargs: Any) -> Any:
+            if self.done:
+                await real(*args, **kwargs)
+            raise SimulatedCrash(f"simulated crash {'after' if self.done else 'before'} {attribute}")
+
+        return crash

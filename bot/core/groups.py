@@ -270,10 +270,11 @@ class Groups:
 
     async def place_arrivals(self, tx: AsyncSession, peer_session: PeerSession) -> Arrivals:
         """Place the learners who checked in after the groups were formed (`bot.grouping.arrivals`): join a
-        group, form a new one with other waiting learners, or keep waiting. The session row is locked first,
-        so simultaneous check-ins on PostgreSQL see each other's placements (SQLite has one writer anyway)."""
+        group, form a new one with other waiting learners, or keep waiting. The session row is locked first
+        (`FOR NO KEY UPDATE`: it does not wait for the rows that merely reference the session), so
+        simultaneous check-ins on PostgreSQL see each other's placements (SQLite has one writer anyway)."""
         assert peer_session.id is not None
-        await tx.exec(select(PeerSession.id).where(PeerSession.id == peer_session.id).with_for_update())
+        await tx.exec(select(PeerSession.id).where(PeerSession.id == peer_session.id).with_for_update(key_share=True))
         groups = await queries.groups(tx, peer_session.id)
         layout = {g.id or 0: {str(m.id) for m, _role in ms} for g, ms in groups}
         placed = {m for ids in layout.values() for m in ids}
