@@ -28,6 +28,7 @@ USAGE: dict[str, str] = {
     "cohort apart": N_("/peer cohort apart <cohort> <@user> <@user>"),
     "cohort together": N_("/peer cohort together <cohort> <@user> <@user>"),
     "cohort unpair": N_("/peer cohort unpair <cohort> <@user> <@user>"),
+    "cohort trainers": N_("/peer cohort trainers add|remove <cohort> <@user>"),
     "session plan": N_(
         '/peer session plan <cohort> "<title>" <YYYY-MM-DD> <HH:MM> <duration> '
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url>"] '
@@ -287,6 +288,13 @@ def _parse_args(name: str, args: list[str]) -> Command:
         if first == second:
             raise _usage_error(name, _("Mention two different people: a person cannot be paired with themselves."))
         return Command(name, cohort=parse_cohort_name(args[0], name), users=((first, None), (second, None)))
+    if name == "cohort trainers":
+        need(3, _("Say add or remove, which cohort, and mention one person."))
+        verb = args[0].lower()
+        if verb not in {"add", "remove"} or len(args) > 3:
+            raise _usage_error(name, _("Say add or remove, which cohort, and mention one person."))
+        user = parse_user(args[2], name)
+        return Command(name, cohort=parse_cohort_name(args[1], name), users=((user, None),), texts=(verb,))
     if name == "quiz add":
         need(4, _("A quiz item needs a session, a question, the correct answer and at least one wrong answer."))
         if len(args) > 2 + 9:

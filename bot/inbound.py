@@ -16,14 +16,16 @@ from bot.refs import ChannelRef, MessageRef, UserRef
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts: the adapter decides `is_trainer` (Slack trainer ids/group, Discord trainer role) and
-    `locale` (`en`/`fr` when the platform tells the person's language, e.g. a Discord interaction)."""
+    """Who acts: the adapter decides `is_trainer` (may create cohorts: Slack trainer ids/group, Discord trainer
+    role), `is_admin` (may act on every cohort of the workspace: Slack's configured trainer ids, Discord's
+    Manage Server) and `locale` (`en`/`fr` when the platform tells the person's language)."""
 
     user: UserRef
     display_name: str = ""
     is_trainer: bool = False
     workspace: str = ""
     locale: str = ""
+    is_admin: bool = False
 
 
 class CoreAPI(Protocol):

@@ -21,10 +21,18 @@ class LocalUser:
     user_id: str
     name: str = ""
     trainer: bool = False
+    admin: bool = False
+    workspace: str = WORKSPACE
 
     @property
     def actor(self) -> Actor:
-        return Actor(UserRef(self.platform.name, self.user_id), self.name or self.user_id, self.trainer, WORKSPACE)
+        return Actor(
+            UserRef(self.platform.name, self.user_id),
+            self.name or self.user_id,
+            self.trainer,
+            self.workspace,
+            is_admin=self.admin,
+        )
 
     async def command(self, text: str, channel: ChannelRef | None = None) -> Reply:
         return await self.core.handle_command(self.actor, text, channel)

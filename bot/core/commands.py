@@ -16,10 +16,10 @@ from sqlmodel import col, select
 from bot import grammar
 from bot.core import queries, rules
 from bot.core.context import Context, log
-from bot.core.rules import SessionState
+from bot.core.rules import Role, SessionState
 from bot.core.timeline import Timeline
 from bot.core.views import Views
-from bot.errors import Invalid
+from bot.errors import Forbidden, Invalid, NotFound
 from bot.i18n import SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Message, Reply
@@ -138,6 +138,14 @@ class Commands:
                 ),
                 _("Check that I can see that channel (invite me to it), then try again."),
             ) from None
+        if not actor.is_admin and all(m.id != actor.user.id for m in members):
+            raise Forbidden(
+                _(
+                    "You are not a member of <#{channel}>, so I will not read its members for you.",
+                    channel=command.channel,
+                ),
+                _("Join the channel first, or ask a workspace admin to import it."),
+            )
         users = [(m.id, command.level) for m in members if m.id != actor.user.id]
         added, _updated = await self.enroll(actor, command.cohort, users, default_level=command.level or 3)
         return Reply(
@@ -149,6 +157,60 @@ class Commands:
                 channel=command.channel,
             )
         )
+
+    async def cohort_trainers(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        """`cohort trainers add|remove`: who may act on the cohort besides the workspace's admins."""
+        (user_id, _level), verb = command.users[0], command.texts[0]
+        locale = self.ctx.reply_locale(actor)
+        async with self.ctx.db.transaction() as tx:
+            cohort = await queries.cohort(tx, actor, command.cohort)
+            assert cohort.id is not None
+            person = await queries.member(tx, UserRef(actor.user.platform, user_id))
+            enrollment = (
+                await tx.exec(
+                    select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.member_id == person.id)
+                )
+            ).first()
+            trainers = await queries.cohort_trainers(tx, cohort.id)
+            if verb == "add":
+                if enrollment is not None and enrollment.role == Role.TRAINER:
+                    return Reply(
+                        t(locale, "<@{user}> is already a trainer of `{cohort}`.", user=user_id, cohort=cohort.name)
+                    )
+                if enrollment is not None:
+                    raise Invalid(
+                        _(
+                            "<@{user}> is a learner of `{cohort}`; a learner cannot also train the cohort. "
+                            "Nothing changed.",
+                            user=user_id,
+                            cohort=cohort.name,
+                        )
+                    )
+                assert person.id is not None
+                tx.add(Enrollment(cohort_id=cohort.id, member_id=person.id, role=Role.TRAINER, level=3))
+                text = t(locale, "<@{user}> is now a trainer of `{cohort}`.", user=user_id, cohort=cohort.name)
+            else:
+                if enrollment is None or enrollment.role != Role.TRAINER:
+                    raise NotFound(
+                        _(
+                            "<@{user}> is not a trainer of `{cohort}`. Nothing changed.",
+                            user=user_id,
+                            cohort=cohort.name,
+                        )
+                    )
+                if len(trainers) == 1:
+                    raise Invalid(
+                        _(
+                            "`{cohort}` needs at least one trainer: add another before removing <@{user}>.",
+                            cohort=cohort.name,
+                            user=user_id,
+                        ),
+                        grammar.usage_hint("cohort trainers"),
+                    )
+                await tx.delete(enrollment)
+                text = t(locale, "<@{user}> no longer trains `{cohort}`.", user=user_id, cohort=cohort.name)
+            self.ctx.audit(tx, actor.user.key, f"cohort.trainers.{verb}", None, cohort=cohort.name, user=user_id)
+        return Reply(text)
 
     async def cohort_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.ctx.db.transaction() as tx:

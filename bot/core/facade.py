@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot import actions, grammar
 from bot.clock import Clock
-from bot.core import rules
+from bot.core import queries, rules
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort
@@ -75,6 +75,7 @@ class Core:
             "cohort apart": self.pairs.cohort_pair,
             "cohort together": self.pairs.cohort_pair,
             "cohort unpair": self.pairs.cohort_unpair,
+            "cohort trainers": self.commands.cohort_trainers,
             "session plan": self.commands.session_plan,
             "session show": self.commands.session_show,
             "session start": self.commands.session_start,
@@ -126,12 +127,24 @@ class Core:
             return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
-        if command.name in grammar.TRAINER_COMMANDS and not actor.is_trainer:
+        if command.name in grammar.TRAINER_COMMANDS:
+            await self._authorize(actor, command)
+        return await self.routes[command.name](actor, command, channel)
+
+    async def _authorize(self, actor: Actor, command: grammar.Command) -> None:
+        """Trainer commands: a trainer (or admin) may create a cohort; every other one acts on a cohort, and
+        only that cohort's trainers (or an admin) may. Checked here once, so no handler can forget it."""
+        if not (actor.is_trainer or actor.is_admin):
             raise Forbidden(
                 _("Only trainers can use `/peer {command}`.", command=command.name),
                 _("Ask your trainer, or type `/peer help` to see your commands."),
             )
-        return await self.routes[command.name](actor, command, channel)
+        if command.name == "cohort create":
+            return
+        async with self.ctx.db.transaction() as tx:
+            target = await queries.cohort_of_command(tx, actor, command.cohort, command.session)
+            if target is not None:
+                await queries.require_trainer(tx, actor, target)
 
     async def handle_action(self, actor: Actor, action_id: str, channel: ChannelRef | None = None) -> Reply:
         """A button click (Slack `action_id`, Discord `custom_id`)."""

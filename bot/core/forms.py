@@ -14,14 +14,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context
-from bot.core.rules import DeliveryKind
+from bot.core.rules import DeliveryKind, SessionState
 from bot.errors import Forbidden, Invalid, NotFound
 from bot.i18n import _, t
 from bot.inbound import Actor
-from bot.messages import Form, Reply
+from bot.messages import Form, Reply, TextField
 from bot.questionnaires import feedback_form, item_label, quiz_form
 from storage.models import (
     Answer,
+    Cohort,
     Delivery,
     GroupMembership,
     Member,
@@ -203,30 +204,52 @@ class Forms:
                 parsed[key] = (None, raw[:3000], None)
         return parsed
 
+    async def _group_for(self, tx: AsyncSession, actor: Actor, group_id: int) -> PeerGroup:
+        """The group a takeaways button or form names, if the actor may write for it: a member of the group,
+        or a trainer of its cohort (or an admin), in the same workspace, while the session runs."""
+        group = await tx.get(PeerGroup, group_id)
+        if group is None:
+            raise NotFound(_("This group no longer exists."))
+        peer_session = await tx.get(PeerSession, group.session_id)
+        assert peer_session is not None
+        try:
+            await queries.peer_session(tx, actor, peer_session.short_id)  # the actor's workspace only
+        except NotFound:
+            raise NotFound(_("This group no longer exists.")) from None
+        if peer_session.state != SessionState.RUNNING:
+            raise Invalid(
+                _("Session `{session}` is over: its takeaways are closed.", session=peer_session.short_id),
+                _("Send them to your trainer directly."),
+            )
+        member = await queries.actor_member(tx, actor)
+        in_group = (
+            await tx.exec(
+                select(GroupMembership).where(
+                    GroupMembership.group_id == group_id, GroupMembership.member_id == member.id
+                )
+            )
+        ).first()
+        if in_group is None:
+            cohort = await tx.get(Cohort, peer_session.cohort_id)
+            assert cohort is not None
+            try:
+                await queries.require_trainer(tx, actor, cohort)
+            except Forbidden:
+                raise Forbidden(_("Only the members of this group can share its takeaways.")) from None
+        return group
+
     async def record_takeaways(self, actor: Actor, group_id: int, text: str) -> Reply:
         if not text.strip():
             raise Invalid(_("The takeaways are empty."), _("Write the group's key points, then submit."))
         async with self.ctx.db.transaction() as tx:
-            group = await tx.get(PeerGroup, group_id)
-            member = await queries.actor_member(tx, actor)
-            if group is None:
-                raise NotFound(_("This group no longer exists."))
-            in_group = (
-                await tx.exec(
-                    select(GroupMembership).where(
-                        GroupMembership.group_id == group_id, GroupMembership.member_id == member.id
-                    )
-                )
-            ).first()
-            if in_group is None and not actor.is_trainer:
-                raise Forbidden(_("Only the members of this group can share its takeaways."))
+            group = await self._group_for(tx, actor, group_id)
             group.takeaways = (group.takeaways + "\n" if group.takeaways else "") + text.strip()
             self.ctx.audit(tx, actor.user.key, "takeaways", group.session_id, group=group.number)
         return Reply(t(self.ctx.settings.locale, "Takeaways recorded, thank you!"), public=True)
 
     async def takeaways_form(self, actor: Actor, group_id: int) -> Form:
-        from bot.messages import TextField
-
+        async with self.ctx.db.transaction() as tx:
+            await self._group_for(tx, actor, group_id)
         locale = self.ctx.reply_locale(actor)
         return Form(
             str(actions.SubmitTakeaways(group_id)),

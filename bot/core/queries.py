@@ -216,3 +216,43 @@ async def apart_from(tx: AsyncSession, cohort_id: int, member_id: int) -> set[in
         )
     )
     return {r.member_b_id if r.member_a_id == member_id else r.member_a_id for r in rules.all()}
+
+
+async def cohort_trainers(tx: AsyncSession, cohort_id: int) -> list[Member]:
+    rows = await tx.exec(
+        select(Member)
+        .join(Enrollment, col(Enrollment.member_id) == col(Member.id))
+        .where(Enrollment.cohort_id == cohort_id, Enrollment.role == Role.TRAINER)
+        .order_by(col(Member.id))
+    )
+    return list(rows.all())
+
+
+async def require_trainer(tx: AsyncSession, actor: Actor, target: Cohort) -> None:
+    """Only the cohort's trainers (and the workspace's admins) act on it; anyone else is told who can."""
+    if actor.is_admin:
+        return
+    assert target.id is not None
+    trainers = await cohort_trainers(tx, target.id)
+    if any(t.platform == actor.user.platform and t.user_id == actor.user.id for t in trainers):
+        return
+    names = ", ".join(f"<@{t.user_id}>" for t in trainers) or "-"
+    raise Forbidden(
+        _("You are not a trainer of cohort `{cohort}`.", cohort=target.name),
+        _(
+            "Ask one of its trainers ({trainers}) to add you with `/peer cohort trainers add {cohort} <@you>`.",
+            trainers=names,
+            cohort=target.name,
+        ),
+    )
+
+
+async def cohort_of_command(tx: AsyncSession, actor: Actor, cohort_name: str, short_id: str) -> Cohort | None:
+    """The cohort a trainer command acts on (by name, or through its session), in the actor's workspace."""
+    if cohort_name:
+        return await cohort(tx, actor, cohort_name)
+    if short_id:
+        found = await tx.get(Cohort, (await peer_session(tx, actor, short_id)).cohort_id)
+        assert found is not None
+        return found
+    return None
