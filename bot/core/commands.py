@@ -6,12 +6,14 @@ maps a command name to its handler is in `facade`, next to `Core.execute`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
 from bot.core import queries, rules
@@ -25,7 +27,9 @@ from bot.inbound import Actor
 from bot.messages import Message, Reply
 from bot.port import PlatformError
 from bot.refs import ChannelRef, UserRef
-from storage.models import Cohort, Enrollment, PeerGroup, PeerSession, QuestionnaireItem
+from storage.models import Cohort, Enrollment, Member, PeerGroup, PeerSession, QuestionnaireItem
+
+ENROLL_BATCH = 50  # people per transaction when enrolling a class: each batch takes a few milliseconds
 
 
 class Commands:
@@ -90,26 +94,56 @@ class Commands:
         default_level: int = 3,
         names: dict[str, str] | None = None,
     ) -> tuple[int, int]:
-        """Enroll learners (levels updated for those already in); returns (added, updated)."""
+        """Enroll learners (levels updated for those already in); returns (added, updated).
+
+        Batches of `ENROLL_BATCH` people, each one short transaction of a few set-based statements, so a class
+        of thousands never holds SQLite's single connection long enough to make a check-in wait."""
+        wanted = dict(users)  # a person mentioned twice counts once, with the last level given
         added = updated = 0
-        async with self.ctx.db.transaction() as tx:
-            cohort = await queries.cohort(tx, actor, cohort_name)
-            assert cohort.id is not None
-            for user_id, level in users:
-                member = await queries.member(tx, UserRef(actor.user.platform, user_id), (names or {}).get(user_id, ""))
-                assert member.id is not None
+        ordered = list(wanted.items())
+        for first in range(0, max(len(ordered), 1), ENROLL_BATCH):
+            batch = ordered[first : first + ENROLL_BATCH]
+            async with self.ctx.db.transaction() as tx:
+                cohort = await queries.cohort(tx, actor, cohort_name)
+                assert cohort.id is not None
+                members = await self._members(tx, actor.user.platform, [u for u, _l in batch], names or {})
                 found = await tx.exec(
-                    select(Enrollment).where(Enrollment.cohort_id == cohort.id, Enrollment.member_id == member.id)
+                    select(Enrollment).where(
+                        Enrollment.cohort_id == cohort.id,
+                        col(Enrollment.member_id).in_([m.id for m in members.values()]),
+                    )
                 )
-                enrollment = found.first()
-                if enrollment is None:
-                    tx.add(Enrollment(cohort_id=cohort.id, member_id=member.id, level=level or default_level))
-                    added += 1
-                elif level is not None and enrollment.level != level:
-                    enrollment.level = level
-                    updated += 1
-            self.ctx.audit(tx, actor.user.key, "cohort.add", None, cohort=cohort_name, users=list(users))
+                enrolled = {e.member_id: e for e in found.all()}
+                for user_id, level in batch:
+                    member_id = members[user_id].id
+                    assert member_id is not None
+                    enrollment = enrolled.get(member_id)
+                    if enrollment is None:
+                        tx.add(Enrollment(cohort_id=cohort.id, member_id=member_id, level=level or default_level))
+                        added += 1
+                    elif level is not None and enrollment.level != level:
+                        enrollment.level = level
+                        updated += 1
+                self.ctx.audit(tx, actor.user.key, "cohort.add", None, cohort=cohort_name, users=batch)
+            await asyncio.sleep(0)  # let the requests that queued behind this batch in
         return added, updated
+
+    @staticmethod
+    async def _members(
+        tx: AsyncSession, platform: str, user_ids: list[str], names: dict[str, str]
+    ) -> dict[str, Member]:
+        """The rows of these people, created in one flush for those seen for the first time."""
+        found = await tx.exec(select(Member).where(Member.platform == platform, col(Member.user_id).in_(user_ids)))
+        rows = {m.user_id: m for m in found.all()}
+        for user_id in user_ids:
+            name = names.get(user_id, "")
+            if user_id not in rows:
+                rows[user_id] = Member(platform=platform, user_id=user_id, display_name=name or user_id)
+                tx.add(rows[user_id])
+            elif name and rows[user_id].display_name != name:
+                rows[user_id].display_name = name
+        await tx.flush()
+        return rows
 
     async def cohort_add(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         added, updated = await self.enroll(actor, command.cohort, command.users)
