@@ -176,9 +176,7 @@ class SlackPlatform:
             await self._set_topic(channel_id, topic)
         return ref
 
-    async def _reuse(
-        self, channel: dict[str, Any], group_key: str, members: list[UserRef], topic: str
-    ) -> ChannelRef:
+    async def _reuse(self, channel: dict[str, Any], group_key: str, members: list[UserRef], topic: str) -> ChannelRef:
         """Finish what the crashed run may have left undone: mark, members, topic."""
         channel_id = str(channel["id"])
         log.info("reusing breakout %s (%s) for group %s", channel.get("name"), channel_id, group_key)
