@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from adapters.discord import render
-from bot.core import Actor
+from bot.inbound import Actor, CoreAPI
 from bot.messages import ActionId, Button, Form, Reply
 from bot.refs import ChannelRef, MessageRef, UserRef
 
@@ -26,18 +26,6 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 DEFER_AFTER = 2.0  # seconds: answer directly when the core is this fast, else defer (Discord allows 3)
-
-
-class CoreAPI(Protocol):
-    """The part of `bot.core.Core` this adapter calls."""
-
-    async def handle_command(self, actor: Actor, text: str, channel: ChannelRef | None = None) -> Reply: ...
-
-    async def handle_action(self, actor: Actor, action_id: str, channel: ChannelRef | None = None) -> Reply: ...
-
-    async def handle_form(self, actor: Actor, form_id: str, values: dict[str, str]) -> Reply: ...
-
-    async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None: ...
 
 
 def intents() -> discord.Intents:
@@ -68,14 +56,12 @@ class PeerBot(discord.Client):
         *,
         guild_id: int,
         trainer_role: str = "",
-        suggest: Callable[[Actor, str, str], Awaitable[list[str]]] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(intents=intents(), **options)
         self.core = core
         self.guild_id = guild_id
         self.trainer_role = trainer_role
-        self.suggest = suggest
         self.defer_after = DEFER_AFTER
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(build_peer_group(self), guild=discord.Object(guild_id))
@@ -191,9 +177,7 @@ class PeerBot(discord.Client):
     async def complete(
         self, interaction: discord.Interaction, kind: str, current: str
     ) -> list[app_commands.Choice[str]]:
-        if self.suggest is None:
-            return []
-        names = await self.suggest(self.actor(interaction), kind, current)
+        names = await self.core.suggest(self.actor(interaction), kind, current)
         return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:25]]
 
     async def run_text(self, interaction: discord.Interaction, *parts: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.local.platform import LocalPlatform, find_button, latest
-from bot.core import Actor, Core
+from bot.inbound import Actor, CoreAPI
 from bot.messages import Form, Reply
 from bot.refs import ChannelRef, MessageRef, UserRef
 
@@ -16,7 +16,7 @@ WORKSPACE = "local-workspace"
 class LocalUser:
     """A person in the local workspace: every method goes through the core's adapter entry points."""
 
-    core: Core
+    core: CoreAPI
     platform: LocalPlatform
     user_id: str
     name: str = ""

@@ -22,7 +22,7 @@ from slack_bolt.response import BoltResponse
 
 from adapters.slack import render
 from adapters.slack.platform import PLATFORM, SlackPlatform
-from bot.core import Actor, Core
+from bot.inbound import Actor, CoreAPI
 from bot.messages import Message, Reply, Section
 from bot.port import PlatformError
 from bot.refs import ChannelRef, MessageRef, UserRef
@@ -108,11 +108,11 @@ def notice_view(title: str, text: str) -> dict[str, Any]:
 
 
 class SlackBot:
-    """Builds the Bolt `AsyncApp` around a `Core` and a `SlackPlatform`."""
+    """Builds the Bolt `AsyncApp` around the core's inbound API and a `SlackPlatform`."""
 
     def __init__(
         self,
-        core: Core,
+        core: CoreAPI,
         platform: SlackPlatform,
         *,
         signing_secret: str,
@@ -312,13 +312,8 @@ class SlackBot:
         await self.publish_home(actor)
 
     async def publish_home(self, actor: Actor, *, notice: str = "") -> None:
-        """App Home: the core's `home(actor)` when it has one, else the commands this person may use."""
-        home = getattr(self.core, "home", None)
-        if home is not None:
-            message: Message = await home(actor)
-        else:
-            help_reply = await self.core.handle_command(actor, "help", None)
-            message = help_reply.message or Message(help_reply.text)
+        """App Home: the core's overview of this person, under the `notice` of the click that led here."""
+        message = await self.core.home(actor)
         if notice:
             head = (Section(message.text),) if message.text else ()
             message = Message(notice, head + message.sections, message.buttons)

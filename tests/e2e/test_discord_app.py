@@ -51,7 +51,7 @@ class DiscordWorld:
         """A new process: a fresh client and platform, nothing in memory but the database."""
         await self.runner.stop()
         self.runner = DiscordRunner(self.app.core, self.settings, global_rate=1000.0, guild_ready_timeout=0.05)
-        self.app.core.platforms["discord"] = self.runner.platform
+        self.app.core.attach(self.runner.platform)
         await self.runner.start()
 
 
@@ -73,7 +73,7 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         clock = FakeClock(datetime.now(UTC))
         app = await build(settings, clock=clock, with_scheduler=False)
         runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05)
-        app.core.platforms["discord"] = runner.platform
+        app.core.attach(runner.platform)
         await runner.start()
         w = DiscordWorld(emu, app, runner, clock, trainer, learners, start.astimezone(UTC), settings)
         try:
@@ -221,14 +221,14 @@ async def test_learner_cannot_plan_and_help_lists_learner_commands(world: Discor
     assert "Only trainers" in await world.command(world.learners[0], ["report"], session="s1")
 
 
-async def test_autocomplete_forwards_the_typed_prefix(world: DiscordWorld) -> None:
+async def test_autocomplete_forwards_the_typed_prefix(world: DiscordWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str, bool]] = []
 
     async def suggest(actor: Any, kind: str, prefix: str) -> list[str]:
         seen.append((kind, prefix, actor.is_trainer))
         return [name for name in ("s1", "s2", "t9") if name.startswith(prefix)]
 
-    world.runner.client.suggest = suggest
+    monkeypatch.setattr(world.app.core, "suggest", suggest)  # the core's `CoreAPI.suggest`, as the bot sees it
     choices = await world.emu.autocomplete(world.trainer, "peer", ["session", "start"], "session", {"session": "s"})
     assert [c["value"] for c in choices] == ["s1", "s2"]
     assert seen == [("session", "s", True)]

@@ -63,7 +63,7 @@ async def make_world(tmp_path: Path, *, learners: int = 8, ack_budget: float = 2
     clock = FakeClock(T0)
     app = await build(settings, clock=clock, with_scheduler=False)
     runner = SlackRunner(app.core, settings, time_scale=FAST, port=0, ack_budget=ack_budget)
-    app.core.platforms["slack"] = runner.platform
+    app.core.attach(runner.platform)
     await runner.start()
     driver = SlackDriver(f"http://127.0.0.1:{runner.port}/slack/events", SECRET, emulator=emu)
     await driver.__aenter__()

@@ -64,7 +64,7 @@ async def build_app(tmp_path: Path, emu: SlackSocketEmulator, app_token: str) ->
     )
     app = await build(settings, clock=FakeClock(T0), with_scheduler=False)
     runner = SlackRunner(app.core, settings, time_scale=FAST)  # as bot.app attaches it, paced for the emulator
-    app.core.platforms["slack"] = runner.platform
+    app.core.attach(runner.platform)
     app.runners.append(runner)
     return app, runner
 
