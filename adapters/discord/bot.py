@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import discord
@@ -64,7 +64,7 @@ class PeerBot(discord.Client):
         self.trainer_role = trainer_role
         self.defer_after = DEFER_AFTER
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(build_peer_group(self), guild=discord.Object(guild_id))
+        self.tree.add_command(PeerGroup(), guild=discord.Object(guild_id))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(render.ActionButton)
@@ -197,85 +197,88 @@ def buttons_of(message: discord.Message) -> list[Button]:
     return found
 
 
-def _opt(name: str, value: object) -> str:
-    return "" if value is None else f"{name}={value}"
+Choices = list[app_commands.Choice[str]]
 
 
-def build_peer_group(bot: PeerBot) -> app_commands.Group:
-    """`/peer …`: one subcommand per grammar entry, typed options, choices and autocomplete."""
-    peer = app_commands.Group(name="peer", description="Peer-learning sessions")
-    cohort = app_commands.Group(name="cohort", description="Cohorts (trainers)", parent=peer)
-    session = app_commands.Group(name="session", description="Sessions (trainers)", parent=peer)
-    quiz = app_commands.Group(name="quiz", description="Retention quiz (trainers)", parent=peer)
-    group = app_commands.Group(name="group", description="Groups of a running session (trainers)", parent=peer)
+class PeerCommands(app_commands.Group):
+    """What the `/peer` groups share: running the grammar for an interaction, and name autocomplete.
 
-    async def cohorts(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await bot.complete(interaction, "cohort", current)
+    The groups hold no state: the `PeerBot` serving the interaction is `interaction.client`.
+    """
 
-    async def sessions(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await bot.complete(interaction, "session", current)
+    async def run(self, interaction: discord.Interaction[PeerBot], *parts: str) -> None:
+        await interaction.client.run_text(interaction, *parts)
 
-    @peer.command(name="help", description="What I can do for you")
-    async def help_(interaction: discord.Interaction) -> None:
-        await bot.run_text(interaction, "help")
+    async def cohort_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
+        return await interaction.client.complete(interaction, "cohort", current)
 
-    @cohort.command(name="create", description="Create a cohort")
-    @app_commands.autocomplete(cohort=cohorts)
-    async def cohort_create(
-        interaction: discord.Interaction, cohort: str, channel: discord.TextChannel | None = None
+    async def session_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
+        return await interaction.client.complete(interaction, "session", current)
+
+
+class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers)"):
+    @app_commands.command(name="create", description="Create a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def create(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, channel: discord.TextChannel | None = None
     ) -> None:
-        await bot.run_text(interaction, "cohort create", cohort, f"<#{channel.id}>" if channel else "")
+        await self.run(interaction, "cohort create", cohort, f"<#{channel.id}>" if channel else "")
 
-    @cohort.command(name="add", description="Add a learner (optionally with a level 1-5) to a cohort")
-    @app_commands.autocomplete(cohort=cohorts)
+    @app_commands.command(name="add", description="Add a learner (optionally with a level 1-5) to a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     @app_commands.describe(others="More people: @user or @user=level, separated by spaces")
-    async def cohort_add(
-        interaction: discord.Interaction,
+    async def add(
+        self,
+        interaction: discord.Interaction[PeerBot],
         cohort: str,
         member: discord.Member,
         level: app_commands.Range[int, 1, 5] | None = None,
         others: str = "",
     ) -> None:
         first = mention(member) + (f"={level}" if level is not None else "")
-        await bot.run_text(interaction, "cohort add", cohort, first, others)
+        await self.run(interaction, "cohort add", cohort, first, others)
 
-    @cohort.command(name="import", description="Enroll every member of a channel")
-    @app_commands.autocomplete(cohort=cohorts)
-    async def cohort_import(
-        interaction: discord.Interaction,
+    @app_commands.command(name="import", description="Enroll every member of a channel")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def import_(
+        self,
+        interaction: discord.Interaction[PeerBot],
         cohort: str,
         channel: discord.TextChannel,
         level: app_commands.Range[int, 1, 5] | None = None,
     ) -> None:
-        await bot.run_text(interaction, "cohort import", cohort, f"<#{channel.id}>", str(level or ""))
+        await self.run(interaction, "cohort import", cohort, f"<#{channel.id}>", str(level or ""))
 
-    @cohort.command(name="show", description="Show a cohort")
-    @app_commands.autocomplete(cohort=cohorts)
-    async def cohort_show(interaction: discord.Interaction, cohort: str) -> None:
-        await bot.run_text(interaction, "cohort show", cohort)
+    @app_commands.command(name="show", description="Show a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def show(self, interaction: discord.Interaction[PeerBot], cohort: str) -> None:
+        await self.run(interaction, "cohort show", cohort)
 
-    for verb, what in (
-        ("apart", "Never put two learners in the same group"),
-        ("together", "Put two learners in the same group when possible"),
-        ("unpair", "Remove the rule between two learners"),
-    ):
+    @app_commands.command(name="apart", description="Never put two learners in the same group")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def apart(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await self.run(interaction, "cohort apart", cohort, mention(first), mention(second))
 
-        def make_pair(verb: str) -> Callable[..., Coroutine[Any, Any, None]]:
-            async def run(
-                interaction: discord.Interaction, cohort: str, first: discord.Member, second: discord.Member
-            ) -> None:
-                await bot.run_text(interaction, "cohort", verb, cohort, mention(first), mention(second))
+    @app_commands.command(name="together", description="Put two learners in the same group when possible")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def together(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await self.run(interaction, "cohort together", cohort, mention(first), mention(second))
 
-            return run
+    @app_commands.command(name="unpair", description="Remove the rule between two learners")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def unpair(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await self.run(interaction, "cohort unpair", cohort, mention(first), mention(second))
 
-        pair_command: app_commands.Command[Any, ..., None] = app_commands.Command(
-            name=verb, description=what, callback=make_pair(verb)
-        )
-        pair_command.autocomplete("cohort")(cohorts)
-        cohort.add_command(pair_command)
 
-    @session.command(name="plan", description="Plan a peer-learning session")
-    @app_commands.autocomplete(cohort=cohorts)
+class SessionCommands(PeerCommands, name="session", description="Sessions (trainers)"):
+    @app_commands.command(name="plan", description="Plan a peer-learning session")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     @app_commands.describe(
         day="Date, YYYY-MM-DD", time="Start time, HH:MM (24 h)", duration="e.g. 90m or 1h30m",
         prep_before="How long before the start the preparation is posted, e.g. 2d",
@@ -285,8 +288,9 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
         retention=[app_commands.Choice(name=w, value=w) for w in ("2w", "4w")],
         groups_from=[app_commands.Choice(name=g, value=g) for g in ("checked_in", "enrolled")],
     )
-    async def session_plan(
-        interaction: discord.Interaction,
+    async def plan(
+        self,
+        interaction: discord.Interaction[PeerBot],
         cohort: str,
         title: str,
         day: str,
@@ -300,7 +304,7 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
         retention: app_commands.Choice[str] | None = None,
         groups_from: app_commands.Choice[str] | None = None,
     ) -> None:
-        await bot.run_text(
+        await self.run(
             interaction, "session plan", cohort, quoted(title), day, time, duration,
             _opt("format", format.value if format else None), _opt("size", size),
             _opt("prep", quoted(prep) if prep else None), _opt("prep_before", prep_before),
@@ -309,79 +313,109 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
             _opt("groups_from", groups_from.value if groups_from else None),
         )  # fmt: skip
 
-    for verb, what in (("show", "Show"), ("start", "Start now"), ("end", "End now"), ("cancel", "Cancel")):
+    @app_commands.command(name="show", description="Show a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def show(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session show", session)
 
-        def make(verb: str) -> Callable[[discord.Interaction, str], Coroutine[Any, Any, None]]:
-            async def run(interaction: discord.Interaction, session: str) -> None:
-                await bot.run_text(interaction, "session", verb, session)
+    @app_commands.command(name="start", description="Start now a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def start(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session start", session)
 
-            return run
+    @app_commands.command(name="end", description="End now a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def end(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session end", session)
 
-        command: app_commands.Command[Any, ..., None] = app_commands.Command(
-            name=verb, description=f"{what} a session", callback=make(verb)
-        )
-        command.autocomplete("session")(sessions)
-        session.add_command(command)
+    @app_commands.command(name="cancel", description="Cancel a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def cancel(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session cancel", session)
 
-    @quiz.command(name="add", description="Add a retention-quiz question")
-    @app_commands.autocomplete(session=sessions)
-    async def quiz_add(
-        interaction: discord.Interaction, session: str, question: str, correct: str, wrong1: str,
+
+class QuizCommands(PeerCommands, name="quiz", description="Retention quiz (trainers)"):
+    @app_commands.command(name="add", description="Add a retention-quiz question")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def add(
+        self, interaction: discord.Interaction[PeerBot], session: str, question: str, correct: str, wrong1: str,
         wrong2: str | None = None, wrong3: str | None = None, wrong4: str | None = None,
     ) -> None:  # fmt: skip
         wrong = [w for w in (wrong1, wrong2, wrong3, wrong4) if w]
-        await bot.run_text(interaction, "quiz add", session, quoted(question), quoted(correct), *map(quoted, wrong))
+        await self.run(interaction, "quiz add", session, quoted(question), quoted(correct), *map(quoted, wrong))
 
-    @peer.command(name="report", description="Attendance, preparation and feedback of a session")
-    @app_commands.autocomplete(session=sessions)
-    async def report(interaction: discord.Interaction, session: str) -> None:
-        await bot.run_text(interaction, "report", session)
 
-    @group.command(name="show", description="Show the groups of a session")
-    @app_commands.autocomplete(session=sessions)
-    async def group_show(interaction: discord.Interaction, session: str) -> None:
-        await bot.run_text(interaction, "group show", session)
+class GroupCommands(PeerCommands, name="group", description="Groups of a running session (trainers)"):
+    @app_commands.command(name="show", description="Show the groups of a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def show(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "group show", session)
 
-    @group.command(name="move", description="Move someone to another group")
-    @app_commands.autocomplete(session=sessions)
-    async def group_move(
-        interaction: discord.Interaction, session: str, member: discord.Member, number: app_commands.Range[int, 1]
+    @app_commands.command(name="move", description="Move someone to another group")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def move(
+        self,
+        interaction: discord.Interaction[PeerBot],
+        session: str,
+        member: discord.Member,
+        number: app_commands.Range[int, 1],
     ) -> None:
-        await bot.run_text(interaction, "group move", session, mention(member), str(number))
+        await self.run(interaction, "group move", session, mention(member), str(number))
 
-    @group.command(name="swap", description="Swap two people between their groups")
-    @app_commands.autocomplete(session=sessions)
-    async def group_swap(
-        interaction: discord.Interaction, session: str, first: discord.Member, second: discord.Member
+    @app_commands.command(name="swap", description="Swap two people between their groups")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def swap(
+        self, interaction: discord.Interaction[PeerBot], session: str, first: discord.Member, second: discord.Member
     ) -> None:
-        await bot.run_text(interaction, "group swap", session, mention(first), mention(second))
+        await self.run(interaction, "group swap", session, mention(first), mention(second))
 
-    @group.command(name="reshuffle", description="Form a new draft of the groups (before the start)")
-    @app_commands.autocomplete(session=sessions)
-    async def group_reshuffle(interaction: discord.Interaction, session: str) -> None:
-        await bot.run_text(interaction, "group reshuffle", session)
+    @app_commands.command(name="reshuffle", description="Form a new draft of the groups (before the start)")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def reshuffle(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "group reshuffle", session)
 
-    @peer.command(name="checkin", description="Check in to your session")
-    @app_commands.autocomplete(session=sessions)
-    async def checkin(interaction: discord.Interaction, session: str | None = None) -> None:
-        await bot.run_text(interaction, "checkin", session or "")
 
-    @peer.command(name="prep-done", description="Mark your preparation as done")
-    @app_commands.autocomplete(session=sessions)
-    async def prep_done(interaction: discord.Interaction, session: str | None = None) -> None:
-        await bot.run_text(interaction, "prep-done", session or "")
+class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions"):
+    """`/peer …`: one subcommand per grammar entry, with typed options, choices and autocomplete."""
 
-    @peer.command(name="absent", description="Tell your trainer you cannot come")
-    @app_commands.autocomplete(session=sessions)
-    async def absent(interaction: discord.Interaction, session: str, reason: str) -> None:
-        await bot.run_text(interaction, "absent", session, quoted(reason))
+    # The trainers' subgroups first: the order Discord lists them in.
+    cohort_commands = CohortCommands()
+    session_commands = SessionCommands()
+    quiz_commands = QuizCommands()
+    group_commands = GroupCommands()
 
-    @peer.command(name="raise", description="Ask the trainer for help in your breakout")
-    async def raise_(interaction: discord.Interaction) -> None:
-        await bot.run_text(interaction, "raise")
+    @app_commands.command(name="help", description="What I can do for you")
+    async def help(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "help")
 
-    @peer.command(name="mydata", description="What peerbot stores about you")
-    async def mydata(interaction: discord.Interaction) -> None:
-        await bot.run_text(interaction, "mydata")
+    @app_commands.command(name="report", description="Attendance, preparation and feedback of a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def report(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "report", session)
 
-    return peer
+    @app_commands.command(name="checkin", description="Check in to your session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def checkin(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
+        await self.run(interaction, "checkin", session or "")
+
+    @app_commands.command(name="prep-done", description="Mark your preparation as done")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def prep_done(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
+        await self.run(interaction, "prep-done", session or "")
+
+    @app_commands.command(name="absent", description="Tell your trainer you cannot come")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def absent(self, interaction: discord.Interaction[PeerBot], session: str, reason: str) -> None:
+        await self.run(interaction, "absent", session, quoted(reason))
+
+    @app_commands.command(name="raise", description="Ask the trainer for help in your breakout")
+    async def raise_(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "raise")
+
+    @app_commands.command(name="mydata", description="What peerbot stores about you")
+    async def mydata(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "mydata")
+
+
+def _opt(name: str, value: object) -> str:
+    return "" if value is None else f"{name}={value}"

@@ -234,6 +234,21 @@ async def test_autocomplete_forwards_the_typed_prefix(world: DiscordWorld, monke
     assert seen == [("session", "s", True)]
 
 
+async def test_autocomplete_answers_in_every_group_from_the_core(world: DiscordWorld) -> None:
+    await plan(world)  # cohort `c1`, session `s1`, straight from the core's `suggest`
+    emu, t = world.emu, world.trainer
+    for path, option, name in (
+        (["cohort", "add"], "cohort", "c1"),
+        (["session", "plan"], "cohort", "c1"),
+        (["quiz", "add"], "session", "s1"),
+        (["group", "move"], "session", "s1"),
+        (["checkin"], "session", "s1"),
+        (["report"], "session", "s1"),
+    ):
+        choices = await emu.autocomplete(t, "peer", path, option, {option: ""})
+        assert [c["value"] for c in choices] == [name], (path, choices)
+
+
 async def test_slow_work_is_deferred_then_followed_up(world: DiscordWorld) -> None:
     world.runner.client.defer_after = 0.0  # as if the core took longer than Discord's 3 s allow
     await plan(world)
