@@ -1,9 +1,10 @@
 """The Discord entrypoint: a `discord.Client` that turns slash commands, clicks, modals and reactions into
 core calls and renders the neutral replies.
 
-`/peer` is an app-command group mirroring the text grammar with typed options; each command rebuilds the
-grammar's text (users as `<@id>`), so `bot.grammar` stays the only parser. Work that may outlast
-Discord's 3-second window is deferred and answered by a follow-up.
+`/peer` is a tree of `app_commands.Group` classes mirroring the text grammar with typed options. Each
+command hands the core the grammar's tokens (users as `<@id>`, options as `key=value`), one token per
+option, so `bot.grammar` stays the only parser and an option's text arrives exactly as typed (quotes
+included). Work that may outlast Discord's 3-second window is deferred and answered by a follow-up.
 """
 
 from __future__ import annotations
@@ -38,13 +39,22 @@ def intents() -> discord.Intents:
     return wanted
 
 
-def quoted(text: str) -> str:
-    """A grammar argument with spaces; the grammar has no escape, so inner double quotes become single."""
-    return '"' + text.replace('"', "'").replace("“", "'").replace("”", "'") + '"'
-
-
 def mention(user: discord.abc.Snowflake) -> str:
     return f"<@{user.id}>"
+
+
+def channel_token(channel: discord.abc.Snowflake) -> str:
+    return f"<#{channel.id}>"
+
+
+def option(key: str, value: object) -> list[str]:
+    """`key=value` as one grammar token (the grammar splits at the first `=`), or nothing when unset."""
+    return [] if value is None or value == "" else [f"{key}={value}"]
+
+
+def word(value: str) -> str:
+    """An identifier or a date/time/duration: one grammar token, without the spaces around it."""
+    return value.strip()
 
 
 class PeerBot(discord.Client):
@@ -180,10 +190,10 @@ class PeerBot(discord.Client):
         names = await self.core.suggest(self.actor(interaction), kind, current)
         return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:25]]
 
-    async def run_text(self, interaction: discord.Interaction, *parts: str) -> None:
-        text = " ".join(p for p in parts if p)
+    async def run_command(self, interaction: discord.Interaction, tokens: list[str]) -> None:
+        """`/peer` with its grammar tokens already split: no quoting, so no text is lost on the way."""
         await self.answer(
-            interaction, self.core.handle_command(self.actor(interaction), text, self.channel_of(interaction))
+            interaction, self.core.handle_command(self.actor(interaction), tokens, self.channel_of(interaction))
         )
 
 
@@ -206,8 +216,8 @@ class PeerCommands(app_commands.Group):
     The groups hold no state: the `PeerBot` serving the interaction is `interaction.client`.
     """
 
-    async def run(self, interaction: discord.Interaction[PeerBot], *parts: str) -> None:
-        await interaction.client.run_text(interaction, *parts)
+    async def run(self, interaction: discord.Interaction[PeerBot], *tokens: str) -> None:
+        await interaction.client.run_command(interaction, list(tokens))
 
     async def cohort_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
         return await interaction.client.complete(interaction, "cohort", current)
@@ -222,7 +232,7 @@ class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers
     async def create(
         self, interaction: discord.Interaction[PeerBot], cohort: str, channel: discord.TextChannel | None = None
     ) -> None:
-        await self.run(interaction, "cohort create", cohort, f"<#{channel.id}>" if channel else "")
+        await self.run(interaction, "cohort", "create", word(cohort), *([channel_token(channel)] if channel else []))
 
     @app_commands.command(name="add", description="Add a learner (optionally with a level 1-5) to a cohort")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
@@ -236,7 +246,7 @@ class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers
         others: str = "",
     ) -> None:
         first = mention(member) + (f"={level}" if level is not None else "")
-        await self.run(interaction, "cohort add", cohort, first, others)
+        await self.run(interaction, "cohort", "add", word(cohort), first, *others.split())
 
     @app_commands.command(name="import", description="Enroll every member of a channel")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
@@ -247,33 +257,35 @@ class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers
         channel: discord.TextChannel,
         level: app_commands.Range[int, 1, 5] | None = None,
     ) -> None:
-        await self.run(interaction, "cohort import", cohort, f"<#{channel.id}>", str(level or ""))
+        await self.run(
+            interaction, "cohort", "import", word(cohort), channel_token(channel), *([str(level)] if level else [])
+        )
 
     @app_commands.command(name="show", description="Show a cohort")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     async def show(self, interaction: discord.Interaction[PeerBot], cohort: str) -> None:
-        await self.run(interaction, "cohort show", cohort)
+        await self.run(interaction, "cohort", "show", word(cohort))
 
     @app_commands.command(name="apart", description="Never put two learners in the same group")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     async def apart(
         self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
     ) -> None:
-        await self.run(interaction, "cohort apart", cohort, mention(first), mention(second))
+        await self.run(interaction, "cohort", "apart", word(cohort), mention(first), mention(second))
 
     @app_commands.command(name="together", description="Put two learners in the same group when possible")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     async def together(
         self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
     ) -> None:
-        await self.run(interaction, "cohort together", cohort, mention(first), mention(second))
+        await self.run(interaction, "cohort", "together", word(cohort), mention(first), mention(second))
 
     @app_commands.command(name="unpair", description="Remove the rule between two learners")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     async def unpair(
         self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
     ) -> None:
-        await self.run(interaction, "cohort unpair", cohort, mention(first), mention(second))
+        await self.run(interaction, "cohort", "unpair", word(cohort), mention(first), mention(second))
 
 
 class SessionCommands(PeerCommands, name="session", description="Sessions (trainers)"):
@@ -305,33 +317,32 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
         groups_from: app_commands.Choice[str] | None = None,
     ) -> None:
         await self.run(
-            interaction, "session plan", cohort, quoted(title), day, time, duration,
-            _opt("format", format.value if format else None), _opt("size", size),
-            _opt("prep", quoted(prep) if prep else None), _opt("prep_before", prep_before),
-            _opt("objectives", quoted(objectives) if objectives else None),
-            _opt("retention", retention.value if retention else None),
-            _opt("groups_from", groups_from.value if groups_from else None),
+            interaction, "session", "plan", word(cohort), title, word(day), word(time), word(duration),
+            *option("format", format.value if format else None), *option("size", size), *option("prep", prep),
+            *option("prep_before", word(prep_before) if prep_before else None), *option("objectives", objectives),
+            *option("retention", retention.value if retention else None),
+            *option("groups_from", groups_from.value if groups_from else None),
         )  # fmt: skip
 
     @app_commands.command(name="show", description="Show a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def show(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "session show", session)
+        await self.run(interaction, "session", "show", word(session))
 
     @app_commands.command(name="start", description="Start now a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def start(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "session start", session)
+        await self.run(interaction, "session", "start", word(session))
 
     @app_commands.command(name="end", description="End now a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def end(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "session end", session)
+        await self.run(interaction, "session", "end", word(session))
 
     @app_commands.command(name="cancel", description="Cancel a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def cancel(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "session cancel", session)
+        await self.run(interaction, "session", "cancel", word(session))
 
 
 class QuizCommands(PeerCommands, name="quiz", description="Retention quiz (trainers)"):
@@ -342,14 +353,14 @@ class QuizCommands(PeerCommands, name="quiz", description="Retention quiz (train
         wrong2: str | None = None, wrong3: str | None = None, wrong4: str | None = None,
     ) -> None:  # fmt: skip
         wrong = [w for w in (wrong1, wrong2, wrong3, wrong4) if w]
-        await self.run(interaction, "quiz add", session, quoted(question), quoted(correct), *map(quoted, wrong))
+        await self.run(interaction, "quiz", "add", word(session), question, correct, *wrong)
 
 
 class GroupCommands(PeerCommands, name="group", description="Groups of a running session (trainers)"):
     @app_commands.command(name="show", description="Show the groups of a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def show(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "group show", session)
+        await self.run(interaction, "group", "show", word(session))
 
     @app_commands.command(name="move", description="Move someone to another group")
     @app_commands.autocomplete(session=PeerCommands.session_names)
@@ -360,19 +371,19 @@ class GroupCommands(PeerCommands, name="group", description="Groups of a running
         member: discord.Member,
         number: app_commands.Range[int, 1],
     ) -> None:
-        await self.run(interaction, "group move", session, mention(member), str(number))
+        await self.run(interaction, "group", "move", word(session), mention(member), str(number))
 
     @app_commands.command(name="swap", description="Swap two people between their groups")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def swap(
         self, interaction: discord.Interaction[PeerBot], session: str, first: discord.Member, second: discord.Member
     ) -> None:
-        await self.run(interaction, "group swap", session, mention(first), mention(second))
+        await self.run(interaction, "group", "swap", word(session), mention(first), mention(second))
 
     @app_commands.command(name="reshuffle", description="Form a new draft of the groups (before the start)")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def reshuffle(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "group reshuffle", session)
+        await self.run(interaction, "group", "reshuffle", word(session))
 
 
 class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions"):
@@ -391,22 +402,22 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     @app_commands.command(name="report", description="Attendance, preparation and feedback of a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def report(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
-        await self.run(interaction, "report", session)
+        await self.run(interaction, "report", word(session))
 
     @app_commands.command(name="checkin", description="Check in to your session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def checkin(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
-        await self.run(interaction, "checkin", session or "")
+        await self.run(interaction, "checkin", *([word(session)] if session else []))
 
     @app_commands.command(name="prep-done", description="Mark your preparation as done")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def prep_done(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
-        await self.run(interaction, "prep-done", session or "")
+        await self.run(interaction, "prep-done", *([word(session)] if session else []))
 
     @app_commands.command(name="absent", description="Tell your trainer you cannot come")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def absent(self, interaction: discord.Interaction[PeerBot], session: str, reason: str) -> None:
-        await self.run(interaction, "absent", session, quoted(reason))
+        await self.run(interaction, "absent", word(session), reason)
 
     @app_commands.command(name="raise", description="Ask the trainer for help in your breakout")
     async def raise_(self, interaction: discord.Interaction[PeerBot]) -> None:
@@ -415,7 +426,3 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     @app_commands.command(name="mydata", description="What peerbot stores about you")
     async def mydata(self, interaction: discord.Interaction[PeerBot]) -> None:
         await self.run(interaction, "mydata")
-
-
-def _opt(name: str, value: object) -> str:
-    return "" if value is None else f"{name}={value}"

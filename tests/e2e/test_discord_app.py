@@ -12,10 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import col, select
 
 from adapters.discord.runner import DiscordRunner
 from bot.app import App, build
 from bot.clock import FakeClock
+from storage.models import Attendance, Member, PeerSession
 from tests.conftest import make_settings
 from tests.emulators.discord_emulator import (
     CATEGORY,
@@ -111,7 +113,7 @@ async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     w.clock.set(w.start - timedelta(minutes=10))
     await w.app.core.advance()
     (event,) = emu.events.values()
-    assert event.body["name"] == "Fractions 'live'"  # the grammar has no escape for inner quotes
+    assert event.body["name"] == 'Fractions "live"'  # typed options reach the grammar as tokens: quotes intact
     assert datetime.fromisoformat(event.body["scheduled_start_time"]) == w.start
     announce = last_with(emu.messages_in(emu.general), "checkin:in:")
     assert f"<t:{int(w.start.timestamp())}:F>" in announce.content
@@ -309,3 +311,40 @@ async def test_group_draft_swap_and_reshuffle_through_discord(world: DiscordWorl
     reshuffled = await w.command(t, ["group", "reshuffle"], session="s1")
     assert reshuffled.startswith("*Draft groups of `s1`*")
     assert "Only trainers" in await w.command(w.learners[0], ["group", "reshuffle"], session="s1")
+
+
+async def test_quotes_in_typed_options_arrive_intact(world: DiscordWorld) -> None:
+    w, t = world, world.trainer
+    assert "created" in await w.command(t, ["cohort", "create"], cohort="c1", channel=w.emu.general)
+    await w.command(t, ["cohort", "add"], cohort="c1", member=w.learners[0])
+    local = w.start.astimezone(PARIS)
+    title = 'Fractions "live" with “smart” quotes'
+    objectives = 'Say "why" = not just “how”'
+    prep = 'Read "chapter 2" first'
+    reply = await w.command(
+        t, ["session", "plan"], cohort="c1", title=title, day=local.date().isoformat(),
+        time=local.strftime("%H:%M"), duration="1h", objectives=objectives, prep=prep,
+    )  # fmt: skip
+    assert "Planned session `s1`" in reply, reply
+    shown = await w.command(t, ["session", "show"], session="s1")
+    assert title in shown and f"Objectives: {objectives}" in shown, shown
+    async with w.app.db.session() as s:
+        stored = (await s.exec(select(PeerSession).where(PeerSession.short_id == "s1"))).one()
+    assert (stored.title, stored.objectives, stored.prep_material) == (title, objectives, prep)
+
+
+async def test_absence_reason_with_quotes_arrives_intact(world: DiscordWorld) -> None:
+    await plan(world)
+    learner = world.learners[0]
+    reason = 'My "doctor" said “rest”'
+    reply = await world.command(learner, ["absent"], session="s1", reason=reason)
+    assert "absence from `s1` is recorded" in reply, reply
+    async with world.app.db.session() as s:
+        row = (
+            await s.exec(
+                select(Attendance)
+                .join(Member, col(Attendance.member_id) == col(Member.id))
+                .where(Member.user_id == str(learner.id))
+            )
+        ).one()
+    assert (row.status, row.absence_reason) == ("excused", reason)
