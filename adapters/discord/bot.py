@@ -9,15 +9,15 @@ included). Work that may outlast Discord's 3-second window is deferred and answe
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from typing import Any
 
 import discord
 from discord import app_commands
 
+from adapters import common
 from adapters.discord import render
 from bot.inbound import Actor, CoreAPI
 from bot.messages import ActionId, Button, Form, Reply
@@ -107,15 +107,22 @@ class PeerBot(discord.Client):
     def channel_of(interaction: discord.Interaction) -> ChannelRef | None:
         return ChannelRef(PLATFORM, str(interaction.channel_id)) if interaction.channel_id else None
 
-    async def answer(
-        self, interaction: discord.Interaction, work: Coroutine[Any, Any, Reply], *, ephemeral: bool = True
-    ) -> None:
-        """Reply within Discord's 3 s: directly if the core is quick, else defer and follow up."""
-        task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=self.defer_after)
-        if not done:
+    async def answer(self, interaction: discord.Interaction, work: Awaitable[Reply], *, ephemeral: bool = True) -> None:
+        """Reply within Discord's 3 s (`adapters.common.answer`): in the interaction response when the core is
+        quick, else a deferred "thinking…" response and a follow-up."""
+
+        async def send(reply: Reply) -> None:
+            await self.send_reply(interaction, reply, ephemeral=ephemeral)
+
+        async def thinking() -> None:
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        reply = await task
+
+        await common.answer(
+            work, budget=self.defer_after, ack_now=send, defer=thinking, follow_up=send, what="Discord interaction"
+        )
+
+    async def send_reply(self, interaction: discord.Interaction, reply: Reply, *, ephemeral: bool = True) -> None:
+        """The reply as the interaction's response, or as follow-ups once it has one; long text in parts."""
         if reply.form is not None:
             await self.open_form(interaction, reply.form)
             return
@@ -130,6 +137,31 @@ class PeerBot(discord.Client):
             else:
                 await interaction.followup.send(part, ephemeral=private, view=view)
 
+    async def answer_in_place(self, interaction: discord.Interaction, action_id: str, work: Awaitable[Reply]) -> None:
+        """An item answered by a click: its message shows the answer, the clicked button highlighted and all
+        its buttons frozen (edited in the response, or after a deferred update); a refusal comes privately."""
+
+        async def show(reply: Reply) -> None:
+            message = interaction.message
+            if reply.ok and message is not None:
+                content = f"{message.content}\n✔ {reply.text}"
+                view = render.view(buttons_of(message), chosen=action_id, disabled=True)
+                if interaction.response.is_done():
+                    await interaction.edit_original_response(content=content, view=view)
+                else:
+                    await interaction.response.edit_message(content=content, view=view)
+            elif interaction.response.is_done():
+                await interaction.followup.send(reply.text, ephemeral=True)
+            else:
+                await interaction.response.send_message(reply.text, ephemeral=True)
+
+        async def update_later() -> None:
+            await interaction.response.defer()  # a component's plain defer: the message is edited afterwards
+
+        await common.answer(
+            work, budget=self.defer_after, ack_now=show, defer=update_later, follow_up=show, what="Discord click"
+        )
+
     # ------------------------------------------------------------------------------------ components
     async def on_action(self, interaction: discord.Interaction, action_id: str) -> None:
         """A click on any of our buttons (routed by `render.ActionButton`, also after a restart)."""
@@ -139,17 +171,11 @@ class PeerBot(discord.Client):
         except ValueError:
             await interaction.response.send_message("This button is not one of mine any more.", ephemeral=True)
             return
+        work = self.core.handle_action(actor, action_id, channel)
         if (action.feature, action.verb) in {("survey", "rate"), ("quiz", "pick")}:
-            reply = await self.core.handle_action(actor, action_id, channel)
-            if reply.ok and interaction.message is not None:
-                await interaction.response.edit_message(
-                    content=f"{interaction.message.content}\n✔ {reply.text}",
-                    view=render.view(buttons_of(interaction.message), chosen=action_id, disabled=True),
-                )
-                return
-            await interaction.response.send_message(reply.text, ephemeral=True)
-            return
-        await self.answer(interaction, self.core.handle_action(actor, action_id, channel))
+            await self.answer_in_place(interaction, action_id, work)
+        else:
+            await self.answer(interaction, work)
 
     async def open_form(self, interaction: discord.Interaction, form: Form) -> None:
         """Text-only forms open as a modal; rated items arrive as one DM message each with buttons."""

@@ -4,6 +4,8 @@ reactions), exactly as Discord would deliver them."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -258,6 +260,49 @@ async def test_slow_work_is_deferred_then_followed_up(world: DiscordWorld) -> No
     assert inter.callback_type == 5
     shown = await inter.wait_message()
     assert "`s1`" in shown.content and shown.ephemeral
+
+
+async def test_slow_clicks_are_deferred_and_the_item_still_shows_its_answer(world: DiscordWorld) -> None:
+    w, emu, learner = world, world.emu, world.learners[0]
+    await plan(w)
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    assert (await w.command(learner, ["checkin"])).startswith("Checked in")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    w.clock.set(w.start + timedelta(hours=2))
+    await w.app.core.deliver_due()
+    dm = emu.dm_with(learner)
+    assert dm is not None
+    invite = last_with(list(dm.messages.values()), "survey:open:")
+
+    w.runner.client.defer_after = 0.0  # as if every core call took longer than Discord's 3 s allow
+    opened = await emu.click(learner, invite, invite.custom_ids()[0])
+    assert opened.callback_type == 5  # "thinking…", then the items as follow-ups
+    await emu.wait_until(lambda: len([m for m in opened.messages if m.custom_ids()]) == 6)
+    item = next(m for m in opened.messages if m.custom_ids())
+    chosen = item.custom_ids()[3]
+    rated = await emu.click(learner, item, chosen)
+    assert rated.callback_type == 6  # a deferred update: the item itself is edited afterwards
+    await emu.wait_until(lambda: "✔" in item.content)
+    buttons = component_labels(item)
+    assert buttons[chosen]["style"] == 3 and all(b.get("disabled") for b in buttons.values())
+
+
+async def test_a_failing_core_call_is_answered_politely_with_a_logged_reference(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(world.app.core, "handle_command", broken)
+    with caplog.at_level(logging.ERROR, logger="adapters.common"):
+        reply = await world.command(world.trainer, ["cohort", "show"], cohort="c1")
+    assert "Something went wrong on my side" in reply and "database unreachable" not in reply, reply
+    found = re.search(r"`([0-9a-f]{6})`", reply)
+    assert found is not None, reply
+    assert any(found[1] in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 async def test_manage_server_makes_a_trainer_without_the_role(world: DiscordWorld) -> None:
