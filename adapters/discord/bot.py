@@ -19,8 +19,9 @@ from discord import app_commands
 
 from adapters import common
 from adapters.discord import render
+from bot import actions
 from bot.inbound import Actor, CoreAPI
-from bot.messages import ActionId, Button, Form, Reply
+from bot.messages import Button, Form, Reply
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -165,14 +166,12 @@ class PeerBot(discord.Client):
     # ------------------------------------------------------------------------------------ components
     async def on_action(self, interaction: discord.Interaction, action_id: str) -> None:
         """A click on any of our buttons (routed by `render.ActionButton`, also after a restart)."""
-        actor, channel = self.actor(interaction), self.channel_of(interaction)
         try:
-            action = ActionId.parse(action_id)
-        except ValueError:
-            await interaction.response.send_message("This button is not one of mine any more.", ephemeral=True)
-            return
-        work = self.core.handle_action(actor, action_id, channel)
-        if (action.feature, action.verb) in {("survey", "rate"), ("quiz", "pick")}:
+            in_place = isinstance(actions.parse_click(action_id), actions.AnswerItem)
+        except actions.BadActionId:
+            in_place = False  # not ours (any more): the core says so, in the person's language
+        work = self.core.handle_action(self.actor(interaction), action_id, self.channel_of(interaction))
+        if in_place:
             await self.answer_in_place(interaction, action_id, work)
         else:
             await self.answer(interaction, work)
