@@ -1,4 +1,4 @@
-"""The slack-bolt app: Slack payload → `Core` call → neutral reply → Block Kit answer. No business rule here.
+"""The slack-bolt app: Slack payload → core call (`CoreAPI`) → neutral reply → Block Kit answer. No business rule.
 
 Slack wants an answer within 3 s. Commands and form submissions go through `adapters.common.answer`: the
 core's reply goes in the ack when it comes within `ack_budget`; otherwise the ack says "working on it" and
