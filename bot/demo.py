@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
+from bot.actions import CheckIn, OpenTakeaways, PrepDone, Questionnaire, SubmitQuestionnaire
 from bot.app import App, build
 from bot.clock import FakeClock
 from bot.core import queries
@@ -157,7 +158,7 @@ async def _cycle(
         if i % 2 == 0 and prep_post is not None:
             await _ok(person.react(prep_post.ref))
         else:
-            await _ok(person.click(f"prep:done:{short}"))
+            await _ok(person.click(PrepDone(short)))
     say(
         f"{len(preparers)}/{count} learners mark the preparation done (button or ✅ reaction); not yet: "
         + ", ".join(p.name for p in people if p not in preparers)
@@ -180,7 +181,7 @@ async def _cycle(
             await _ok(person.command("checkin"))
             how["/peer checkin"].append(person.name)
         else:
-            await _ok(person.click(f"checkin:in:{short}"))
+            await _ok(person.click(CheckIn(short)))
             how["button"].append(person.name)
     say(f"{len(on_time)} learners check in on time: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in how.items() if v))
 
@@ -189,7 +190,7 @@ async def _cycle(
         members = ", ".join(names.get(m, m) for m in sorted(room.members) if m != trainer.user_id)
         say(f"   #{room.name}: {members}")
     clock.set(start + timedelta(minutes=12))
-    reply = await _ok(late.click(f"checkin:in:{short}"))
+    reply = await _ok(late.click(CheckIn(short)))
     say(f"{late.name} arrives 12 min late: {reply.text}")
     say(f"{no_show.name} never shows up: absent")
 
@@ -198,7 +199,8 @@ async def _cycle(
         groups = await queries.groups(tx, session.id or 0)
     for group, group_members in groups:
         speaker = next(p for p in people if p.user_id == group_members[0][0].user_id)
-        form = await speaker.open_form(f"takeaways:open:{group.id}")
+        assert group.id is not None
+        form = await speaker.open_form(OpenTakeaways(group.id))
         await _ok(
             speaker.submit(
                 form,
@@ -221,7 +223,7 @@ async def _cycle(
     for person in reachable:
         if person in procrastinators:
             continue
-        form = await person.open_form(person.dm_button("survey:open:"))
+        form = await person.open_form(person.invite(Questionnaire.SURVEY))
         values = {f.field_id: str(rng.randint(3, 5)) for f in form.fields if f.field_id != "open"}
         values["open"] = rng.choice(["More time for the exercise", "Great group", "Clearer instructions"])
         await _ok(person.submit(form, values))
@@ -244,7 +246,7 @@ async def _cycle(
         )
     reminded = [p for p in attendees if p.user_id in reminded_ids]
     for person in reminded[:1]:
-        form = await person.open_form(person.dm_button("survey:open:"))
+        form = await person.open_form(person.invite(Questionnaire.SURVEY))
         await _ok(person.submit(form, {f.field_id: "4" for f in form.fields if f.field_id != "open"}))
     say(f"{len(reminded)} reminder(s) sent; {min(1, len(reminded))} more answer")
     await advance_to(start + timedelta(days=8), "7 days later")
@@ -254,7 +256,7 @@ async def _cycle(
     for person in attendees:
         if person.user_id in platform.closed_dms:
             continue
-        form = await person.open_form(person.dm_button("quiz:open:"))
+        form = await person.open_form(person.invite(Questionnaire.QUIZ))
         values = {}
         for field in form.fields:
             assert isinstance(field, ChoiceField)
@@ -275,8 +277,8 @@ async def _cycle(
 
 async def _form_anyway(person: LocalUser) -> Form:
     """The submit form of a questionnaire already answered (opening it is refused, submitting must be too)."""
-    action = person.dm_button("survey:open:")
-    return Form(action.replace(":open:", ":submit:"), "", ())
+    invite = person.invite(Questionnaire.SURVEY)
+    return Form(str(SubmitQuestionnaire(invite.questionnaire, invite.delivery)), "", ())
 
 
 async def _name_members(app: App, names: dict[str, str]) -> None:

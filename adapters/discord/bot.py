@@ -1,43 +1,33 @@
 """The Discord entrypoint: a `discord.Client` that turns slash commands, clicks, modals and reactions into
 core calls and renders the neutral replies.
 
-`/peer` is an app-command group mirroring the text grammar with typed options; each command rebuilds the
-grammar's text (users as `<@id>`), so `bot.grammar` stays the only parser. Work that may outlast
-Discord's 3-second window is deferred and answered by a follow-up.
+`/peer` is a tree of `app_commands.Group` classes mirroring the text grammar with typed options. Each
+command hands the core the grammar's tokens (users as `<@id>`, options as `key=value`), one token per
+option, so `bot.grammar` stays the only parser and an option's text arrives exactly as typed (quotes
+included). Work that may outlast Discord's 3-second window is deferred and answered by a follow-up.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any
 
 import discord
 from discord import app_commands
 
+from adapters import common
 from adapters.discord import render
-from bot.core import Actor
-from bot.messages import ActionId, Button, Form, Reply
+from bot import actions
+from bot.inbound import Actor, CoreAPI
+from bot.messages import Button, Form, Reply
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 DEFER_AFTER = 2.0  # seconds: answer directly when the core is this fast, else defer (Discord allows 3)
-
-
-class CoreAPI(Protocol):
-    """The part of `bot.core.Core` this adapter calls."""
-
-    async def handle_command(self, actor: Actor, text: str, channel: ChannelRef | None = None) -> Reply: ...
-
-    async def handle_action(self, actor: Actor, action_id: str, channel: ChannelRef | None = None) -> Reply: ...
-
-    async def handle_form(self, actor: Actor, form_id: str, values: dict[str, str]) -> Reply: ...
-
-    async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None: ...
 
 
 def intents() -> discord.Intents:
@@ -50,13 +40,22 @@ def intents() -> discord.Intents:
     return wanted
 
 
-def quoted(text: str) -> str:
-    """A grammar argument with spaces; the grammar has no escape, so inner double quotes become single."""
-    return '"' + text.replace('"', "'").replace("“", "'").replace("”", "'") + '"'
-
-
 def mention(user: discord.abc.Snowflake) -> str:
     return f"<@{user.id}>"
+
+
+def channel_token(channel: discord.abc.Snowflake) -> str:
+    return f"<#{channel.id}>"
+
+
+def option(key: str, value: object) -> list[str]:
+    """`key=value` as one grammar token (the grammar splits at the first `=`), or nothing when unset."""
+    return [] if value is None or value == "" else [f"{key}={value}"]
+
+
+def word(value: str) -> str:
+    """An identifier or a date/time/duration: one grammar token, without the spaces around it."""
+    return value.strip()
 
 
 class PeerBot(discord.Client):
@@ -68,17 +67,15 @@ class PeerBot(discord.Client):
         *,
         guild_id: int,
         trainer_role: str = "",
-        suggest: Callable[[Actor, str, str], Awaitable[list[str]]] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(intents=intents(), **options)
         self.core = core
         self.guild_id = guild_id
         self.trainer_role = trainer_role
-        self.suggest = suggest
         self.defer_after = DEFER_AFTER
         self.tree = app_commands.CommandTree(self)
-        self.tree.add_command(build_peer_group(self), guild=discord.Object(guild_id))
+        self.tree.add_command(PeerGroup(), guild=discord.Object(guild_id))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(render.ActionButton)
@@ -111,15 +108,22 @@ class PeerBot(discord.Client):
     def channel_of(interaction: discord.Interaction) -> ChannelRef | None:
         return ChannelRef(PLATFORM, str(interaction.channel_id)) if interaction.channel_id else None
 
-    async def answer(
-        self, interaction: discord.Interaction, work: Coroutine[Any, Any, Reply], *, ephemeral: bool = True
-    ) -> None:
-        """Reply within Discord's 3 s: directly if the core is quick, else defer and follow up."""
-        task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=self.defer_after)
-        if not done:
+    async def answer(self, interaction: discord.Interaction, work: Awaitable[Reply], *, ephemeral: bool = True) -> None:
+        """Reply within Discord's 3 s (`adapters.common.answer`): in the interaction response when the core is
+        quick, else a deferred "thinking…" response and a follow-up."""
+
+        async def send(reply: Reply) -> None:
+            await self.send_reply(interaction, reply, ephemeral=ephemeral)
+
+        async def thinking() -> None:
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        reply = await task
+
+        await common.answer(
+            work, budget=self.defer_after, ack_now=send, defer=thinking, follow_up=send, what="Discord interaction"
+        )
+
+    async def send_reply(self, interaction: discord.Interaction, reply: Reply, *, ephemeral: bool = True) -> None:
+        """The reply as the interaction's response, or as follow-ups once it has one; long text in parts."""
         if reply.form is not None:
             await self.open_form(interaction, reply.form)
             return
@@ -134,26 +138,43 @@ class PeerBot(discord.Client):
             else:
                 await interaction.followup.send(part, ephemeral=private, view=view)
 
+    async def answer_in_place(self, interaction: discord.Interaction, action_id: str, work: Awaitable[Reply]) -> None:
+        """An item answered by a click: its message shows the answer, the clicked button highlighted and all
+        its buttons frozen (edited in the response, or after a deferred update); a refusal comes privately."""
+
+        async def show(reply: Reply) -> None:
+            message = interaction.message
+            if reply.ok and message is not None:
+                content = f"{message.content}\n✔ {reply.text}"
+                view = render.view(buttons_of(message), chosen=action_id, disabled=True)
+                if interaction.response.is_done():
+                    await interaction.edit_original_response(content=content, view=view)
+                else:
+                    await interaction.response.edit_message(content=content, view=view)
+            elif interaction.response.is_done():
+                await interaction.followup.send(reply.text, ephemeral=True)
+            else:
+                await interaction.response.send_message(reply.text, ephemeral=True)
+
+        async def update_later() -> None:
+            await interaction.response.defer()  # a component's plain defer: the message is edited afterwards
+
+        await common.answer(
+            work, budget=self.defer_after, ack_now=show, defer=update_later, follow_up=show, what="Discord click"
+        )
+
     # ------------------------------------------------------------------------------------ components
     async def on_action(self, interaction: discord.Interaction, action_id: str) -> None:
         """A click on any of our buttons (routed by `render.ActionButton`, also after a restart)."""
-        actor, channel = self.actor(interaction), self.channel_of(interaction)
         try:
-            action = ActionId.parse(action_id)
-        except ValueError:
-            await interaction.response.send_message("This button is not one of mine any more.", ephemeral=True)
-            return
-        if (action.feature, action.verb) in {("survey", "rate"), ("quiz", "pick")}:
-            reply = await self.core.handle_action(actor, action_id, channel)
-            if reply.ok and interaction.message is not None:
-                await interaction.response.edit_message(
-                    content=f"{interaction.message.content}\n✔ {reply.text}",
-                    view=render.view(buttons_of(interaction.message), chosen=action_id, disabled=True),
-                )
-                return
-            await interaction.response.send_message(reply.text, ephemeral=True)
-            return
-        await self.answer(interaction, self.core.handle_action(actor, action_id, channel))
+            in_place = isinstance(actions.parse_click(action_id), actions.AnswerItem)
+        except actions.BadActionId:
+            in_place = False  # not ours (any more): the core says so, in the person's language
+        work = self.core.handle_action(self.actor(interaction), action_id, self.channel_of(interaction))
+        if in_place:
+            await self.answer_in_place(interaction, action_id, work)
+        else:
+            await self.answer(interaction, work)
 
     async def open_form(self, interaction: discord.Interaction, form: Form) -> None:
         """Text-only forms open as a modal; rated items arrive as one DM message each with buttons."""
@@ -191,15 +212,13 @@ class PeerBot(discord.Client):
     async def complete(
         self, interaction: discord.Interaction, kind: str, current: str
     ) -> list[app_commands.Choice[str]]:
-        if self.suggest is None:
-            return []
-        names = await self.suggest(self.actor(interaction), kind, current)
+        names = await self.core.suggest(self.actor(interaction), kind, current)
         return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names[:25]]
 
-    async def run_text(self, interaction: discord.Interaction, *parts: str) -> None:
-        text = " ".join(p for p in parts if p)
+    async def run_command(self, interaction: discord.Interaction, tokens: list[str]) -> None:
+        """`/peer` with its grammar tokens already split: no quoting, so no text is lost on the way."""
         await self.answer(
-            interaction, self.core.handle_command(self.actor(interaction), text, self.channel_of(interaction))
+            interaction, self.core.handle_command(self.actor(interaction), tokens, self.channel_of(interaction))
         )
 
 
@@ -213,85 +232,90 @@ def buttons_of(message: discord.Message) -> list[Button]:
     return found
 
 
-def _opt(name: str, value: object) -> str:
-    return "" if value is None else f"{name}={value}"
+Choices = list[app_commands.Choice[str]]
 
 
-def build_peer_group(bot: PeerBot) -> app_commands.Group:
-    """`/peer …`: one subcommand per grammar entry, typed options, choices and autocomplete."""
-    peer = app_commands.Group(name="peer", description="Peer-learning sessions")
-    cohort = app_commands.Group(name="cohort", description="Cohorts (trainers)", parent=peer)
-    session = app_commands.Group(name="session", description="Sessions (trainers)", parent=peer)
-    quiz = app_commands.Group(name="quiz", description="Retention quiz (trainers)", parent=peer)
-    group = app_commands.Group(name="group", description="Groups of a running session (trainers)", parent=peer)
+class PeerCommands(app_commands.Group):
+    """What the `/peer` groups share: running the grammar for an interaction, and name autocomplete.
 
-    async def cohorts(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await bot.complete(interaction, "cohort", current)
+    The groups hold no state: the `PeerBot` serving the interaction is `interaction.client`.
+    """
 
-    async def sessions(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return await bot.complete(interaction, "session", current)
+    async def run(self, interaction: discord.Interaction[PeerBot], *tokens: str) -> None:
+        await interaction.client.run_command(interaction, list(tokens))
 
-    @peer.command(name="help", description="What I can do for you")
-    async def help_(interaction: discord.Interaction) -> None:
-        await bot.run_text(interaction, "help")
+    async def cohort_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
+        return await interaction.client.complete(interaction, "cohort", current)
 
-    @cohort.command(name="create", description="Create a cohort")
-    @app_commands.autocomplete(cohort=cohorts)
-    async def cohort_create(
-        interaction: discord.Interaction, cohort: str, channel: discord.TextChannel | None = None
+    async def session_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
+        return await interaction.client.complete(interaction, "session", current)
+
+
+class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers)"):
+    @app_commands.command(name="create", description="Create a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def create(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, channel: discord.TextChannel | None = None
     ) -> None:
-        await bot.run_text(interaction, "cohort create", cohort, f"<#{channel.id}>" if channel else "")
+        await self.run(interaction, "cohort", "create", word(cohort), *([channel_token(channel)] if channel else []))
 
-    @cohort.command(name="add", description="Add a learner (optionally with a level 1-5) to a cohort")
-    @app_commands.autocomplete(cohort=cohorts)
+    @app_commands.command(name="add", description="Add a learner (optionally with a level 1-5) to a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     @app_commands.describe(others="More people: @user or @user=level, separated by spaces")
-    async def cohort_add(
-        interaction: discord.Interaction,
+    async def add(
+        self,
+        interaction: discord.Interaction[PeerBot],
         cohort: str,
         member: discord.Member,
         level: app_commands.Range[int, 1, 5] | None = None,
         others: str = "",
     ) -> None:
         first = mention(member) + (f"={level}" if level is not None else "")
-        await bot.run_text(interaction, "cohort add", cohort, first, others)
+        await self.run(interaction, "cohort", "add", word(cohort), first, *others.split())
 
-    @cohort.command(name="import", description="Enroll every member of a channel")
-    @app_commands.autocomplete(cohort=cohorts)
-    async def cohort_import(
-        interaction: discord.Interaction,
+    @app_commands.command(name="import", description="Enroll every member of a channel")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def import_(
+        self,
+        interaction: discord.Interaction[PeerBot],
         cohort: str,
         channel: discord.TextChannel,
         level: app_commands.Range[int, 1, 5] | None = None,
     ) -> None:
-        await bot.run_text(interaction, "cohort import", cohort, f"<#{channel.id}>", str(level or ""))
-
-    @cohort.command(name="show", description="Show a cohort")
-    @app_commands.autocomplete(cohort=cohorts)
-    async def cohort_show(interaction: discord.Interaction, cohort: str) -> None:
-        await bot.run_text(interaction, "cohort show", cohort)
-
-    for verb, what in (
-        ("apart", "Never put two learners in the same group"),
-        ("together", "Put two learners in the same group when possible"),
-        ("unpair", "Remove the rule between two learners"),
-    ):
-
-        def make_pair(verb: str) -> Callable[..., Coroutine[Any, Any, None]]:
-            async def run(
-                interaction: discord.Interaction, cohort: str, first: discord.Member, second: discord.Member
-            ) -> None:
-                await bot.run_text(interaction, "cohort", verb, cohort, mention(first), mention(second))
-
-            return run
-
-        pair_command: app_commands.Command[Any, ..., None] = app_commands.Command(
-            name=verb, description=what, callback=make_pair(verb)
+        await self.run(
+            interaction, "cohort", "import", word(cohort), channel_token(channel), *([str(level)] if level else [])
         )
-        pair_command.autocomplete("cohort")(cohorts)
-        cohort.add_command(pair_command)
 
-    @session.command(name="plan", description="Plan a peer-learning session")
-    @app_commands.autocomplete(cohort=cohorts)
+    @app_commands.command(name="show", description="Show a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def show(self, interaction: discord.Interaction[PeerBot], cohort: str) -> None:
+        await self.run(interaction, "cohort", "show", word(cohort))
+
+    @app_commands.command(name="apart", description="Never put two learners in the same group")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def apart(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await self.run(interaction, "cohort", "apart", word(cohort), mention(first), mention(second))
+
+    @app_commands.command(name="together", description="Put two learners in the same group when possible")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def together(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await self.run(interaction, "cohort", "together", word(cohort), mention(first), mention(second))
+
+    @app_commands.command(name="unpair", description="Remove the rule between two learners")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def unpair(
+        self, interaction: discord.Interaction[PeerBot], cohort: str, first: discord.Member, second: discord.Member
+    ) -> None:
+        await self.run(interaction, "cohort", "unpair", word(cohort), mention(first), mention(second))
+
+
+class SessionCommands(PeerCommands, name="session", description="Sessions (trainers)"):
+    @app_commands.command(name="plan", description="Plan a peer-learning session")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     @app_commands.describe(
         day="Date, YYYY-MM-DD", time="Start time, HH:MM (24 h)", duration="e.g. 90m or 1h30m",
         prep_before="How long before the start the preparation is posted, e.g. 2d",
@@ -301,8 +325,9 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
         retention=[app_commands.Choice(name=w, value=w) for w in ("2w", "4w")],
         groups_from=[app_commands.Choice(name=g, value=g) for g in ("checked_in", "enrolled")],
     )
-    async def session_plan(
-        interaction: discord.Interaction,
+    async def plan(
+        self,
+        interaction: discord.Interaction[PeerBot],
         cohort: str,
         title: str,
         day: str,
@@ -316,88 +341,113 @@ def build_peer_group(bot: PeerBot) -> app_commands.Group:
         retention: app_commands.Choice[str] | None = None,
         groups_from: app_commands.Choice[str] | None = None,
     ) -> None:
-        await bot.run_text(
-            interaction, "session plan", cohort, quoted(title), day, time, duration,
-            _opt("format", format.value if format else None), _opt("size", size),
-            _opt("prep", quoted(prep) if prep else None), _opt("prep_before", prep_before),
-            _opt("objectives", quoted(objectives) if objectives else None),
-            _opt("retention", retention.value if retention else None),
-            _opt("groups_from", groups_from.value if groups_from else None),
+        await self.run(
+            interaction, "session", "plan", word(cohort), title, word(day), word(time), word(duration),
+            *option("format", format.value if format else None), *option("size", size), *option("prep", prep),
+            *option("prep_before", word(prep_before) if prep_before else None), *option("objectives", objectives),
+            *option("retention", retention.value if retention else None),
+            *option("groups_from", groups_from.value if groups_from else None),
         )  # fmt: skip
 
-    for verb, what in (("show", "Show"), ("start", "Start now"), ("end", "End now"), ("cancel", "Cancel")):
+    @app_commands.command(name="show", description="Show a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def show(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session", "show", word(session))
 
-        def make(verb: str) -> Callable[[discord.Interaction, str], Coroutine[Any, Any, None]]:
-            async def run(interaction: discord.Interaction, session: str) -> None:
-                await bot.run_text(interaction, "session", verb, session)
+    @app_commands.command(name="start", description="Start now a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def start(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session", "start", word(session))
 
-            return run
+    @app_commands.command(name="end", description="End now a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def end(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session", "end", word(session))
 
-        command: app_commands.Command[Any, ..., None] = app_commands.Command(
-            name=verb, description=f"{what} a session", callback=make(verb)
-        )
-        command.autocomplete("session")(sessions)
-        session.add_command(command)
+    @app_commands.command(name="cancel", description="Cancel a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def cancel(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "session", "cancel", word(session))
 
-    @quiz.command(name="add", description="Add a retention-quiz question")
-    @app_commands.autocomplete(session=sessions)
-    async def quiz_add(
-        interaction: discord.Interaction, session: str, question: str, correct: str, wrong1: str,
+
+class QuizCommands(PeerCommands, name="quiz", description="Retention quiz (trainers)"):
+    @app_commands.command(name="add", description="Add a retention-quiz question")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def add(
+        self, interaction: discord.Interaction[PeerBot], session: str, question: str, correct: str, wrong1: str,
         wrong2: str | None = None, wrong3: str | None = None, wrong4: str | None = None,
     ) -> None:  # fmt: skip
         wrong = [w for w in (wrong1, wrong2, wrong3, wrong4) if w]
-        await bot.run_text(interaction, "quiz add", session, quoted(question), quoted(correct), *map(quoted, wrong))
+        await self.run(interaction, "quiz", "add", word(session), question, correct, *wrong)
 
-    @peer.command(name="report", description="Attendance, preparation and feedback of a session")
-    @app_commands.autocomplete(session=sessions)
-    async def report(interaction: discord.Interaction, session: str) -> None:
-        await bot.run_text(interaction, "report", session)
 
-    @group.command(name="show", description="Show the groups of a session")
-    @app_commands.autocomplete(session=sessions)
-    async def group_show(interaction: discord.Interaction, session: str) -> None:
-        await bot.run_text(interaction, "group show", session)
+class GroupCommands(PeerCommands, name="group", description="Groups of a running session (trainers)"):
+    @app_commands.command(name="show", description="Show the groups of a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def show(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "group", "show", word(session))
 
-    @group.command(name="move", description="Move someone to another group")
-    @app_commands.autocomplete(session=sessions)
-    async def group_move(
-        interaction: discord.Interaction, session: str, member: discord.Member, number: app_commands.Range[int, 1]
+    @app_commands.command(name="move", description="Move someone to another group")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def move(
+        self,
+        interaction: discord.Interaction[PeerBot],
+        session: str,
+        member: discord.Member,
+        number: app_commands.Range[int, 1],
     ) -> None:
-        await bot.run_text(interaction, "group move", session, mention(member), str(number))
+        await self.run(interaction, "group", "move", word(session), mention(member), str(number))
 
-    @group.command(name="swap", description="Swap two people between their groups")
-    @app_commands.autocomplete(session=sessions)
-    async def group_swap(
-        interaction: discord.Interaction, session: str, first: discord.Member, second: discord.Member
+    @app_commands.command(name="swap", description="Swap two people between their groups")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def swap(
+        self, interaction: discord.Interaction[PeerBot], session: str, first: discord.Member, second: discord.Member
     ) -> None:
-        await bot.run_text(interaction, "group swap", session, mention(first), mention(second))
+        await self.run(interaction, "group", "swap", word(session), mention(first), mention(second))
 
-    @group.command(name="reshuffle", description="Form a new draft of the groups (before the start)")
-    @app_commands.autocomplete(session=sessions)
-    async def group_reshuffle(interaction: discord.Interaction, session: str) -> None:
-        await bot.run_text(interaction, "group reshuffle", session)
+    @app_commands.command(name="reshuffle", description="Form a new draft of the groups (before the start)")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def reshuffle(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "group", "reshuffle", word(session))
 
-    @peer.command(name="checkin", description="Check in to your session")
-    @app_commands.autocomplete(session=sessions)
-    async def checkin(interaction: discord.Interaction, session: str | None = None) -> None:
-        await bot.run_text(interaction, "checkin", session or "")
 
-    @peer.command(name="prep-done", description="Mark your preparation as done")
-    @app_commands.autocomplete(session=sessions)
-    async def prep_done(interaction: discord.Interaction, session: str | None = None) -> None:
-        await bot.run_text(interaction, "prep-done", session or "")
+class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions"):
+    """`/peer …`: one subcommand per grammar entry, with typed options, choices and autocomplete."""
 
-    @peer.command(name="absent", description="Tell your trainer you cannot come")
-    @app_commands.autocomplete(session=sessions)
-    async def absent(interaction: discord.Interaction, session: str, reason: str) -> None:
-        await bot.run_text(interaction, "absent", session, quoted(reason))
+    # The trainers' subgroups first: the order Discord lists them in.
+    cohort_commands = CohortCommands()
+    session_commands = SessionCommands()
+    quiz_commands = QuizCommands()
+    group_commands = GroupCommands()
 
-    @peer.command(name="raise", description="Ask the trainer for help in your breakout")
-    async def raise_(interaction: discord.Interaction) -> None:
-        await bot.run_text(interaction, "raise")
+    @app_commands.command(name="help", description="What I can do for you")
+    async def help(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "help")
 
-    @peer.command(name="mydata", description="What peerbot stores about you")
-    async def mydata(interaction: discord.Interaction) -> None:
-        await bot.run_text(interaction, "mydata")
+    @app_commands.command(name="report", description="Attendance, preparation and feedback of a session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def report(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
+        await self.run(interaction, "report", word(session))
 
-    return peer
+    @app_commands.command(name="checkin", description="Check in to your session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def checkin(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
+        await self.run(interaction, "checkin", *([word(session)] if session else []))
+
+    @app_commands.command(name="prep-done", description="Mark your preparation as done")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def prep_done(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
+        await self.run(interaction, "prep-done", *([word(session)] if session else []))
+
+    @app_commands.command(name="absent", description="Tell your trainer you cannot come")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def absent(self, interaction: discord.Interaction[PeerBot], session: str, reason: str) -> None:
+        await self.run(interaction, "absent", word(session), reason)
+
+    @app_commands.command(name="raise", description="Ask the trainer for help in your breakout")
+    async def raise_(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "raise")
+
+    @app_commands.command(name="mydata", description="What peerbot stores about you")
+    async def mydata(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "mydata")

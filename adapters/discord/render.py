@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot import actions
 from bot.messages import (
     Button,
     ButtonStyle,
@@ -24,8 +25,6 @@ from bot.messages import (
     Section,
     TextField,
     Timestamp,
-    item_action,
-    text_item_action,
 )
 
 MAX_CONTENT = 2000
@@ -157,24 +156,29 @@ class FormModal(discord.ui.Modal):
 
 
 def form_items(form: Form) -> list[tuple[str, list[Button]]]:
-    """One DM message per item: Likert → buttons 1–5, choice → one button per answer, text → "Answer…"."""
+    """One DM message per item: Likert → buttons 1–5, choice → one button per answer, text → "Answer…".
+
+    Only a questionnaire has item buttons (`actions.AnswerItem`, `actions.OpenTextItem`); the other forms
+    always fit a modal.
+    """
+    target = actions.parse_submit(form.form_id)
+    if not isinstance(target, actions.SubmitQuestionnaire):
+        raise ValueError(f"form {form.form_id} cannot be shown one item at a time")
     items: list[tuple[str, list[Button]]] = []
     for number, field in enumerate(form.fields, start=1):
         if isinstance(field, LikertField):
             scale = f"{field.minimum} = {field.low_label} · {field.maximum} = {field.high_label}"
             text = f"**{number}. {field.label}**\n{scale}"
             buttons = [
-                Button(item_action(form.form_id, field.field_id, str(v)), str(v))
+                Button(str(target.answer(field.field_id, str(v))), str(v))
                 for v in range(field.minimum, field.maximum + 1)
             ]
         elif isinstance(field, ChoiceField):
             text = f"**{number}. {field.label}**"
-            buttons = [
-                Button(item_action(form.form_id, field.field_id, value), label) for value, label in field.options
-            ]
+            buttons = [Button(str(target.answer(field.field_id, value)), label) for value, label in field.options]
         else:
             text = f"**{number}. {field.label}**"
-            buttons = [Button(text_item_action(form.form_id, field.field_id), "Answer…", ButtonStyle.PRIMARY)]
+            buttons = [Button(str(target.open_text(field.field_id)), "Answer…", ButtonStyle.PRIMARY)]
         items.append((text[:MAX_CONTENT], buttons))
     return items
 

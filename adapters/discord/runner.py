@@ -12,8 +12,9 @@ import discord.gateway
 import discord.http
 import yarl
 
-from adapters.discord.bot import CoreAPI, PeerBot
+from adapters.discord.bot import PeerBot
 from adapters.discord.platform import DiscordPlatform
+from bot.inbound import CoreAPI
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,10 @@ class DiscordRunner:
             raise ValueError("DISCORD_TOKEN and DISCORD_GUILD_ID are required for the Discord adapter")
         self.settings = settings
         self.token = settings.discord_token.get_secret_value()
-        suggest = getattr(core, "suggest", None)  # optional core capability: names for autocomplete
         self.client = PeerBot(
             core,
             guild_id=settings.discord_guild_id,
             trainer_role=settings.discord_trainer_role,
-            suggest=suggest,
             application_id=settings.discord_application_id,
             **client_options,
         )

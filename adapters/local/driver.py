@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.local.platform import LocalPlatform, find_button, latest
-from bot.core import Actor, Core
+from bot import actions
+from bot.inbound import Actor, CoreAPI
 from bot.messages import Form, Reply
 from bot.refs import ChannelRef, MessageRef, UserRef
 
@@ -16,7 +17,7 @@ WORKSPACE = "local-workspace"
 class LocalUser:
     """A person in the local workspace: every method goes through the core's adapter entry points."""
 
-    core: Core
+    core: CoreAPI
     platform: LocalPlatform
     user_id: str
     name: str = ""
@@ -37,14 +38,15 @@ class LocalUser:
     async def command(self, text: str, channel: ChannelRef | None = None) -> Reply:
         return await self.core.handle_command(self.actor, text, channel)
 
-    async def click(self, action_id: str, channel: ChannelRef | None = None) -> Reply:
-        return await self.core.handle_action(self.actor, action_id, channel)
+    async def click(self, action: str | actions.Action, channel: ChannelRef | None = None) -> Reply:
+        """A button click: `action` as built by `bot.actions` (e.g. `CheckIn(short)`) or a button's raw id."""
+        return await self.core.handle_action(self.actor, str(action), channel)
 
     async def react(self, message: MessageRef, emoji: str = "white_check_mark") -> Reply | None:
         return await self.core.handle_reaction(self.actor, message, emoji)
 
-    async def open_form(self, action_id: str) -> Form:
-        form = await self.core.form_for(self.actor, action_id)
+    async def open_form(self, action: str | actions.Action) -> Form:
+        form = await self.core.form_for(self.actor, str(action))
         if not isinstance(form, Form):
             raise AssertionError(f"expected a form, got {form.text}")
         return form
@@ -55,3 +57,15 @@ class LocalUser:
     def dm_button(self, prefix: str) -> str:
         """The newest DM button of this person starting with `prefix` (e.g. `survey:open:`)."""
         return find_button(latest(self.platform.dms_to(self.user_id), prefix), prefix)
+
+    def invite(self, questionnaire: actions.Questionnaire) -> actions.OpenQuestionnaire:
+        """The "Answer" button of the newest invitation to `questionnaire` in this person's DMs."""
+        for posted in reversed(self.platform.dms_to(self.user_id)):
+            for button in posted.message.buttons:
+                try:
+                    action = actions.parse_click(button.action_id)
+                except actions.BadActionId:
+                    continue
+                if isinstance(action, actions.OpenQuestionnaire) and action.questionnaire is questionnaire:
+                    return action
+        raise LookupError(f"no {questionnaire} invitation in the DMs of {self.user_id}")

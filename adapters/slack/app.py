@@ -1,10 +1,10 @@
-"""The slack-bolt app: Slack payload → `Core` call → neutral reply → Block Kit answer. No business rule here.
+"""The slack-bolt app: Slack payload → core call (`CoreAPI`) → neutral reply → Block Kit answer. No business rule.
 
-Slack wants an answer within 3 s. Commands and form submissions get the core's reply in the ack when it
-comes within `ack_budget`; otherwise the ack says "working on it" and the reply replaces that message
-later through the command's `response_url` (progress shown in that one message). Button clicks are acked
-at once. Events are acked by Bolt; a redelivered event (same `event_id`, e.g. with `X-Slack-Retry-Num`)
-is acknowledged and not processed twice.
+Slack wants an answer within 3 s. Commands and form submissions go through `adapters.common.answer`: the
+core's reply goes in the ack when it comes within `ack_budget`; otherwise the ack says "working on it" and
+the reply replaces that message later through the command's `response_url` (progress shown in that one
+message), or comes as a DM for a form. Button clicks are acked at once. Events are acked by Bolt; a
+redelivered event (same `event_id`, e.g. with `X-Slack-Retry-Num`) is acknowledged and not processed twice.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 
+from adapters import common
 from adapters.slack import render
 from adapters.slack.platform import PLATFORM, SlackPlatform
-from bot.core import Actor, Core
+from bot.inbound import Actor, CoreAPI
 from bot.messages import Message, Reply, Section
 from bot.port import PlatformError
 from bot.refs import ChannelRef, MessageRef, UserRef
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 ANY = re.compile(r".+")
 WORKING = "⏳ Working on `/peer {text}`…"
-FAILED = "Something went wrong on my side; nothing was half-done. Please try again in a minute."
 MAX_PROGRESS_UPDATES = 3  # a response_url takes 5 posts: leave room for the final answer
 
 
@@ -108,11 +108,11 @@ def notice_view(title: str, text: str) -> dict[str, Any]:
 
 
 class SlackBot:
-    """Builds the Bolt `AsyncApp` around a `Core` and a `SlackPlatform`."""
+    """Builds the Bolt `AsyncApp` around the core's inbound API and a `SlackPlatform`."""
 
     def __init__(
         self,
-        core: Core,
+        core: CoreAPI,
         platform: SlackPlatform,
         *,
         signing_secret: str,
@@ -164,23 +164,17 @@ class SlackBot:
                 name = fallback_name or user_id
         return Actor(UserRef(PLATFORM, user_id), name, await self.trainers.is_trainer(user_id), team_id)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `coro` as a task `drain()` waits for (Bolt does not track a listener that outlives its ack)."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def drain(self) -> None:
-        """Wait for work started after an ack (tests, shutdown)."""
+        """Wait for the handlers still at work, also after their ack (tests, shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
-
-    @staticmethod
-    async def _safely(call: Awaitable[Reply]) -> Reply:
-        try:
-            return await call
-        except Exception:
-            log.exception("core call failed")
-            return Reply(FAILED, ok=False)
 
     # -------------------------------------------------------------------------------------- handlers
     async def _on_command(
@@ -189,38 +183,49 @@ class SlackBot:
         command: dict[str, Any],
         respond: Callable[..., Awaitable[Any]],
     ) -> None:
+        await self._spawn(self._answer_command(ack, command, respond))
+
+    async def _answer_command(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
         text = str(command.get("text", "")).strip()
         actor = await self.actor(command["user_id"], command.get("user_name", ""), command.get("team_id", ""))
         channel = ChannelRef(PLATFORM, command["channel_id"]) if command.get("channel_id") else None
-        started = time.monotonic()
-        task = asyncio.ensure_future(self._safely(self.core.handle_command(actor, text, channel)))
-        done, _ = await asyncio.wait({task}, timeout=self.ack_budget)
-        if task in done:
-            reply = task.result()
+        working = WORKING.format(text=render.clip(text, 200))
+        updates = 0
+
+        async def in_ack(reply: Reply) -> None:
             if reply.form is not None:
                 await self._open_form(command.get("trigger_id", ""), reply, actor.user.id, channel)
                 await ack()
-                return
-            await ack(**reply_payload(reply))
-            return
-        # Track the rest before acking, so `drain()` sees it as soon as Slack has its answer.
-        self._spawn(self._finish_command(task, respond, text, started))
-        await ack(text=WORKING.format(text=render.clip(text, 200)), response_type="ephemeral")
+            else:
+                await ack(**reply_payload(reply))
 
-    async def _finish_command(
-        self, task: asyncio.Future[Reply], respond: Callable[..., Awaitable[Any]], text: str, started: float
-    ) -> None:
-        updates = 0
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=self.progress_every)
-            if done:
-                break
+        async def working_on_it() -> None:
+            await ack(text=working, response_type="ephemeral")
+
+        async def still_working(elapsed: float) -> None:
+            nonlocal updates
             if updates < MAX_PROGRESS_UPDATES:
                 updates += 1
-                elapsed = int(time.monotonic() - started)
-                working = WORKING.format(text=render.clip(text, 200))
-                await respond(text=f"{working} ({elapsed} s so far)", replace_original=True)
-        await respond(**reply_payload(task.result()), replace_original=True)
+                await respond(text=f"{working} ({int(elapsed)} s so far)", replace_original=True)
+
+        async def replace_working(reply: Reply) -> None:
+            await respond(**reply_payload(reply), replace_original=True)
+
+        await common.answer(
+            self.core.handle_command(actor, text, channel),
+            budget=self.ack_budget,
+            ack_now=in_ack,
+            defer=working_on_it,
+            follow_up=replace_working,
+            progress=still_working,
+            progress_every=self.progress_every,
+            what="Slack command",
+        )
 
     async def _open_form(self, trigger_id: str, reply: Reply, user_id: str, channel: ChannelRef | None) -> None:
         assert reply.form is not None
@@ -252,7 +257,7 @@ class SlackBot:
         container = body.get("container") or {}
         channel_id = (body.get("channel") or {}).get("id") or container.get("channel_id")
         channel = ChannelRef(PLATFORM, channel_id) if channel_id else None
-        reply = await self._safely(self.core.handle_action(actor, action["action_id"], channel))
+        reply = await common.guarded(self.core.handle_action(actor, action["action_id"], channel), "Slack click")
         if reply.form is not None:
             await self._open_form(body.get("trigger_id", ""), reply, user["id"], channel)
         elif body.get("response_url") and (reply.text or reply.message):
@@ -261,29 +266,40 @@ class SlackBot:
             await self.publish_home(actor, notice=reply.text if reply.form is None else "")
 
     async def _on_view(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], view: dict[str, Any]) -> None:
+        await self._spawn(self._answer_view(ack, body, view))
+
+    async def _answer_view(
+        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
         user = body["user"]
         actor = await self.actor(user["id"], user.get("name", ""), (body.get("team") or {}).get("id", ""))
         values = render.form_values(view.get("state") or {})
-        task = asyncio.ensure_future(self._safely(self.core.handle_form(actor, view["callback_id"], values)))
-        done, _ = await asyncio.wait({task}, timeout=self.ack_budget)
-        if task not in done:
-            await ack()
-            self._spawn(self._dm_reply(actor.user, task))
-            return
-        reply = task.result()
         inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"]
-        if not reply.ok and inputs:
-            field = reply.extra.get("field", "")
-            where = field if field in inputs else inputs[0]
-            await ack(response_action="errors", errors={where: render.clip(reply.text, 1000)})
-            return
         title = str((view.get("title") or {}).get("text") or "peerbot")
-        await ack(response_action="update", view=notice_view(title, reply.text))
 
-    async def _dm_reply(self, user: UserRef, task: asyncio.Future[Reply]) -> None:
-        reply = await task
-        if reply.text or reply.message:
-            await self.platform.send_dm(user, reply.message or Message(reply.text))
+        async def in_ack(reply: Reply) -> None:
+            if not reply.ok and inputs:  # the modal stays open, the problem shown under its field
+                field = reply.extra.get("field", "")
+                where = field if field in inputs else inputs[0]
+                await ack(response_action="errors", errors={where: render.clip(reply.text, 1000)})
+            else:
+                await ack(response_action="update", view=notice_view(title, reply.text))
+
+        async def close_modal() -> None:
+            await ack()
+
+        async def by_dm(reply: Reply) -> None:
+            if reply.text or reply.message:
+                await self.platform.send_dm(actor.user, reply.message or Message(reply.text))
+
+        await common.answer(
+            self.core.handle_form(actor, view["callback_id"], values),
+            budget=self.ack_budget,
+            ack_now=in_ack,
+            defer=close_modal,
+            follow_up=by_dm,
+            what="Slack form",
+        )
 
     async def _on_reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         item = event.get("item") or {}
@@ -312,13 +328,8 @@ class SlackBot:
         await self.publish_home(actor)
 
     async def publish_home(self, actor: Actor, *, notice: str = "") -> None:
-        """App Home: the core's `home(actor)` when it has one, else the commands this person may use."""
-        home = getattr(self.core, "home", None)
-        if home is not None:
-            message: Message = await home(actor)
-        else:
-            help_reply = await self.core.handle_command(actor, "help", None)
-            message = help_reply.message or Message(help_reply.text)
+        """App Home: the core's overview of this person, under the `notice` of the click that led here."""
+        message = await self.core.home(actor)
         if notice:
             head = (Section(message.text),) if message.text else ()
             message = Message(notice, head + message.sections, message.buttons)

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack.app import SlackBot, TrainerDirectory
 from adapters.slack.platform import SlackPlatform
-from bot.core import Core
+from bot.inbound import CoreAPI
 from bot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class SlackRunner:
 
     def __init__(
         self,
-        core: Core,
+        core: CoreAPI,
         settings: Settings,
         *,
         time_scale: float = 1.0,

@@ -4,6 +4,8 @@ reactions), exactly as Discord would deliver them."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,10 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import col, select
 
 from adapters.discord.runner import DiscordRunner
 from bot.app import App, build
 from bot.clock import FakeClock
+from storage.models import Attendance, Member, PeerSession
 from tests.conftest import make_settings
 from tests.emulators.discord_emulator import (
     CATEGORY,
@@ -111,7 +115,7 @@ async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     w.clock.set(w.start - timedelta(minutes=10))
     await w.app.core.advance()
     (event,) = emu.events.values()
-    assert event.body["name"] == "Fractions 'live'"  # the grammar has no escape for inner quotes
+    assert event.body["name"] == 'Fractions "live"'  # typed options reach the grammar as tokens: quotes intact
     assert datetime.fromisoformat(event.body["scheduled_start_time"]) == w.start
     announce = last_with(emu.messages_in(emu.general), "checkin:in:")
     assert f"<t:{int(w.start.timestamp())}:F>" in announce.content
@@ -221,17 +225,32 @@ async def test_learner_cannot_plan_and_help_lists_learner_commands(world: Discor
     assert "Only trainers" in await world.command(world.learners[0], ["report"], session="s1")
 
 
-async def test_autocomplete_forwards_the_typed_prefix(world: DiscordWorld) -> None:
+async def test_autocomplete_forwards_the_typed_prefix(world: DiscordWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, str, bool]] = []
 
     async def suggest(actor: Any, kind: str, prefix: str) -> list[str]:
         seen.append((kind, prefix, actor.is_trainer))
         return [name for name in ("s1", "s2", "t9") if name.startswith(prefix)]
 
-    world.runner.client.suggest = suggest
+    monkeypatch.setattr(world.app.core, "suggest", suggest)  # the core's `CoreAPI.suggest`, as the bot sees it
     choices = await world.emu.autocomplete(world.trainer, "peer", ["session", "start"], "session", {"session": "s"})
     assert [c["value"] for c in choices] == ["s1", "s2"]
     assert seen == [("session", "s", True)]
+
+
+async def test_autocomplete_answers_in_every_group_from_the_core(world: DiscordWorld) -> None:
+    await plan(world)  # cohort `c1`, session `s1`, straight from the core's `suggest`
+    emu, t = world.emu, world.trainer
+    for path, option, name in (
+        (["cohort", "add"], "cohort", "c1"),
+        (["session", "plan"], "cohort", "c1"),
+        (["quiz", "add"], "session", "s1"),
+        (["group", "move"], "session", "s1"),
+        (["checkin"], "session", "s1"),
+        (["report"], "session", "s1"),
+    ):
+        choices = await emu.autocomplete(t, "peer", path, option, {option: ""})
+        assert [c["value"] for c in choices] == [name], (path, choices)
 
 
 async def test_slow_work_is_deferred_then_followed_up(world: DiscordWorld) -> None:
@@ -241,6 +260,49 @@ async def test_slow_work_is_deferred_then_followed_up(world: DiscordWorld) -> No
     assert inter.callback_type == 5
     shown = await inter.wait_message()
     assert "`s1`" in shown.content and shown.ephemeral
+
+
+async def test_slow_clicks_are_deferred_and_the_item_still_shows_its_answer(world: DiscordWorld) -> None:
+    w, emu, learner = world, world.emu, world.learners[0]
+    await plan(w)
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    assert (await w.command(learner, ["checkin"])).startswith("Checked in")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    w.clock.set(w.start + timedelta(hours=2))
+    await w.app.core.deliver_due()
+    dm = emu.dm_with(learner)
+    assert dm is not None
+    invite = last_with(list(dm.messages.values()), "survey:open:")
+
+    w.runner.client.defer_after = 0.0  # as if every core call took longer than Discord's 3 s allow
+    opened = await emu.click(learner, invite, invite.custom_ids()[0])
+    assert opened.callback_type == 5  # "thinking…", then the items as follow-ups
+    await emu.wait_until(lambda: len([m for m in opened.messages if m.custom_ids()]) == 6)
+    item = next(m for m in opened.messages if m.custom_ids())
+    chosen = item.custom_ids()[3]
+    rated = await emu.click(learner, item, chosen)
+    assert rated.callback_type == 6  # a deferred update: the item itself is edited afterwards
+    await emu.wait_until(lambda: "✔" in item.content)
+    buttons = component_labels(item)
+    assert buttons[chosen]["style"] == 3 and all(b.get("disabled") for b in buttons.values())
+
+
+async def test_a_failing_core_call_is_answered_politely_with_a_logged_reference(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(world.app.core, "handle_command", broken)
+    with caplog.at_level(logging.ERROR, logger="adapters.common"):
+        reply = await world.command(world.trainer, ["cohort", "show"], cohort="c1")
+    assert "Something went wrong on my side" in reply and "database unreachable" not in reply, reply
+    found = re.search(r"`([0-9a-f]{6})`", reply)
+    assert found is not None, reply
+    assert any(found[1] in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 async def test_manage_server_makes_a_trainer_without_the_role(world: DiscordWorld) -> None:
@@ -294,3 +356,40 @@ async def test_group_draft_swap_and_reshuffle_through_discord(world: DiscordWorl
     reshuffled = await w.command(t, ["group", "reshuffle"], session="s1")
     assert reshuffled.startswith("*Draft groups of `s1`*")
     assert "Only trainers" in await w.command(w.learners[0], ["group", "reshuffle"], session="s1")
+
+
+async def test_quotes_in_typed_options_arrive_intact(world: DiscordWorld) -> None:
+    w, t = world, world.trainer
+    assert "created" in await w.command(t, ["cohort", "create"], cohort="c1", channel=w.emu.general)
+    await w.command(t, ["cohort", "add"], cohort="c1", member=w.learners[0])
+    local = w.start.astimezone(PARIS)
+    title = 'Fractions "live" with “smart” quotes'
+    objectives = 'Say "why" = not just “how”'
+    prep = 'Read "chapter 2" first'
+    reply = await w.command(
+        t, ["session", "plan"], cohort="c1", title=title, day=local.date().isoformat(),
+        time=local.strftime("%H:%M"), duration="1h", objectives=objectives, prep=prep,
+    )  # fmt: skip
+    assert "Planned session `s1`" in reply, reply
+    shown = await w.command(t, ["session", "show"], session="s1")
+    assert title in shown and f"Objectives: {objectives}" in shown, shown
+    async with w.app.db.session() as s:
+        stored = (await s.exec(select(PeerSession).where(PeerSession.short_id == "s1"))).one()
+    assert (stored.title, stored.objectives, stored.prep_material) == (title, objectives, prep)
+
+
+async def test_absence_reason_with_quotes_arrives_intact(world: DiscordWorld) -> None:
+    await plan(world)
+    learner = world.learners[0]
+    reason = 'My "doctor" said “rest”'
+    reply = await world.command(learner, ["absent"], session="s1", reason=reason)
+    assert "absence from `s1` is recorded" in reply, reply
+    async with world.app.db.session() as s:
+        row = (
+            await s.exec(
+                select(Attendance)
+                .join(Member, col(Attendance.member_id) == col(Member.id))
+                .where(Member.user_id == str(learner.id))
+            )
+        ).one()
+    assert (row.status, row.absence_reason) == ("excused", reason)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -243,6 +245,22 @@ async def test_slow_command_acks_at_once_then_updates_one_message(tmp_path: Path
         assert w.emu.rate_limited == 0
     finally:
         await close_world(w)
+
+
+async def test_a_failing_core_call_is_answered_politely_with_a_logged_reference(
+    world: SlackWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("database unreachable")
+
+    monkeypatch.setattr(world.app.core, "handle_command", broken)
+    with caplog.at_level(logging.ERROR, logger="adapters.common"):
+        ack, _ = await world.command(world.trainer, "cohort show c1")
+    text = str(ack.get("text", ""))
+    assert "Something went wrong on my side" in text and "database unreachable" not in text, ack
+    found = re.search(r"`([0-9a-f]{6})`", text)
+    assert found is not None, text
+    assert any(found[1] in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 async def test_app_home_is_published_once_per_event(world: SlackWorld) -> None:

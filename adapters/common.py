@@ -1,0 +1,90 @@
+"""What every adapter does the same way around a core call, written once.
+
+Slack and Discord both want an interaction acknowledged within 3 seconds. `answer` runs the core call as a
+task: when the reply comes within the budget it goes out in the acknowledgement itself (`ack_now`);
+otherwise the adapter acknowledges at once (`defer`, "working on it") and the reply follows when it comes
+(`follow_up`). Each adapter supplies those callbacks; the timing and the error handling live here.
+
+Nothing raises out of here into the platform library: an unexpected exception of the core becomes a polite
+error reply carrying a short reference, which is also logged with the traceback, so a person's report can
+be matched to the log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from bot.messages import Reply
+
+log = logging.getLogger(__name__)
+
+FAILED = (
+    "Something went wrong on my side. Please try again in a minute; "
+    "if it keeps happening, tell your trainer the reference `{ref}`."
+)
+
+Deliver = Callable[[Reply], Awaitable[None]]
+
+
+def new_reference() -> str:
+    """A short id that ties what a person was told to the traceback in the log."""
+    return secrets.token_hex(3)
+
+
+def failure(ref: str) -> Reply:
+    """The polite reply for a failure on our side; `extra["ref"]` is the reference it shows."""
+    return Reply(FAILED.format(ref=ref), ok=False, extra={"ref": ref})
+
+
+async def guarded(work: Awaitable[Reply], what: str = "core call") -> Reply:
+    """The core's reply, or `failure(...)` when it raised (logged with its traceback and the reference)."""
+    try:
+        return await work
+    except Exception:
+        ref = new_reference()
+        log.exception("%s failed (ref %s)", what, ref)
+        return failure(ref)
+
+
+async def answer(
+    work: Awaitable[Reply],
+    *,
+    budget: float,
+    ack_now: Deliver,
+    defer: Callable[[], Awaitable[None]],
+    follow_up: Deliver,
+    progress: Callable[[float], Awaitable[None]] | None = None,
+    progress_every: float = 20.0,
+    what: str = "core call",
+) -> None:
+    """Deliver `work`'s reply within the platform's acknowledgement window; never raises.
+
+    - the reply settles within `budget` seconds: `ack_now(reply)`;
+    - otherwise (always, when `budget <= 0`): `defer()` at once, then `follow_up(reply)`; meanwhile
+      `progress(seconds_elapsed)` every `progress_every` seconds, when given.
+
+    A failing callback (the platform refused the message, the interaction expired) is logged with a
+    reference; the core call still runs to its end.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.ensure_future(guarded(work, what))
+    try:
+        if budget > 0:
+            await asyncio.wait({task}, timeout=budget)
+        if task.done():
+            await ack_now(task.result())
+            return
+        await defer()
+        if progress is not None:
+            while not task.done():
+                await asyncio.wait({task}, timeout=progress_every)
+                if not task.done():
+                    await progress(loop.time() - started)
+        await follow_up(await task)
+    except Exception:
+        log.exception("could not deliver the reply to a %s (ref %s)", what, new_reference())
+        await task  # `guarded` never raises: the core's work completes even when its answer is lost
