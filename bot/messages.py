@@ -1,7 +1,7 @@
 """Neutral messages, actions and forms; each adapter has one renderer for them.
 
-Action ids follow one scheme on every platform, `"<feature>:<verb>:<entity_id>"`, used as Slack
-`action_id`/`callback_id` and Discord `custom_id`, so a click after a restart still finds its entity.
+Buttons and forms carry action ids built by `bot.actions` (one scheme on every platform, used as Slack
+`action_id`/`callback_id` and Discord `custom_id`), so a click after a restart still finds its entity.
 """
 
 from __future__ import annotations
@@ -15,23 +15,6 @@ class ButtonStyle(StrEnum):
     DEFAULT = "default"
     PRIMARY = "primary"
     DANGER = "danger"
-
-
-@dataclass(frozen=True, slots=True)
-class ActionId:
-    """A parsed `feature:verb:entity` action id."""
-
-    feature: str
-    verb: str
-    entity: str
-
-    def __str__(self) -> str:
-        return f"{self.feature}:{self.verb}:{self.entity}"
-
-    @classmethod
-    def parse(cls, raw: str) -> ActionId:
-        feature, verb, entity = raw.split(":", 2)
-        return cls(feature, verb, entity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,20 +105,3 @@ class Reply:
     message: Message | None = None
     form: Form | None = None
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def item_action(verb_form_id: str, field_id: str, value: str) -> str:
-    """The action id of one answer button, e.g. `survey:rate:12.clarity.4` from form `survey:submit:12`.
-
-    Platforms that cannot show a whole form at once (Discord: at most 5 components per modal) render
-    one message per item with these buttons; the core records each click as that item's answer.
-    """
-    action = ActionId.parse(verb_form_id)
-    verb = {"survey": "rate", "quiz": "pick"}[action.feature]
-    return f"{action.feature}:{verb}:{action.entity}.{field_id}.{value}"
-
-
-def text_item_action(form_id: str, field_id: str) -> str:
-    """The action id of a button that opens a one-field form for an open question."""
-    action = ActionId.parse(form_id)
-    return f"{action.feature}:text:{action.entity}.{field_id}"

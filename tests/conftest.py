@@ -92,8 +92,8 @@ class World:
 
         from storage.models import PeerSession
 
-        async with self.app.db.transaction() as s:
-            start = (await s.exec(select(PeerSession.starts_at).where(PeerSession.short_id == short))).one()
+        async with self.app.db.transaction() as tx:
+            start = (await tx.exec(select(PeerSession.starts_at).where(PeerSession.short_id == short))).one()
         self.clock.set(start)
         for learner in self.learners[:count]:
             assert (await learner.click(f"checkin:in:{short}")).ok

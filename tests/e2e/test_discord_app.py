@@ -373,8 +373,8 @@ async def test_quotes_in_typed_options_arrive_intact(world: DiscordWorld) -> Non
     assert "Planned session `s1`" in reply, reply
     shown = await w.command(t, ["session", "show"], session="s1")
     assert title in shown and f"Objectives: {objectives}" in shown, shown
-    async with w.app.db.session() as s:
-        stored = (await s.exec(select(PeerSession).where(PeerSession.short_id == "s1"))).one()
+    async with w.app.db.transaction() as tx:
+        stored = (await tx.exec(select(PeerSession).where(PeerSession.short_id == "s1"))).one()
     assert (stored.title, stored.objectives, stored.prep_material) == (title, objectives, prep)
 
 
@@ -384,9 +384,9 @@ async def test_absence_reason_with_quotes_arrives_intact(world: DiscordWorld) ->
     reason = 'My "doctor" said “rest”'
     reply = await world.command(learner, ["absent"], session="s1", reason=reason)
     assert "absence from `s1` is recorded" in reply, reply
-    async with world.app.db.session() as s:
+    async with world.app.db.transaction() as tx:
         row = (
-            await s.exec(
+            await tx.exec(
                 select(Attendance)
                 .join(Member, col(Attendance.member_id) == col(Member.id))
                 .where(Member.user_id == str(learner.id))

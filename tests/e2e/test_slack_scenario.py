@@ -44,15 +44,15 @@ FIRST_SURVEY = {"clarity": "5", "interactions": "4", "progress": "3", "safety": 
 
 # ------------------------------------------------------------------------------------------ helpers
 async def user_ids_by_member(w: SlackWorld) -> dict[int, str]:
-    async with w.app.db.transaction() as s:
-        return {m.id or 0: m.user_id for m in (await s.exec(select(Member))).all()}
+    async with w.app.db.transaction() as tx:
+        return {m.id or 0: m.user_id for m in (await tx.exec(select(Member))).all()}
 
 
 async def grouped_by_channel(w: SlackWorld) -> dict[str, set[str]]:
     """What the core decided: each breakout channel id → the Slack ids of the learners grouped in it."""
     users = await user_ids_by_member(w)
-    async with w.app.db.transaction() as s:
-        rows = await s.exec(
+    async with w.app.db.transaction() as tx:
+        rows = await tx.exec(
             select(PeerGroup.channel_id, GroupMembership.member_id).join(
                 GroupMembership, col(GroupMembership.group_id) == col(PeerGroup.id)
             )
@@ -125,12 +125,12 @@ def view_text(answer: dict[str, Any]) -> str:
 
 async def answers_of(w: SlackWorld, user: str, kind: str) -> tuple[list[Submission], dict[str, tuple[int | None, str]]]:
     """The stored submissions of `user` for `kind`, and their answers keyed by item key."""
-    async with w.app.db.transaction() as s:
-        member = (await s.exec(select(Member).where(Member.user_id == user))).one()
+    async with w.app.db.transaction() as tx:
+        member = (await tx.exec(select(Member).where(Member.user_id == user))).one()
         subs = list(
-            (await s.exec(select(Submission).where(Submission.member_id == member.id, Submission.kind == kind))).all()
+            (await tx.exec(select(Submission).where(Submission.member_id == member.id, Submission.kind == kind))).all()
         )
-        rows = await s.exec(
+        rows = await tx.exec(
             select(QuestionnaireItem.item_key, Answer.value_int, Answer.value_text)
             .join(Answer, col(Answer.item_id) == col(QuestionnaireItem.id))
             .where(col(Answer.submission_id).in_([x.id for x in subs]))
@@ -208,8 +208,8 @@ async def run_scenario(w: SlackWorld) -> None:
 
     attendees = [*by_button, by_command]
     users = await user_ids_by_member(w)
-    async with w.app.db.transaction() as s:
-        attendance = {users[a.member_id]: a for a in (await s.exec(select(Attendance))).all()}
+    async with w.app.db.transaction() as tx:
+        attendance = {users[a.member_id]: a for a in (await tx.exec(select(Attendance))).all()}
     assert sorted(attendance) == sorted(attendees)  # the absent learner has no row: nothing invented
     assert {u: (a.status, a.method) for u, a in attendance.items()} == {
         **{u: ("on_time", "button") for u in by_button},
@@ -266,8 +266,8 @@ async def run_scenario(w: SlackWorld) -> None:
     w.clock.set(ENDS + timedelta(days=14))
     await w.app.core.advance()
     assert invitations(w, absent, "quiz:") == []
-    async with w.app.db.transaction() as s:
-        sent = (await s.exec(select(Delivery).where(Delivery.kind == "retention", Delivery.state == "sent"))).all()
+    async with w.app.db.transaction() as tx:
+        sent = (await tx.exec(select(Delivery).where(Delivery.kind == "retention", Delivery.state == "sent"))).all()
     assert sorted(users[d.member_id] for d in sent) == sorted(attendees)
 
     expected: dict[str, int] = {}

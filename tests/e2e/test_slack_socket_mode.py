@@ -94,19 +94,19 @@ async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
 
 
 async def cohort_names(w: SocketWorld) -> list[str]:
-    async with w.app.db.transaction() as s:
-        return sorted(c.name for c in (await s.exec(select(Cohort))).all())
+    async with w.app.db.transaction() as tx:
+        return sorted(c.name for c in (await tx.exec(select(Cohort))).all())
 
 
 async def member_ids(w: SocketWorld) -> dict[int, str]:
-    async with w.app.db.transaction() as s:
-        return {m.id or 0: m.user_id for m in (await s.exec(select(Member))).all()}
+    async with w.app.db.transaction() as tx:
+        return {m.id or 0: m.user_id for m in (await tx.exec(select(Member))).all()}
 
 
 async def prep_acks(w: SocketWorld) -> list[tuple[str, str]]:
     users = await member_ids(w)
-    async with w.app.db.transaction() as s:
-        return sorted((users[p.member_id], p.method) for p in (await s.exec(select(PrepAck))).all())
+    async with w.app.db.transaction() as tx:
+        return sorted((users[p.member_id], p.method) for p in (await tx.exec(select(PrepAck))).all())
 
 
 # ------------------------------------------------------------------------------------------------ tests
@@ -144,8 +144,8 @@ async def test_trainer_commands_travel_the_socket_and_learners_are_refused(world
     assert ack.payload is not None and ack.payload["response_type"] == "ephemeral", ack
     assert w.final_text(ack, payload).startswith("Cohort `c1` created")
     assert ack.elapsed < 3
-    async with w.app.db.transaction() as s:
-        (cohort,) = (await s.exec(select(Cohort))).all()
+    async with w.app.db.transaction() as tx:
+        (cohort,) = (await tx.exec(select(Cohort))).all()
     assert (cohort.name, cohort.channel_id) == ("c1", w.general)
 
     ack, payload = await w.command(w.trainer, "cohort show c1")
@@ -202,8 +202,8 @@ async def test_checkin_button_and_survey_modal_are_recorded(world: SocketWorld) 
     await w.runner.bot.drain()
     assert len(w.emu.responses_to(action["response_url"])) == 1
     users = await member_ids(w)
-    async with w.app.db.transaction() as s:
-        rows = (await s.exec(select(Attendance))).all()
+    async with w.app.db.transaction() as tx:
+        rows = (await tx.exec(select(Attendance))).all()
     assert [(users[a.member_id], a.method) for a in rows] == [(learner, "button")]
 
     await w.command(w.trainer, "session end s1")
@@ -222,17 +222,17 @@ async def test_checkin_button_and_survey_modal_are_recorded(world: SocketWorld) 
     ack = await w.driver.view_submission(learner, view, answers | {"open": "Loved the pair work"})
     assert ack.payload is not None and ack.payload["response_action"] == "update", ack
     assert "recorded" in ack.payload["view"]["blocks"][0]["text"]["text"]
-    async with w.app.db.transaction() as s:
-        (submission,) = (await s.exec(select(Submission))).all()
-        stored = (await s.exec(select(Answer).where(col(Answer.submission_id) == submission.id))).all()
+    async with w.app.db.transaction() as tx:
+        (submission,) = (await tx.exec(select(Submission))).all()
+        stored = (await tx.exec(select(Answer).where(col(Answer.submission_id) == submission.id))).all()
     assert users[submission.member_id] == learner and submission.kind == "feedback"
     assert sorted(a.value_int for a in stored if a.value_int is not None) == [4] * len(answers)
     assert [a.value_text for a in stored if a.value_text] == ["Loved the pair work"]
 
     again = await w.driver.view_submission(learner, view, answers)
     assert again.payload is not None and again.payload["response_action"] == "errors"
-    async with w.app.db.transaction() as s:
-        assert len((await s.exec(select(Submission))).all()) == 1
+    async with w.app.db.transaction() as tx:
+        assert len((await tx.exec(select(Submission))).all()) == 1
 
 
 async def test_client_reconnects_after_a_drop_and_after_a_disconnect_message(world: SocketWorld) -> None:

@@ -21,7 +21,7 @@ async def test_simultaneous_clicks_record_once(world: World) -> None:
     assert sum(r.text == "You are already checked in." for r in replies) == 7
     preps = await asyncio.gather(*(world.learners[1].click(f"prep:done:{short}") for _ in range(8)))
     assert all(r.ok for r in preps)
-    async with world.app.db.transaction() as s:
-        assert (await s.exec(select(func.count()).select_from(Attendance))).one() == 1
-        assert (await s.exec(select(func.count()).select_from(PrepAck))).one() == 1
-        assert (await s.exec(select(func.count()).select_from(Member).where(Member.user_id == "L1"))).one() == 1
+    async with world.app.db.transaction() as tx:
+        assert (await tx.exec(select(func.count()).select_from(Attendance))).one() == 1
+        assert (await tx.exec(select(func.count()).select_from(PrepAck))).one() == 1
+        assert (await tx.exec(select(func.count()).select_from(Member).where(Member.user_id == "L1"))).one() == 1

@@ -10,8 +10,8 @@ from tests.integration.test_session_flow import plan, session_row
 
 
 async def groups_of(world: World) -> dict[str, int]:
-    async with world.app.db.transaction() as s:
-        rows = await s.exec(
+    async with world.app.db.transaction() as tx:
+        rows = await tx.exec(
             select(Member.user_id, PeerGroup.number)
             .join(GroupMembership, GroupMembership.member_id == Member.id)
             .join(PeerGroup, PeerGroup.id == GroupMembership.group_id)
@@ -74,8 +74,8 @@ async def test_group_errors_change_nothing(world: World) -> None:
     assert not before_show.ok and "group show" in before_show.text
     await world.trainer.command(f"group show {short}")
     snapshot = await groups_of(world)
-    async with world.app.db.transaction() as s:
-        audits = len((await s.exec(select(AuditEvent))).all())
+    async with world.app.db.transaction() as tx:
+        audits = len((await tx.exec(select(AuditEvent))).all())
     for text, expected in (
         (f"group move {short} <@L1> 9", "no group 9"),
         (f"group move {short} <@NOPE> 1", "in no group"),
@@ -87,8 +87,8 @@ async def test_group_errors_change_nothing(world: World) -> None:
     learner = await world.learners[0].command(f"group reshuffle {short}")
     assert not learner.ok and "Only trainers" in learner.text
     assert await groups_of(world) == snapshot
-    async with world.app.db.transaction() as s:
-        assert len((await s.exec(select(AuditEvent))).all()) == audits
+    async with world.app.db.transaction() as tx:
+        assert len((await tx.exec(select(AuditEvent))).all()) == audits
 
 
 async def test_engine_warnings_reach_the_trainer_with_mentions(world: World) -> None:

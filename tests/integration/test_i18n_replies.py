@@ -51,13 +51,13 @@ async def plan(world: World) -> str:
 
 
 async def starts_at(world: World, short: str) -> PeerSession:
-    async with world.app.db.transaction() as s:
-        return (await s.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
+    async with world.app.db.transaction() as tx:
+        return (await tx.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
 
 
 async def member(world: World, user_id: str) -> Member:
-    async with world.app.db.transaction() as s:
-        return (await s.exec(select(Member).where(Member.user_id == user_id))).one()
+    async with world.app.db.transaction() as tx:
+        return (await tx.exec(select(Member).where(Member.user_id == user_id))).one()
 
 
 async def test_french_instance_answers_commands_in_french(french: World) -> None:

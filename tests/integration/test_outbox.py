@@ -34,8 +34,8 @@ def survey_dms(platform: LocalPlatform, user_id: str) -> int:
 
 
 async def states(world: World) -> dict[str, int]:
-    async with world.app.db.transaction() as s:
-        rows = (await s.exec(select(Delivery).where(Delivery.kind == "feedback"))).all()
+    async with world.app.db.transaction() as tx:
+        rows = (await tx.exec(select(Delivery).where(Delivery.kind == "feedback"))).all()
     out: dict[str, int] = {}
     for row in rows:
         out[row.state] = out.get(row.state, 0) + 1
@@ -69,8 +69,8 @@ async def test_crash_after_send_before_bookkeeping_neither_loses_nor_duplicates(
 async def test_claim_without_send_is_sent_after_the_lease(world: World) -> None:
     short = await ended_session(world, 3)
     await world.core.timeline.end(short, by="test")
-    async with world.app.db.transaction() as s:  # a worker claimed a row and died before sending
-        row = (await s.exec(select(Delivery).where(Delivery.kind == "feedback"))).first()
+    async with world.app.db.transaction() as tx:  # a worker claimed a row and died before sending
+        row = (await tx.exec(select(Delivery).where(Delivery.kind == "feedback"))).first()
         assert row is not None
         row.state, row.claimed_at, row.attempts = "sending", world.clock.now(), 1
     await world.core.deliver_due()
@@ -90,7 +90,7 @@ async def test_reminder_goes_only_to_those_who_have_not_answered(world: World) -
     world.clock.set(world.clock.now() + timedelta(hours=24))
     await world.core.advance()
     assert [survey_dms(world.platform, u.user_id) for u in world.learners[:3]] == [1, 2, 2]
-    async with world.app.db.transaction() as s:
-        reminders = {r.state for r in (await s.exec(select(Delivery).where(Delivery.kind == "feedback_reminder")))}
+    async with world.app.db.transaction() as tx:
+        reminders = {r.state for r in (await tx.exec(select(Delivery).where(Delivery.kind == "feedback_reminder")))}
     assert reminders == {"sent", "skipped"}
     assert short

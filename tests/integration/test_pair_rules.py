@@ -26,15 +26,15 @@ async def reshuffled(world: World, short: str, rounds: int) -> list[dict[str, in
 
 async def rules(world: World) -> list[tuple[str, str, str]]:
     """(kind, first, second) of every stored rule, members as stored (smaller member id first)."""
-    async with world.app.db.transaction() as s:
-        rows = (await s.exec(select(PairConstraint).order_by(PairConstraint.id))).all()
-        users = {m.id: m.user_id for m in (await s.exec(select(Member))).all()}
+    async with world.app.db.transaction() as tx:
+        rows = (await tx.exec(select(PairConstraint).order_by(PairConstraint.id))).all()
+        users = {m.id: m.user_id for m in (await tx.exec(select(Member))).all()}
         return [(r.kind, users[r.member_a_id], users[r.member_b_id]) for r in rows]
 
 
 async def audit_count(world: World) -> int:
-    async with world.app.db.transaction() as s:
-        return len((await s.exec(select(AuditEvent))).all())
+    async with world.app.db.transaction() as tx:
+        return len((await tx.exec(select(AuditEvent))).all())
 
 
 async def test_apart_beats_a_chain_of_together_rules_in_every_reshuffle(world: World) -> None:
@@ -85,8 +85,8 @@ async def test_sessions_started_without_a_draft_honour_both_kinds(world: World) 
 
 async def groups_of_session(world: World, short: str) -> dict[str, int]:
     session = await session_row(world, short)
-    async with world.app.db.transaction() as s:
-        rows = await s.exec(
+    async with world.app.db.transaction() as tx:
+        rows = await tx.exec(
             select(Member.user_id, PeerGroup.number)
             .join(GroupMembership, GroupMembership.member_id == Member.id)
             .join(PeerGroup, PeerGroup.id == GroupMembership.group_id)
@@ -177,8 +177,8 @@ async def test_rules_are_stored_once_per_pair_replaced_listed_and_audited(world:
     assert "*Pair rules*\n• <@L1> and <@L12>: kept apart\n• <@L3> and <@L5>: kept together\n*Sessions*" in shown.text
     assert (await world.trainer.command("cohort unpair py <@L3> <@L5>")).ok
     assert "<@L3>" not in (await world.trainer.command("cohort show py")).text.split("*Pair rules*")[1]
-    async with world.app.db.transaction() as s:
-        actions = [a.action for a in (await s.exec(select(AuditEvent).order_by(AuditEvent.id))).all()]
+    async with world.app.db.transaction() as tx:
+        actions = [a.action for a in (await tx.exec(select(AuditEvent).order_by(AuditEvent.id))).all()]
     assert [a for a in actions if a.startswith("cohort.") and a not in {"cohort.create", "cohort.add"}] == [
         "cohort.together",
         "cohort.apart",
@@ -212,8 +212,8 @@ async def test_pair_errors_change_nothing(world: World) -> None:
         learner = await world.learners[0].command(text)
         assert not learner.ok and "Only trainers" in learner.text
     assert await rules(world) == before and await audit_count(world) == audits
-    async with world.app.db.transaction() as s:
-        assert "NOBODY" not in {m.user_id for m in (await s.exec(select(Member))).all()}
+    async with world.app.db.transaction() as tx:
+        assert "NOBODY" not in {m.user_id for m in (await tx.exec(select(Member))).all()}
 
 
 async def test_a_rule_set_after_the_draft_is_flagged_now_and_at_start(world: World) -> None:

@@ -55,12 +55,12 @@ async def test_jobs_persist_across_restart_and_fire(database_url: str) -> None:
             if platform.breakouts():
                 break
         assert len(platform.breakouts()) == 1  # 4 enrolled learners → one group
-        async with restarted.db.transaction() as s:
+        async with restarted.db.transaction() as tx:
             from sqlmodel import select
 
             from storage.models import PeerSession
 
-            state = (await s.exec(select(PeerSession.state).where(PeerSession.short_id == short))).one()
+            state = (await tx.exec(select(PeerSession.state).where(PeerSession.short_id == short))).one()
         assert state == "running"
     finally:
         await restarted.close()

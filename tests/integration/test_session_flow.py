@@ -24,8 +24,8 @@ async def plan(world: World, extra: str = "") -> str:
 
 
 async def session_row(world: World, short: str) -> PeerSession:
-    async with world.app.db.transaction() as s:
-        return (await s.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
+    async with world.app.db.transaction() as tx:
+        return (await tx.exec(select(PeerSession).where(PeerSession.short_id == short))).one()
 
 
 async def attend_and_end(world: World) -> tuple[str, LocalUser]:
@@ -40,11 +40,11 @@ async def attend_and_end(world: World) -> tuple[str, LocalUser]:
 
 
 async def count(world: World, model: type, **where: object) -> int:
-    async with world.app.db.transaction() as s:
+    async with world.app.db.transaction() as tx:
         query = select(func.count()).select_from(model)
         for key, value in where.items():
             query = query.where(getattr(model, key) == value)
-        return int((await s.exec(query)).one())
+        return int((await tx.exec(query)).one())
 
 
 async def test_plan_is_read_in_the_configured_time_zone(world: World) -> None:
@@ -79,9 +79,9 @@ async def test_full_cycle_records_prep_attendance_groups_and_deliveries(world: W
     assert await count(world, Attendance) == 10
 
     assert "start" in await world.advance(start)
-    async with world.app.db.transaction() as s:
-        groups = (await s.exec(select(PeerGroup))).all()
-        members = (await s.exec(select(GroupMembership))).all()
+    async with world.app.db.transaction() as tx:
+        groups = (await tx.exec(select(PeerGroup))).all()
+        members = (await tx.exec(select(GroupMembership))).all()
     assert len(members) == 10 and all(3 <= sum(m.group_id == g.id for m in members) <= 6 for g in groups)
     breakouts = world.platform.breakouts()
     assert sorted(c.name for c in breakouts) == [
@@ -95,9 +95,9 @@ async def test_full_cycle_records_prep_attendance_groups_and_deliveries(world: W
     world.clock.set(start + timedelta(minutes=12))
     late = await world.learners[10].click(f"checkin:in:{short}")
     assert "marked late" in late.text and "joined group" in late.text
-    async with world.app.db.transaction() as s:
+    async with world.app.db.transaction() as tx:
         sizes = [
-            len((await s.exec(select(GroupMembership).where(GroupMembership.group_id == g.id))).all()) for g in groups
+            len((await tx.exec(select(GroupMembership).where(GroupMembership.group_id == g.id))).all()) for g in groups
         ]
     assert sum(sizes) == 11 and max(sizes) - min(sizes) <= 1
 
@@ -187,8 +187,8 @@ async def test_absence_reason_is_kept_with_attendance(world: World) -> None:
     short = await plan(world)
     reply = await world.learners[2].command(f'absent {short} "Sick leave"')
     assert reply.ok
-    async with world.app.db.transaction() as s:
-        row = (await s.exec(select(Attendance))).one()
+    async with world.app.db.transaction() as tx:
+        row = (await tx.exec(select(Attendance))).one()
     assert (row.status, row.absence_reason) == ("excused", "Sick leave")
 
 
@@ -237,9 +237,9 @@ async def test_tutoring_marks_tutors(world: World) -> None:
     short = reply.extra["session"]
     start = await world.check_in_at_start(short, 7)
     await world.advance(start)
-    async with world.app.db.transaction() as s:
-        roles = [m.role for m in (await s.exec(select(GroupMembership))).all()]
-        groups = (await s.exec(select(PeerGroup))).all()
+    async with world.app.db.transaction() as tx:
+        roles = [m.role for m in (await tx.exec(select(GroupMembership))).all()]
+        groups = (await tx.exec(select(PeerGroup))).all()
     assert len(groups) == 3 and roles.count("tutor") == 3  # 7 learners: two pairs and one trio
 
 
@@ -247,9 +247,9 @@ async def test_group_move_follows_breakout(world: World) -> None:
     short = await plan(world)
     start = await world.check_in_at_start(short, 8)
     await world.advance(start)
-    async with world.app.db.transaction() as s:
-        membership = (await s.exec(select(GroupMembership).where(GroupMembership.member_id == 2))).one()
-        source = await s.get(PeerGroup, membership.group_id)
+    async with world.app.db.transaction() as tx:
+        membership = (await tx.exec(select(GroupMembership).where(GroupMembership.member_id == 2))).one()
+        source = await tx.get(PeerGroup, membership.group_id)
     assert source is not None
     target = 2 if source.number == 1 else 1
     mover = world.platform.channels[source.channel_id]
