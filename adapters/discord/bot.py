@@ -83,25 +83,27 @@ class PeerBot(discord.Client):
 
     # ------------------------------------------------------------------------------------ translation
     def actor_of(self, user: discord.abc.User, guild_id: int | None = None) -> Actor:
-        is_trainer = False
-        if isinstance(user, discord.Member):  # the trainer role (name or id), or Manage Server
+        is_trainer = is_admin = False
+        if isinstance(user, discord.Member):  # the trainer role (name or id) trains; Manage Server administers
             has_role = bool(self.trainer_role) and any(
                 str(role.id) == self.trainer_role or role.name == self.trainer_role for role in user.roles
             )
-            is_trainer = has_role or user.guild_permissions.manage_guild
+            is_admin = user.guild_permissions.manage_guild
+            is_trainer = has_role or is_admin
         return Actor(
             user=UserRef(PLATFORM, str(user.id)),
             display_name=user.display_name,
             is_trainer=is_trainer,
             workspace=str(guild_id or self.guild_id),
+            is_admin=is_admin,
         )
 
     def actor(self, interaction: discord.Interaction) -> Actor:
         actor = self.actor_of(interaction.user, interaction.guild_id)
         actor = dataclasses.replace(actor, locale=str(interaction.locale).split("-")[0])  # "fr", "en-US" → "en"
         # The interaction carries the member's resolved permissions: no dependence on the role cache.
-        if not actor.is_trainer and interaction.guild_id is not None and interaction.permissions.manage_guild:
-            actor = dataclasses.replace(actor, is_trainer=True)
+        if interaction.guild_id is not None and interaction.permissions.manage_guild:
+            actor = dataclasses.replace(actor, is_trainer=True, is_admin=True)
         return actor
 
     @staticmethod

@@ -162,7 +162,14 @@ class SlackBot:
                 self._names[user_id] = name
             except PlatformError:
                 name = fallback_name or user_id
-        return Actor(UserRef(PLATFORM, user_id), name, await self.trainers.is_trainer(user_id), team_id)
+        # The ids configured in SLACK_TRAINER_IDS administer every cohort; the user group's members train theirs.
+        return Actor(
+            UserRef(PLATFORM, user_id),
+            name,
+            await self.trainers.is_trainer(user_id),
+            team_id,
+            is_admin=user_id in self.trainers.ids,
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `coro` as a task `drain()` waits for (Bolt does not track a listener that outlives its ack)."""
