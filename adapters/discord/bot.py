@@ -307,6 +307,20 @@ class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers
     ) -> None:
         await self.run(interaction, "cohort", "together", word(cohort), mention(first), mention(second))
 
+    @app_commands.command(name="trainers", description="Add or remove a trainer of a cohort")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    @app_commands.choices(action=[app_commands.Choice(name=v, value=v) for v in ("add", "remove")])
+    async def trainers(
+        self,
+        interaction: discord.Interaction[PeerBot],
+        action: app_commands.Choice[str],
+        cohort: str,
+        member: discord.Member,
+    ) -> None:
+        # Discord nests commands two levels deep (`/peer cohort trainers add` would be three): add|remove is a
+        # choice here, the same tokens reach the grammar.
+        await self.run(interaction, "cohort", "trainers", action.value, word(cohort), mention(member))
+
     @app_commands.command(name="unpair", description="Remove the rule between two learners")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
     async def unpair(

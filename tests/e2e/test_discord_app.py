@@ -313,6 +313,22 @@ async def test_manage_server_makes_a_trainer_without_the_role(world: DiscordWorl
     assert "Only trainers" in await world.command(world.learners[1], ["cohort", "create"], cohort="nope")
 
 
+async def test_a_trainer_role_trains_its_own_cohorts_and_adds_colleagues(world: DiscordWorld) -> None:
+    w, t = world, world.trainer
+    await plan(w)
+    colleague = w.emu.add_user("cleo", roles=[w.emu.trainer_role_id])
+    refused = await w.command(colleague, ["cohort", "show"], cohort="c1")
+    assert "You are not a trainer of cohort `c1`" in refused and f"<@{t.id}>" in refused, refused
+    added = await w.command(t, ["cohort", "trainers"], action="add", cohort="c1", member=colleague)
+    assert added == f"<@{colleague.id}> is now a trainer of `c1`.", added
+    assert "*Cohort `c1`*" in await w.command(colleague, ["cohort", "show"], cohort="c1")
+    manager_role = w.emu.add_role("Managers", 1 << 5)  # MANAGE_GUILD: administers every cohort
+    manager = w.emu.add_user("maud", roles=[manager_role])
+    assert "*Cohort `c1`*" in await w.command(manager, ["cohort", "show"], cohort="c1")
+    removed = await w.command(manager, ["cohort", "trainers"], action="remove", cohort="c1", member=colleague)
+    assert removed == f"<@{colleague.id}> no longer trains `c1`.", removed
+
+
 async def test_pair_rules_travel_as_two_member_options(world: DiscordWorld) -> None:
     w, t = world, world.trainer
     await plan(w)
