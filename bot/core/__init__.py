@@ -8,7 +8,7 @@ scheduler) and the services it calls, named in its constructor:
 - `groups.Groups` — formation, trainer control, late joiners, breakouts;
 - `pairs.Pairs` — a cohort's keep-apart and keep-together rules;
 - `attendance.Attendance(groups)` — prep, check-in, absence;
-- `outbox.Outbox` — the DMs that must arrive once;
+- `outbox.Outbox(views)` — the DMs that must arrive once (the trainers' summary included);
 - `forms.Forms` — questionnaires and takeaways;
 - `timeline.Timeline(groups, outbox, views)` — the session's steps;
 - `commands.Commands(timeline, views)` — the other `/peer` commands;
