@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -18,7 +18,12 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    """Every variable is optional: an empty value (`DISCORD_GUILD_ID=` as `.env.example` ships it) means "not set"."""
+
+    # env_ignore_empty: an empty variable in the environment or .env falls through to the next source or default.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
     timezone: str = Field("UTC", alias="PEERBOT_TIMEZONE")
@@ -42,6 +47,14 @@ class Settings(BaseSettings):
     discord_trainer_role: str = Field("", alias="DISCORD_TRAINER_ROLE")
     discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
     discord_breakout_cleanup: Literal["delete", "archive"] = Field("archive", alias="DISCORD_BREAKOUT_CLEANUP")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        """The same rule for values passed in code (`load_settings(DISCORD_GUILD_ID="")`) as for the environment."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -108,8 +121,8 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
     for name, info in Settings.model_fields.items():
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            raw = value.get_secret_value()
-            shown = raw[:4] + "…" + f" ({len(raw)} chars)" if raw else "(empty)"
+            raw = value.get_secret_value()  # never empty: an empty value is "not set"
+            shown = f"{raw[:4]}… ({len(raw)} chars)"
         elif value is None or value == "":
             shown = "(not set)"
         else:
