@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -83,6 +83,30 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _platforms_complete(self) -> Self:
+        """A half-configured platform would otherwise be silently off, or fail deep inside its SDK at start."""
+        slack_http, slack_socket = self.slack_signing_secret is not None, self.slack_app_token is not None
+        if self.slack_bot_token is None and (slack_http or slack_socket):
+            other = "SLACK_SIGNING_SECRET" if slack_http else "SLACK_APP_TOKEN"
+            raise ValueError(
+                f"SLACK_BOT_TOKEN: not set, but {other} is; set it to the Bot User OAuth Token (xoxb-…) "
+                f"from OAuth & Permissions, or empty {other} to turn Slack off"
+            )
+        if self.slack_bot_token is not None and not (slack_http or slack_socket):
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: not set, but SLACK_BOT_TOKEN is; set it (Basic Information → Signing Secret) "
+                "for HTTP mode, or set SLACK_APP_TOKEN for Socket Mode"
+            )
+        if (self.discord_token is None) != (self.discord_guild_id is None):
+            missing, present = (
+                ("DISCORD_TOKEN", "DISCORD_GUILD_ID")
+                if self.discord_token is None
+                else ("DISCORD_GUILD_ID", "DISCORD_TOKEN")
+            )
+            raise ValueError(f"{missing}: not set, but {present} is; set both to turn Discord on, or neither")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -109,9 +133,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across variables (`_platforms_complete`): its message names the variable
+            raise ConfigError(message) from None
+        field = str(first["loc"][0])
+        alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
         raise ConfigError(f"{alias or field}: {message}") from None
 
 
