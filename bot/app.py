@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.clock import Clock, SystemClock
 from bot.core import Core
 from bot.port import Platform
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from scheduler import jobs
 from scheduler.service import JobScheduler
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 
 log = logging.getLogger("peerbot")
 
@@ -80,8 +82,40 @@ async def _attach_adapters(app: App) -> None:
         app.runners.append(discord_runner)
 
 
+# ------------------------------------------------------------------------------------------------- start-up checks
+
+
+@contextlib.contextmanager
+def startup_errors(settings: Settings) -> Iterator[None]:
+    """The one place where a start-up failure becomes a one-line ConfigError naming the variable to fix.
+
+    Anything else passes unchanged: an unexpected failure keeps its traceback.
+    """
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+
+
+async def check_database(settings: Settings) -> None:
+    """Open DATABASE_URL and run a trivial query (SQLite: creating the file if needed)."""
+    with startup_errors(settings):
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+        finally:
+            await db.dispose()
+
+
+async def preflight(settings: Settings) -> None:
+    """What `peerbot run` needs, checked before anything starts: no migration or connection is left half-done
+    when one of them is wrong."""
+    await check_database(settings)
+
+
 async def run(settings: Settings) -> None:
     """`peerbot run`: start the configured adapters, the scheduler, and catch up on anything missed."""
+    await preflight(settings)
     app = await build(settings)
     await _attach_adapters(app)
     jobs.bind(app.core)
