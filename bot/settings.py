@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         )
 
     @property
+    def slack_http_mode(self) -> bool:
+        """Slack without an app token: `peerbot run` listens on PEERBOT_HTTP_HOST:PEERBOT_HTTP_PORT."""
+        return self.slack_enabled and self.slack_app_token is None
+
+    @property
     def discord_enabled(self) -> bool:
         return self.discord_token is not None and self.discord_guild_id is not None
 

@@ -166,3 +166,21 @@ def test_check_config_opens_the_database(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("Database: opened, answers queries.")
     assert (tmp_path / "sub" / "ok.db").is_file()
+
+
+# ---------------------------------------------------------------------------------------------- the HTTP port
+
+
+def test_http_port_in_use_is_found_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        result = run_cli(["run"], tmp_path, **slack_http(PEERBOT_HTTP_PORT=str(port)))
+    one_config_line(result, "PEERBOT_HTTP_PORT: ", f"127.0.0.1:{port} is already in use")
+    assert not (tmp_path / "peerbot.db").exists()  # checked before the database was even created
+
+
+def test_http_host_that_is_not_this_machine(tmp_path: Path) -> None:
+    env = slack_http(PEERBOT_HTTP_HOST="no-such-host.invalid")
+    one_config_line(run_cli(["run"], tmp_path, **env), "PEERBOT_HTTP_HOST: ", "'no-such-host.invalid'")
