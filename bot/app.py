@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import logging
 import signal
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.clock import Clock, SystemClock
 from bot.core import Core
 from bot.port import Platform
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from scheduler import jobs
 from scheduler.service import JobScheduler
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 
 log = logging.getLogger("peerbot")
 
@@ -80,8 +84,70 @@ async def _attach_adapters(app: App) -> None:
         app.runners.append(discord_runner)
 
 
+# ------------------------------------------------------------------------------------------------- start-up checks
+
+
+@contextlib.contextmanager
+def startup_errors(settings: Settings) -> Iterator[None]:
+    """The one place where a start-up failure becomes a one-line ConfigError naming the variable to fix.
+
+    Anything else passes unchanged: an unexpected failure keeps its traceback.
+    """
+    try:
+        yield
+    except DatabaseUnavailable as exc:
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
+    except OSError as exc:
+        where = f"{settings.http_host}:{settings.http_port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"PEERBOT_HTTP_PORT: {where} is already in use (Slack HTTP mode listens there); "
+                "stop the program using it or choose another port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"PEERBOT_HTTP_PORT: listening on {where} is not permitted (ports below 1024 need privileges); "
+                "choose a port above 1023"
+            ) from None
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(
+                f"PEERBOT_HTTP_HOST: {settings.http_host!r} is not an address of this machine; "
+                "use 127.0.0.1, 0.0.0.0 or one of its own addresses"
+            ) from None
+        raise
+
+
+async def check_database(settings: Settings) -> None:
+    """Open DATABASE_URL and run a trivial query (SQLite: creating the file if needed)."""
+    with startup_errors(settings):
+        db = Database(settings.database_url)
+        try:
+            await db.ping()
+        finally:
+            await db.dispose()
+
+
+async def check_http_port(settings: Settings) -> None:
+    """Listen on the Slack HTTP address and let go, the way aiohttp will bind it, to find a taken port early."""
+    with startup_errors(settings):
+        server = await asyncio.get_running_loop().create_server(
+            asyncio.Protocol, settings.http_host, settings.http_port
+        )
+        server.close()
+        await server.wait_closed()
+
+
+async def preflight(settings: Settings) -> None:
+    """What `peerbot run` needs, checked before anything starts: no migration, connection or bound port is left
+    half-done when one of them is wrong."""
+    if settings.slack_http_mode:
+        await check_http_port(settings)
+    await check_database(settings)
+
+
 async def run(settings: Settings) -> None:
     """`peerbot run`: start the configured adapters, the scheduler, and catch up on anything missed."""
+    await preflight(settings)
     app = await build(settings)
     await _attach_adapters(app)
     jobs.bind(app.core)
@@ -90,8 +156,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        for runner in app.runners:
-            await runner.start()
+        with startup_errors(settings):  # the port may still be taken between the check and the bind
+            for runner in app.runners:
+                await runner.start()
         assert app.scheduler is not None
         app.scheduler.start()
         caught_up = await app.core.advance()

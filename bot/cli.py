@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.settings import ConfigError, Settings, describe, load_settings
+from bot.settings import ConfigError, describe, load_settings
 
 cli = typer.Typer(
     help="peerbot: peer-learning sessions on Slack and Discord.",
@@ -22,21 +22,13 @@ db_cli = typer.Typer(help="Database commands.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"peerbot: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 @cli.command()
 def run() -> None:
     """Start the adapters configured in the environment (.env)."""
     from bot.app import enabled_platforms
     from bot.app import run as run_app
 
-    settings = _settings()
+    settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not enabled_platforms(settings):
         typer.echo(
@@ -47,11 +39,7 @@ def run() -> None:
             err=True,
         )
         raise typer.Exit(2)
-    try:
-        asyncio.run(run_app(settings))
-    except ConfigError as exc:  # e.g. a platform refused a token at connection time
-        typer.echo(f"peerbot: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    asyncio.run(run_app(settings))  # a ConfigError (database, HTTP port, a refused token) ends in `main`
 
 
 @cli.command()
@@ -73,11 +61,13 @@ def demo(
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
+    from bot.app import check_database
     from storage.db import Database
 
-    settings = _settings()
+    settings = load_settings()
 
     async def _upgrade() -> None:
+        await check_database(settings)
         db = Database(settings.database_url)
         try:
             await db.upgrade()
@@ -90,16 +80,18 @@ def db_upgrade() -> None:
 
 @cli.command("check-config")
 def check_config() -> None:
-    """Print what is configured (secrets masked)."""
-    from bot.app import enabled_platforms
+    """Print what is configured (secrets masked), then open the database: exit 2 with one line if it fails."""
+    from bot.app import check_database, enabled_platforms
 
-    settings = _settings()
+    settings = load_settings()
     rows = describe(settings)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name.ljust(width)}  {value}")
     platforms = enabled_platforms(settings)
     typer.echo(f"\nPlatforms enabled: {', '.join(platforms) if platforms else 'none (try `peerbot demo`)'}")
+    asyncio.run(check_database(settings))
+    typer.echo("Database: opened, answers queries.")
 
 
 @cli.command("slack-manifest")
@@ -129,7 +121,7 @@ def discord_invite_url() -> None:
     """Print the OAuth2 URL that adds the bot to a server with exactly the permissions it needs."""
     from adapters.discord.invite import invite_url
 
-    settings = _settings()
+    settings = load_settings()
     if settings.discord_application_id is None:
         typer.echo("peerbot: set DISCORD_APPLICATION_ID (Developer Portal → General Information).", err=True)
         raise typer.Exit(2)
@@ -137,9 +129,10 @@ def discord_invite_url() -> None:
 
 
 def main() -> None:
+    """Every configuration problem, from any command, ends the same way: one line naming the variable, exit 2."""
     try:
         cli()
-    except ConfigError as exc:  # pragma: no cover - settings errors are caught in _settings
+    except ConfigError as exc:
         print(f"peerbot: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
 

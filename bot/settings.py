@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -18,7 +18,12 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    """Every variable is optional: an empty value (`DISCORD_GUILD_ID=` as `.env.example` ships it) means "not set"."""
+
+    # env_ignore_empty: an empty variable in the environment or .env falls through to the next source or default.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
     timezone: str = Field("UTC", alias="PEERBOT_TIMEZONE")
@@ -42,6 +47,14 @@ class Settings(BaseSettings):
     discord_trainer_role: str = Field("", alias="DISCORD_TRAINER_ROLE")
     discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
     discord_breakout_cleanup: Literal["delete", "archive"] = Field("archive", alias="DISCORD_BREAKOUT_CLEANUP")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        """The same rule for values passed in code (`load_settings(DISCORD_GUILD_ID="")`) as for the environment."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -70,6 +83,30 @@ class Settings(BaseSettings):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _platforms_complete(self) -> Self:
+        """A half-configured platform would otherwise be silently off, or fail deep inside its SDK at start."""
+        slack_http, slack_socket = self.slack_signing_secret is not None, self.slack_app_token is not None
+        if self.slack_bot_token is None and (slack_http or slack_socket):
+            other = "SLACK_SIGNING_SECRET" if slack_http else "SLACK_APP_TOKEN"
+            raise ValueError(
+                f"SLACK_BOT_TOKEN: not set, but {other} is; set it to the Bot User OAuth Token (xoxb-…) "
+                f"from OAuth & Permissions, or empty {other} to turn Slack off"
+            )
+        if self.slack_bot_token is not None and not (slack_http or slack_socket):
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: not set, but SLACK_BOT_TOKEN is; set it (Basic Information → Signing Secret) "
+                "for HTTP mode, or set SLACK_APP_TOKEN for Socket Mode"
+            )
+        if (self.discord_token is None) != (self.discord_guild_id is None):
+            missing, present = (
+                ("DISCORD_TOKEN", "DISCORD_GUILD_ID")
+                if self.discord_token is None
+                else ("DISCORD_GUILD_ID", "DISCORD_TOKEN")
+            )
+            raise ValueError(f"{missing}: not set, but {present} is; set both to turn Discord on, or neither")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -80,6 +117,11 @@ class Settings(BaseSettings):
         return self.slack_bot_token is not None and (
             self.slack_signing_secret is not None or self.slack_app_token is not None
         )
+
+    @property
+    def slack_http_mode(self) -> bool:
+        """Slack without an app token: `peerbot run` listens on PEERBOT_HTTP_HOST:PEERBOT_HTTP_PORT."""
+        return self.slack_enabled and self.slack_app_token is None
 
     @property
     def discord_enabled(self) -> bool:
@@ -96,9 +138,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
-        alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across variables (`_platforms_complete`): its message names the variable
+            raise ConfigError(message) from None
+        field = str(first["loc"][0])
+        alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
         raise ConfigError(f"{alias or field}: {message}") from None
 
 
@@ -108,8 +152,8 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
     for name, info in Settings.model_fields.items():
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            raw = value.get_secret_value()
-            shown = raw[:4] + "…" + f" ({len(raw)} chars)" if raw else "(empty)"
+            raw = value.get_secret_value()  # never empty: an empty value is "not set"
+            shown = f"{raw[:4]}… ({len(raw)} chars)"
         elif value is None or value == "":
             shown = "(not set)"
         else:

@@ -2,19 +2,78 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _IN_UNIT_OF_WORK: ContextVar[bool] = ContextVar("peerbot_in_unit_of_work", default=False)
+PING_TIMEOUT = 10.0  # seconds; asyncpg alone waits 60 s for a host that drops packets
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened; the message says why and what to change in one line (no driver traceback).
+
+    Storage knows the drivers' failures; the composition root (`bot.app.startup_errors`) names the variable.
+    """
+
+
+def _opening_failure(exc: BaseException, url: URL) -> DatabaseUnavailable | None:
+    """What a failure to open `url` means for the person who wrote it; None when it is not an opening failure."""
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "").absolute()
+        if isinstance(exc, DBAPIError):
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+            if "not a database" in reason:
+                return DatabaseUnavailable(
+                    f"{path} is not a SQLite database ({reason}); move that file away or use another path"
+                )
+            if path.is_dir():
+                return DatabaseUnavailable(f"{path} is a folder; give the path of a file, e.g. {path / 'peerbot.db'}")
+            return DatabaseUnavailable(
+                f"cannot open the SQLite file {path} ({reason}); make its folder writable or use another path"
+            )
+        if isinstance(exc, OSError):  # creating the file's folder
+            blocker = next((p for p in path.parents if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                return DatabaseUnavailable(
+                    f"{blocker} is a file, not a folder; put the SQLite file elsewhere, "
+                    f"e.g. {blocker.parent / 'peerbot.db'}"
+                )
+            return DatabaseUnavailable(
+                f"cannot create the folder {path.parent} for the SQLite file ({exc.strerror or exc}); "
+                "use a path whose folders exist or can be created"
+            )
+        return None
+    where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+    if isinstance(exc, socket.gaierror):
+        return DatabaseUnavailable(f"cannot resolve the host {url.host!r} ({exc.strerror}); correct the host name")
+    if isinstance(exc, ConnectionRefusedError):
+        return DatabaseUnavailable(f"{where} refused the connection; start the server or correct the host and port")
+    if isinstance(exc, TimeoutError):
+        return DatabaseUnavailable(
+            f"no answer from {where} within {PING_TIMEOUT:.0f} s; check the host, the port and any firewall"
+        )
+    if isinstance(exc, OSError):
+        return DatabaseUnavailable(f"cannot reach {where} ({exc.strerror or exc}); check the host and port")
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        return DatabaseUnavailable(
+            f"{where} refused to open database {url.database!r} for user {url.username!r} ({reason}); "
+            "correct the user, password and database name"
+        )
+    return None
 
 
 def async_url(raw: str) -> URL:
@@ -44,11 +103,29 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _ping_sqlite(raw_url: str) -> None:
+    """Open the SQLite file with the synchronous driver, same pragmas, and run `SELECT 1`.
+
+    Not through aiosqlite: when opening fails, its worker thread reports to an event loop that `asyncio.run` may
+    already have closed and prints "Event loop is closed" tracebacks (omnilib/aiosqlite#241).
+    """
+    engine = create_engine(sync_url(raw_url), poolclass=NullPool)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
 def make_engine(raw_url: str, **kwargs: Any) -> AsyncEngine:
     url = async_url(raw_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise _opening_failure(exc, url) or exc from None
         # One connection: SQLite has one writer anyway, and queueing in the pool is FIFO and immediate,
         # where competing connections would meet SQLITE_BUSY and its sleeping back-off (tens of ms).
         kwargs.setdefault("pool_size", 1)
@@ -82,6 +159,21 @@ class Database:
                 yield tx
         finally:
             _IN_UNIT_OF_WORK.reset(token)
+
+    async def ping(self) -> None:
+        """Open a connection and run `SELECT 1`, so a wrong DATABASE_URL fails in one line, before anything starts.
+
+        Raises DatabaseUnavailable for the failures the URL's owner can fix; other errors pass unchanged.
+        """
+        url = async_url(self.raw_url)
+        try:
+            if url.get_backend_name() == "sqlite":
+                await asyncio.to_thread(_ping_sqlite, self.raw_url)
+            else:
+                async with asyncio.timeout(PING_TIMEOUT), self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            raise _opening_failure(exc, url) or exc from None
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""

@@ -125,3 +125,32 @@ async def test_run_with_a_refused_app_token_exits_2_with_one_line(tmp_path: Path
     assert proc.returncode == 2
     assert len(lines) == 1 and "SLACK_APP_TOKEN" in lines[0]
     assert "Traceback" not in stderr.decode()
+
+
+async def test_run_with_the_http_port_taken_stops_before_connecting_anything(tmp_path: Path) -> None:
+    """Slack HTTP mode and Discord both configured, the port already taken: one line, and neither the database nor
+    Discord was touched (the check runs before the migrations and before any platform connects)."""
+    async with DiscordEmulator(time_scale=0.01) as discord_emu:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = int(taken.getsockname()[1])
+            env = process_env(
+                DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+                PEERBOT_HTTP_PORT=str(port),
+                SLACK_BOT_TOKEN="xoxb-port-test",
+                SLACK_SIGNING_SECRET=SECRET,
+                SLACK_API_URL=f"http://127.0.0.1:{free_port()}/api/",  # closed: nothing may call Slack either
+                DISCORD_TOKEN=discord_emu.token,
+                DISCORD_GUILD_ID=str(discord_emu.guild_id),
+                DISCORD_API_URL=discord_emu.api_url,
+            )
+            proc = await start_run(tmp_path, env)
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert discord_emu.request_log == []
+    assert proc.returncode == 2, stderr.decode()[-2000:]
+    assert stderr.decode().strip().splitlines() == [
+        f"peerbot: configuration error: PEERBOT_HTTP_PORT: 127.0.0.1:{port} is already in use "
+        "(Slack HTTP mode listens there); stop the program using it or choose another port"
+    ]
+    assert not (tmp_path / "run.db").exists()

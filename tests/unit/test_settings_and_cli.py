@@ -46,11 +46,14 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_dotenv_is_read_and_secrets_masked(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=xoxb-very-secret-token\nPEERBOT_LOCALE=fr\n")
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-very-secret-token\nSLACK_SIGNING_SECRET=signing-very-secret\nPEERBOT_LOCALE=fr\n"
+    )
     result = run_cli(["check-config"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "very-secret" not in result.stdout
-    assert "xoxb…" in result.stdout and "PEERBOT_LOCALE" in result.stdout and " fr" in result.stdout
+    assert "xoxb…" in result.stdout and "sign…" in result.stdout
+    assert "PEERBOT_LOCALE" in result.stdout and " fr" in result.stdout and "Platforms enabled: slack" in result.stdout
 
 
 def test_run_without_platform_points_to_the_variables_and_the_demo(tmp_path: Path) -> None:
