@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from bot.durations import DurationTooLong, parse_duration
 from bot.errors import Invalid
 from bot.i18n import N_, Text, _, t
+from bot.localtime import Kind, format_offset, resolve_local
 
 FORMATS = ("groups", "tutoring", "review", "sharing")
 MAX_DURATION = timedelta(hours=12)
@@ -29,7 +30,8 @@ MAX_QUESTION = 300  # a quiz question, shown in a DM and a form label
 MAX_ANSWER = 75  # a quiz answer: a Slack button or option text is at most 75 characters
 MAX_REASON = 500  # an absence reason
 MAX_GROUP = 999  # group numbers (the column is a 32-bit integer)
-MIN_YEAR, MAX_YEAR = 2000, 2199  # dates the grammar reads at all: every step of the session stays in `datetime`
+MIN_YEAR, MAX_YEAR = 2000, 2199  # dates the grammar reads at all; `plan_start` then allows today up to PLAN_AHEAD
+PLAN_AHEAD = timedelta(days=731)  # a session starts at most 2 years from today
 
 # Usage lines are msgids: the command words stay, the <placeholders> are translated.
 USAGE: dict[str, str] = {
@@ -43,7 +45,7 @@ USAGE: dict[str, str] = {
     "cohort unpair": N_("/peer cohort unpair <cohort> <@user> <@user>"),
     "session plan": N_(
         '/peer session plan <cohort> "<title, at most 200 characters>" <YYYY-MM-DD, within 2 years> '
-        "<HH:MM> <duration, at most 12h> "
+        "<HH:MM>[±HH:MM] <duration, at most 12h> "
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url, at most 1000 characters>"] '
         '[prep_before=<duration, at most 4w>] [objectives="<text, at most 1000 characters>"] [retention=2w|4w] '
         "[groups_from=checked_in|enrolled]"
@@ -77,7 +79,8 @@ _CHANNEL = re.compile(r"<#([A-Za-z0-9]{1,64})(?:\|[^>\x00-\x1f\x7f]{0,200})?>") 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _SESSION = re.compile(r"[a-z0-9]{1,16}")  # PeerSession.short_id: 16
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # not `date.fromisoformat`'s other forms (20261201, 2026-W49-2)
-_TIME = re.compile(r"[0-9]{1,2}:[0-9]{2}")
+_TIME = re.compile(r"([0-9]{1,2}:[0-9]{2})(?:([+-])([0-9]{2}):([0-9]{2}))?")
+MIN_OFFSET, MAX_OFFSET = timedelta(hours=-12), timedelta(hours=14)  # the UTC offsets in use
 # Control characters (C0, DEL, C1) and lone surrogates: PostgreSQL refuses NUL, UTF-8 cannot encode a
 # surrogate, and none is meant in a command. Tabs and line breaks are allowed in multi-line texts only.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -98,7 +101,7 @@ class Command:
     level: int | None = None
     title: str = ""
     day: date | None = None
-    at: time | None = None
+    at: time | None = None  # a wall time in the instance's zone; with a fixed UTC offset when one was written
     duration: timedelta | None = None
     options: dict[str, str] = field(default_factory=dict)
     texts: tuple[str, ...] = ()
@@ -274,13 +277,28 @@ def _too_far(raw: str) -> Text:
 
 
 def _parse_time(raw: str, name: str) -> time:
-    """`HH:MM` (24 h), ASCII digits."""
+    """`HH:MM` (24 h), or `HH:MM+HH:MM` / `HH:MM-HH:MM` with a UTC offset picking one occurrence of a time
+    that happens twice; the offset is naive-checked here, against the zone by `plan_start`."""
+    match = _TIME.fullmatch(raw)
     try:
-        if _TIME.fullmatch(raw):
-            return time.fromisoformat(raw.zfill(5))
+        at = time.fromisoformat(match.group(1).zfill(5)) if match else None
     except ValueError:
-        pass
-    raise _usage_error(name, _("`{raw}` is not a time; write it as HH:MM (24 h).", raw=shown(raw)))
+        at = None
+    if match is None or at is None:
+        raise _usage_error(name, _("`{raw}` is not a time; write it as HH:MM (24 h).", raw=shown(raw)))
+    if match.group(2) is None:
+        return at
+    hours, minutes = int(match.group(3)), int(match.group(4))
+    offset = timedelta(hours=hours, minutes=minutes) * (-1 if match.group(2) == "-" else 1)
+    if minutes >= 60 or not MIN_OFFSET <= offset <= MAX_OFFSET:
+        raise _usage_error(
+            name,
+            _(
+                "`{raw}` has an offset I cannot read; write e.g. 02:30+01:00, with an offset from -12:00 to +14:00.",
+                raw=shown(raw),
+            ),
+        )
+    return at.replace(tzinfo=timezone(offset))
 
 
 def _bounded_duration(raw: str, name: str, at_most: timedelta, problem: Text) -> timedelta:
@@ -369,6 +387,70 @@ def _check_plan_options(options: dict[str, str], name: str) -> None:
                     limit=MAX_LONG_TEXT,
                 ),
             )
+
+
+def plan_start(day: date, at: time, zone: tzinfo, now: datetime) -> tuple[datetime, Text | None]:
+    """When a session planned for `day` `at` (wall time in `zone`) starts, as UTC, with a note for the reply.
+
+    Refuses a date more than PLAN_AHEAD after today, a wall time the clocks skip (naming the nearest valid
+    times) and an explicit offset the zone does not use then. A time that happens twice without an offset
+    is taken at its first occurrence, and the note says so and how to pick the other. The past is the
+    caller's check (its message names the zone's local time).
+    """
+    name = "session plan"
+    if day > now.astimezone(zone).date() + PLAN_AHEAD:
+        raise _usage_error(name, _too_far(day.isoformat()))
+    resolved = resolve_local(day, at, zone)
+    moment = f"{resolved.wall:%Y-%m-%d %H:%M}"
+    if not resolved.exists:
+        assert resolved.before is not None and resolved.after is not None
+        raise Invalid(
+            _(
+                "{moment} does not exist in {zone}: the clocks jump forward over it.",
+                moment=moment,
+                zone=str(zone),
+            ),
+            _(
+                "The nearest valid times are {before} and {after}. Usage: `{usage}`",
+                before=_wall(resolved.before, day),
+                after=_wall(resolved.after, day),
+                usage=usage(name),
+            ),
+        )
+    explicit = at.utcoffset()
+    if explicit is not None:
+        instant = resolved.at_offset(explicit)
+        if instant is None:
+            offsets = " / ".join(format_offset(o) for o in resolved.offsets())
+            raise _usage_error(
+                name,
+                _(
+                    "{moment} in {zone} is at UTC offset {offsets}, not {offset}; write the time without an "
+                    "offset, or with {offsets}.",
+                    moment=moment,
+                    offsets=offsets,
+                    zone=str(zone),
+                    offset=format_offset(explicit),
+                ),
+            )
+        return instant, None
+    if resolved.kind is Kind.AMBIGUOUS:
+        first, second = resolved.offsets()
+        return resolved.first, _(
+            "{moment} happens twice in {zone} (the clocks go back); I took the first, at UTC{first}. For the "
+            "second, at UTC{second}, plan it with the time `{time}{second}`.",
+            moment=moment,
+            zone=str(zone),
+            first=format_offset(first),
+            second=format_offset(second),
+            time=f"{resolved.wall:%H:%M}",
+        )
+    return resolved.first, None
+
+
+def _wall(moment: datetime, day: date) -> str:
+    """A local time as HH:MM, with its date when not on `day` (a gap may span midnight)."""
+    return f"{moment:%H:%M}" if moment.date() == day else f"{moment:%Y-%m-%d %H:%M}"
 
 
 def parse_duration_arg(raw: str, name: str) -> timedelta:

@@ -5,18 +5,22 @@ is refused that way (never another exception)."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot import grammar
 from bot.durations import MAX_SECONDS, DurationTooLong, parse_duration
 from bot.errors import Invalid
-from bot.grammar import Command, command_name, parse, parse_tokens, shown, tokenize, usage
+from bot.grammar import Command, command_name, parse, parse_tokens, plan_start, shown, tokenize, usage
 from tests.unit.command_texts import command_texts, command_tokens
 
 PLAN = 'session plan py "T" 2026-12-01 14:00 1h'
+PARIS = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def refusal(text: str | list[str]) -> Invalid:
@@ -64,9 +68,12 @@ def usage_line(name: str) -> str:
         ('session plan py "T" 2026-W49-2 14:00 1h', "session plan", "is not a date"),
         ('session plan py "T" ２０２６-12-01 14:00 1h', "session plan", "is not a date"),
         ('session plan py "T" 2026-02-30 14:00 1h', "session plan", "is not a date"),
-        # times
+        # times and their offsets
         ('session plan py "T" 2026-12-01 ²:00 1h', "session plan", "is not a time"),
-        ('session plan py "T" 2026-12-01 14:00+01:00 1h', "session plan", "is not a time"),
+        ('session plan py "T" 2026-12-01 14:00+14:01 1h', "session plan", "has an offset I cannot read"),
+        ('session plan py "T" 2026-12-01 14:00-12:01 1h', "session plan", "has an offset I cannot read"),
+        ('session plan py "T" 2026-12-01 14:00+01:60 1h', "session plan", "has an offset I cannot read"),
+        ('session plan py "T" 2026-12-01 14:00+1:00 1h', "session plan", "is not a time"),
         ('session plan py "T" 2026-12-01 14:00Z 1h', "session plan", "is not a time"),
         # lengths of the storage columns and of what the platforms show whole
         ('session plan py "' + "x" * 201 + '" 2026-12-01 14:00 1h', "session plan", "201 characters long; at most 200"),
@@ -184,6 +191,16 @@ def test_an_unclosed_quote_shows_the_usage_of_the_command_it_interrupts() -> Non
         tokenize('plan "oops')
 
 
+def test_time_offsets_are_read_and_kept() -> None:
+    command = parse('session plan py "T" 2027-10-31 02:30+01:00 1h')
+    assert command.at == time(2, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert parse('session plan py "T" 2027-10-31 9:05-09:30 1h').at == time(
+        9, 5, tzinfo=timezone(-timedelta(hours=9, minutes=30))
+    )
+    assert parse('session plan py "T" 2027-10-31 02:30 1h').at == time(2, 30)  # naive: the zone decides
+    assert parse('session plan py "T" 2027-10-31 00:00+14:00 1h').at is not None
+
+
 def test_shown_escapes_line_breaks_and_cuts_long_tokens() -> None:
     assert shown("abc\n") == "abc\\n"
     assert shown("a\tb\u2028") == "a\\tb\\u2028"
@@ -199,6 +216,59 @@ def test_durations_refuse_non_ascii_digits_and_overflow() -> None:
         with pytest.raises(DurationTooLong):
             parse_duration(text)
     assert parse_duration(f"{MAX_SECONDS}s") == timedelta(seconds=MAX_SECONDS)
+
+
+# ---------------------------------------------------------------------------------------------- plan_start
+
+
+def test_plan_start_refuses_a_skipped_time_naming_the_nearest_valid_ones() -> None:
+    with pytest.raises(Invalid) as info:
+        plan_start(date(2027, 3, 28), time(2, 30), PARIS, NOW)
+    assert info.value.message == "2027-03-28 02:30 does not exist in Europe/Paris: the clocks jump forward over it."
+    assert info.value.text().endswith("The nearest valid times are 01:59 and 03:00. " + usage_line("session plan"))
+    french = info.value.text("fr")
+    assert "2027-03-28 02:30 n'existe pas dans le fuseau Europe/Paris" in french
+    assert "Les heures valides les plus proches sont 01:59 et 03:00." in french
+    with pytest.raises(Invalid, match="does not exist"):  # an offset does not make a skipped time exist
+        plan_start(date(2027, 3, 28), time(2, 30, tzinfo=timezone(timedelta(hours=1))), PARIS, NOW)
+
+
+def test_plan_start_takes_the_first_of_a_repeated_time_and_says_how_to_pick_the_second() -> None:
+    starts, note = plan_start(date(2027, 10, 31), time(2, 30), PARIS, NOW)
+    assert starts == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
+    assert note is not None
+    assert str(note) == (
+        "2027-10-31 02:30 happens twice in Europe/Paris (the clocks go back); I took the first, at UTC+02:00. "
+        "For the second, at UTC+01:00, plan it with the time `02:30+01:00`."
+    )
+    assert "j'ai retenu la première, à UTC+02:00" in note.render("fr")
+    second, none = plan_start(date(2027, 10, 31), time(2, 30, tzinfo=timezone(timedelta(hours=1))), PARIS, NOW)
+    assert (second, none) == (datetime(2027, 10, 31, 1, 30, tzinfo=UTC), None)
+    first, none = plan_start(date(2027, 10, 31), time(2, 30, tzinfo=timezone(timedelta(hours=2))), PARIS, NOW)
+    assert (first, none) == (starts, None)
+
+
+def test_plan_start_checks_an_explicit_offset_against_the_zone() -> None:
+    summer = plan_start(date(2027, 6, 1), time(14, 0, tzinfo=timezone(timedelta(hours=2))), PARIS, NOW)
+    assert summer == (datetime(2027, 6, 1, 12, 0, tzinfo=UTC), None)
+    with pytest.raises(Invalid) as info:
+        plan_start(date(2027, 6, 1), time(14, 0, tzinfo=timezone(timedelta(hours=5))), PARIS, NOW)
+    assert info.value.message == (
+        "2027-06-01 14:00 in Europe/Paris is at UTC offset +02:00, not +05:00; write the time without an offset, "
+        "or with +02:00."
+    )
+    with pytest.raises(Invalid, match=re.escape("+02:00 / +01:00")):
+        plan_start(date(2027, 10, 31), time(2, 30, tzinfo=UTC), PARIS, NOW)
+
+
+def test_plan_start_allows_two_years_ahead_and_no_more() -> None:
+    last = NOW.date() + grammar.PLAN_AHEAD
+    assert plan_start(last, time(12, 0), PARIS, NOW)[0].date() == last
+    with pytest.raises(Invalid) as info:
+        plan_start(last + timedelta(days=1), time(12, 0), PARIS, NOW)
+    assert "is too far away: plan a session from today up to 2 years ahead." in info.value.message
+    assert info.value.text().endswith(usage_line("session plan"))
+    assert plan_start(date(2026, 3, 9), time(14, 0), PARIS, NOW) == (datetime(2026, 3, 9, 13, 0, tzinfo=UTC), None)
 
 
 # ---------------------------------------------------------------------------------------------- generated input
