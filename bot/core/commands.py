@@ -10,7 +10,6 @@ import asyncio
 import json
 import random
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -286,8 +285,9 @@ class Commands:
 
     async def session_plan(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         assert command.day and command.at and command.duration
-        local = datetime.combine(command.day, command.at, tzinfo=self.ctx.settings.zone)
-        starts = local.astimezone(self.ctx.clock.now().tzinfo)
+        # bot/localtime.py via the grammar: a skipped wall time is refused, a repeated one noted (clock_note)
+        starts, clock_note = grammar.plan_start(command.day, command.at, self.ctx.settings.zone, self.ctx.clock.now())
+        local = starts.astimezone(self.ctx.settings.zone)
         if starts <= self.ctx.clock.now():
             raise Invalid(
                 _(
@@ -352,7 +352,8 @@ class Commands:
             'Add quiz items with `/peer quiz add {session} "question" "right" "wrong"`.',
             session=peer_session.short_id,
         )
-        return Reply(planned + "\n" + quiz, extra={"session": peer_session.short_id})
+        note = [clock_note.render(locale)] if clock_note else []
+        return Reply("\n".join([planned, *note, quiz]), extra={"session": peer_session.short_id})
 
     async def session_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         return Reply(await self.views.describe_session(actor, command.session, self.ctx.reply_locale(actor)))

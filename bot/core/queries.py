@@ -109,11 +109,13 @@ async def learner_session(tx: AsyncSession, actor: Actor, short_id: str) -> Peer
     """The named session, or the learner's nearest one not over yet when no id is given."""
     if short_id:
         return await peer_session(tx, actor, short_id)
-    me = await actor_member(tx, actor)
+    # Looked up, not created: a lookup that ends in a refusal must leave the database as it was.
+    found = await tx.exec(select(Member).where(Member.platform == actor.user.platform, Member.user_id == actor.user.id))
+    me = found.first()
     rows = await tx.exec(
         select(PeerSession)
         .join(Enrollment, col(Enrollment.cohort_id) == col(PeerSession.cohort_id))
-        .where(Enrollment.member_id == me.id, col(PeerSession.state).in_(ACTIVE[:3]))
+        .where(Enrollment.member_id == (me.id if me else -1), col(PeerSession.state).in_(ACTIVE[:3]))
         .order_by(col(PeerSession.starts_at))
     )
     row = rows.first()

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -85,7 +86,10 @@ async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> No
                 resp, _ = await driver.slash_command(trainer, f"cohort add slackers <@{learner}>", channel_id=general)
                 assert "1 added" in str(resp.json())
                 resp, _ = await driver.slash_command(
-                    trainer, 'session plan slackers "Run test" 2030-01-07 10:00 1h', channel_id=general
+                    # a month ahead of the real clock: a plan is never in the past, nor years away
+                    trainer,
+                    f'session plan slackers "Run test" {date.today() + timedelta(days=30)} 10:00 1h',
+                    channel_id=general,
                 )
                 assert "Planned session `s1`" in str(resp.json())
                 refused, _ = await driver.slash_command(learner, "session start s1", channel_id=general)

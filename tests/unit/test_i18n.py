@@ -110,7 +110,7 @@ def test_grammar_errors_render_in_the_reader_locale_with_the_translated_usage() 
     english, french = info.value.text("en"), info.value.text("fr")
     assert english.startswith("`25:00` is not a time; write it as HH:MM (24 h).\nUsage: `/peer session plan <cohort>")
     assert french.startswith("`25:00` n'est pas une heure ; écrivez-la au format HH:MM (24 h).\n")
-    assert 'Syntaxe : `/peer session plan <cohorte> "<titre>" <AAAA-MM-JJ> <HH:MM> <durée>' in french
+    assert 'Syntaxe : `/peer session plan <cohorte> "<titre, 200 caractères au plus>" <AAAA-MM-JJ' in french
     assert info.value.message == "`25:00` is not a time; write it as HH:MM (24 h)."  # English for logs
 
 
