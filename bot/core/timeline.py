@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -26,6 +25,7 @@ from bot.core.views import Views
 from bot.errors import Invalid, PeerError
 from bot.grouping import Notice, size_bounds
 from bot.i18n import N_, Text, _, t
+from bot.localtime import same_wall_time_later
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import ChecksCapacity, EventSpec, PlatformError
 from bot.questionnaires import FEEDBACK_ITEMS
@@ -433,14 +433,14 @@ class Timeline:
                 )
             ).all()
             self._copy_feedback_items(tx, peer_session)
+            # "Two weeks later" at the same local wall time, across a DST change (the 24 h reminder stays 24 h).
+            retention_due = same_wall_time_later(now, peer_session.retention_days // 7, self.ctx.settings.zone)
             for member in attendees:
                 await self.outbox.enqueue(tx, "feedback", peer_session, member, now)
                 await self.outbox.enqueue(
                     tx, "feedback_reminder", peer_session, member, now + rules.SURVEY_REMINDER_AFTER
                 )
-                await self.outbox.enqueue(
-                    tx, "retention", peer_session, member, now + timedelta(days=peer_session.retention_days)
-                )
+                await self.outbox.enqueue(tx, "retention", peer_session, member, retention_due)
             peer_session.retention_queued_at = now
             self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
             groups = await queries.groups(tx, peer_session.id)
