@@ -244,8 +244,8 @@ class Timeline:
     async def open_checkin(self, short_id: str) -> str:
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, None, short_id)
-            if peer_session.checkin_opened_at is not None:
-                return ""
+            if peer_session.checkin_opened_at is not None or not rules.can_start(peer_session.state):
+                return ""  # open already, or too late: a cancelled or finished session gets no announcement
             peer_session.checkin_opened_at = self.ctx.clock.now()
             learners = [m for _, m in await queries.learners(tx, peer_session.cohort_id)]
             self.ctx.audit(tx, "scheduler", "checkin.open", peer_session.id)
