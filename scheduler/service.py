@@ -49,23 +49,16 @@ class JobScheduler:
         at once in one pass, whoever planned or changed the session."""
         now = datetime.now(UTC)
         if any(at <= now for at in steps.values()):
-            self._run_now(short_id, "due", now)
+            self._run_at(short_id, "due", now)
         for step, at in steps.items():
-            if at <= now:
-                continue
-            self.scheduler.add_job(
-                jobs.run_session_step,
-                "date",
-                run_date=at,
-                args=[short_id, step],
-                id=f"session:{short_id}:{step}",
-                replace_existing=True,
-            )
+            if at > now:
+                self._run_at(short_id, step, at)
 
     def session_retry(self, short_id: str, at: datetime) -> None:
-        self._run_now(short_id, "retry", at)
+        self._run_at(short_id, "retry", at)
 
-    def _run_now(self, short_id: str, name: str, at: datetime) -> None:
+    def _run_at(self, short_id: str, name: str, at: datetime) -> None:
+        """One persistent job per session and step name (a later call replaces it): it runs the due steps."""
         self.scheduler.add_job(
             jobs.run_session_step,
             "date",

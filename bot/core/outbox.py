@@ -205,13 +205,7 @@ class Outbox:
                 text,
                 key=key,
                 retry=retry,
-                buttons=(
-                    Button(
-                        str(actions.OpenQuestionnaire(actions.Questionnaire.SURVEY, delivery.id or 0)),
-                        t(locale, "Answer"),
-                        ButtonStyle.PRIMARY,
-                    ),
-                ),
+                buttons=(answer_button(delivery, locale),),
             )
         if delivery.kind == DeliveryKind.RETENTION:
             count = await queries.quiz_size(tx, peer_session)
@@ -227,13 +221,7 @@ class Outbox:
                 ),
                 key=key,
                 retry=retry,
-                buttons=(
-                    Button(
-                        str(actions.OpenQuestionnaire(actions.Questionnaire.QUIZ, delivery.id or 0)),
-                        t(locale, "Answer"),
-                        ButtonStyle.PRIMARY,
-                    ),
-                ),
+                buttons=(answer_button(delivery, locale),),
             )
         if delivery.kind == DeliveryKind.SUMMARY:
             return await self._summary(tx, peer_session, locale, key)
@@ -292,3 +280,9 @@ class Outbox:
             locale = self.ctx.locale_of(trainer)
             text = news.text(locale) if isinstance(news, PeerError) else news.render(locale)
             await self.ctx.safe_dm(platform, trainer, Message(text))
+
+
+def answer_button(delivery: Delivery, locale: str) -> Button:
+    """ "Answer" under a questionnaire DM: it opens the survey or the quiz this delivery carries."""
+    action = actions.OpenQuestionnaire(actions.Questionnaire.of_kind(delivery.kind), delivery.id or 0)
+    return Button(str(action), t(locale, "Answer"), ButtonStyle.PRIMARY)
