@@ -135,7 +135,7 @@ class Commands:
         found = await tx.exec(select(Member).where(Member.platform == platform, col(Member.user_id).in_(user_ids)))
         rows = {m.user_id: m for m in found.all()}
         for user_id in user_ids:
-            name = names.get(user_id, "")
+            name = queries.printable(names.get(user_id, ""), 200)
             if user_id not in rows:
                 rows[user_id] = Member(platform=platform, user_id=user_id, display_name=name or user_id)
                 tx.add(rows[user_id])

@@ -38,11 +38,18 @@ def ref(member: Member) -> UserRef:
     return UserRef(member.platform, member.user_id)
 
 
+def printable(text: str, limit: int) -> str:
+    """A platform-supplied name as the database can store it: no control characters (PostgreSQL refuses NUL),
+    at most `limit` characters."""
+    return "".join(ch for ch in text if ch.isprintable() or ch == " ")[:limit]
+
+
 async def member(tx: AsyncSession, user: UserRef, display_name: str = "", locale: str = "") -> Member:
     """The person's row (created on first sight); a known locale is kept for the DMs sent to them."""
     found = await tx.exec(select(Member).where(Member.platform == user.platform, Member.user_id == user.id))
     row = found.first()
     locale = supported(locale)
+    display_name = printable(display_name, 200)
     if row is None:
         row = Member(platform=user.platform, user_id=user.id, display_name=display_name or user.id, locale=locale)
         tx.add(row)

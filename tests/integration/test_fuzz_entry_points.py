@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlmodel import SQLModel
 
 from adapters.local.driver import LocalUser
+from storage.models import Member
 from tests.conftest import World
 from tests.unit.command_texts import CHANNEL, command_texts, command_tokens
 
@@ -122,3 +123,14 @@ async def test_generated_text_always_gets_an_answer(fuzz_world: World, trainer: 
 async def test_generated_tokens_always_get_an_answer(fuzz_world: World, trainer: bool, tokens: list[str]) -> None:
     who = fuzz_world.trainer if trainer else fuzz_world.learners[0]
     await run(fuzz_world, who, tokens)
+
+
+async def test_platform_supplied_names_are_stored_safely(world: World) -> None:
+    """Display names come from the platform, not the grammar: control characters and any length are made
+    storable instead of failing the request (PostgreSQL refuses NUL, the column holds 200 characters)."""
+    odd = LocalUser(world.app.core, world.platform, "ODD", "Nul\x00name\n" + "é" * 500, trainer=True)
+    reply = await odd.command("cohort create oddities")
+    assert reply.ok, reply.text
+    async with world.app.db.transaction() as tx:
+        stored = (await tx.exec(select(Member.display_name).where(Member.user_id == "ODD"))).one()[0]
+    assert stored.startswith("Nulname") and len(stored) == 200
