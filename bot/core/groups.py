@@ -317,14 +317,15 @@ class Groups:
                 self._join(tx, peer_session, int(member_id), group.id)
                 result.joined.append((int(member_id), group))
             result.formed += 1
-        self.ctx.audit(
-            tx,
-            "peerbot",
-            "arrivals.placed",
-            peer_session.id,
-            joined=[(m, g.number) for m, g in result.joined],
-            waiting=result.waiting,
-        )
+        if result.joined:  # the periodic sweep finds the same waiting learners often: log placements only
+            self.ctx.audit(
+                tx,
+                "peerbot",
+                "arrivals.placed",
+                peer_session.id,
+                joined=[(m, g.number) for m, g in result.joined],
+                waiting=result.waiting,
+            )
         return result
 
     def _join(self, tx: AsyncSession, peer_session: PeerSession, member_id: int, group_id: int) -> None:

@@ -161,6 +161,9 @@ async def test_a_keep_apart_rule_is_never_broken_by_a_latecomer(world: World) ->
     await world.app.core.sweep()
     assert await layout(world, short) == groups  # still waiting: nobody is placed next to an apart partner
     assert len([t for t in dm_texts(world, "T1") if "kept apart from" in t]) == 1  # told once
+    async with world.app.db.transaction() as tx:  # and the sweeps that changed nothing left no trace
+        placed = (await tx.exec(select(func.count()).where(AuditEvent.action == "arrivals.placed"))).one()
+    assert placed == 0
     shown = await world.trainer.command(f"session show {short}")
     assert f"Waiting for a group: <@{late.user_id}>" in shown.text
 
