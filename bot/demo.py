@@ -253,6 +253,7 @@ async def _cycle(
 
     await advance_to(start + timedelta(days=14, minutes=90), "2 weeks later (retention quiz)")
     scores = []
+    feedback = ""
     for person in attendees:
         if person.user_id in platform.closed_dms:
             continue
@@ -265,7 +266,11 @@ async def _cycle(
             values[field.field_id] = "0" if knows_it else next(v for v, _ in options if v != "0")
         reply = await _ok(person.submit(form, values))
         scores.append(reply.extra.get("score", "?"))
+        if not feedback and reply.extra.get("score") != "3":
+            feedback = f"{person.name} sees right away what they missed:\n" + reply.text
     say(f"{len(scores)} learners take the retention quiz; scores: {', '.join(scores)} (out of 3)")
+    if feedback:
+        say(feedback)
 
     evidence = await collect(core.ctx.db, [short])
     files = write_csv(evidence, out_dir)

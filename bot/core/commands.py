@@ -459,9 +459,12 @@ class Commands:
     async def report(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         from bot.reports import session_report
 
+        locale = self.ctx.reply_locale(actor)
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, actor, command.session)
-        return Reply(await session_report(self.views, peer_session.short_id, self.ctx.reply_locale(actor)))
+            missed = await self.views.missed_questions(tx, peer_session, locale)
+        report = await session_report(self.views, peer_session.short_id, locale)
+        return Reply("\n".join([report, *missed]))
 
     # ------------------------------------------------------------------ learner commands
 

@@ -7,6 +7,7 @@ questionnaires' content and renders them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -157,13 +158,35 @@ class Forms:
                     submission.max_score = len(items)
             self.ctx.audit(tx, actor.user.key, f"{kind}.answer", peer_session.id, items=sorted(parsed))
             completed, score, total = submission.completed, submission.score, submission.max_score
-        if completed and kind == DeliveryKind.RETENTION:
-            return Reply(
-                t(locale, "Your score: {score}/{total}.", score=score, total=total), extra={"score": str(score)}
+            review = (
+                await self._quiz_review(tx, submission.id, items.values(), locale)
+                if completed and kind == DeliveryKind.RETENTION
+                else []
             )
+        if completed and kind == DeliveryKind.RETENTION:
+            text = t(locale, "Your score: {score}/{total}.", score=score, total=total)
+            return Reply("\n".join([text, *review]), extra={"score": str(score)})
         if completed:
             return Reply(t(locale, "Thank you, your answers are recorded."))
         return Reply(t(locale, "Answer recorded."))
+
+    @staticmethod
+    async def _quiz_review(
+        tx: AsyncSession, submission_id: int | None, items: Iterable[QuestionnaireItem], locale: str
+    ) -> list[str]:
+        """Retrieval practice: right after the quiz, each question with the right answer, so a wrong
+        recall is corrected while it is fresh."""
+        answers = {a.item_id: a for a in (await tx.exec(select(Answer).where(Answer.submission_id == submission_id)))}
+        lines: list[str] = []
+        for item in sorted(items, key=lambda i: i.position):
+            options = json.loads(item.options_json or "[]")
+            right = options[int(item.correct)] if item.correct.isdigit() and int(item.correct) < len(options) else ""
+            answer = answers.get(item.id or 0)
+            if answer is not None and answer.correct:
+                lines.append(t(locale, "✅ {question} — {answer}", question=item.text, answer=right))
+            else:
+                lines.append(t(locale, "❌ {question} — the answer is “{answer}”.", question=item.text, answer=right))
+        return lines
 
     @staticmethod
     def _validate_answers(

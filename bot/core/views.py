@@ -15,7 +15,17 @@ from bot.core.rules import AttendanceStatus, DeliveryKind, DeliveryState, Sessio
 from bot.i18n import SESSION_STATES, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Section
-from storage.models import Attendance, Cohort, Delivery, Enrollment, PeerSession, PrepAck, Submission
+from storage.models import (
+    Answer,
+    Attendance,
+    Cohort,
+    Delivery,
+    Enrollment,
+    PeerSession,
+    PrepAck,
+    QuestionnaireItem,
+    Submission,
+)
 
 
 class Views:
@@ -219,3 +229,27 @@ class Views:
                 )
             )
         return "\n".join(lines)
+
+    async def missed_questions(self, tx: AsyncSession, peer_session: PeerSession, locale: str) -> list[str]:
+        """The retention questions most learners got wrong, worst first: what to go over again."""
+        rows = await tx.exec(
+            select(QuestionnaireItem.text, Answer.correct)
+            .join(Answer, col(Answer.item_id) == col(QuestionnaireItem.id))
+            .join(Submission, col(Submission.id) == col(Answer.submission_id))
+            .where(
+                QuestionnaireItem.session_id == peer_session.id,
+                QuestionnaireItem.kind == "retention",
+                col(Submission.completed).is_(True),
+            )
+        )
+        tally: dict[str, list[int]] = {}
+        for question, correct in rows.all():
+            wrong_total = tally.setdefault(question, [0, 0])
+            wrong_total[0] += 0 if correct else 1
+            wrong_total[1] += 1
+        worst = sorted(((w, n, q) for q, (w, n) in tally.items() if w), key=lambda x: (-x[0] / x[1], x[2]))[:3]
+        if not worst:
+            return []
+        return [t(locale, "*Most missed in the retention quiz*")] + [
+            t(locale, "• “{question}”: {wrong} of {total} wrong", question=q, wrong=w, total=n) for w, n, q in worst
+        ]

@@ -206,7 +206,8 @@ async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     correct = next(cid for cid, label in labels.items() if label == "3/4")
     scored: EmuInteraction = await emu.click(learner, question, correct)
     assert scored.callback_type == 7
-    assert question.content.endswith("1/1."), question.content  # the score, shown in place
+    # The score and each question's right answer, shown in place (retrieval practice).
+    assert question.content.endswith("✔ Your score: 1/1.\n✅ 1/2 + 1/4? — 3/4"), question.content
     assert component_labels(question)[correct]["style"] == 3  # the picked answer is highlighted
 
 

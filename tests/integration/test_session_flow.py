@@ -306,3 +306,26 @@ async def test_form_errors_name_the_field_at_fault(world: World) -> None:
     values = {f.field_id: "4" for f in form.fields if f.field_id != "open"}
     reply = await learner.submit(form, {**values, "progress": "6"})
     assert not reply.ok and reply.extra == {"field": "progress"}
+
+
+async def test_the_quiz_shows_each_answer_and_the_report_what_most_missed(world: World) -> None:
+    """Retrieval practice: the learner sees the right answer to each question at once; the trainer sees the
+    questions most learners got wrong."""
+    short = await plan(world)
+    for question in ('"2+2?" "4" "5" "3"', '"Capital of France?" "Paris" "Lyon"'):
+        assert (await world.trainer.command(f"quiz add {short} {question}")).ok
+    start = await world.check_in_at_start(short, 3)
+    await world.advance(start)
+    await world.advance(start + timedelta(minutes=90))
+    await world.advance(start + timedelta(days=14, minutes=90))
+    answers = [{"q1": "0", "q2": "1"}, {"q1": "1", "q2": "1"}, {"q1": "0", "q2": "0"}]
+    for learner, values in zip(world.learners[:3], answers, strict=True):
+        form = await learner.open_form(learner.dm_button("quiz:open:"))
+        reply = await learner.submit(form, values)
+        assert reply.ok, reply.text
+    first = reply.text.splitlines()  # the third learner: both right
+    assert first == ["Your score: 2/2.", "✅ 2+2? — 4", "✅ Capital of France? — Paris"], first
+    again = await world.learners[1].click(world.learners[1].dm_button("quiz:open:"))
+    assert not again.ok and "first answers are kept" in again.text  # the review came with the first
+    report = (await world.trainer.command(f"report {short}")).text
+    assert "*Most missed in the retention quiz*\n• “Capital of France?”: 2 of 3 wrong\n• “2+2?”: 1 of 3 wrong" in report
