@@ -133,6 +133,28 @@ class SubmitTakeaways:
         return f"takeaways:submit:{self.group}"
 
 
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """ "Send a friendly check-in" next to a learner at risk: opens the editable message."""
+
+    cohort: int
+    member: int
+
+    def __str__(self) -> str:
+        return f"alerts:nudge:{self.cohort}.{self.member}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendNudge:
+    """The form of that message: submitting it sends the DM."""
+
+    cohort: int
+    member: int
+
+    def __str__(self) -> str:
+        return f"alerts:send:{self.cohort}.{self.member}"
+
+
 Action = (
     PrepDone
     | CheckIn
@@ -142,10 +164,12 @@ Action = (
     | OpenTextItem
     | OpenTakeaways
     | SubmitTakeaways
+    | Nudge
+    | SendNudge
 )
-Click = PrepDone | CheckIn | OpenQuestionnaire | AnswerItem | OpenTextItem | OpenTakeaways
+Click = PrepDone | CheckIn | OpenQuestionnaire | AnswerItem | OpenTextItem | OpenTakeaways | Nudge
 """What a button can carry (the others are form ids)."""
-Submit = SubmitQuestionnaire | SubmitTakeaways
+Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge
 """What a submitted form can carry."""
 
 _MAX_ID = 255  # Slack's action_id limit; Discord's custom_id allows 100, our ids stay well under both
@@ -176,6 +200,10 @@ def parse(raw: str) -> Action:
             return SubmitTakeaways(_number(entity))
         case (("survey" | "quiz"), _):
             return _parse_questionnaire(Questionnaire(feature), verb, entity, raw)
+        case ("alerts", ("nudge" | "send")):
+            cohort, _dot, member = entity.partition(".")
+            pair = (_number(cohort), _number(member))
+            return Nudge(*pair) if verb == "nudge" else SendNudge(*pair)
     raise BadActionId(raw)
 
 
@@ -198,7 +226,7 @@ def _parse_questionnaire(questionnaire: Questionnaire, verb: str, entity: str, r
 def parse_click(raw: str) -> Click:
     """A button's action; a form id arriving as a click is not ours either."""
     action = parse(raw)
-    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways):
+    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge):
         raise BadActionId(raw)
     return action
 
@@ -206,6 +234,6 @@ def parse_click(raw: str) -> Click:
 def parse_submit(raw: str) -> Submit:
     """A form's action; a button id arriving as a form is not ours either."""
     action = parse(raw)
-    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways):
+    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge):
         raise BadActionId(raw)
     return action

@@ -276,6 +276,18 @@ async def _cycle(
     files = write_csv(evidence, out_dir)
     report = await core.handle_command(trainer.actor, f"report {short}")
     say("Trainer's report:\n" + report.text)
+
+    # A second session a week later: the two who missed the first miss it too, and the alert says so.
+    second = await _ok(trainer.command('session plan python "Mocking with pytest" 2026-03-25 14:00 1h'))
+    second_start = start + timedelta(days=21)
+    clock.set(second_start)
+    for person in people:
+        if person not in (no_show, excused):
+            await _ok(person.click(str(CheckIn(second.extra["session"]))))
+    await advance_to(second_start, "second session")
+    await advance_to(second_start + timedelta(hours=1), "its end")
+    alerts = await _ok(trainer.command("alerts python"))
+    say("Trainer asks who may be drifting away (`/peer alerts python`):\n" + alerts.text)
     say(f"Evidence written to {out_dir.resolve()}: " + ", ".join(p.name for p in files))
     return DemoResult(out_dir, files, short, say.lines)
 

@@ -60,6 +60,7 @@ USAGE: dict[str, str] = {
         '"<wrong answer>" ["<wrong answer>" ...] (at most 8 wrong answers)'
     ),
     "report": N_("/peer report <session>"),
+    "alerts": N_("/peer alerts <cohort>"),
     "group show": N_("/peer group show <session>"),
     "group move": N_("/peer group move <session> <@user> <group number 1-999>"),
     "group swap": N_("/peer group swap <session> <@user> <@user>"),
@@ -72,7 +73,9 @@ USAGE: dict[str, str] = {
 }
 GROUPED = ("cohort", "session", "group", "quiz")  # first words followed by a verb
 PAIR_COMMANDS = frozenset({"cohort apart", "cohort together", "cohort unpair"})
-TRAINER_COMMANDS = frozenset(k for k in USAGE if k.split()[0] in {"cohort", "session", "quiz", "report", "group"})
+TRAINER_COMMANDS = frozenset(
+    k for k in USAGE if k.split()[0] in {"cohort", "session", "quiz", "report", "group", "alerts"}
+)
 
 # `fullmatch` only: `$` also matches before a final newline, which let `cohort create "abc\n"` through.
 _MENTION = re.compile(r"<@!?([A-Za-z0-9]{1,64})(?:\|[^>\x00-\x1f\x7f]{0,200})?>")  # Member.user_id: 64
@@ -529,7 +532,7 @@ def _parse_args(name: str, args: list[str]) -> Command:
         need(1, _("Give the new cohort a name."))
         channel = parse_channel(args[1], name) if len(args) > 1 else ""
         return Command(name, cohort=parse_cohort_name(args[0], name), channel=channel)
-    if name == "cohort show":
+    if name in {"cohort show", "alerts"}:
         need(1, _("Say which cohort."))
         return Command(name, cohort=parse_cohort_name(args[0], name))
     if name == "cohort add":

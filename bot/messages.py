@@ -69,6 +69,7 @@ class TextField:
     label: str
     multiline: bool = True
     required: bool = False
+    initial: str = ""  # prefilled text the person may edit (a message a trainer reviews before it goes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -445,6 +445,11 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     async def report(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
         await self.run(interaction, "report", word(session))
 
+    @app_commands.command(name="alerts", description="Learners of a cohort who may be drifting away")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def alerts(self, interaction: discord.Interaction[PeerBot], cohort: str) -> None:
+        await self.run(interaction, "alerts", word(cohort))
+
     @app_commands.command(name="checkin", description="Check in to your session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def checkin(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:

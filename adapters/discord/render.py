@@ -146,6 +146,7 @@ class FormModal(discord.ui.Modal):
                 style=discord.TextStyle.paragraph if field.multiline else discord.TextStyle.short,
                 required=field.required,
                 max_length=3000 if field.multiline else 200,
+                default=field.initial[: 3000 if field.multiline else 200] or None,
             )
             self.inputs[field.field_id] = text_input
             self.add_item(text_input)

@@ -151,6 +151,8 @@ def _field_block(f: FormField) -> Block:
         element = {"type": "radio_buttons", "options": options[:MAX_RADIO_OPTIONS]}
     elif isinstance(f, TextField):
         element = {"type": "plain_text_input", "multiline": f.multiline}
+        if f.initial:
+            element["initial_value"] = f.initial[:3000]
         optional = not f.required
     else:
         assert isinstance(f, ChoiceField)

@@ -12,6 +12,7 @@ from sqlmodel import select
 from bot import actions, grammar
 from bot.clock import Clock
 from bot.core import queries, rules
+from bot.core.alerts import Alerts
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort
@@ -66,6 +67,7 @@ class Core:
         self.attendance = Attendance(self.ctx, self.groups)
         self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
         self.commands = Commands(self.ctx, self.timeline, self.views)
+        self.alerts = Alerts(self.ctx, self.outbox)
         self.routes: dict[str, Handler] = {
             "help": self.commands.help,
             "cohort create": self.commands.cohort_create,
@@ -83,6 +85,7 @@ class Core:
             "session cancel": self.commands.session_cancel,
             "quiz add": self.commands.quiz_add,
             "report": self.commands.report,
+            "alerts": self.alerts.command,
             "group show": self.groups.group_show,
             "group move": self.groups.group_move,
             "group swap": self.groups.group_swap,
@@ -114,6 +117,7 @@ class Core:
         """The scheduler's periodic pass: place learners who waited too long for a group, then send due DMs;
         returns how many DMs went out."""
         await self.timeline.place_waiting()
+        await self.alerts.weekly()
         return await self.outbox.deliver_due()
 
     # ------------------------------------------------------------------ the adapters' entry points
@@ -175,6 +179,9 @@ class Core:
                 case actions.SubmitTakeaways(group=group):
                     text = values.get("takeaways", "")
                     return await settled(lambda: self.forms.record_takeaways(actor, group, text))
+                case actions.SendNudge(cohort=cohort, member=member):
+                    message = values.get("message", "")
+                    return await self.alerts.send_nudge(actor, cohort, member, message)
         except PeerError as exc:
             extra = {"field": exc.field} if exc.field else {}
             return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
@@ -222,4 +229,6 @@ class Core:
                 return Reply("", form=Form(form.form_id, form.title, fields, form.submit_label))
             case actions.OpenTakeaways(group=group):
                 return Reply("", form=await self.forms.takeaways_form(actor, group))
+            case actions.Nudge(cohort=cohort, member=member):
+                return Reply("", form=await self.alerts.nudge_form(actor, cohort, member))
         raise Invalid(_("This button is not one of mine any more."))

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import actions
-from bot.core import queries, rules
+from bot.core import dropout, queries, rules
 from bot.core.context import Context
 from bot.core.rules import DeliveryKind, DeliveryState
 from bot.core.views import Views
@@ -22,7 +22,7 @@ from bot.errors import PeerError
 from bot.i18n import N_, Text, t
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import PlatformError, Undeliverable
-from storage.models import Delivery, Member, PeerSession, PrepAck, Submission
+from storage.models import Cohort, Delivery, Member, PeerSession, PrepAck, Submission
 
 PREP_REMINDER = N_("⏰ “{title}” starts {0}. You have not marked the preparation done yet:\n{material}")
 
@@ -144,7 +144,11 @@ class Outbox:
             values["sent_at"] = sent_at
         async with self.ctx.db.transaction() as tx:
             await tx.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))  # type: ignore[call-overload]
-            if notify is not None and notify[1].kind not in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE):
+            if notify is not None and notify[1].kind not in (
+                DeliveryKind.SUMMARY,
+                DeliveryKind.UNREACHABLE,
+                DeliveryKind.ALERTS,
+            ):
                 peer_session, failed = notify
                 family = rules.dm_family(failed.kind)
                 for trainer in await queries.trainers(tx, peer_session):
@@ -225,6 +229,11 @@ class Outbox:
             )
         if delivery.kind == DeliveryKind.SUMMARY:
             return await self._summary(tx, peer_session, locale, key)
+        if delivery.kind == DeliveryKind.ALERTS:
+            cohort = await tx.get(Cohort, peer_session.cohort_id)
+            assert cohort is not None
+            found = await dropout.at_risk(tx, cohort, self.ctx.clock.now())
+            return dropout.alert_message(cohort, found, locale, key=key) if found else None
         if delivery.kind == DeliveryKind.UNREACHABLE:
             return await self._unreachable(tx, delivery, peer_session, locale, key)
         raise ValueError(f"unknown delivery kind {delivery.kind}")

@@ -8,7 +8,8 @@ tested at its exact boundaries without a database. The enum values are the strin
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -64,6 +65,7 @@ class DeliveryKind(StrEnum):
     FEEDBACK_REMINDER = "feedback_reminder"
     RETENTION = "retention"
     SUMMARY = "summary"  # to each trainer at the end: attendance, groups, takeaways
+    ALERTS = "alerts"  # to each trainer, once a week: the learners at risk of dropping out
     UNREACHABLE = "unreachable"  # to each trainer: the learners a kind of DM could not reach
 
 
@@ -317,7 +319,7 @@ def delivery_outdated(kind: str, state: str) -> bool:
         return state == SessionState.CLOSED
     if kind == DeliveryKind.RETENTION:
         return state == SessionState.CANCELLED
-    if kind in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE):
+    if kind in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE, DeliveryKind.ALERTS):
         return False  # news for the trainers: still worth sending after a restart, whatever the state
     raise ValueError(f"unknown delivery kind {kind}")
 
@@ -344,3 +346,46 @@ def step_retry_after(failures: int) -> timedelta:
 def dm_family(kind: str) -> str:
     """Which learner DMs an "unreachable" notice reports on: the questionnaire and its reminder are one."""
     return DeliveryKind.FEEDBACK if kind == DeliveryKind.FEEDBACK_REMINDER else kind
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+
+
+class Risk(StrEnum):
+    """Why a learner may be drifting away (the trainer reads them translated)."""
+
+    ABSENT_TWICE = "absent_twice"
+    PREP_SKIPPED_TWICE = "prep_skipped_twice"
+    QUESTIONNAIRES_UNANSWERED = "questionnaires_unanswered"
+    QUIZ_FALLING = "quiz_falling"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One learner in one session that took place: what the evidence says about their engagement."""
+
+    present: bool
+    prep_expected: bool = False
+    prepped: bool = False
+    feedback_sent: bool = False
+    feedback_answered: bool = False
+    quiz_ratio: float | None = None  # their completed retention quiz, as a share of the questions
+
+
+def dropout_risks(records: Sequence[Record]) -> list[Risk]:
+    """The signals in a learner's records (oldest first) that a trainer should act on: the last two
+    sessions missed, the last two preparations skipped, the last two questionnaires left unanswered, or a
+    retention score lower than the one before."""
+    risks: list[Risk] = []
+    if len(records) >= 2 and not any(r.present for r in records[-2:]):
+        risks.append(Risk.ABSENT_TWICE)
+    preps = [r.prepped for r in records if r.prep_expected]
+    if len(preps) >= 2 and not any(preps[-2:]):
+        risks.append(Risk.PREP_SKIPPED_TWICE)
+    answers = [r.feedback_answered for r in records if r.feedback_sent]
+    if len(answers) >= 2 and not any(answers[-2:]):
+        risks.append(Risk.QUESTIONNAIRES_UNANSWERED)
+    scores = [r.quiz_ratio for r in records if r.quiz_ratio is not None]
+    if len(scores) >= 2 and scores[-1] < scores[-2]:
+        risks.append(Risk.QUIZ_FALLING)
+    return risks

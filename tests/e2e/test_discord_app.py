@@ -410,3 +410,37 @@ async def test_absence_reason_with_quotes_arrives_intact(world: DiscordWorld) ->
             )
         ).one()
     assert (row.status, row.absence_reason) == ("excused", reason)
+
+
+async def test_dropout_alert_and_an_edited_check_in_through_discord(world: DiscordWorld) -> None:
+    """Two sessions held, learner0 at neither: `/peer alerts` lists them with a button; the button opens the
+    friendly message prefilled in a modal; the trainer's edited text reaches the learner by DM."""
+    w, emu = world, world.emu
+    await plan(w)  # session s1 at w.start; s2 a week later
+    local = (w.start + timedelta(days=7)).astimezone(PARIS)
+    second = await w.command(
+        w.trainer, ["session", "plan"], cohort="c1", title="Week 2", day=local.date().isoformat(),
+        time=local.strftime("%H:%M"), duration="1h",
+    )  # fmt: skip
+    assert "Planned session `s2`" in second, second
+    for short, start in (("s1", w.start), ("s2", w.start + timedelta(days=7))):
+        w.clock.set(start)
+        for learner in w.learners[1:5]:
+            assert (await w.command(learner, ["checkin"], session=short)).startswith("Checked in")
+        assert "started" in await w.command(w.trainer, ["session", "start"], session=short)
+        w.clock.set(start + timedelta(hours=1))
+        assert "ended" in await w.command(w.trainer, ["session", "end"], session=short)
+    inter = await emu.slash(w.trainer, "peer", ["alerts"], {"cohort": "c1"}, within=10)
+    listed = await inter.wait_message(within=30)
+    absent = w.learners[0]
+    assert f"<@{absent.id}>: absent from the last two sessions" in listed.content, listed.content
+    nudge = next(i for i in listed.custom_ids() if i.startswith("alerts:nudge:"))
+    opened = await emu.click(w.trainer, listed, nudge)
+    assert opened.modal is not None
+    (row,) = opened.modal["components"]
+    assert "we have missed you" in row["components"][0]["value"]  # prefilled, editable
+    sent = await emu.submit_modal(w.trainer, opened, {"message": "Shall we talk on Monday?"})
+    assert (await sent.wait_message(within=10)).content == f"Sent to <@{absent.id}>."
+    dm = emu.dm_with(absent)
+    assert dm is not None
+    assert [m.content for m in emu.messages_in(dm)][-1] == "Shall we talk on Monday?"

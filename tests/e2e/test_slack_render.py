@@ -94,3 +94,15 @@ def test_submitted_state_maps_back_to_field_values() -> None:
     state = SlackDriver.view_state(view, {"clarity": "5", "open": "fine", "q1": "1", "q2": "17"})
     assert render.form_values(state) == {"clarity": "5", "open": "fine", "q1": "1", "q2": "17"}
     assert render.required_fields(view) == ["clarity", "q1", "q2"]
+
+
+def test_a_prefilled_text_field_opens_with_its_text() -> None:
+    """A message the trainer reviews before it goes (the friendly check-in) opens with its draft."""
+    draft = "Hi Léa, we have missed you. " * 200  # longer than Slack's 3,000-character initial value
+    form = Form("alerts:send:1.2", "Friendly check-in", (TextField("message", "Your message", initial=draft),))
+    view = render.modal_view(form)
+    check_view(view)
+    element = next(b["element"] for b in view["blocks"] if b.get("type") == "input")
+    assert element["initial_value"] == draft[:3000]
+    plain = render.modal_view(Form("x:send:1", "T", (TextField("message", "Your message"),)))
+    assert "initial_value" not in next(b["element"] for b in plain["blocks"] if b.get("type") == "input")

@@ -98,6 +98,7 @@ def test_enum_values_are_the_stored_strings() -> None:
         "feedback_reminder",
         "retention",
         "summary",
+        "alerts",
         "unreachable",
     ]
     assert max(len(x.value) for x in DeliveryKind) <= 24  # Delivery.kind is a VARCHAR(24)
@@ -164,7 +165,8 @@ def test_rules_do_no_io() -> None:
     tree = ast.parse(Path(rules.__file__).read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert {m.split(".")[0] for m in imported} <= {"__future__", "collections", "datetime", "enum", "typing"}
+    stdlib = {"__future__", "collections", "dataclasses", "datetime", "enum", "typing"}
+    assert {m.split(".")[0] for m in imported} <= stdlib
 
 
 # ---------------------------------------------------------------------------------------------- step times
@@ -478,6 +480,7 @@ def test_the_feedback_closes_with_the_session_or_after_the_actual_end() -> None:
         ("retention", {"cancelled"}),
         ("summary", set()),  # the trainers' news goes out whatever the state, even after a restart
         ("unreachable", set()),
+        ("alerts", set()),
     ],
 )
 def test_a_queued_dm_the_state_made_pointless(kind: str, outdated_in: set[str]) -> None:
@@ -511,3 +514,22 @@ def test_the_retry_backoff(attempts: int, wait: int | None) -> None:
 
 def test_the_lease() -> None:
     assert rules.lease_expired_before(START) == START - 5 * MINUTE
+
+
+# ---------------------------------------------------------------------------------------------- dropout
+
+
+def test_dropout_signals_need_two_in_a_row() -> None:
+    came, missed = rules.Record(present=True), rules.Record(present=False)
+    assert rules.dropout_risks([came, missed, missed]) == [rules.Risk.ABSENT_TWICE]
+    assert rules.dropout_risks([missed, came, missed]) == []
+    assert rules.dropout_risks([missed]) == []
+    skipped = rules.Record(present=True, prep_expected=True, prepped=False)
+    no_prep = rules.Record(present=True, prep_expected=False)
+    assert rules.dropout_risks([skipped, no_prep, skipped]) == [rules.Risk.PREP_SKIPPED_TWICE]
+    silent = rules.Record(present=True, feedback_sent=True, feedback_answered=False)
+    assert rules.dropout_risks([silent, silent]) == [rules.Risk.QUESTIONNAIRES_UNANSWERED]
+    assert rules.dropout_risks([rules.Record(True, quiz_ratio=1.0), rules.Record(True, quiz_ratio=0.5)]) == [
+        rules.Risk.QUIZ_FALLING
+    ]
+    assert rules.dropout_risks([rules.Record(True, quiz_ratio=0.5), rules.Record(True, quiz_ratio=0.5)]) == []
