@@ -343,9 +343,11 @@ class Groups:
         )
         return list(rows.all()) or [0]
 
-    async def announce_arrivals(self, peer_session: PeerSession, arrivals: Arrivals, *, skip: str = "") -> None:
+    async def announce_arrivals(
+        self, peer_session: PeerSession, arrivals: Arrivals, *, skip: Collection[str] = ()
+    ) -> None:
         """After the commit: breakouts for the new groups, the joiners added to theirs, and a DM to each placed
-        learner (but `skip`, who reads it in their reply) and to the trainers about learners a keep-apart rule
+        learner (but those in `skip`, who read it in their reply) and to the trainers about learners a keep-apart rule
         keeps waiting (once each)."""
         if arrivals.formed:
             await self.ensure_breakouts(peer_session.short_id)
@@ -360,7 +362,7 @@ class Groups:
                 continue
             if had_breakout:  # a breakout made just now (`ensure_breakouts`) was created with its members
                 await platform.add_members(ChannelRef(platform.name, group.channel_id), [queries.ref(member)])
-            if member.user_id != skip:
+            if member.user_id not in skip:
                 text = t(
                     self.ctx.locale_of(member),
                     "You are in group {number} of “{title}”.",

@@ -55,11 +55,17 @@ async def member(tx: AsyncSession, user: UserRef, display_name: str = "", locale
         tx.add(row)
         await tx.flush()
         return row
+    refresh(row, display_name, locale)
+    return row
+
+
+def refresh(row: Member, display_name: str, locale: str) -> None:
+    """Keep what the platform last said of a person: their name and their language (when it says)."""
+    display_name, locale = printable(display_name, 200), supported(locale)
     if display_name and row.display_name != display_name:
         row.display_name = display_name
     if locale and row.locale != locale:
         row.locale = locale
-    return row
 
 
 async def actor_member(tx: AsyncSession, actor: Actor) -> Member:
@@ -116,9 +122,12 @@ async def learner_session(tx: AsyncSession, actor: Actor, short_id: str) -> Peer
     """The named session, or the learner's nearest one not over yet when no id is given."""
     if short_id:
         return await peer_session(tx, actor, short_id)
-    # Looked up, not created: a lookup that ends in a refusal must leave the database as it was.
+    # Looked up, not created (a refusal creates no row); a known person's name and language are refreshed,
+    # so DMs follow the language their platform last reported.
     found = await tx.exec(select(Member).where(Member.platform == actor.user.platform, Member.user_id == actor.user.id))
     me = found.first()
+    if me is not None:
+        refresh(me, actor.display_name, actor.locale)
     rows = await tx.exec(
         select(PeerSession)
         .join(Enrollment, col(Enrollment.cohort_id) == col(PeerSession.cohort_id))

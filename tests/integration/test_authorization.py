@@ -41,6 +41,7 @@ TRAINER_COMMANDS = [
     "group reshuffle {s}",
     'quiz add {s} "Which fixture scope lasts longest?" "session" "function"',
     "report {s}",
+    "alerts py",
     "session start {s}",
     "group move {s} <@L1> 2",
     "group swap {s} <@L1> <@L5>",
