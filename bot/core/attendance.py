@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import grammar
 from bot.core import queries, rules
-from bot.core.context import Context
+from bot.core.context import Context, log
 from bot.core.groups import Arrivals, Groups
 from bot.core.rules import AttendanceStatus, Role, SessionState
 from bot.errors import Forbidden, Invalid, PeerError
@@ -22,6 +22,7 @@ from bot.grouping import size_bounds
 from bot.i18n import SESSION_STATES, Text, _, t
 from bot.inbound import Actor
 from bot.messages import Reply
+from bot.port import PlatformError
 from bot.refs import ChannelRef
 from storage import models
 from storage.models import Enrollment, Member, PeerSession, PrepAck
@@ -135,6 +136,7 @@ class Attendance:
             try:
                 await self._check_in_batch(batch)
             except Exception as exc:  # e.g. a row another process wrote first: each caller retries or answers
+                log.warning("a batch of %d check-ins failed; each caller gets the error: %s", len(batch), exc)
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(exc)
@@ -158,11 +160,9 @@ class Attendance:
                 await tx.flush()
                 for session_id, peer_session in running.items():
                     placed[session_id or 0] = await self.groups.place_arrivals(tx, peer_session)
-        for session_id, arrivals in placed.items():
-            if arrivals.joined or arrivals.blocked:
-                told = {o[0].actor.user.id for o in outcomes if o is not None and o[1].id == session_id}
-                await self.groups.announce_arrivals(running[session_id], arrivals, skip=told)
         for index, (request, outcome) in enumerate(zip(batch, outcomes, strict=True)):
+            if request.future.done():  # the caller gave up (a cancelled request): nothing to answer
+                continue
             if outcome is None and index in refusals:
                 request.future.set_exception(refusals[index])
             elif outcome is None:
@@ -171,6 +171,13 @@ class Attendance:
                 _request, peer_session, member_id, status = outcome
                 arrivals = placed.get(peer_session.id or 0, Arrivals())
                 request.future.set_result(self._checked_in(request.actor, peer_session, member_id, status, arrivals))
+        for session_id, arrivals in placed.items():  # after the replies: DMs and breakouts may take a while
+            if arrivals.joined or arrivals.blocked:
+                told = {o[0].actor.user.id for o in outcomes if o is not None and o[1].id == session_id}
+                try:
+                    await self.groups.announce_arrivals(running[session_id], arrivals, skip=told)
+                except PlatformError as exc:
+                    log.warning("session %s: could not announce placements: %s", running[session_id].short_id, exc)
 
     async def _lookups(self, tx: AsyncSession, batch: list[_CheckIn]) -> _Found:
         """Everything the batch reads, in a few queries: sessions, members, enrollments, attendance rows."""
