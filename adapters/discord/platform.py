@@ -334,11 +334,14 @@ class DiscordPlatform:
         return [text_id] + ([breakout.voice_id] if breakout and breakout.voice_id else [])
 
     async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        """One member overwrite per person and channel (Manage Roles). The body is the spec's `{allow, deny, type}`:
+        discord.py's `edit_channel_permissions` also sends an `id`, which the route does not take."""
         for channel_id in await self._pair(channel):
             for member in members:
-                await self._call(
-                    self.http.edit_channel_permissions(channel_id, _snowflake(member.id), str(MEMBER_ALLOW), "0", 1)
-                )
+                target = _snowflake(member.id)
+                path = "/channels/{channel_id}/permissions/{target}"
+                route = Route("PUT", path, channel_id=channel_id, target=target)
+                await self._call(self.http.request(route, json={"allow": str(MEMBER_ALLOW), "deny": "0", "type": 1}))
 
     async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
         for channel_id in await self._pair(channel):

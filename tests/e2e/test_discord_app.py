@@ -16,11 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
+from adapters.discord import invite
 from adapters.discord.runner import DiscordRunner
 from bot.app import App, build
 from bot.clock import FakeClock
 from storage.models import Attendance, Member, PeerSession
 from tests.conftest import make_settings
+from tests.e2e.test_discord_platform import permission_table
 from tests.emulators.discord_emulator import (
     CATEGORY,
     SEND_MESSAGES,
@@ -34,6 +36,11 @@ from tests.emulators.discord_emulator import (
 )
 
 PARIS = ZoneInfo("Europe/Paris")
+CLIENT_ROUTES = {
+    "GET /oauth2/applications/@me",
+    "GET /gateway/bot",
+    "PUT /applications/{application_id}/guilds/{guild_id}/commands",
+}
 
 
 @dataclass
@@ -61,7 +68,8 @@ class DiscordWorld:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
-    async with DiscordEmulator(time_scale=0.01) as emu:
+    # A gated guild (@everyone sees nothing, a member role does) where the bot holds exactly the invite's permissions.
+    async with DiscordEmulator(time_scale=0.01, gated=True, bot_permissions=invite.permissions().value) as emu:
         trainer = emu.add_user("tina", roles=[emu.trainer_role_id])
         learners = [emu.add_user(f"learner{i}", dms_open=i != 11) for i in range(12)]
         settings = make_settings(
@@ -85,6 +93,13 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         finally:
             await w.runner.stop()
             await app.close()
+        # With exactly the invite's permissions, Discord refuses nothing the bot asks but DMs to closed DMs.
+        refused = [(route, code) for route, code in emu.refusals if code != 50007]
+        assert not refused, refused
+        # Every call the bot made is listed, with its permission, in adapters/README.md (or is discord.py's own
+        # login, gateway and command sync, or an interaction answer: no permission needed).
+        unlisted = set(emu.stats.by_route) - set(permission_table()) - CLIENT_ROUTES
+        assert not {r for r in unlisted if not r.split(" ", 1)[1].startswith(("/interactions/", "/webhooks/"))}
 
 
 def breakouts(emu: DiscordEmulator) -> list[EmuChannel]:

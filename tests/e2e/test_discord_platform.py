@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import discord
 import pytest
 
-from adapters.discord.invite import invite_url
+from adapters.discord.invite import NEEDED, invite_url, permissions
 from adapters.discord.platform import DiscordPlatform
 from bot.messages import Button, Message, Section, Timestamp
 from bot.port import EventSpec, PlatformError, Undeliverable
@@ -22,6 +25,23 @@ from tests.emulators.discord_emulator import (
     DiscordEmulator,
     EmuUser,
 )
+from tests.emulators.discord_spec import find_route
+
+README = Path(__file__).parents[2] / "adapters" / "README.md"
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    """A gated guild (@everyone sees nothing; a member role does), the bot holding exactly the invite's permissions."""
+    async with DiscordEmulator(time_scale=0.002, gated=True, bot_permissions=permissions().value) as emulator:
+        yield emulator
+
+
+def permission_table() -> dict[str, set[str]]:
+    """adapters/README.md's "Discord permissions, per REST call": route → the permissions it lists."""
+    section = README.read_text(encoding="utf-8").split("## Discord permissions, per REST call", 1)[1]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| `")]
+    return {call.strip().strip("`"): set(re.findall(r"`([a-z_]+)`", perms)) for call, perms in rows}
 
 
 def platform(emu: DiscordEmulator, http: discord.http.HTTPClient, **kw: object) -> DiscordPlatform:
@@ -162,7 +182,16 @@ def test_invite_url_asks_for_exactly_what_is_used() -> None:
     query = parse_qs(urlparse(invite_url(1234)).query)
     assert query["client_id"] == ["1234"]
     assert query["scope"] == ["bot applications.commands"]
-    assert int(query["permissions"][0]) == BOT_INVITE_PERMISSIONS
+    asked = discord.Permissions(int(query["permissions"][0]))
+    assert asked.value == BOT_INVITE_PERMISSIONS  # the emulated bot role holds what the invite asks for
+    assert not asked.administrator
+    table = permission_table()
+    assert table, "adapters/README.md lost its permission table"
+    listed = set().union(*table.values())
+    assert listed == set(NEEDED) and asked == discord.Permissions(**dict.fromkeys(listed, True))
+    for route in table:  # every call listed is one Discord has
+        method, path = route.split(" ", 1)
+        assert find_route(method, path.replace("{", "").replace("}", "")) is not None, route
 
 
 async def test_moving_a_member_updates_text_and_voice(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:

@@ -47,22 +47,37 @@ DISCORD_EPOCH_MS = 1420070400000
 CREATE_INSTANT_INVITE = 1 << 0
 ADMINISTRATOR = 1 << 3
 MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
+SEND_TTS_MESSAGES = 1 << 12
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
 CONNECT = 1 << 20
 SPEAK = 1 << 21
 MANAGE_ROLES = 1 << 28
 USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_EVENTS = 1 << 33
+CREATE_EVENTS = 1 << 44
+ALL_PERMISSIONS = (1 << 53) - 1
 EVERYONE_DEFAULT = (
     CREATE_INSTANT_INVITE | ADD_REACTIONS | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
     | READ_MESSAGE_HISTORY | CONNECT | SPEAK | USE_APPLICATION_COMMANDS
 )  # fmt: skip
-BOT_INVITE_PERMISSIONS = MANAGE_CHANNELS | MANAGE_EVENTS | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
+# A server that gates @everyone (schools, companies): a member role grants what @everyone does not.
+GATED = VIEW_CHANNEL | CONNECT | SPEAK
+# Implicit denials (discord.com/developers/docs/topics/permissions#implicit-permissions).
+SEND_IMPLIES = SEND_TTS_MESSAGES | MENTION_EVERYONE | EMBED_LINKS | ATTACH_FILES
+VOICE_IMPLIES = discord.Permissions.voice().value | MANAGE_CHANNELS | MANAGE_ROLES
+# What the emulated bot holds unless a test says otherwise: the permissions `peerbot discord-invite-url` asks for
+# (tests/e2e/test_discord_platform.py keeps the two in step).
+BOT_INVITE_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | CONNECT | SPEAK | MANAGE_CHANNELS
+    | MANAGE_ROLES | CREATE_EVENTS
+)  # fmt: skip
 
 # Intents.
 GUILDS = 1 << 0
@@ -285,13 +300,14 @@ class EmuEvent:
     guild_id: int
     body: dict[str, Any]
     status: int = 1  # SCHEDULED
+    creator_id: int | None = None
 
     def payload(self) -> dict[str, Any]:
         return {
             "id": str(self.id),
             "guild_id": str(self.guild_id),
             "channel_id": self.body.get("channel_id"),
-            "creator_id": None,
+            "creator_id": str(self.creator_id) if self.creator_id else None,
             "name": self.body["name"],
             "description": self.body.get("description"),
             "scheduled_start_time": self.body["scheduled_start_time"],
@@ -416,6 +432,7 @@ class DiscordEmulator:
         max_channels: int = 500,
         max_per_category: int = 50,
         bot_permissions: int = BOT_INVITE_PERMISSIONS,
+        gated: bool = False,
         privileged_intents: int = 0,
         interaction_deadline: float = 3.0,
         heartbeat_interval_ms: int = 41250,
@@ -436,12 +453,14 @@ class DiscordEmulator:
         self.guild_id = self.snowflake()
         self.bot_user = EmuUser(self.application_id, "peerbot", bot=True)
         self.users: dict[int, EmuUser] = {self.bot_user.id: self.bot_user}
-        self.roles: dict[int, EmuRole] = {
-            self.guild_id: EmuRole(self.guild_id, "@everyone", EVERYONE_DEFAULT),
-        }
+        self.gated = gated
+        everyone = EVERYONE_DEFAULT & ~GATED if gated else EVERYONE_DEFAULT
+        self.roles: dict[int, EmuRole] = {self.guild_id: EmuRole(self.guild_id, "@everyone", everyone)}
         self.bot_role_id = self.add_role("peerbot", bot_permissions, managed=True)
         self.bot_user.roles.append(self.bot_role_id)
         self.trainer_role_id = self.add_role("Trainer", 0)
+        # Gated: people see channels and join voice through the member role every `add_user` gives them.
+        self.member_role_id = self.add_role("Members", GATED) if gated else None
         self.members: dict[int, EmuUser] = {self.bot_user.id: self.bot_user}
         self.channels: dict[int, EmuChannel] = {}
         self.general = self._new_channel(TEXT, "general", None, [])
@@ -456,6 +475,7 @@ class DiscordEmulator:
         self._inject: list[tuple[str, float]] = []
         self.stats = EmulatorStats()
         self.request_log: list[tuple[float, str, str, int]] = []
+        self.refusals: list[tuple[str, int]] = []  # (route, Discord error code) of every refused request
         self._sessions: dict[str, _GatewaySession] = {}
         self._current: _GatewaySession | None = None
         self._ready = asyncio.Event()
@@ -508,8 +528,9 @@ class DiscordEmulator:
         return role.id
 
     def add_user(self, name: str, *, roles: Sequence[int] = (), dms_open: bool = True) -> EmuUser:
-        """A guild member; `dms_open=False` makes DMs to them fail with 50007."""
-        user = EmuUser(self.snowflake(), name, dms_open=dms_open, roles=list(roles))
+        """A guild member; `dms_open=False` makes DMs to them fail with 50007; gated: with the member role."""
+        given = [*roles, *([self.member_role_id] if self.member_role_id is not None else [])]
+        user = EmuUser(self.snowflake(), name, dms_open=dms_open, roles=given)
         self.users[user.id] = user
         self.members[user.id] = user
         return user
@@ -584,18 +605,22 @@ class DiscordEmulator:
 
     # ---- permissions -----------------------------------------------------------------------------------
     def base_permissions(self, user: EmuUser) -> int:
+        """Guild-level: @everyone's permissions OR those of each of the member's roles; Administrator = all."""
         perms = self.roles[self.guild_id].permissions
         for role_id in user.roles:
             perms |= self.roles[role_id].permissions
-        return -1 & ((1 << 53) - 1) if perms & ADMINISTRATOR else perms
+        return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
     def permissions_in(self, user: EmuUser, channel: EmuChannel) -> int:
-        """Discord's documented overwrite algorithm: @everyone, then roles (deny, allow), then the member."""
+        """Discord's documented algorithm: base permissions, then the channel's overwrites for @everyone, the
+        member's roles (denies and allows merged) and the member, then the implicit denials: without View
+        Channel nothing else; in a voice channel without Connect no voice or managing permission; in a text
+        channel without Send Messages none of what sending implies."""
         if channel.type == DM:
             return VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
         perms = self.base_permissions(user)
         if perms & ADMINISTRATOR:
-            return perms
+            return ALL_PERMISSIONS
         by_id = {int(o["id"]): o for o in channel.permission_overwrites}
         everyone = by_id.get(self.guild_id)
         if everyone:
@@ -610,6 +635,12 @@ class DiscordEmulator:
         member = by_id.get(user.id)
         if member is not None and int(member.get("type", 1)) == 1:
             perms = (perms & ~int(member.get("deny", 0))) | int(member.get("allow", 0))
+        if not perms & VIEW_CHANNEL:
+            return 0
+        if channel.type == VOICE and not perms & CONNECT:
+            perms &= ~VOICE_IMPLIES
+        if channel.type == TEXT and not perms & SEND_MESSAGES:
+            perms &= ~SEND_IMPLIES
         return perms
 
     def can_view(self, user: EmuUser, channel: EmuChannel) -> bool:
@@ -1124,6 +1155,7 @@ class DiscordEmulator:
             if exc.errors:
                 err["errors"] = exc.errors
             self.request_log.append((now, route, bucket.name if bucket else "", exc.status))
+            self.refusals.append((route, exc.code))
             return self._respond(exc.status, err, headers)
         self.request_log.append((now, route, bucket.name if bucket else "", status))
         self._changed()
@@ -1249,13 +1281,27 @@ class DiscordEmulator:
         self._check_app_guild(params)
         return 200, [c.payload() for c in self.channels.values()]
 
-    def _check_overwrites(self, overwrites: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Discord lets a bot allow or deny only permissions it holds itself (unless it can manage roles)."""
-        mine = self.base_permissions(self.bot_user)
+    def _check_overwrites(
+        self, overwrites: list[dict[str, Any]], channel: EmuChannel | None = None
+    ) -> list[dict[str, Any]]:
+        """Overwrites a bot may set: at creation (`channel` None) only permissions it holds in the guild; on an
+        existing channel those it holds in the guild or the parent category, unless a Manage Roles overwrite for
+        the bot in that channel lets it set any (Discord's Create Guild Channel / Edit Channel Permissions). Manage
+        Roles at guild level is no exemption, and only an administrator can put Manage Roles in an overwrite."""
+        held = self.base_permissions(self.bot_user)
+        exempt = bool(held & ADMINISTRATOR)
+        if channel is not None and not exempt:
+            parent = self.channels.get(channel.parent_id) if channel.parent_id else None
+            if parent is not None:
+                held |= self.permissions_in(self.bot_user, parent)
+            mine = {self.bot_user.id, *self.bot_user.roles}
+            exempt = any(
+                int(o["id"]) in mine and int(o.get("allow", 0)) & MANAGE_ROLES for o in channel.permission_overwrites
+            )
         clean = []
         for ow in overwrites:
             allow, deny = int(ow.get("allow") or 0), int(ow.get("deny") or 0)
-            if not mine & (ADMINISTRATOR | MANAGE_ROLES) and (allow | deny) & ~mine:
+            if not exempt and ((allow | deny) & ~held or ((allow | deny) & MANAGE_ROLES and not held & ADMINISTRATOR)):
                 raise DiscordHTTPError(403, 50013, "Missing Permissions")
             target = int(ow["id"])
             kind = int(ow.get("type", 0))
@@ -1310,13 +1356,13 @@ class DiscordEmulator:
         channel = self._channel(params["channel_id"])
         if channel.type == DM:
             raise DiscordHTTPError(403, 50003, "Cannot execute action on a DM channel")
-        self._require(channel, MANAGE_CHANNELS)
+        self._require(channel, MANAGE_CHANNELS | (MANAGE_ROLES if "permission_overwrites" in body else 0))
         if "name" in body:
             channel.name = str(body["name"])
         if "topic" in body:
             channel.topic = body["topic"]
         if "permission_overwrites" in body:
-            channel.permission_overwrites = self._check_overwrites(body["permission_overwrites"] or [])
+            channel.permission_overwrites = self._check_overwrites(body["permission_overwrites"] or [], channel)
         if "parent_id" in body:
             channel.parent_id = int(body["parent_id"]) if body["parent_id"] else None
         if "position" in body and body["position"] is not None:
@@ -1338,8 +1384,11 @@ class DiscordEmulator:
     @_route("PUT", "/channels/{channel_id}/permissions/{overwrite_id}")
     async def put_overwrite(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
-        self._require(channel, MANAGE_CHANNELS)
-        new = self._check_overwrites([{**body, "id": params["overwrite_id"]}])[0]
+        self._require(channel, MANAGE_ROLES)  # "Requires the MANAGE_ROLES permission", Manage Channels or not
+        extra = sorted(set(body) - {"allow", "deny", "type"})  # the OpenAPI body: the target is in the path
+        if extra:
+            raise invalid_form([f"{key}: not a field of this request" for key in extra])
+        new = self._check_overwrites([{**body, "id": params["overwrite_id"]}], channel)[0]
         channel.permission_overwrites = [
             o for o in channel.permission_overwrites if o["id"] != params["overwrite_id"]
         ] + [new]
@@ -1349,7 +1398,7 @@ class DiscordEmulator:
     @_route("DELETE", "/channels/{channel_id}/permissions/{overwrite_id}")
     async def delete_overwrite(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
-        self._require(channel, MANAGE_CHANNELS)
+        self._require(channel, MANAGE_ROLES)
         channel.permission_overwrites = [o for o in channel.permission_overwrites if o["id"] != params["overwrite_id"]]
         await self.dispatch("CHANNEL_UPDATE", channel.payload())
         return 204, None
@@ -1471,7 +1520,7 @@ class DiscordEmulator:
     @_route("POST", "/guilds/{guild_id}/scheduled-events")
     async def create_event(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
         self._check_app_guild(params)
-        if not self.base_permissions(self.bot_user) & (MANAGE_EVENTS | ADMINISTRATOR):
+        if not self.base_permissions(self.bot_user) & CREATE_EVENTS:  # since 2026-02-23 Manage Events is not enough
             raise DiscordHTTPError(403, 50013, "Missing Permissions")
         if sum(1 for e in self.events.values() if e.status in (1, 2)) >= 100:
             raise DiscordHTTPError(400, 30038, "Maximum number of guild scheduled events reached (100)")
@@ -1486,7 +1535,7 @@ class DiscordEmulator:
         end = body.get("scheduled_end_time")
         if end and datetime.fromisoformat(end) <= start:
             raise invalid_form(["scheduled_end_time: End time must be after start time."])
-        event = EmuEvent(self.snowflake(), self.guild_id, dict(body))
+        event = EmuEvent(self.snowflake(), self.guild_id, dict(body), creator_id=self.bot_user.id)
         self.events[event.id] = event
         await self.dispatch("GUILD_SCHEDULED_EVENT_CREATE", event.payload())
         return 200, event.payload()
@@ -1497,6 +1546,9 @@ class DiscordEmulator:
         event = self.events.get(int(params["guild_scheduled_event_id"]))
         if event is None:
             raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
+        held = self.base_permissions(self.bot_user)
+        if not held & MANAGE_EVENTS and not (held & CREATE_EVENTS and event.creator_id == self.bot_user.id):
+            raise DiscordHTTPError(403, 50013, "Missing Permissions")  # own events: Create Events suffices
         if "status" in body and body["status"] is not None:
             allowed = {1: {2, 4}, 2: {3}}.get(event.status, set())
             if int(body["status"]) not in allowed:
