@@ -25,6 +25,7 @@ from tests.conftest import make_settings
 from tests.e2e.test_discord_platform import permission_table
 from tests.emulators.discord_emulator import (
     CATEGORY,
+    CONNECT,
     SEND_MESSAGES,
     TEXT,
     VOICE,
@@ -424,3 +425,45 @@ async def test_absence_reason_with_quotes_arrives_intact(world: DiscordWorld) ->
             )
         ).one()
     assert (row.status, row.absence_reason) == ("excused", reason)
+
+
+async def test_late_learners_moves_and_swaps_on_a_gated_server(world: DiscordWorld) -> None:
+    """Every overwrite change during a session (late check-ins, a move, a swap, the archive) with exactly the
+    invite's permissions on a server whose @everyone sees nothing: Discord refuses none (see the fixture)."""
+    w, emu = world, world.emu
+    await plan(w)
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    announce = last_with(emu.messages_in(emu.general), "checkin:in:")
+    for learner in w.learners[:8]:
+        assert (await emu.click(learner, announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    rooms = breakouts(emu)
+    assert len(rooms) == 2
+    w.clock.set(w.start + timedelta(minutes=2))
+    late_button, late_command = w.learners[8], w.learners[9]
+    assert (await emu.click(late_button, announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert (await w.command(late_command, ["checkin"], session="s1")).startswith("Checked in")
+    await emu.wait_until(lambda: all(any(emu.can_view(u, r) for r in rooms) for u in (late_button, late_command)))
+    for late in (late_button, late_command):
+        (room,) = [r for r in rooms if emu.can_view(late, r)]
+        voice = next(c for c in emu.channels.values() if c.type == VOICE and c.name == room.name)
+        assert emu.permissions_in(late, voice) & CONNECT
+
+    mover = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))
+    moved = await w.command(w.trainer, ["group", "move"], session="s1", member=mover, number=2)
+    assert "group 2" in moved, moved
+    assert emu.can_view(mover, rooms[1]) and not emu.can_view(mover, rooms[0])
+    a = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))
+    b = next(u for u in w.learners[:8] if emu.can_view(u, rooms[1]) and u is not mover)
+    swapped = await w.command(w.trainer, ["group", "swap"], session="s1", first=a, second=b)
+    assert "now group" in swapped, swapped
+    assert emu.can_view(a, rooms[1]) and emu.can_view(b, rooms[0])
+    assert not emu.can_view(a, rooms[0]) and not emu.can_view(b, rooms[1])
+
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    assert not [c for c in emu.channels.values() if c.type == VOICE]
+    for room in rooms:
+        readers = [u for u in w.learners if emu.can_view(u, room)]
+        assert readers and not any(emu.permissions_in(u, room) & SEND_MESSAGES for u in readers)
