@@ -38,6 +38,7 @@ MAX_PER_CATEGORY = 50
 TEXT: Literal[0] = 0
 VOICE: Literal[2] = 2
 CATEGORY: Literal[4] = 4
+ADMINISTRATOR = 1 << 3
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
 ADD_REACTIONS = 1 << 6
@@ -100,6 +101,32 @@ def _covers(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     allow, deny = int(current["allow"]), int(current["deny"])
     want_allow, want_deny = int(wanted["allow"]), int(wanted["deny"])
     return allow & want_allow == want_allow and not deny & want_allow and deny & want_deny == want_deny
+
+
+def _can_view(
+    guild_id: int, roles: dict[int, int], overwrites: list[dict[str, Any]], member_roles: list[int], member_id: int
+) -> bool:
+    """Discord's permission algorithm for View Channel: @everyone's and the member's roles' permissions
+    (Administrator sees all), then the overwrites for @everyone, the member's roles (merged), the member."""
+    perms = roles.get(guild_id, 0)
+    for role in member_roles:
+        perms |= roles.get(role, 0)
+    if perms & ADMINISTRATOR:
+        return True
+    by_id = {int(ow["id"]): ow for ow in overwrites}
+    everyone = by_id.get(guild_id)
+    if everyone is not None:
+        perms = (perms & ~int(everyone["deny"])) | int(everyone["allow"])
+    allow = deny = 0
+    for role in member_roles:
+        ow = by_id.get(role)
+        if ow is not None and int(ow["type"]) == 0:
+            allow, deny = allow | int(ow["allow"]), deny | int(ow["deny"])
+    perms = (perms & ~deny) | allow
+    mine = by_id.get(member_id)
+    if mine is not None and int(mine["type"]) == 1:
+        perms = (perms & ~int(mine["deny"])) | int(mine["allow"])
+    return bool(perms & VIEW_CHANNEL)
 
 
 def _nonce(key: str) -> str:
@@ -446,23 +473,30 @@ class DiscordPlatform:
             raise
 
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
-        """The humans who can see a channel.
+        """The humans who can see a channel (`/peer cohort import`), by Discord's permission algorithm.
 
-        A private channel (breakouts): the users its overwrites let in, no privileged intent needed. A public
-        channel (`/peer cohort import`): every human of the server not shut out by a member overwrite, from
-        the member list, which Discord opens only when the *Server Members Intent* is on for the application.
+        Visibility comes from the roles as much as from the channel's overwrites: on a server that gates
+        @everyone, a channel with no overwrite at all is seen only by the roles that grant View Channel, and a
+        channel that denies @everyone may let a whole role in. So: when only member overwrites let people in,
+        those members, no privileged intent needed; otherwise every member of the server whose roles and
+        overwrites let them see it, from the member list, which Discord opens only with the *Server Members
+        Intent*.
         """
         data = await self._call(self.http.get_channel(_snowflake(channel.id)))
-        bot_id = await self._bot_id()
         overwrites = cast(list[dict[str, Any]], data.get("permission_overwrites", []))
-        private = any(int(ow["id"]) == self.guild_id and int(ow["deny"]) & VIEW_CHANNEL for ow in overwrites)
-        if private:
+        listed = await self._call(self.http.get_roles(self.guild_id))
+        roles = {int(r["id"]): int(r["permissions"]) for r in listed}
+        bot_id = await self._bot_id()
+        people_roles = [int(r["id"]) for r in listed if not r.get("managed")]  # a bot's own role holds no people
+        by_role = [rid for rid in people_roles if _can_view(self.guild_id, roles, overwrites, [rid], 0)]
+        if not by_role:
             return [
                 UserRef(PLATFORM, str(ow["id"]))
                 for ow in overwrites
                 if int(ow["type"]) == 1 and int(ow["allow"]) & VIEW_CHANNEL and int(ow["id"]) != bot_id
             ]
-        shut_out = {int(ow["id"]) for ow in overwrites if int(ow["type"]) == 1 and int(ow["deny"]) & VIEW_CHANNEL}
+        guild = await self._call(self.http.get_guild(self.guild_id, with_counts=False))
+        owner = int(guild.get("owner_id") or 0)
         people: list[UserRef] = []
         after: int | None = None
         while True:
@@ -472,14 +506,19 @@ class DiscordPlatform:
                 if exc.code == "50001":
                     raise PlatformError(
                         "50001",
-                        "Discord lets me list the members of a public channel only with the Server Members Intent "
-                        "(Developer Portal → Bot); or add people with `/peer cohort add`",
+                        "Discord lets me list who can see a channel that roles open only with the Server Members "
+                        "Intent (Developer Portal → Bot); or add people with `/peer cohort add`",
                     ) from exc
                 raise
             for member in page:
                 user = member["user"]
-                if not user.get("bot") and int(user["id"]) not in shut_out:
-                    people.append(UserRef(PLATFORM, str(user["id"])))
+                uid = int(user["id"])
+                member_roles = [int(r) for r in member.get("roles", [])]
+                if user.get("bot") or not (
+                    uid == owner or _can_view(self.guild_id, roles, overwrites, member_roles, uid)
+                ):
+                    continue
+                people.append(UserRef(PLATFORM, str(uid)))
             if len(page) < 1000:
                 return people
             after = int(page[-1]["user"]["id"])

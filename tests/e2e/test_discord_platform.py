@@ -76,7 +76,9 @@ async def test_breakouts_are_private_and_spill_over_categories(
             assert all(emu.can_view(u, channel) for u in [*inside, trainer, emu.bot_user])
             assert not emu.can_view(outsider, channel)
             assert not any(emu.can_view(u, channel) for u in learners if u not in inside)
-    assert sorted(m.id for m in await port.members_of(refs[0])) == sorted(str(u.id) for u in learners[:2])
+    emu.privileged_intents = 1 << 1  # the trainer role sees every breakout: who can see it needs the member list
+    seen = sorted(str(u.id) for u in [*learners[:2], trainer, emu.owner])
+    assert sorted(m.id for m in await port.members_of(refs[0])) == seen
 
 
 async def test_capacity_is_refused_before_anything_is_created(
@@ -222,3 +224,48 @@ async def test_members_of_a_public_channel_needs_the_members_intent(
     listed = {u.id for u in await port.members_of(general)}
     assert {str(h.id) for h in humans} <= listed
     assert str(robot.id) not in listed and str(emu.bot_user.id) not in listed
+
+
+async def test_members_of_a_channel_only_member_overwrites_open_needs_no_intent(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    alice, bob = emu.add_user("alice"), emu.add_user("bob")
+    port = platform(emu, http)
+    made = await port.create_private_channel("peer-s5-g1", [ref(alice)], "", group_key="s5:1")
+    emu.channels[int(made.id)].permission_overwrites = [  # no role lets anyone in: no member list needed
+        o for o in emu.channels[int(made.id)].permission_overwrites if int(o["id"]) != emu.trainer_role_id
+    ]
+    assert [m.id for m in await port.members_of(made)] == [str(alice.id)]
+    assert not emu.can_view(bob, emu.channels[int(made.id)])
+
+
+async def test_members_of_a_role_gated_channel_come_from_roles_and_overwrites(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    """On a gated server, a channel with no overwrite at all is seen by the member role only; a channel that denies
+    @everyone can let a whole role in. Both are computed from roles and overwrites, never guessed."""
+    emu.privileged_intents = 1 << 1
+    members = [emu.add_user(f"m{i}") for i in range(2)]
+    outsider = emu.add_user("guest")
+    outsider.roles.clear()  # joined the server, never given the member role: sees nothing
+    port = platform(emu, http)
+    listed = {u.id for u in await port.members_of(ChannelRef("discord", str(emu.general.id)))}
+    assert listed == {str(u.id) for u in [*members, emu.owner]}
+    cohort_role = emu.add_role("Cohort 7", 0)
+    learner = emu.add_user("lea", roles=[cohort_role])
+    gated = emu._new_channel(
+        TEXT,
+        "cohort-7",
+        None,
+        [
+            {"id": str(emu.guild_id), "type": 0, "allow": "0", "deny": str(1 << 10)},
+            {"id": str(cohort_role), "type": 0, "allow": str(1 << 10), "deny": "0"},
+            {"id": str(emu.bot_user.id), "type": 1, "allow": str(1 << 10), "deny": "0"},  # the admin let the bot in
+        ],
+    )
+    seen = {u.id for u in await port.members_of(ChannelRef("discord", str(gated.id)))}
+    assert seen == {str(learner.id), str(emu.owner.id)}  # the owner sees every channel
+    emu.privileged_intents = 0
+    with pytest.raises(PlatformError) as info:
+        await port.members_of(ChannelRef("discord", str(gated.id)))
+    assert info.value.code == "50001" and "Server Members Intent" in info.value.detail

@@ -462,6 +462,9 @@ class DiscordEmulator:
         # Gated: people see channels and join voice through the member role every `add_user` gives them.
         self.member_role_id = self.add_role("Members", GATED) if gated else None
         self.members: dict[int, EmuUser] = {self.bot_user.id: self.bot_user}
+        # The server's owner sees and may do everything (Discord's algorithm starts there); a person of their own,
+        # so that no test user gets the owner's rights by being added first.
+        self.owner = self.add_user("owner")
         self.channels: dict[int, EmuChannel] = {}
         self.general = self._new_channel(TEXT, "general", None, [])
         self.dm_channels: dict[int, EmuChannel] = {}
@@ -562,7 +565,7 @@ class DiscordEmulator:
             "id": str(self.guild_id),
             "name": "Peer Academy",
             "icon": None,
-            "owner_id": str(next(iter(u.id for u in self.members.values() if not u.bot), self.bot_user.id)),
+            "owner_id": str(self.owner.id),
             "region": "europe",
             "afk_channel_id": None,
             "afk_timeout": 300,
@@ -605,7 +608,10 @@ class DiscordEmulator:
 
     # ---- permissions -----------------------------------------------------------------------------------
     def base_permissions(self, user: EmuUser) -> int:
-        """Guild-level: @everyone's permissions OR those of each of the member's roles; Administrator = all."""
+        """Guild-level: @everyone's permissions OR those of each of the member's roles; the owner and
+        Administrator = all."""
+        if user.id == self.owner.id:
+            return ALL_PERMISSIONS
         perms = self.roles[self.guild_id].permissions
         for role_id in user.roles:
             perms |= self.roles[role_id].permissions
@@ -619,7 +625,7 @@ class DiscordEmulator:
         if channel.type == DM:
             return VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
         perms = self.base_permissions(user)
-        if perms & ADMINISTRATOR:
+        if perms & ADMINISTRATOR or user.id == self.owner.id:
             return ALL_PERMISSIONS
         by_id = {int(o["id"]): o for o in channel.permission_overwrites}
         everyone = by_id.get(self.guild_id)
