@@ -4,10 +4,11 @@ reactions), exactly as Discord would deliver them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from adapters.discord import invite
 from adapters.discord.runner import DiscordRunner
 from bot.app import App, build
 from bot.clock import FakeClock
+from bot.messages import Button, Message, Reply
 from storage.models import Attendance, Member, PeerSession
 from tests.conftest import make_settings
 from tests.e2e.test_discord_platform import permission_table
@@ -54,6 +56,7 @@ class DiscordWorld:
     learners: list[EmuUser]
     start: datetime
     settings: Any
+    planned: set[int] = field(default_factory=lambda: {50007})  # refusals a test provokes (closed DMs)
 
     async def command(self, user: EmuUser, path: list[str], **options: Any) -> str:
         inter = await self.emu.slash(user, "peer", path, options, within=10)
@@ -94,8 +97,8 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         finally:
             await w.runner.stop()
             await app.close()
-        # With exactly the invite's permissions, Discord refuses nothing the bot asks but DMs to closed DMs.
-        refused = [(route, code) for route, code in emu.refusals if code != 50007]
+        # With exactly the invite's permissions, Discord refuses nothing the bot asks but what the test planned.
+        refused = [(route, code) for route, code in emu.refusals if code not in w.planned]
         assert not refused, refused
         # Every call the bot made is listed, with its permission, in adapters/README.md (or is discord.py's own
         # login, gateway and command sync, or an interaction answer: no permission needed).
@@ -467,3 +470,90 @@ async def test_late_learners_moves_and_swaps_on_a_gated_server(world: DiscordWor
     for room in rooms:
         readers = [u for u in w.learners if emu.can_view(u, room)]
         assert readers and not any(emu.permissions_in(u, room) & SEND_MESSAGES for u in readers)
+
+
+REFERENCE = re.compile(r"`([0-9a-f]{6})`")
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    """The reference a person was shown is in an error log line with its traceback."""
+    found = REFERENCE.search(text)
+    return found is not None and any(found[1] in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_reply_discord_refuses_still_answers_saying_the_work_was_done(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.planned.add(50035)
+
+    async def refused_reply(*args: Any) -> Reply:  # two buttons with one id: Discord refuses the message
+        return Reply("ok", message=Message("ok", buttons=(Button("a:b:c", "x"), Button("a:b:c", "y"))))
+
+    monkeypatch.setattr(world.app.core, "handle_command", refused_reply)
+    with caplog.at_level(logging.ERROR):
+        inter = await world.emu.slash(world.trainer, "peer", ["help"])
+    assert inter.messages and inter.messages[0].ephemeral
+    assert "What you asked is done, but I could not show you my answer" in inter.text, inter.text
+    assert logged(caplog, inter.text)
+
+
+async def test_an_error_in_the_adapter_itself_is_answered_with_a_logged_reference(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(interaction: Any) -> Any:
+        raise RuntimeError("role cache out of date")
+
+    announce = await announce_post(world)
+    monkeypatch.setattr(world.runner.client, "actor", broken)
+    with caplog.at_level(logging.ERROR):
+        inter = await world.emu.slash(world.trainer, "peer", ["help"])
+        clicked = await world.emu.click(world.learners[0], announce, "checkin:in:s1")
+    for answered in (inter, clicked):
+        assert "Something went wrong on my side" in answered.text and answered.messages[0].ephemeral
+        assert "role cache" not in answered.text and logged(caplog, answered.text)
+
+
+async def announce_post(w: DiscordWorld) -> EmuMessage:
+    await plan(w)
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    return last_with(w.emu.messages_in(w.emu.general), "checkin:in:")
+
+
+async def test_a_public_reply_after_a_private_deferral_is_public(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def public(*args: Any) -> Reply:
+        return Reply("Takeaways recorded, thank you!", public=True)
+
+    monkeypatch.setattr(world.app.core, "handle_command", public)
+    world.runner.client.defer_after = 0.0
+    inter = await world.emu.slash(world.trainer, "peer", ["help"])
+    await world.emu.wait_until(lambda: len(inter.messages) == 2)
+    settled, shown = inter.messages
+    assert settled.ephemeral and settled.content == "Done."  # Discord keeps the deferral private
+    assert not shown.ephemeral and shown.content == "Takeaways recorded, thank you!"
+
+
+async def test_an_answer_after_the_interaction_token_died_comes_by_dm(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start provisioning many breakouts may outlast the 15-minute token: its answer must not be lost."""
+    world.planned.add(10015)
+    release = asyncio.Event()
+
+    async def slow(*args: Any) -> Reply:
+        await release.wait()
+        return Reply("Session `s1` started: 30 breakouts.")
+
+    monkeypatch.setattr(world.app.core, "handle_command", slow)
+    world.runner.client.defer_after = 0.0
+    inter = await world.emu.slash(world.trainer, "peer", ["session", "start"], {"session": "s1"})
+    assert inter.callback_type == 5
+    inter.created -= 16 * 60  # the emulator now treats the token as 16 minutes old
+    release.set()
+    await world.emu.wait_until(lambda: world.emu.dm_with(world.trainer) is not None)
+    dm = world.emu.dm_with(world.trainer)
+    assert dm is not None
+    await world.emu.wait_until(lambda: bool(dm.messages))
+    assert [m.content for m in dm.messages.values()] == ["Session `s1` started: 30 breakouts."]

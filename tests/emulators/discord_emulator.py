@@ -1420,17 +1420,22 @@ class DiscordEmulator:
             if row.get("type") == 1 and len(row.get("components", [])) > 5:
                 raise invalid_form([f"{where}.{i}.components: Must be 5 or fewer in length."])
 
-    def _new_message(
-        self, channel: EmuChannel, body: Mapping[str, Any], *, webhook: bool = False, kind: int = 0
-    ) -> EmuMessage:
+    def _check_content(self, body: Mapping[str, Any]) -> None:
         content = str(body.get("content") or "")
         if len(content) > 2000:
             raise invalid_form(["content: Must be 2000 or fewer in length."])
         components = list(body.get("components") or [])
         self._check_components(components)
-        embeds = list(body.get("embeds") or [])
-        if not content and not embeds and not components:
+        if not content and not body.get("embeds") and not components:
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
+
+    def _new_message(
+        self, channel: EmuChannel, body: Mapping[str, Any], *, webhook: bool = False, kind: int = 0
+    ) -> EmuMessage:
+        self._check_content(body)
+        content = str(body.get("content") or "")
+        components = list(body.get("components") or [])
+        embeds = list(body.get("embeds") or [])
         msg = EmuMessage(
             self.snowflake(),
             channel.id,
@@ -1654,7 +1659,15 @@ class DiscordEmulator:
 
     @_route("POST", "/webhooks/{webhook_id}/{webhook_token}")
     async def followup(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
+        """After a deferred response (type 5) the first follow-up becomes the "thinking…" message, which keeps
+        its own ephemeral flag whatever the follow-up asks; later follow-ups are new messages."""
         inter = self._webhook_interaction(params)
+        original = inter.original
+        if inter.callback_type == 5 and original is not None and original.flags & 128:
+            self._check_content(body)
+            self._edit(original, body)
+            inter.changed.set()
+            return 200, original.payload()
         msg = self._new_message(inter.channel, body, webhook=True)
         inter.followups.append(msg)
         inter.changed.set()
