@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
@@ -150,8 +150,10 @@ class DiscordPlatform:
         global_rate: float = 45.0,
         max_channels: int = MAX_GUILD_CHANNELS,
         max_per_category: int = MAX_PER_CATEGORY,
+        live_channels: Callable[[], int | None] | None = None,
     ) -> None:
         self.http = http
+        self.live_channels = live_channels
         self.guild_id = guild_id
         self.bot_user_id = bot_user_id
         self.trainer_role = trainer_role
@@ -161,6 +163,7 @@ class DiscordPlatform:
         self.pacer = GlobalPacer(global_rate)
         self._trainer_role_id: int | None = int(trainer_role) if trainer_role.isdigit() else None
         self._channel_count: int | None = None
+        self._pending = 0  # channel slots reserved by a provisioning in flight, not created yet
         self._categories: dict[str, _SessionCategories] = {}
         self._breakouts: dict[int, _Breakout] = {}
         # (category id, name key) → channel type → channel id: the breakouts that exist, to reuse them
@@ -230,11 +233,22 @@ class DiscordPlatform:
         return out
 
     # ---------------------------------------------------------------------------------------- capacity
+    def _refresh_count(self) -> None:
+        """The guild's channel count from the gateway's live state (`live_channels`, kept up to date by
+        CHANNEL_CREATE/DELETE), so channels an admin made or removed since the layout was read count too. While
+        our own creations are in flight, they are added on top (the gateway has not seen them yet). Without a
+        gateway (a REST-only process), the count read at load time plus our own changes stands."""
+        live = self.live_channels() if self.live_channels is not None else None
+        if live is None or self._channel_count is None:
+            return
+        self._channel_count = live + self._pending if self._pending else live
+
     async def ensure_capacity(self, session_key: str, groups: int) -> None:
         """Refuse (error 30013) before creating anything if the guild cannot hold `groups` breakouts."""
         async with self._layout_lock:
             if self._channel_count is None:
                 await self._load_layout()
+            self._refresh_count()
             assert self._channel_count is not None
             cats = self._categories.get(session_key, _SessionCategories())
             fit = sum((self.max_per_category - n) // 2 for n in cats.children.values())
@@ -251,6 +265,7 @@ class DiscordPlatform:
         """The session's category with room for a text + voice pair, creating one if needed."""
         if self._channel_count is None:
             await self._load_layout()
+        self._refresh_count()
         assert self._channel_count is not None
         cats = self._categories.setdefault(session_key, _SessionCategories())
         for cat_id in cats.ids:
@@ -271,6 +286,7 @@ class DiscordPlatform:
         cats.ids.append(cat_id)
         cats.children[cat_id] = 0
         self._channel_count += 1
+        self._refresh_count()
         return cat_id
 
     # ---------------------------------------------------------------------------------------- port verbs
@@ -290,31 +306,36 @@ class DiscordPlatform:
             if missing:
                 if category is None:
                     category = await self._category_for(session_key, bot_id, role)
+                self._refresh_count()
                 assert self._channel_count is not None
                 if self._channel_count + missing > self.max_channels:
                     raise PlatformError("30013", f"the server is full ({self.max_channels} channels)")
                 # Reserve the slots before the slow calls so concurrent groups do not overfill the category.
                 self._categories[session_key].children[category] += missing
                 self._channel_count += missing
+                self._pending += missing
         assert category is not None
         for kind, channel_id in existing.items():
             await self._complete(channel_id, overwrites, topic[:1024] if kind == TEXT else None)
         ids = dict(existing)
-        for kind in (TEXT, VOICE):
-            if kind not in ids:
-                extra = {"topic": topic[:1024] or None} if kind == TEXT else {}
-                created = await self._call(
-                    self.http.create_channel(
-                        self.guild_id,
-                        kind,
-                        name=name[:100],
-                        parent_id=category,
-                        permission_overwrites=overwrites,
-                        **extra,
+        try:
+            for kind in (TEXT, VOICE):
+                if kind not in ids:
+                    extra = {"topic": topic[:1024] or None} if kind == TEXT else {}
+                    created = await self._call(
+                        self.http.create_channel(
+                            self.guild_id,
+                            kind,
+                            name=name[:100],
+                            parent_id=category,
+                            permission_overwrites=overwrites,
+                            **extra,
+                        )
                     )
-                )
-                ids[kind] = int(created["id"])
-                self._named.setdefault((category, key), {})[kind] = ids[kind]
+                    ids[kind] = int(created["id"])
+                    self._named.setdefault((category, key), {})[kind] = ids[kind]
+        finally:
+            self._pending -= missing
         self._breakouts[ids[TEXT]] = _Breakout(category, ids[VOICE])
         return ChannelRef(PLATFORM, str(ids[TEXT]))
 

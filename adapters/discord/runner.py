@@ -43,8 +43,14 @@ class DiscordRunner:
             trainer_role=settings.discord_trainer_role,
             cleanup=settings.discord_breakout_cleanup,
             global_rate=global_rate,
+            live_channels=self._live_channels,
         )
         self._task: asyncio.Task[None] | None = None
+
+    def _live_channels(self) -> int | None:
+        """How many channels the guild has now, from the gateway's state (None before READY)."""
+        guild = self.client.get_guild(self.settings.discord_guild_id or 0) if self.client.is_ready() else None
+        return len(guild.channels) if guild is not None else None
 
     async def start(self) -> None:
         api = self.settings.discord_api_url.rstrip("/")

@@ -557,3 +557,25 @@ async def test_an_answer_after_the_interaction_token_died_comes_by_dm(
     assert dm is not None
     await world.emu.wait_until(lambda: bool(dm.messages))
     assert [m.content for m in dm.messages.values()] == ["Session `s1` started: 30 breakouts."]
+
+
+async def test_a_start_the_server_cannot_hold_is_refused_before_anything_is_created(world: DiscordWorld) -> None:
+    """Channels an admin created after the bot read the server's layout count too (the gateway's live state): a
+    start that would not fit is refused up front instead of failing half-built on 30013."""
+    w, emu = world, world.emu
+    emu.max_channels = w.runner.platform.max_channels = 20
+    announce = await announce_post(w)
+    for learner in w.learners[:8]:  # 2 groups of 4: a category and 2 text + voice pairs, 5 channels
+        await emu.click(learner, announce, "checkin:in:s1")
+    await w.runner.platform.ensure_capacity("earlier", 1)  # an earlier start read the layout: #general only
+    client = w.runner.client
+    for i in range(15):
+        name = f"club-{i}"
+        heard = asyncio.ensure_future(client.wait_for("guild_channel_create", check=lambda c, n=name: c.name == n))
+        await emu.admin_creates_channel(name)
+        await asyncio.wait_for(heard, 5)
+    before = set(emu.channels)
+    refused = await w.command(w.trainer, ["session", "start"], session="s1")
+    assert "no room for 2 breakouts" in refused and "4 free of 20" in refused, refused
+    assert set(emu.channels) == before  # nothing half-built
+    assert not [code for _, code in emu.refusals]  # refused by the bot itself, not by Discord

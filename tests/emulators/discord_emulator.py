@@ -559,6 +559,14 @@ class DiscordEmulator:
         self.channels[channel.id] = channel
         return channel
 
+    async def admin_creates_channel(self, name: str, kind: int = TEXT) -> EmuChannel:
+        """A channel a server admin makes in Discord's own UI: the bot hears of it only through the gateway."""
+        if len(self.channels) >= self.max_channels:
+            raise DiscordHTTPError(400, 30013, f"Maximum number of guild channels reached ({self.max_channels})")
+        channel = self._new_channel(kind, name, None, [])
+        await self.dispatch("CHANNEL_CREATE", channel.payload())
+        return channel
+
     def guild_payload(self, intents: int) -> dict[str, Any]:
         members = self.members.values() if intents & GUILD_MEMBERS else [self.bot_user]
         return {
