@@ -561,14 +561,27 @@ class DiscordPlatform:
         return str(created["id"])
 
     async def end_event(self, event_id: str, *, cancelled: bool = False) -> None:
-        """Cancel a scheduled event, or complete it (Discord requires SCHEDULED → ACTIVE → COMPLETED)."""
+        """Close the session's EXTERNAL event the way Discord allows.
+
+        An external event starts and ends on its own at its scheduled times, and its only manual transition is
+        SCHEDULED → CANCELED; a finished one cannot be updated at all (180000). So: a scheduled event is
+        cancelled (a cancelled session, or one ended before its event began); an event that began on its own
+        is deleted when its session is cancelled (after its start time), and otherwise left to end at its
+        scheduled time; a finished or deleted one needs nothing.
+        """
         event = _snowflake(event_id)
-        if cancelled:
-            await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=4))
-            return
         try:
-            await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=2))
+            current = await self._call(self.http.get_scheduled_event(self.guild_id, event, False))
         except PlatformError as exc:
-            if exc.code != "50035":  # already active
+            if exc.code == "10070":  # deleted by an admin: nothing left to close
+                return
+            raise
+        status = int(current["status"])
+        try:
+            if status == 1:
+                await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=4))
+            elif status == 2 and cancelled:
+                await self._call(self.http.delete_scheduled_event(self.guild_id, event))
+        except PlatformError as exc:
+            if exc.code not in {"180000", "10070"}:  # it finished or went away meanwhile
                 raise
-        await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=3))

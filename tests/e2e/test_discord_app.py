@@ -87,6 +87,7 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         # Discord refuses scheduled events in the past: the session is planned for real tomorrow.
         start = datetime.now(PARIS).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=2)
         clock = FakeClock(datetime.now(UTC))
+        emu.event_clock = clock.now  # scheduled events start and end with the core's time
         app = await build(settings, clock=clock, with_scheduler=False)
         runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05)
         app.core.attach(runner.platform)
@@ -131,11 +132,12 @@ async def plan(w: DiscordWorld) -> None:
 async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     w, emu = world, world.emu
     await plan(w)
-    w.clock.set(w.start - timedelta(minutes=10))
-    await w.app.core.advance()
-    (event,) = emu.events.values()
+    (event,) = emu.events.values()  # in the server's Events list as soon as the session is planned
     assert event.body["name"] == 'Fractions "live"'  # typed options reach the grammar as tokens: quotes intact
     assert datetime.fromisoformat(event.body["scheduled_start_time"]) == w.start
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    assert list(emu.events.values()) == [event] and event.status == 1
     announce = last_with(emu.messages_in(emu.general), "checkin:in:")
     assert f"<t:{int(w.start.timestamp())}:F>" in announce.content
 
@@ -181,7 +183,7 @@ async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     w.clock.set(w.start + timedelta(minutes=61))
     ended = await w.command(w.trainer, ["session", "end"], session="s1")
     assert "ended" in ended, ended
-    assert event.status == 3
+    assert event.status == 3  # started and ended on its own at its scheduled times; nothing refused (180000)
     assert not [c for c in emu.channels.values() if c.type == VOICE]
     for room in rooms:  # archived: members still read their breakout, nobody writes in it any more
         readers = [u for u in w.learners if emu.can_view(u, room)]
@@ -579,3 +581,24 @@ async def test_a_start_the_server_cannot_hold_is_refused_before_anything_is_crea
     assert "no room for 2 breakouts" in refused and "4 free of 20" in refused, refused
     assert set(emu.channels) == before  # nothing half-built
     assert not [code for _, code in emu.refusals]  # refused by the bot itself, not by Discord
+
+
+async def test_cancelling_sessions_cancels_or_removes_their_events(world: DiscordWorld) -> None:
+    """Before its start the event is cancelled; after its start time it has begun on its own, cannot be
+    cancelled any more, and is removed instead (nothing Discord refuses, see the fixture)."""
+    w, emu = world, world.emu
+    await plan(w)
+    local = (w.start + timedelta(days=1)).astimezone(PARIS)
+    reply = await w.command(
+        w.trainer, ["session", "plan"], cohort="c1", title="Decimals", day=local.date().isoformat(),
+        time=local.strftime("%H:%M"), duration="1h",
+    )  # fmt: skip
+    assert "Planned session `s2`" in reply, reply
+    first, second = emu.events.values()
+    assert "cancelled" in await w.command(w.trainer, ["session", "cancel"], session="s2")
+    assert second.status == 4
+    w.clock.set(w.start + timedelta(minutes=5))  # s1's start time has passed, nobody started it
+    await emu.tick_events()
+    assert first.status == 2
+    assert "cancelled" in await w.command(w.trainer, ["session", "cancel"], session="s1")
+    assert first.id not in emu.events

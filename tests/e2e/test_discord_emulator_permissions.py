@@ -191,3 +191,29 @@ async def test_creating_an_event_needs_create_events_manage_events_is_not_enough
 
 def _text(content: str) -> Any:
     return discord.http.handle_message_parameters(content=content)
+
+
+async def test_external_events_start_and_end_on_their_own_and_a_finished_one_cannot_be_updated() -> None:
+    now = datetime.now(UTC)
+    start = now + timedelta(hours=1)
+    event: dict[str, Any] = {
+        "name": "Peer session",
+        "scheduled_start_time": start.isoformat(),
+        "scheduled_end_time": (start + timedelta(hours=1)).isoformat(),
+        "privacy_level": 2,
+        "entity_type": 3,
+        "entity_metadata": {"location": "Discord"},
+    }
+    async with bot(invite.permissions().value) as (emu, http):
+        emu.event_clock = lambda: now
+        created = await http.create_guild_scheduled_event(emu.guild_id, **event)
+        event_id = int(created["id"])
+        assert await refused(http.edit_scheduled_event(emu.guild_id, event_id, status=2)) == 50035  # not by hand
+        now = start
+        await emu.tick_events()
+        assert emu.events[event_id].status == 2  # "automatically begin at its scheduled start time"
+        assert await refused(http.edit_scheduled_event(emu.guild_id, event_id, status=4)) == 50035
+        now = start + timedelta(hours=1)
+        fetched = await http.get_scheduled_event(emu.guild_id, event_id, False)
+        assert fetched["status"] == 3  # and end at its scheduled end
+        assert await refused(http.edit_scheduled_event(emu.guild_id, event_id, name="Late")) == 180000

@@ -156,18 +156,30 @@ async def test_dms_closed_and_idempotent_retries(emu: DiscordEmulator, http: dis
 
 async def test_scheduled_event_lifecycle(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
     port = platform(emu, http)
-    start = datetime.now(UTC) + timedelta(hours=1)
+    now = datetime.now(UTC)
+    emu.event_clock = lambda: now
+    start = now + timedelta(hours=1)
     spec = EventSpec("Peer session", "Objectives", start, start + timedelta(minutes=90), "peerbot breakouts")
     event_id = await port.create_event(spec)
     assert event_id is not None
     event = emu.events[int(event_id)]
     assert (event.body["entity_type"], event.body["entity_metadata"]["location"]) == (3, "peerbot breakouts")
-    await port.end_event(event_id)
-    assert event.status == 3
+    now = start + timedelta(minutes=5)
+    await port.end_event(event_id)  # a session ended early: the event, begun on its own, ends on its own
+    assert event.status == 2
+    now = start + timedelta(hours=2)
+    await port.end_event(event_id)  # finished: nothing to update (Discord would answer 180000)
+    assert event.status == 3 and not emu.refusals
+    now = datetime.now(UTC)
     cancelled = await port.create_event(spec)
     assert cancelled is not None
     await port.end_event(cancelled, cancelled=True)
     assert emu.events[int(cancelled)].status == 4
+    begun = await port.create_event(spec)
+    assert begun is not None
+    now = start + timedelta(minutes=1)
+    await port.end_event(begun, cancelled=True)  # cannot be cancelled once begun: removed
+    assert int(begun) not in emu.events and not emu.refusals
     with pytest.raises(PlatformError) as past:
         await port.create_event(EventSpec("x", "", start - timedelta(days=1), start, "here"))
     assert past.value.code == "50035"

@@ -486,6 +486,8 @@ class DiscordEmulator:
         self.port = 0
         self._saved: tuple[str, yarl.URL] | None = None
         self._event_waiters: list[tuple[Callable[[], bool], asyncio.Event]] = []
+        # What time it is for scheduled events (tests give the core's fake clock, so events start and end with it).
+        self.event_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     async def __aenter__(self) -> DiscordEmulator:
@@ -1536,9 +1538,54 @@ class DiscordEmulator:
         return 200, channel.payload()
 
     # ---- REST: scheduled events ------------------------------------------------------------------------
+    async def tick_events(self) -> None:
+        """External events start and end on their own at their scheduled times (as of `event_clock`), as on
+        Discord; every event route runs this first, tests call it to let time pass."""
+        now = self.event_clock()
+        for event in self.events.values():
+            if event.body.get("entity_type") != 3:
+                continue
+            before = event.status
+            if event.status == 1 and datetime.fromisoformat(event.body["scheduled_start_time"]) <= now:
+                event.status = 2
+            end = event.body.get("scheduled_end_time")
+            if event.status == 2 and end and datetime.fromisoformat(end) <= now:
+                event.status = 3
+            if event.status != before:
+                await self.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", event.payload())
+
+    def _own_event(self, params: dict[str, str]) -> EmuEvent:
+        """The event, if the bot may edit it: Manage Events, or Create Events for an event it created."""
+        self._check_app_guild(params)
+        event = self.events.get(int(params["guild_scheduled_event_id"]))
+        if event is None:
+            raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
+        held = self.base_permissions(self.bot_user)
+        if not held & MANAGE_EVENTS and not (held & CREATE_EVENTS and event.creator_id == self.bot_user.id):
+            raise DiscordHTTPError(403, 50013, "Missing Permissions")
+        return event
+
+    @_route("GET", "/guilds/{guild_id}/scheduled-events/{guild_scheduled_event_id}")
+    async def get_event(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
+        self._check_app_guild(params)
+        await self.tick_events()
+        event = self.events.get(int(params["guild_scheduled_event_id"]))
+        if event is None:
+            raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
+        return 200, event.payload()
+
+    @_route("DELETE", "/guilds/{guild_id}/scheduled-events/{guild_scheduled_event_id}")
+    async def delete_event(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
+        await self.tick_events()
+        event = self._own_event(params)
+        del self.events[event.id]
+        await self.dispatch("GUILD_SCHEDULED_EVENT_DELETE", event.payload())
+        return 204, None
+
     @_route("POST", "/guilds/{guild_id}/scheduled-events")
     async def create_event(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
         self._check_app_guild(params)
+        await self.tick_events()
         if not self.base_permissions(self.bot_user) & CREATE_EVENTS:  # since 2026-02-23 Manage Events is not enough
             raise DiscordHTTPError(403, 50013, "Missing Permissions")
         if sum(1 for e in self.events.values() if e.status in (1, 2)) >= 100:
@@ -1549,7 +1596,7 @@ class DiscordEmulator:
             if not body.get("scheduled_end_time"):
                 raise invalid_form(["scheduled_end_time: This field is required"])
         start = datetime.fromisoformat(body["scheduled_start_time"])
-        if start.tzinfo is None or start < datetime.now(UTC):
+        if start.tzinfo is None or start < self.event_clock():
             raise invalid_form(["scheduled_start_time: Cannot schedule event in the past."])
         end = body.get("scheduled_end_time")
         if end and datetime.fromisoformat(end) <= start:
@@ -1561,15 +1608,15 @@ class DiscordEmulator:
 
     @_route("PATCH", "/guilds/{guild_id}/scheduled-events/{guild_scheduled_event_id}")
     async def modify_event(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
-        self._check_app_guild(params)
-        event = self.events.get(int(params["guild_scheduled_event_id"]))
-        if event is None:
-            raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
-        held = self.base_permissions(self.bot_user)
-        if not held & MANAGE_EVENTS and not (held & CREATE_EVENTS and event.creator_id == self.bot_user.id):
-            raise DiscordHTTPError(403, 50013, "Missing Permissions")  # own events: Create Events suffices
+        """A finished event (completed or cancelled) cannot be updated at all (180000); an external event's only
+        manual transition is SCHEDULED → CANCELED (it starts and ends on its own)."""
+        await self.tick_events()
+        event = self._own_event(params)
+        if event.status in (3, 4):
+            raise DiscordHTTPError(400, 180000, "Cannot update a finished event")
         if "status" in body and body["status"] is not None:
-            allowed = {1: {2, 4}, 2: {3}}.get(event.status, set())
+            external = event.body.get("entity_type") == 3
+            allowed = ({1: {4}} if external else {1: {2, 4}, 2: {3}}).get(event.status, set())
             if int(body["status"]) not in allowed:
                 raise invalid_form(["status: Invalid Guild Scheduled Event Status Transition"])
             event.status = int(body["status"])
@@ -1718,4 +1765,5 @@ _EVENT_INTENTS: dict[str, int] = {
     "MESSAGE_REACTION_ADD": GUILD_MESSAGE_REACTIONS,
     "GUILD_SCHEDULED_EVENT_CREATE": GUILD_SCHEDULED_EVENTS,
     "GUILD_SCHEDULED_EVENT_UPDATE": GUILD_SCHEDULED_EVENTS,
+    "GUILD_SCHEDULED_EVENT_DELETE": GUILD_SCHEDULED_EVENTS,
 }
