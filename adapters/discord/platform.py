@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import discord
 from discord.http import HTTPClient, Route, handle_message_parameters
@@ -50,6 +50,15 @@ READ_ONLY_DENY = SEND_MESSAGES | ADD_REACTIONS | CONNECT | SPEAK
 UNDELIVERABLE_CODES = frozenset({50007, 10013})  # cannot send to this user, unknown user
 
 T = TypeVar("T")
+HISTORY_LOOKBACK = 50  # a retried DM looks for its key among the DM channel's last messages
+
+
+class DmStore(Protocol):
+    """Where DM channel ids are kept across restarts (`storage.dm_channels.DmChannelStore`)."""
+
+    async def get(self, user_id: str) -> str | None: ...
+
+    async def put(self, user_id: str, channel_id: str) -> None: ...
 
 
 class GlobalPacer:
@@ -134,6 +143,12 @@ def _nonce(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:25]
 
 
+def _mark(key: str) -> str:
+    """The line a keyed DM ends with: Discord's small grey subtext, a digest of the key and nothing to read.
+    Discord keeps no metadata on a message and returns no nonce in history, so this is what a retry finds."""
+    return f"-# `{_nonce(key)[:12]}`"
+
+
 class DiscordPlatform:
     """Implements `bot.port.Platform` for one guild."""
 
@@ -151,9 +166,11 @@ class DiscordPlatform:
         max_channels: int = MAX_GUILD_CHANNELS,
         max_per_category: int = MAX_PER_CATEGORY,
         live_channels: Callable[[], int | None] | None = None,
+        dm_store: DmStore | None = None,
     ) -> None:
         self.http = http
         self.live_channels = live_channels
+        self.dm_store = dm_store
         self.guild_id = guild_id
         self.bot_user_id = bot_user_id
         self.trainer_role = trainer_role
@@ -450,8 +467,13 @@ class DiscordPlatform:
     async def post(self, channel: ChannelRef, message: Message) -> MessageRef:
         return await self._send(_snowflake(channel.id), message, ref_channel=channel)
 
-    async def _send(self, channel_id: int, message: Message, *, ref_channel: ChannelRef) -> MessageRef:
-        parts = render.chunks(render.content(message))
+    async def _send(
+        self, channel_id: int, message: Message, *, ref_channel: ChannelRef, marked: bool = False
+    ) -> MessageRef:
+        text = render.content(message)
+        if marked and message.key:
+            text += "\n" + _mark(message.key)
+        parts = render.chunks(text)
         sent: Any = {}
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
@@ -472,7 +494,12 @@ class DiscordPlatform:
         await self._call(self.http.edit_message(_snowflake(ref.channel.id), _snowflake(ref.id), params=params))
 
     async def dm_channel(self, user: UserRef) -> int:
+        """The person's DM channel: from memory, else from the database (`dm_store`), else opened once and
+        stored, so a restart does not reopen every DM (bots that open many quickly are blocked, 40003)."""
         cached = self._dm_channels.get(user.id)
+        if cached is None and self.dm_store is not None:
+            stored = await self.dm_store.get(user.id)
+            cached = int(stored) if stored and stored.isdigit() else None
         if cached is None:
             try:
                 dm = await self._call(self.http.start_private_message(_snowflake(user.id)))
@@ -480,18 +507,39 @@ class DiscordPlatform:
                 if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
                     raise Undeliverable(exc.code, exc.detail) from exc
                 raise
-            cached = self._dm_channels[user.id] = int(dm["id"])
+            cached = int(dm["id"])
+            if self.dm_store is not None:
+                await self.dm_store.put(user.id, str(cached))
+        self._dm_channels[user.id] = cached
         return cached
 
     async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
-        """DMs closed → `Undeliverable`. Outbox retries reuse the nonce, so Discord returns the first copy."""
+        """DMs closed → `Undeliverable`. A DM with an idempotency key ends with a small mark of it: a retry
+        within Discord's nonce window gets the first copy back from the nonce, a retry after it (a crashed
+        delivery reclaimed after its 5-minute lease, or backed off) finds the mark in the channel's last
+        messages and sends nothing."""
         channel_id = await self.dm_channel(user)
+        where = ChannelRef(PLATFORM, str(channel_id))
         try:
-            return await self._send(channel_id, message, ref_channel=ChannelRef(PLATFORM, str(channel_id)))
+            if message.key and message.retry:
+                found = await self._find_delivery(channel_id, message.key)
+                if found is not None:
+                    return MessageRef(where, found)
+            return await self._send(channel_id, message, ref_channel=where, marked=True)
         except PlatformError as exc:
             if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
                 raise Undeliverable(exc.code, exc.detail) from exc
             raise
+
+    async def _find_delivery(self, channel_id: int, key: str) -> str | None:
+        """The id of our message carrying `key`'s mark among the DM channel's recent messages, if any."""
+        mark = _mark(key)
+        recent = await self._call(self.http.logs_from(channel_id, HISTORY_LOOKBACK))
+        bot_id = await self._bot_id()
+        for msg in recent:
+            if int(msg["author"]["id"]) == bot_id and str(msg.get("content", "")).endswith(mark):
+                return str(msg["id"])
+        return None
 
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
         """The humans who can see a channel (`/peer cohort import`), by Discord's permission algorithm.

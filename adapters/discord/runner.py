@@ -13,7 +13,7 @@ import discord.http
 import yarl
 
 from adapters.discord.bot import PeerBot
-from adapters.discord.platform import DiscordPlatform
+from adapters.discord.platform import DiscordPlatform, DmStore
 from bot.inbound import CoreAPI
 from bot.settings import Settings
 
@@ -25,7 +25,15 @@ DEFAULT_API = "https://discord.com/api/v10"
 class DiscordRunner:
     """Owns the client and its gateway task; `platform` is usable by the core as soon as `start` returns."""
 
-    def __init__(self, core: CoreAPI, settings: Settings, *, global_rate: float = 45.0, **client_options: Any) -> None:
+    def __init__(
+        self,
+        core: CoreAPI,
+        settings: Settings,
+        *,
+        global_rate: float = 45.0,
+        dm_store: DmStore | None = None,
+        **client_options: Any,
+    ) -> None:
         if settings.discord_token is None or settings.discord_guild_id is None:
             raise ValueError("DISCORD_TOKEN and DISCORD_GUILD_ID are required for the Discord adapter")
         self.settings = settings
@@ -44,6 +52,7 @@ class DiscordRunner:
             cleanup=settings.discord_breakout_cleanup,
             global_rate=global_rate,
             live_channels=self._live_channels,
+            dm_store=dm_store,
         )
         self._task: asyncio.Task[None] | None = None
 

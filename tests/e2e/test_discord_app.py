@@ -21,7 +21,9 @@ from adapters.discord import invite
 from adapters.discord.runner import DiscordRunner
 from bot.app import App, build
 from bot.clock import FakeClock
+from bot.core.rules import DELIVERY_LEASE
 from bot.messages import Button, Message, Reply
+from storage.dm_channels import DmChannelStore
 from storage.models import Attendance, Member, PeerSession
 from tests.conftest import make_settings
 from tests.e2e.test_discord_platform import permission_table
@@ -65,9 +67,16 @@ class DiscordWorld:
     async def restart(self) -> None:
         """A new process: a fresh client and platform, nothing in memory but the database."""
         await self.runner.stop()
-        self.runner = DiscordRunner(self.app.core, self.settings, global_rate=1000.0, guild_ready_timeout=0.05)
+        self.runner = DiscordRunner(
+            self.app.core, self.settings, global_rate=1000.0, guild_ready_timeout=0.05, dm_store=dm_store(self.app)
+        )
         self.app.core.attach(self.runner.platform)
         await self.runner.start()
+
+
+def dm_store(app: App) -> DmChannelStore:
+    """What `bot.app` gives the Discord runner: DM channel ids kept in the database."""
+    return DmChannelStore(app.db, "discord", str(app.settings.discord_guild_id))
 
 
 @pytest.fixture
@@ -89,7 +98,7 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         clock = FakeClock(datetime.now(UTC))
         emu.event_clock = clock.now  # scheduled events start and end with the core's time
         app = await build(settings, clock=clock, with_scheduler=False)
-        runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05)
+        runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05, dm_store=dm_store(app))
         app.core.attach(runner.platform)
         await runner.start()
         w = DiscordWorld(emu, app, runner, clock, trainer, learners, start.astimezone(UTC), settings)
@@ -602,3 +611,48 @@ async def test_cancelling_sessions_cancels_or_removes_their_events(world: Discor
     assert first.status == 2
     assert "cancelled" in await w.command(w.trainer, ["session", "cancel"], session="s1")
     assert first.id not in emu.events
+
+
+async def test_a_dm_crashed_after_its_send_is_not_sent_twice_after_the_nonce_window(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after Discord took a questionnaire DM and before the outbox recorded it; it restarts
+    after the 5-minute lease, when Discord's nonce no longer dedupes: the retry finds its key in the DM channel
+    and sends nothing. Each learner gets one DM, and the restart reopens no DM channel (ids are in the database)."""
+    w, emu = world, world.emu
+    announce = await announce_post(w)
+    present = w.learners[:4]
+    for learner in present:
+        await emu.click(learner, announce, "checkin:in:s1")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    w.clock.set(w.start + timedelta(hours=2))
+    real_mark = w.app.core.outbox._mark
+
+    async def crash_after_send(delivery_id: int, state: str, **kw: Any) -> None:
+        if state == "sent":
+            raise SystemExit("the process died between the send and its bookkeeping")
+        await real_mark(delivery_id, state, **kw)
+
+    monkeypatch.setattr(w.app.core.outbox, "_mark", crash_after_send)
+    with pytest.raises(SystemExit):
+        await w.app.core.deliver_due()
+    crashed = [u for u in present if (dm := emu.dm_with(u)) is not None and dm.messages]
+    assert len(crashed) == 1  # sent, never recorded
+    monkeypatch.setattr(w.app.core.outbox, "_mark", real_mark)
+
+    opened = emu.stats.by_route.get("POST /users/@me/channels", 0)
+    await w.restart()
+    assert emu.nonce_window < DELIVERY_LEASE.total_seconds()
+    later = emu.clock() + DELIVERY_LEASE.total_seconds() + 60
+    emu.clock = lambda: later  # past the lease, so past Discord's nonce window too
+    w.clock.set(w.start + timedelta(hours=2) + DELIVERY_LEASE + timedelta(minutes=1))
+    await w.app.core.deliver_due()
+    for learner in present:
+        dm = emu.dm_with(learner)
+        assert dm is not None
+        invites = [m for m in dm.messages.values() if any(i.startswith("survey:open:") for i in m.custom_ids())]
+        assert len(invites) == 1, (learner.name, [m.content for m in dm.messages.values()])
+    # Only the three learners not reached before the crash had a DM opened: the crashed one's id came from the db.
+    assert emu.stats.by_route.get("POST /users/@me/channels", 0) == opened + len(present) - 1

@@ -17,6 +17,7 @@ import pytest
 from discord.http import HTTPClient, Route
 
 from adapters.discord import invite
+from bot.core.rules import DELIVERY_LEASE
 from tests.emulators.discord_emulator import (
     ADMINISTRATOR,
     CONNECT,
@@ -217,3 +218,25 @@ async def test_external_events_start_and_end_on_their_own_and_a_finished_one_can
         fetched = await http.get_scheduled_event(emu.guild_id, event_id, False)
         assert fetched["status"] == 3  # and end at its scheduled end
         assert await refused(http.edit_scheduled_event(emu.guild_id, event_id, name="Late")) == 180000
+
+
+async def test_the_nonce_dedupes_only_for_a_few_minutes_shorter_than_the_outbox_lease() -> None:
+    async with bot(invite.permissions().value) as (emu, http):
+        assert emu.nonce_window < DELIVERY_LEASE.total_seconds()
+        params = discord.http.handle_message_parameters(content="hello", nonce="n1")
+        first = await http.send_message(emu.general.id, params=params)
+        again = await http.send_message(emu.general.id, params=params)
+        assert again["id"] == first["id"]
+        later = emu.clock() + emu.nonce_window + 1
+        emu.clock = lambda: later
+        third = await http.send_message(emu.general.id, params=params)
+        assert third["id"] != first["id"]
+
+
+async def test_opening_dms_too_fast_is_refused_with_40003() -> None:
+    async with bot(invite.permissions().value) as (emu, http):
+        emu.dm_opens_per_minute = 3
+        people = [emu.add_user(f"p{i}") for i in range(4)]
+        for person in people[:3]:
+            await http.start_private_message(person.id)
+        assert await refused(http.start_private_message(people[3].id)) == 40003

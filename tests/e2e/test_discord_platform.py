@@ -281,3 +281,45 @@ async def test_members_of_a_role_gated_channel_come_from_roles_and_overwrites(
     with pytest.raises(PlatformError) as info:
         await port.members_of(ChannelRef("discord", str(gated.id)))
     assert info.value.code == "50001" and "Server Members Intent" in info.value.detail
+
+
+class MemoryDmStore:
+    """A DM store as the database keeps it (`storage.dm_channels.DmChannelStore`), in memory."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+
+    async def get(self, user_id: str) -> str | None:
+        return self.ids.get(user_id)
+
+    async def put(self, user_id: str, channel_id: str) -> None:
+        self.ids[user_id] = channel_id
+
+
+async def test_dm_channels_are_opened_once_across_restarts(emu: DiscordEmulator, http: discord.http.HTTPClient) -> None:
+    store = MemoryDmStore()
+    people = [emu.add_user(f"p{i}") for i in range(3)]
+    first = platform(emu, http, dm_store=store)
+    for person in people:
+        await first.send_dm(ref(person), Message("hi"))
+    opened = emu.stats.by_route["POST /users/@me/channels"]
+    restarted = platform(emu, http, dm_store=store)  # a new process: nothing in memory
+    for person in people:
+        await restarted.send_dm(ref(person), Message("again"))
+    assert emu.stats.by_route["POST /users/@me/channels"] == opened == 3
+
+
+async def test_a_retried_dm_after_the_nonce_window_finds_its_first_copy(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    port = platform(emu, http)
+    learner = emu.add_user("lee")
+    first = await port.send_dm(ref(learner), Message("Your questionnaire", key="fb:1:7"))
+    later = emu.clock() + emu.nonce_window + 60
+    emu.clock = lambda: later
+    again = await port.send_dm(ref(learner), Message("Your questionnaire", key="fb:1:7", retry=True))
+    assert again == first
+    dm = emu.dm_with(learner)
+    assert dm is not None and len(dm.messages) == 1
+    other = await port.send_dm(ref(learner), Message("Your questionnaire", key="fb:1:8", retry=True))
+    assert other != first and len(dm.messages) == 2  # another key: sent

@@ -435,6 +435,8 @@ class DiscordEmulator:
         gated: bool = False,
         privileged_intents: int = 0,
         interaction_deadline: float = 3.0,
+        nonce_window: float = 120.0,
+        dm_opens_per_minute: int = 30,
         heartbeat_interval_ms: int = 41250,
         patch_discord: bool = True,
     ) -> None:
@@ -445,6 +447,12 @@ class DiscordEmulator:
         self.max_per_category = max_per_category
         self.privileged_intents = privileged_intents
         self.interaction_deadline = interaction_deadline
+        # `enforce_nonce` dedupes only "in the past few minutes": shorter than peerbot's 5-minute outbox lease.
+        self.nonce_window = nonce_window
+        # Opening DMs too fast gets a bot blocked (40003); Discord publishes no figure, this one is plausible.
+        self.dm_opens_per_minute = dm_opens_per_minute
+        self._dm_opens: list[float] = []
+        self.clock: Callable[[], float] = time.time  # message times; tests move it to pass the nonce window
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._patch = patch_discord
         self._ids = itertools.count(1)
@@ -1457,6 +1465,7 @@ class DiscordEmulator:
             flags=int(body.get("flags") or 0),
             type=kind,
             webhook_id=self.application_id if webhook else None,
+            created=self.clock(),
         )
         channel.messages[msg.id] = msg
         return msg
@@ -1475,8 +1484,8 @@ class DiscordEmulator:
         nonce = str(body["nonce"]) if body.get("nonce") is not None else None
         if nonce is not None and body.get("enforce_nonce"):
             for earlier in channel.messages.values():
-                if earlier.nonce == nonce and time.time() - earlier.created < 300:
-                    return 200, earlier.payload()  # Discord dedupes for a few minutes
+                if earlier.nonce == nonce and self.clock() - earlier.created < self.nonce_window:
+                    return 200, earlier.payload()  # Discord dedupes for a few minutes only
         msg = self._new_message(channel, body)
         msg.nonce = nonce
         await self.dispatch("MESSAGE_CREATE", msg.payload())
@@ -1526,11 +1535,27 @@ class DiscordEmulator:
             users.append(self.bot_user.id)
         return 204, None
 
+    @_route("GET", "/channels/{channel_id}/messages")
+    async def list_messages(self, params: dict[str, str], query: Mapping[str, str], **_: Any) -> tuple[int, Any]:
+        """The channel's latest messages, newest first (`limit` 1-100, default 50)."""
+        channel = self._channel(params["channel_id"])
+        if channel.type != DM:
+            self._require(channel, READ_MESSAGE_HISTORY)
+        limit = int(query.get("limit", "50"))
+        if not 1 <= limit <= 100:
+            raise invalid_form(["limit: Must be between 1 and 100."])
+        newest = sorted((m for m in channel.messages.values() if not m.ephemeral), key=lambda m: -m.id)
+        return 200, [m.payload() for m in newest[:limit]]
+
     @_route("POST", "/users/@me/channels")
     async def open_dm(self, body: Any, **_: Any) -> tuple[int, Any]:
         recipient = self.users.get(int(body.get("recipient_id") or 0))
         if recipient is None:
             raise invalid_form(["recipient_id: Unknown user"])
+        now = self.clock()
+        self._dm_opens = [t for t in self._dm_opens if now - t < 60] + [now]
+        if len(self._dm_opens) > self.dm_opens_per_minute:
+            raise DiscordHTTPError(400, 40003, "You are opening direct messages too fast.")
         channel = self.dm_channels.get(recipient.id)
         if channel is None:
             channel = EmuChannel(self.snowflake(), DM, "", None, recipients=[recipient])
