@@ -37,6 +37,11 @@ DEFER_AFTER = 2.0  # seconds: answer directly when the core is this fast, else d
 DONE = N_("Done.")
 NOT_DONE = N_("That did not work.")
 TOKEN_GONE = frozenset({10015, 10062, 50027})  # unknown webhook / interaction, invalid webhook token
+FORM_FORGOTTEN = N_(
+    "I restarted while this form was open, so I could not record it. Please open it again and send it once more."
+)
+FORM_FORGOTTEN_TEXT = N_("What you wrote, to paste again:")
+OPEN_MODALS_KEPT = 10_000  # custom ids of modals this process opened (oldest forgotten first)
 
 
 def intents() -> discord.Intents:
@@ -83,6 +88,7 @@ class PeerBot(discord.Client):
         self.guild_id = guild_id
         self.trainer_role = trainer_role
         self.defer_after = DEFER_AFTER
+        self.opened_modals: dict[str, None] = {}  # custom ids of the modals this process opened
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self.tree.add_command(PeerGroup(), guild=discord.Object(guild_id))
@@ -263,7 +269,11 @@ class PeerBot(discord.Client):
     async def open_form(self, interaction: discord.Interaction, form: Form) -> None:
         """Text-only forms open as a modal; rated items arrive as one DM message each with buttons."""
         if render.fits_modal(form) and not interaction.response.is_done():
-            await interaction.response.send_modal(render.FormModal(form, self.on_form))
+            modal = render.FormModal(form, self.on_form)
+            self.opened_modals[modal.custom_id] = None
+            while len(self.opened_modals) > OPEN_MODALS_KEPT:
+                del self.opened_modals[next(iter(self.opened_modals))]
+            await interaction.response.send_modal(modal)
             return
         items = render.form_items(form)
         intro = f"**{form.title}**" + (f" — {form.intro}" if form.intro else "")
@@ -278,6 +288,23 @@ class PeerBot(discord.Client):
     async def on_form(self, interaction: discord.Interaction, form_id: str, values: dict[str, str]) -> None:
         work = self.answer(interaction, self.core.handle_form(self.actor(interaction), form_id, values))
         await self.guard(interaction, work, "Discord form")
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A submission of a modal this process never opened (it was opened before a restart): discord.py drops
+        it silently, so it is answered here, with the text given back so that nothing typed is lost."""
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id", ""))
+        if interaction.type is not discord.InteractionType.modal_submit or custom_id in self.opened_modals:
+            return
+        if render.MODAL_SEPARATOR not in custom_id:
+            return  # not one of ours
+        locale = self.locale_of(interaction)
+        typed = [v for v in render.modal_values(list(data.get("components", []))).values() if v.strip()]
+        text = t(locale, FORM_FORGOTTEN)
+        if typed:
+            quoted = "\n".join(f"> {line}" for value in typed for line in value.splitlines())
+            text += f"\n\n{t(locale, FORM_FORGOTTEN_TEXT)}\n{quoted}"
+        await self.guard(interaction, self.send_reply(interaction, Reply(text, ok=False)), "forgotten form")
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         if self.user is not None and event.user_id == self.user.id:

@@ -24,7 +24,7 @@ from bot.clock import FakeClock
 from bot.core.rules import DELIVERY_LEASE
 from bot.messages import Button, Message, Reply
 from storage.dm_channels import DmChannelStore
-from storage.models import Attendance, Member, PeerSession
+from storage.models import Attendance, Member, PeerGroup, PeerSession
 from tests.conftest import make_settings
 from tests.e2e.test_discord_platform import permission_table
 from tests.emulators.discord_emulator import (
@@ -656,3 +656,43 @@ async def test_a_dm_crashed_after_its_send_is_not_sent_twice_after_the_nonce_win
         assert len(invites) == 1, (learner.name, [m.content for m in dm.messages.values()])
     # Only the three learners not reached before the crash had a DM opened: the crashed one's id came from the db.
     assert emu.stats.by_route.get("POST /users/@me/channels", 0) == opened + len(present) - 1
+
+
+async def started_with_wrapup(w: DiscordWorld) -> tuple[EmuChannel, EmuMessage]:
+    """s1 running with 2 groups of 4, at its wrap-up: a breakout and its "Share takeaways" post."""
+    announce = await announce_post(w)
+    for learner in w.learners[:8]:
+        await w.emu.click(learner, announce, "checkin:in:s1")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    w.clock.set(w.start + timedelta(minutes=52))
+    await w.app.core.advance()
+    room = breakouts(w.emu)[0]
+    return room, last_with(w.emu.messages_in(room), "takeaways:open:")
+
+
+async def test_two_members_of_a_group_fill_the_takeaways_form_at_once(world: DiscordWorld) -> None:
+    """discord.py keeps open modals by custom_id: with one id per form, the second submission was dropped."""
+    w, emu = world, world.emu
+    room, post = await started_with_wrapup(w)
+    ana, ben = [u for u in w.learners[:8] if emu.can_view(u, room)][:2]
+    opened = [await emu.click(person, post, post.custom_ids()[0]) for person in (ana, ben)]
+    ids = [o.modal["custom_id"] for o in opened if o.modal is not None]
+    assert len(set(ids)) == 2 and all(i.startswith("takeaways:submit:") for i in ids)
+    for person, form, text in zip((ana, ben), opened, ("Fractions are parts", "Halves add up"), strict=True):
+        submitted = await emu.submit_modal(person, form, {"takeaways": text})
+        await submitted.wait_message()
+        assert "Takeaways recorded" in submitted.text, submitted.text
+    async with w.app.db.transaction() as tx:
+        (group,) = (await tx.exec(select(PeerGroup).where(PeerGroup.channel_id == str(room.id)))).all()
+    assert group.takeaways.splitlines() == ["Fractions are parts", "Halves add up"]
+
+
+async def test_a_form_opened_before_a_restart_is_answered_with_the_text_to_resend(world: DiscordWorld) -> None:
+    w, emu = world, world.emu
+    room, post = await started_with_wrapup(w)
+    ana = next(u for u in w.learners[:8] if emu.can_view(u, room))
+    opened = await emu.click(ana, post, post.custom_ids()[0])
+    await w.restart()  # the new process never opened that modal
+    submitted = await emu.submit_modal(ana, opened, {"takeaways": "Fractions are parts\nof a whole"})
+    assert submitted.messages[0].ephemeral
+    assert "open it again" in submitted.text and "> Fractions are parts\n> of a whole" in submitted.text
