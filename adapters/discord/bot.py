@@ -14,6 +14,7 @@ done, with the reference that is in the log. An answer ready after the 15-minute
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -89,6 +90,8 @@ class PeerBot(discord.Client):
         self.trainer_role = trainer_role
         self.defer_after = DEFER_AFTER
         self.opened_modals: dict[str, None] = {}  # custom ids of the modals this process opened
+        self.reactions_recovered = asyncio.Event()  # set once the reactions missed while offline are read back
+        self._background: set[asyncio.Task[int]] = set()
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self.tree.add_command(PeerGroup(), guild=discord.Object(guild_id))
@@ -305,6 +308,37 @@ class PeerBot(discord.Client):
             quoted = "\n".join(f"> {line}" for value in typed for line in value.splitlines())
             text += f"\n\n{t(locale, FORM_FORGOTTEN_TEXT)}\n{quoted}"
         await self.guard(interaction, self.send_reply(interaction, Reply(text, ok=False)), "forgotten form")
+
+    async def on_ready(self) -> None:
+        """After a fresh login (not a resume, which replays missed events) the ✅ made while the bot was down
+        were never heard: read them back from the open prep and check-in posts."""
+        task = asyncio.create_task(self.recover_reactions())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def recover_reactions(self) -> int:
+        """Record every ✅ on the posts whose reactions still count, as `recovered` (Discord gives no reaction
+        time); the core ignores those already recorded. Returns how many were handed to the core."""
+        handed = 0
+        try:
+            for ref in await self.core.reaction_posts(PLATFORM):
+                after: int | None = None
+                while True:
+                    users = await self.http.get_reaction_users(int(ref.channel.id), int(ref.id), "✅", 100, after)
+                    for user in users:
+                        if user.get("bot"):
+                            continue
+                        actor = Actor(UserRef(PLATFORM, str(user["id"])), workspace=str(self.guild_id))
+                        await self.core.handle_reaction(actor, ref, "✅", recovered=True)
+                        handed += 1
+                    if len(users) < 100:
+                        break
+                    after = int(users[-1]["id"])
+        except Exception:
+            log.exception("could not read back the reactions made while I was offline (ref %s)", common.new_reference())
+        finally:
+            self.reactions_recovered.set()
+        return handed
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         if self.user is not None and event.user_id == self.user.id:

@@ -696,3 +696,30 @@ async def test_a_form_opened_before_a_restart_is_answered_with_the_text_to_resen
     submitted = await emu.submit_modal(ana, opened, {"takeaways": "Fractions are parts\nof a whole"})
     assert submitted.messages[0].ephemeral
     assert "open it again" in submitted.text and "> Fractions are parts\n> of a whole" in submitted.text
+
+
+async def test_check_ins_by_reaction_made_while_the_bot_was_down_are_read_back(world: DiscordWorld) -> None:
+    """A ✅ made during a restart never reaches the new session's gateway: after its fresh login the bot reads
+    the reactions of the open check-in post and records them as `recovered` (Discord gives no reaction time)."""
+    w, emu = world, world.emu
+    announce = await announce_post(w)
+    awake, asleep = w.learners[0], w.learners[1]
+    await emu.react(awake, announce, "✅")
+    for _ in range(200):  # heard live through the gateway, before the process goes down
+        if "checked in 1" in await w.command(w.trainer, ["session", "show"], session="s1"):
+            break
+        await asyncio.sleep(0.01)
+    await w.runner.stop()  # the process is down ...
+    await emu.react(asleep, announce, "✅")  # ... when this learner checks in
+    await w.restart()
+    await asyncio.wait_for(w.runner.client.reactions_recovered.wait(), 10)
+    async with w.app.db.transaction() as tx:
+        rows = (
+            await tx.exec(
+                select(Member.user_id, Attendance.method, Attendance.status).join(
+                    Attendance, col(Attendance.member_id) == col(Member.id)
+                )
+            )
+        ).all()
+    methods = {user: method for user, method, _status in rows}
+    assert methods == {str(awake.id): "reaction", str(asleep.id): "recovered"}  # the live one is kept as it was

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import discord
 import discord.gateway
@@ -1523,6 +1524,20 @@ class DiscordEmulator:
         self._edit(msg, body)
         await self.dispatch("MESSAGE_UPDATE", msg.payload())
         return 200, msg.payload()
+
+    @_route("GET", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}")
+    async def reaction_users(self, params: dict[str, str], query: Mapping[str, str], **_: Any) -> tuple[int, Any]:
+        """Who reacted with an emoji, by user id after `after` (`limit` 1-100, default 25); no reaction times."""
+        channel = self._channel(params["channel_id"])
+        if channel.type != DM:
+            self._require(channel, READ_MESSAGE_HISTORY)
+        msg = self._message(channel, params["message_id"])
+        limit = int(query.get("limit", "25"))
+        if not 1 <= limit <= 100:
+            raise invalid_form(["limit: Must be between 1 and 100."])
+        after = int(query.get("after", "0"))
+        users = sorted(u for u in msg.reactions.get(unquote(params["emoji_name"]), []) if u > after)[:limit]
+        return 200, [self.users[u].payload() for u in users]
 
     @_route("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me")
     async def add_reaction(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
