@@ -20,12 +20,14 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar, cast
 
 import discord
 from discord.http import HTTPClient, Route, handle_message_parameters
 
 from adapters.discord import render
+from bot.i18n import N_, t
 from bot.messages import Message
 from bot.port import EventSpec, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
@@ -48,6 +50,8 @@ SPEAK = 1 << 21
 MEMBER_ALLOW = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | CONNECT | SPEAK
 READ_ONLY_DENY = SEND_MESSAGES | ADD_REACTIONS | CONNECT | SPEAK
 UNDELIVERABLE_CODES = frozenset({50007, 10013})  # cannot send to this user, unknown user
+ARCHIVED_NOTICE = N_("This breakout is archived: you can still read it here until {when}, when it is deleted.")
+DELETION_AT = re.compile(r"<t:(\d+):D>")
 
 T = TypeVar("T")
 HISTORY_LOOKBACK = 50  # a retried DM looks for its key among the DM channel's last messages
@@ -167,7 +171,13 @@ class DiscordPlatform:
         max_per_category: int = MAX_PER_CATEGORY,
         live_channels: Callable[[], int | None] | None = None,
         dm_store: DmStore | None = None,
+        archive_days: int = 14,
+        locale: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.archive_days = archive_days
+        self.locale = locale
+        self.clock = clock
         self.http = http
         self.live_channels = live_channels
         self.dm_store = dm_store
@@ -214,7 +224,7 @@ class DiscordPlatform:
     async def _load_layout(self) -> None:
         """Rebuild channel counts and session categories from the guild: survives a restart."""
         channels = await self._call(self.http.get_all_guild_channels(self.guild_id))
-        self._channel_count = len(channels)
+        self._channel_count = len(channels) + self._pending  # slots reserved by a provisioning in flight count
         by_parent: dict[int, int] = {}
         for ch in channels:
             if ch.get("parent_id"):
@@ -433,8 +443,45 @@ class DiscordPlatform:
                     allow, deny = VIEW_CHANNEL | READ_MESSAGE_HISTORY, READ_ONLY_DENY
                 overwrites.append({"id": ow["id"], "type": int(ow["type"]), "allow": allow, "deny": deny})
             await self._call(self.http.edit_channel(text_id, permission_overwrites=overwrites))
+            if self.archive_days > 0:
+                await self._announce_deletion(text_id)
         if breakout is not None:
             await self._drop_empty_category(breakout.category_id, removed=1 + (self.cleanup == "delete"))
+
+    async def _announce_deletion(self, text_id: int) -> None:
+        """The archived breakout says when it goes; that post is also what `purge_archives` reads back."""
+        when = self.clock() + timedelta(days=self.archive_days)
+        text = t(self.locale, ARCHIVED_NOTICE, when=f"<t:{int(when.timestamp())}:D>")
+        params = handle_message_parameters(content=text, allowed_mentions=discord.AllowedMentions.none())
+        await self._call(self.http.send_message(text_id, params=params))
+
+    async def purge_archives(self) -> int:
+        """Delete the archived breakouts whose retention (`archive_days`) is over, and their emptied categories:
+        archived channels count towards the 500-channel cap. The evidence stays: takeaways, attendance and
+        everything else peerbot records are in the database, and the bot cannot read the members' own messages
+        (no Message Content intent). Returns how many breakouts were deleted."""
+        if self.cleanup != "archive" or self.archive_days <= 0:
+            return 0
+        bot_id = await self._bot_id()
+        async with self._layout_lock:
+            await self._load_layout()
+            archived = [(category, kinds[TEXT]) for (category, _), kinds in self._named.items() if set(kinds) == {TEXT}]
+        now = self.clock()
+        removed = 0
+        for category, text_id in archived:
+            recent = await self._call(self.http.logs_from(text_id, 20))
+            due = [
+                int(found[1])
+                for msg in recent
+                if int(msg["author"]["id"]) == bot_id and (found := DELETION_AT.search(str(msg.get("content", ""))))
+            ]
+            if not due or datetime.fromtimestamp(due[0], UTC) > now:
+                continue
+            await self._delete(text_id)
+            self._breakouts.pop(text_id, None)
+            await self._drop_empty_category(category, removed=1)
+            removed += 1
+        return removed
 
     async def _delete(self, channel_id: int) -> None:
         try:

@@ -323,3 +323,28 @@ async def test_a_retried_dm_after_the_nonce_window_finds_its_first_copy(
     assert dm is not None and len(dm.messages) == 1
     other = await port.send_dm(ref(learner), Message("Your questionnaire", key="fb:1:8", retry=True))
     assert other != first and len(dm.messages) == 2  # another key: sent
+
+
+async def test_archived_breakouts_are_deleted_after_their_retention(
+    emu: DiscordEmulator, http: discord.http.HTTPClient
+) -> None:
+    """Archived channels count towards the 500 per server: after DISCORD_ARCHIVE_DAYS they go, with their
+    emptied category; the archive says when, and that post is what a later pass (a new process) reads back."""
+    now = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
+    alice = emu.add_user("alice")
+    port = platform(emu, http, archive_days=14, clock=lambda: now)
+    kept = await port.create_private_channel("peer-s6-g1", [ref(alice)], "", group_key="s6:1")
+    gone = await port.create_private_channel("peer-s6-g2", [ref(alice)], "", group_key="s6:2")
+    await port.archive_channel(gone)
+    (notice,) = [m for m in emu.channels[int(gone.id)].messages.values()]
+    deadline = int((now + timedelta(days=14)).timestamp())
+    assert f"<t:{deadline}:D>" in notice.content and "archived" in notice.content
+    later = platform(emu, http, archive_days=14, clock=lambda: now + timedelta(days=13))
+    assert await later.purge_archives() == 0 and int(gone.id) in emu.channels
+    due = platform(emu, http, archive_days=14, clock=lambda: now + timedelta(days=14, minutes=1))
+    assert await due.purge_archives() == 1
+    assert int(gone.id) not in emu.channels and int(kept.id) in emu.channels  # a live breakout stays
+    await due.archive_channel(kept)
+    much_later = platform(emu, http, archive_days=14, clock=lambda: now + timedelta(days=40))
+    assert await much_later.purge_archives() == 1
+    assert [c.name for c in emu.channels.values()] == ["general"]  # the emptied category went too
