@@ -29,7 +29,7 @@ from discord.http import HTTPClient, Route, handle_message_parameters
 from adapters.discord import render
 from bot.i18n import N_, t
 from bot.messages import Message
-from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.port import Capacity, EventSpec, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -270,8 +270,9 @@ class DiscordPlatform:
             return
         self._channel_count = live + self._pending if self._pending else live
 
-    async def ensure_capacity(self, session_key: str, groups: int) -> None:
-        """Refuse (error 30013) before creating anything if the guild cannot hold `groups` breakouts."""
+    async def ensure_capacity(self, session_key: str, groups: int) -> Capacity:
+        """Refuse (error 30013) before creating anything if the guild cannot hold `groups` breakouts; else how
+        many channels will be left free (the core warns the trainer under 10%)."""
         async with self._layout_lock:
             if self._channel_count is None:
                 await self._load_layout()
@@ -287,6 +288,7 @@ class DiscordPlatform:
                     f"{groups} breakouts need {needed} channels; the server has "
                     f"{self.max_channels - self._channel_count} free of {self.max_channels}",
                 )
+            return Capacity(self.max_channels - self._channel_count - needed, self.max_channels)
 
     async def _category_for(self, session_key: str, bot_id: int, role: int | None) -> int:
         """The session's category with room for a text + voice pair, creating one if needed."""

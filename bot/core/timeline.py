@@ -332,7 +332,16 @@ class Timeline:
             platform = await self.ctx.platform_of(peer_session, tx)
             if isinstance(platform, ChecksCapacity):
                 try:
-                    await platform.ensure_capacity(peer_session.short_id, len(groups))
+                    capacity = await platform.ensure_capacity(peer_session.short_id, len(groups))
+                    if capacity is not None and capacity.nearly_full:
+                        warnings.append(
+                            _(
+                                "Only {free} of the server's {total} channels will be free after this start: "
+                                "delete old channels before the next one.",
+                                free=capacity.free_after,
+                                total=capacity.total,
+                            )
+                        )
                 except PlatformError as exc:  # rolls the whole start back: nothing created, nothing changed
                     raise Invalid(
                         _(
