@@ -124,7 +124,7 @@ def last_with(messages: list[EmuMessage], prefix: str) -> EmuMessage:
     return next(m for m in reversed(messages) if any(i.startswith(prefix) for i in m.custom_ids()))
 
 
-async def plan(w: DiscordWorld) -> None:
+async def plan(w: DiscordWorld, **extra: str) -> None:
     emu, t = w.emu, w.trainer
     assert "Only trainers" in await w.command(w.learners[0], ["cohort", "create"], cohort="c1")
     assert "created" in await w.command(t, ["cohort", "create"], cohort="c1", channel=emu.general)
@@ -133,7 +133,7 @@ async def plan(w: DiscordWorld) -> None:
     local = w.start.astimezone(PARIS)
     reply = await w.command(
         t, ["session", "plan"], cohort="c1", title='Fractions "live"', day=local.date().isoformat(),
-        time=local.strftime("%H:%M"), duration="1h", size=4,
+        time=local.strftime("%H:%M"), duration="1h", size=4, **extra,
     )  # fmt: skip
     assert "Planned session `s1`" in reply, reply
 
@@ -723,3 +723,101 @@ async def test_check_ins_by_reaction_made_while_the_bot_was_down_are_read_back(w
         ).all()
     methods = {user: method for user, method, _status in rows}
     assert methods == {str(awake.id): "reaction", str(asleep.id): "recovered"}  # the live one is kept as it was
+
+
+async def test_the_whole_cycle_on_a_gated_server_with_exactly_the_invites_permissions(world: DiscordWorld) -> None:
+    """The issue's acceptance run, end to end through the real discord.py client on a server whose @everyone
+    sees nothing, the bot holding exactly what `peerbot discord-invite-url` asks for; the fixture fails on any
+    call Discord refuses (but closed DMs), and the emulator on any interaction not answered within 3 s."""
+    w, emu, t = world, world.emu, world.trainer
+    await plan(w, prep="Read chapter 2")
+    (event,) = emu.events.values()  # plan: the event is in the server's Events list at once
+    w.clock.set(w.start - timedelta(days=1))  # prep
+    await w.app.core.advance()
+    prep = last_with(emu.messages_in(emu.general), "prep:done:")
+    assert (await emu.click(w.learners[0], prep, "prep:done:s1")).messages[0].ephemeral
+    await emu.react(w.learners[1], prep, "✅")
+
+    w.clock.set(w.start - timedelta(minutes=10))  # check-in: button, command, ✅ live and ✅ during a restart
+    await w.app.core.advance()
+    announce = last_with(emu.messages_in(emu.general), "checkin:in:")
+    for learner in w.learners[:5]:
+        assert (await emu.click(learner, announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert (await w.command(w.learners[5], ["checkin"], session="s1")).startswith("Checked in")
+    await emu.react(w.learners[6], announce, "✅")
+    for _ in range(200):
+        if "checked in 7" in await w.command(t, ["session", "show"], session="s1"):
+            break
+        await asyncio.sleep(0.01)
+    await w.runner.stop()
+    await emu.react(w.learners[7], announce, "✅")
+    await w.restart()
+    await asyncio.wait_for(w.runner.client.reactions_recovered.wait(), 10)
+    assert "checked in 8" in await w.command(t, ["session", "show"], session="s1")
+
+    assert "started" in await w.command(t, ["session", "start"], session="s1")  # start: 2 groups of 4
+    rooms = breakouts(emu)
+    assert len(rooms) == 2
+    w.clock.set(w.start + timedelta(minutes=3))  # two late learners join breakouts
+    assert (await emu.click(w.learners[8], announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert (await w.command(w.learners[9], ["checkin"], session="s1")).startswith("Checked in")
+    await emu.wait_until(lambda: all(any(emu.can_view(u, r) for r in rooms) for u in w.learners[8:10]))
+    mover = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))  # a move and a swap
+    assert "group 2" in await w.command(t, ["group", "move"], session="s1", member=mover, number=2)
+    a = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))
+    b = next(u for u in w.learners[:8] if emu.can_view(u, rooms[1]) and u is not mover)
+    assert "now group" in await w.command(t, ["group", "swap"], session="s1", first=a, second=b)
+    assert emu.can_view(a, rooms[1]) and emu.can_view(b, rooms[0])
+
+    w.clock.set(w.start + timedelta(minutes=52))  # wrap-up: takeaways from two members of one group
+    await w.app.core.advance()
+    post = last_with(emu.messages_in(rooms[0]), "takeaways:open:")
+    writers = [u for u in w.learners if emu.can_view(u, rooms[0])][:2]
+    opened = [await emu.click(u, post, post.custom_ids()[0]) for u in writers]
+    for person, form, text in zip(writers, opened, ("Parts of a whole", "Halves add up"), strict=True):
+        submitted = await emu.submit_modal(person, form, {"takeaways": text})
+        await submitted.wait_message()
+        assert "Takeaways recorded" in submitted.text
+
+    w.clock.set(w.start + timedelta(minutes=61))  # end: breakouts archived, the event ended on its own
+    assert "ended" in await w.command(t, ["session", "end"], session="s1")
+    assert not [c for c in emu.channels.values() if c.type == VOICE] and event.status == 3
+    for room in rooms:
+        readers = [u for u in w.learners if emu.can_view(u, room)]
+        assert readers and not any(emu.permissions_in(u, room) & SEND_MESSAGES for u in readers)
+
+    later = (w.start + timedelta(hours=3)).astimezone(PARIS)  # cancel another session after its start time
+    reply = await w.command(
+        t, ["session", "plan"], cohort="c1", title="Decimals", day=later.date().isoformat(),
+        time=later.strftime("%H:%M"), duration="1h",
+    )  # fmt: skip
+    assert "Planned session `s2`" in reply, reply
+    second = next(e for e in emu.events.values() if e.body["name"] == "Decimals")
+    w.clock.set(w.start + timedelta(hours=3, minutes=5))
+    await emu.tick_events()
+    assert second.status == 2
+    assert "cancelled" in await w.command(t, ["session", "cancel"], session="s2")
+    assert second.id not in emu.events
+
+    nextday = (w.start + timedelta(days=1)).astimezone(PARIS)  # a nearly full server: refused up front
+    reply = await w.command(
+        t, ["session", "plan"], cohort="c1", title="Ratios", day=nextday.date().isoformat(),
+        time=nextday.strftime("%H:%M"), duration="1h", size=4,
+    )  # fmt: skip
+    assert "Planned session `s3`" in reply, reply
+    w.clock.set(w.start + timedelta(days=1) - timedelta(minutes=10))
+    await w.app.core.advance()
+    third = last_with(emu.messages_in(emu.general), "checkin:in:s3")
+    for learner in w.learners[:8]:
+        await emu.click(learner, third, "checkin:in:s3")
+    emu.max_channels = w.runner.platform.max_channels = len(emu.channels) + 8
+    client = w.runner.client
+    for i in range(4):  # admins made channels after the bot read the layout
+        name = f"club-{i}"
+        heard = asyncio.ensure_future(client.wait_for("guild_channel_create", check=lambda c, n=name: c.name == n))
+        await emu.admin_creates_channel(name)
+        await asyncio.wait_for(heard, 5)
+    before = set(emu.channels)
+    refused = await w.command(t, ["session", "start"], session="s3")
+    assert "no room for 2 breakouts" in refused, refused
+    assert set(emu.channels) == before
