@@ -15,6 +15,14 @@ Usage::
 Every REST request is checked against Discord's OpenAPI file (route exists, body matches the schema).
 Rate limits: per-route buckets (values in `DEFAULT_BUCKETS`, Discord does not publish them; they are
 plausible figures, scaled by `time_scale`) and a global 50 requests per (scaled) second.
+
+As strict as Discord where the adapter could be wrong (tests/e2e/test_discord_emulator_rules.py, one test per
+rule): permissions by the documented algorithm with its implicit denials; Manage Roles for every overwrite
+change; overwrites limited to what the bot holds; Create Events to create an event; external events that start
+and end on their own and refuse updates once finished (180000); a nonce window shorter than peerbot's outbox
+lease; 40003 for DMs opened too fast; the first follow-up after a deferral editing the original. `gated=True`
+builds a server whose @everyone sees nothing (a member role does), the bot holding its invite as a bot role;
+`refusals` records every refused call, so a test can fail on any it did not plan.
 """
 
 from __future__ import annotations

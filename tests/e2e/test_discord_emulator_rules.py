@@ -1,8 +1,9 @@
-"""The emulator refuses what Discord refuses: one test per permission rule, through discord.py's real HTTP client.
+"""The emulator refuses what Discord refuses: one test per rule, through discord.py's real HTTP client.
 
 If the emulator were laxer than Discord, the adapter's e2e tests would pass and a real server would still answer
 403 50013; each rule here is one Discord documents (topics/permissions, Create Guild Channel, Edit Channel
-Permissions, Modify Channel, Create Guild Scheduled Event).
+Permissions, Modify Channel, Guild Scheduled Events, Create Message's nonce, Create DM). The interaction rule
+(the first follow-up after a deferral edits the original) is in test_discord_emulator.py, with a gateway client.
 """
 
 from __future__ import annotations
