@@ -17,13 +17,18 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+from bot.i18n import N_, t
 from bot.messages import Reply
 
 log = logging.getLogger(__name__)
 
-FAILED = (
-    "Something went wrong on my side. Please try again in a minute; "
-    "if it keeps happening, tell your trainer the reference `{ref}`."
+FAILED = N_(
+    "Something went wrong on my side: what you asked may be only partly done, so check before asking again. "
+    "Please try again in a minute; if it keeps happening, tell your trainer the reference `{ref}`."
+)
+UNSHOWN = N_(
+    "What you asked is done, but I could not show you my answer here. "
+    "If you need it, ask again; if it keeps happening, tell your trainer the reference `{ref}`."
 )
 
 Deliver = Callable[[Reply], Awaitable[None]]
@@ -34,19 +39,24 @@ def new_reference() -> str:
     return secrets.token_hex(3)
 
 
-def failure(ref: str) -> Reply:
+def failure(ref: str, locale: str = "") -> Reply:
     """The polite reply for a failure on our side; `extra["ref"]` is the reference it shows."""
-    return Reply(FAILED.format(ref=ref), ok=False, extra={"ref": ref})
+    return Reply(t(locale, FAILED, ref=ref), ok=False, extra={"ref": ref})
 
 
-async def guarded(work: Awaitable[Reply], what: str = "core call") -> Reply:
+def unshown(ref: str, locale: str = "") -> Reply:
+    """The work was done but its answer could not be delivered: say so, so nobody does it twice."""
+    return Reply(t(locale, UNSHOWN, ref=ref), ok=False, extra={"ref": ref})
+
+
+async def guarded(work: Awaitable[Reply], what: str = "core call", locale: str = "") -> Reply:
     """The core's reply, or `failure(...)` when it raised (logged with its traceback and the reference)."""
     try:
         return await work
     except Exception:
         ref = new_reference()
         log.exception("%s failed (ref %s)", what, ref)
-        return failure(ref)
+        return failure(ref, locale)
 
 
 async def answer(
@@ -59,6 +69,8 @@ async def answer(
     progress: Callable[[float], Awaitable[None]] | None = None,
     progress_every: float = 20.0,
     what: str = "core call",
+    locale: str = "",
+    on_failure: Deliver | None = None,
 ) -> None:
     """Deliver `work`'s reply within the platform's acknowledgement window; never raises.
 
@@ -67,11 +79,12 @@ async def answer(
       `progress(seconds_elapsed)` every `progress_every` seconds, when given.
 
     A failing callback (the platform refused the message, the interaction expired) is logged with a
-    reference; the core call still runs to its end.
+    reference; the core call still runs to its end, then `on_failure` gets a short reply saying whether the
+    work was done (`unshown`) or not (`failure`), so that the person is never left without an answer.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
-    task = asyncio.ensure_future(guarded(work, what))
+    task = asyncio.ensure_future(guarded(work, what, locale))
     try:
         if budget > 0:
             await asyncio.wait({task}, timeout=budget)
@@ -86,5 +99,11 @@ async def answer(
                     await progress(loop.time() - started)
         await follow_up(await task)
     except Exception:
-        log.exception("could not deliver the reply to a %s (ref %s)", what, new_reference())
-        await task  # `guarded` never raises: the core's work completes even when its answer is lost
+        ref = new_reference()
+        log.exception("could not deliver the reply to a %s (ref %s)", what, ref)
+        reply = await task  # `guarded` never raises: the core's work completes even when its answer is lost
+        if on_failure is not None:
+            try:
+                await on_failure(unshown(ref, locale) if reply.ok else failure(ref, locale))
+            except Exception:
+                log.exception("could not tell the person either (ref %s)", ref)

@@ -78,8 +78,10 @@ async def _attach_adapters(app: App) -> None:
         app.runners.append(slack)
     if app.settings.discord_enabled:
         from adapters.discord.runner import DiscordRunner
+        from storage.dm_channels import DmChannelStore
 
-        discord_runner = DiscordRunner(app.core, app.settings)
+        dm_store = DmChannelStore(app.db, "discord", str(app.settings.discord_guild_id))
+        discord_runner = DiscordRunner(app.core, app.settings, dm_store=dm_store)
         app.core.attach(discord_runner.platform)
         app.runners.append(discord_runner)
 

@@ -48,8 +48,15 @@ class CoreAPI(Protocol):
         """A submitted form: all its answers are recorded, or none."""
         ...
 
-    async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:
-        """✅ on the prep post or the check-in announcement; `None` when the reaction is not for us."""
+    async def handle_reaction(
+        self, actor: Actor, message: MessageRef, emoji: str, *, recovered: bool = False
+    ) -> Reply | None:
+        """✅ on the prep post or the check-in announcement; `None` when the reaction is not for us.
+        `recovered`: made while the adapter was offline and read back without its time."""
+        ...
+
+    async def reaction_posts(self, platform: str) -> list[MessageRef]:
+        """The posts whose ✅ still count, for an adapter to read back after downtime."""
         ...
 
     async def home(self, actor: Actor) -> Message:

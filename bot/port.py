@@ -70,10 +70,24 @@ class Platform(Protocol):
     async def end_event(self, event_id: str, *, cancelled: bool = False) -> None: ...
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """How full a platform with a hard channel limit will be once a start's breakouts exist."""
+
+    free_after: int
+    total: int
+
+    @property
+    def nearly_full(self) -> bool:
+        """Under 10% free: the trainer is warned, so the next start is not the one refused."""
+        return self.free_after * 10 < self.total
+
+
 @runtime_checkable
 class ChecksCapacity(Protocol):
     """Optional verb for platforms with hard channel limits (Discord: 500 per guild)."""
 
-    async def ensure_capacity(self, session_key: str, groups: int) -> None:
-        """Raise `PlatformError` before anything is created if `groups` breakouts cannot fit."""
+    async def ensure_capacity(self, session_key: str, groups: int) -> Capacity | None:
+        """Raise `PlatformError` before anything is created if `groups` breakouts cannot fit; else how full the
+        platform will be (None when it does not count)."""
         ...

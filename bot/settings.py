@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     discord_trainer_role: str = Field("", alias="DISCORD_TRAINER_ROLE")
     discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
     discord_breakout_cleanup: Literal["delete", "archive"] = Field("archive", alias="DISCORD_BREAKOUT_CLEANUP")
+    discord_archive_days: int = Field(14, ge=0, alias="DISCORD_ARCHIVE_DAYS")
 
     @model_validator(mode="before")
     @classmethod

@@ -214,3 +214,16 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=40, index=True)
     session_id: int | None = Field(default=None, index=True)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class DmChannel(SQLModel, table=True):
+    """A person's DM channel id on a platform, kept across restarts: Discord blocks bots that open many DMs
+    quickly (40003), and the id never changes once opened."""
+
+    __tablename__ = "dm_channel"
+    __table_args__ = (UniqueConstraint("platform", "workspace", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    workspace: str = Field(max_length=64)
+    user_id: str = Field(max_length=64)
+    channel_id: str = Field(max_length=64)

@@ -5,13 +5,19 @@ core calls and renders the neutral replies.
 command hands the core the grammar's tokens (users as `<@id>`, options as `key=value`), one token per
 option, so `bot.grammar` stays the only parser and an option's text arrives exactly as typed (quotes
 included). Work that may outlast Discord's 3-second window is deferred and answered by a follow-up.
+
+Every interaction gets an answer: a core failure, a reply Discord refuses, an error in discord.py's own command
+handling (a member option for someone who left, say) all end in a private message saying whether the work was
+done, with the reference that is in the log. An answer ready after the 15-minute interaction token has died
+(a start provisioning many breakouts) goes by DM instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -20,6 +26,7 @@ from discord import app_commands
 from adapters import common
 from adapters.discord import render
 from bot import actions
+from bot.i18n import N_, t
 from bot.inbound import Actor, CoreAPI
 from bot.messages import Button, Form, Reply
 from bot.refs import ChannelRef, MessageRef, UserRef
@@ -28,6 +35,14 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 DEFER_AFTER = 2.0  # seconds: answer directly when the core is this fast, else defer (Discord allows 3)
+DONE = N_("Done.")
+NOT_DONE = N_("That did not work.")
+TOKEN_GONE = frozenset({10015, 10062, 50027})  # unknown webhook / interaction, invalid webhook token
+FORM_FORGOTTEN = N_(
+    "I restarted while this form was open, so I could not record it. Please open it again and send it once more."
+)
+FORM_FORGOTTEN_TEXT = N_("What you wrote, to paste again:")
+OPEN_MODALS_KEPT = 10_000  # custom ids of modals this process opened (oldest forgotten first)
 
 
 def intents() -> discord.Intents:
@@ -74,7 +89,11 @@ class PeerBot(discord.Client):
         self.guild_id = guild_id
         self.trainer_role = trainer_role
         self.defer_after = DEFER_AFTER
+        self.opened_modals: dict[str, None] = {}  # custom ids of the modals this process opened
+        self.reactions_recovered = asyncio.Event()  # set once the reactions missed while offline are read back
+        self._background: set[asyncio.Task[int]] = set()
         self.tree = app_commands.CommandTree(self)
+        self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         self.tree.add_command(PeerGroup(), guild=discord.Object(guild_id))
 
     async def setup_hook(self) -> None:
@@ -98,9 +117,13 @@ class PeerBot(discord.Client):
             is_admin=is_admin,
         )
 
+    @staticmethod
+    def locale_of(interaction: discord.Interaction) -> str:
+        return str(interaction.locale).split("-")[0]  # "fr", "en-US" → "en"
+
     def actor(self, interaction: discord.Interaction) -> Actor:
         actor = self.actor_of(interaction.user, interaction.guild_id)
-        actor = dataclasses.replace(actor, locale=str(interaction.locale).split("-")[0])  # "fr", "en-US" → "en"
+        actor = dataclasses.replace(actor, locale=self.locale_of(interaction))
         # The interaction carries the member's resolved permissions: no dependence on the role cache.
         if interaction.guild_id is not None and interaction.permissions.manage_guild:
             actor = dataclasses.replace(actor, is_trainer=True, is_admin=True)
@@ -112,7 +135,7 @@ class PeerBot(discord.Client):
 
     async def answer(self, interaction: discord.Interaction, work: Awaitable[Reply], *, ephemeral: bool = True) -> None:
         """Reply within Discord's 3 s (`adapters.common.answer`): in the interaction response when the core is
-        quick, else a deferred "thinking…" response and a follow-up."""
+        quick, else a deferred "thinking…" response and a follow-up (by DM once the token has died)."""
 
         async def send(reply: Reply) -> None:
             await self.send_reply(interaction, reply, ephemeral=ephemeral)
@@ -120,19 +143,59 @@ class PeerBot(discord.Client):
         async def thinking() -> None:
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
 
+        async def later(reply: Reply) -> None:
+            await self.late(interaction, reply, lambda: send(reply))
+
         await common.answer(
-            work, budget=self.defer_after, ack_now=send, defer=thinking, follow_up=send, what="Discord interaction"
-        )
+            work, budget=self.defer_after, ack_now=send, defer=thinking, follow_up=later, what="Discord interaction",
+            locale=self.locale_of(interaction), on_failure=lambda reply: self.tell_failure(interaction, reply),
+        )  # fmt: skip
+
+    async def late(
+        self, interaction: discord.Interaction, reply: Reply, deliver: Callable[[], Awaitable[None]]
+    ) -> None:
+        """A follow-up through the interaction token while it lives (15 minutes), else the reply by DM."""
+        if not interaction.is_expired():
+            try:
+                await deliver()
+                return
+            except discord.HTTPException as exc:
+                if exc.code not in TOKEN_GONE:
+                    raise
+        await self.send_dm_reply(interaction.user, reply, self.locale_of(interaction))
+
+    async def send_dm_reply(self, user: discord.User | discord.Member, reply: Reply, locale: str) -> None:
+        text = render.reply_content(reply) or t(locale, DONE if reply.ok else NOT_DONE)
+        for part in render.chunks(text):
+            await user.send(part)
+
+    async def tell_failure(self, interaction: discord.Interaction, reply: Reply) -> None:
+        """The polite failure, privately, however far the interaction got (never a form or buttons)."""
+        text = render.reply_content(reply)
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+        elif interaction.is_expired():
+            await self.send_dm_reply(interaction.user, reply, self.locale_of(interaction))
+        else:
+            await interaction.followup.send(text, ephemeral=True)
 
     async def send_reply(self, interaction: discord.Interaction, reply: Reply, *, ephemeral: bool = True) -> None:
-        """The reply as the interaction's response, or as follow-ups once it has one; long text in parts."""
+        """The reply as the interaction's response, or as follow-ups once it has one; long text in parts.
+
+        After a deferred response, Discord turns the first follow-up into the "thinking…" message, keeping its
+        privacy: a public reply to a private deferral first settles that message privately ("Done."), then
+        goes out as a public follow-up."""
         if reply.form is not None:
             await self.open_form(interaction, reply.form)
             return
         private = ephemeral and not reply.public
-        text = render.reply_content(reply) or ("Done." if reply.ok else "That did not work.")
+        locale = self.locale_of(interaction)
+        text = render.reply_content(reply) or t(locale, DONE if reply.ok else NOT_DONE)
         parts = render.chunks(text)
         buttons = reply.message.buttons if reply.message is not None else ()
+        deferred = interaction.response.type is discord.InteractionResponseType.deferred_channel_message
+        if deferred and ephemeral and not private:
+            await interaction.edit_original_response(content=t(locale, DONE))
         for index, part in enumerate(parts):
             view = render.view(buttons) if buttons and index == len(parts) - 1 else discord.utils.MISSING
             if not interaction.response.is_done():
@@ -161,13 +224,41 @@ class PeerBot(discord.Client):
         async def update_later() -> None:
             await interaction.response.defer()  # a component's plain defer: the message is edited afterwards
 
+        async def later(reply: Reply) -> None:
+            await self.late(interaction, reply, lambda: show(reply))
+
         await common.answer(
-            work, budget=self.defer_after, ack_now=show, defer=update_later, follow_up=show, what="Discord click"
-        )
+            work, budget=self.defer_after, ack_now=show, defer=update_later, follow_up=later, what="Discord click",
+            locale=self.locale_of(interaction), on_failure=lambda reply: self.tell_failure(interaction, reply),
+        )  # fmt: skip
+
+    async def guard(self, interaction: discord.Interaction, handle: Awaitable[None], what: str) -> None:
+        """Runs an interaction handler; whatever escapes it is logged with a reference and answered politely."""
+        try:
+            await handle
+        except Exception:
+            ref = common.new_reference()
+            log.exception("%s failed (ref %s)", what, ref)
+            try:
+                await self.tell_failure(interaction, common.failure(ref, self.locale_of(interaction)))
+            except Exception:
+                log.exception("could not tell the person either (ref %s)", ref)
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """discord.py's own failures around a command (an option it cannot convert, a check): answered too."""
+        ref = common.new_reference()
+        log.error("/peer command failed (ref %s)", ref, exc_info=error)
+        try:
+            await self.tell_failure(interaction, common.failure(ref, self.locale_of(interaction)))
+        except Exception:
+            log.exception("could not tell the person either (ref %s)", ref)
 
     # ------------------------------------------------------------------------------------ components
     async def on_action(self, interaction: discord.Interaction, action_id: str) -> None:
         """A click on any of our buttons (routed by `render.ActionButton`, also after a restart)."""
+        await self.guard(interaction, self._on_action(interaction, action_id), "Discord click")
+
+    async def _on_action(self, interaction: discord.Interaction, action_id: str) -> None:
         try:
             in_place = isinstance(actions.parse_click(action_id), actions.AnswerItem)
         except actions.BadActionId:
@@ -181,7 +272,11 @@ class PeerBot(discord.Client):
     async def open_form(self, interaction: discord.Interaction, form: Form) -> None:
         """Text-only forms open as a modal; rated items arrive as one DM message each with buttons."""
         if render.fits_modal(form) and not interaction.response.is_done():
-            await interaction.response.send_modal(render.FormModal(form, self.on_form))
+            modal = render.FormModal(form, self.on_form)
+            self.opened_modals[modal.custom_id] = None
+            while len(self.opened_modals) > OPEN_MODALS_KEPT:
+                del self.opened_modals[next(iter(self.opened_modals))]
+            await interaction.response.send_modal(modal)
             return
         items = render.form_items(form)
         intro = f"**{form.title}**" + (f" — {form.intro}" if form.intro else "")
@@ -194,7 +289,56 @@ class PeerBot(discord.Client):
             await interaction.followup.send(text, view=render.view(buttons), ephemeral=private)
 
     async def on_form(self, interaction: discord.Interaction, form_id: str, values: dict[str, str]) -> None:
-        await self.answer(interaction, self.core.handle_form(self.actor(interaction), form_id, values))
+        work = self.answer(interaction, self.core.handle_form(self.actor(interaction), form_id, values))
+        await self.guard(interaction, work, "Discord form")
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """A submission of a modal this process never opened (it was opened before a restart): discord.py drops
+        it silently, so it is answered here, with the text given back so that nothing typed is lost."""
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id", ""))
+        if interaction.type is not discord.InteractionType.modal_submit or custom_id in self.opened_modals:
+            return
+        if render.MODAL_SEPARATOR not in custom_id:
+            return  # not one of ours
+        locale = self.locale_of(interaction)
+        typed = [v for v in render.modal_values(list(data.get("components", []))).values() if v.strip()]
+        text = t(locale, FORM_FORGOTTEN)
+        if typed:
+            quoted = "\n".join(f"> {line}" for value in typed for line in value.splitlines())
+            text += f"\n\n{t(locale, FORM_FORGOTTEN_TEXT)}\n{quoted}"
+        await self.guard(interaction, self.send_reply(interaction, Reply(text, ok=False)), "forgotten form")
+
+    async def on_ready(self) -> None:
+        """After a fresh login (not a resume, which replays missed events) the ✅ made while the bot was down
+        were never heard: read them back from the open prep and check-in posts."""
+        task = asyncio.create_task(self.recover_reactions())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def recover_reactions(self) -> int:
+        """Record every ✅ on the posts whose reactions still count, as `recovered` (Discord gives no reaction
+        time); the core ignores those already recorded. Returns how many were handed to the core."""
+        handed = 0
+        try:
+            for ref in await self.core.reaction_posts(PLATFORM):
+                after: int | None = None
+                while True:
+                    users = await self.http.get_reaction_users(int(ref.channel.id), int(ref.id), "✅", 100, after)
+                    for user in users:
+                        if user.get("bot"):
+                            continue
+                        actor = Actor(UserRef(PLATFORM, str(user["id"])), workspace=str(self.guild_id))
+                        await self.core.handle_reaction(actor, ref, "✅", recovered=True)
+                        handed += 1
+                    if len(users) < 100:
+                        break
+                    after = int(users[-1]["id"])
+        except Exception:
+            log.exception("could not read back the reactions made while I was offline (ref %s)", common.new_reference())
+        finally:
+            self.reactions_recovered.set()
+        return handed
 
     async def on_raw_reaction_add(self, event: discord.RawReactionActionEvent) -> None:
         if self.user is not None and event.user_id == self.user.id:
@@ -219,9 +363,12 @@ class PeerBot(discord.Client):
 
     async def run_command(self, interaction: discord.Interaction, tokens: list[str]) -> None:
         """`/peer` with its grammar tokens already split: no quoting, so no text is lost on the way."""
-        await self.answer(
-            interaction, self.core.handle_command(self.actor(interaction), tokens, self.channel_of(interaction))
-        )
+
+        async def run() -> None:
+            actor = self.actor(interaction)
+            await self.answer(interaction, self.core.handle_command(actor, tokens, self.channel_of(interaction)))
+
+        await self.guard(interaction, run(), "/peer command")
 
 
 def buttons_of(message: discord.Message) -> list[Button]:

@@ -18,16 +18,18 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import discord
 from discord.http import HTTPClient, Route, handle_message_parameters
 
 from adapters.discord import render
+from bot.i18n import N_, t
 from bot.messages import Message
-from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.port import Capacity, EventSpec, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ MAX_PER_CATEGORY = 50
 TEXT: Literal[0] = 0
 VOICE: Literal[2] = 2
 CATEGORY: Literal[4] = 4
+ADMINISTRATOR = 1 << 3
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
 ADD_REACTIONS = 1 << 6
@@ -47,8 +50,19 @@ SPEAK = 1 << 21
 MEMBER_ALLOW = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | CONNECT | SPEAK
 READ_ONLY_DENY = SEND_MESSAGES | ADD_REACTIONS | CONNECT | SPEAK
 UNDELIVERABLE_CODES = frozenset({50007, 10013})  # cannot send to this user, unknown user
+ARCHIVED_NOTICE = N_("This breakout is archived: you can still read it here until {when}, when it is deleted.")
+DELETION_AT = re.compile(r"<t:(\d+):D>")
 
 T = TypeVar("T")
+HISTORY_LOOKBACK = 50  # a retried DM looks for its key among the DM channel's last messages
+
+
+class DmStore(Protocol):
+    """Where DM channel ids are kept across restarts (`storage.dm_channels.DmChannelStore`)."""
+
+    async def get(self, user_id: str) -> str | None: ...
+
+    async def put(self, user_id: str, channel_id: str) -> None: ...
 
 
 class GlobalPacer:
@@ -102,9 +116,41 @@ def _covers(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     return allow & want_allow == want_allow and not deny & want_allow and deny & want_deny == want_deny
 
 
+def _can_view(
+    guild_id: int, roles: dict[int, int], overwrites: list[dict[str, Any]], member_roles: list[int], member_id: int
+) -> bool:
+    """Discord's permission algorithm for View Channel: @everyone's and the member's roles' permissions
+    (Administrator sees all), then the overwrites for @everyone, the member's roles (merged), the member."""
+    perms = roles.get(guild_id, 0)
+    for role in member_roles:
+        perms |= roles.get(role, 0)
+    if perms & ADMINISTRATOR:
+        return True
+    by_id = {int(ow["id"]): ow for ow in overwrites}
+    everyone = by_id.get(guild_id)
+    if everyone is not None:
+        perms = (perms & ~int(everyone["deny"])) | int(everyone["allow"])
+    allow = deny = 0
+    for role in member_roles:
+        ow = by_id.get(role)
+        if ow is not None and int(ow["type"]) == 0:
+            allow, deny = allow | int(ow["allow"]), deny | int(ow["deny"])
+    perms = (perms & ~deny) | allow
+    mine = by_id.get(member_id)
+    if mine is not None and int(mine["type"]) == 1:
+        perms = (perms & ~int(mine["deny"])) | int(mine["allow"])
+    return bool(perms & VIEW_CHANNEL)
+
+
 def _nonce(key: str) -> str:
     """Discord nonces are at most 25 characters: a digest of the outbox key keeps them unique enough."""
     return hashlib.sha256(key.encode()).hexdigest()[:25]
+
+
+def _mark(key: str) -> str:
+    """The line a keyed DM ends with: Discord's small grey subtext, a digest of the key and nothing to read.
+    Discord keeps no metadata on a message and returns no nonce in history, so this is what a retry finds."""
+    return f"-# `{_nonce(key)[:12]}`"
 
 
 class DiscordPlatform:
@@ -123,8 +169,18 @@ class DiscordPlatform:
         global_rate: float = 45.0,
         max_channels: int = MAX_GUILD_CHANNELS,
         max_per_category: int = MAX_PER_CATEGORY,
+        live_channels: Callable[[], int | None] | None = None,
+        dm_store: DmStore | None = None,
+        archive_days: int = 14,
+        locale: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self.archive_days = archive_days
+        self.locale = locale
+        self.clock = clock
         self.http = http
+        self.live_channels = live_channels
+        self.dm_store = dm_store
         self.guild_id = guild_id
         self.bot_user_id = bot_user_id
         self.trainer_role = trainer_role
@@ -134,6 +190,7 @@ class DiscordPlatform:
         self.pacer = GlobalPacer(global_rate)
         self._trainer_role_id: int | None = int(trainer_role) if trainer_role.isdigit() else None
         self._channel_count: int | None = None
+        self._pending = 0  # channel slots reserved by a provisioning in flight, not created yet
         self._categories: dict[str, _SessionCategories] = {}
         self._breakouts: dict[int, _Breakout] = {}
         # (category id, name key) → channel type → channel id: the breakouts that exist, to reuse them
@@ -167,7 +224,7 @@ class DiscordPlatform:
     async def _load_layout(self) -> None:
         """Rebuild channel counts and session categories from the guild: survives a restart."""
         channels = await self._call(self.http.get_all_guild_channels(self.guild_id))
-        self._channel_count = len(channels)
+        self._channel_count = len(channels) + self._pending  # slots reserved by a provisioning in flight count
         by_parent: dict[int, int] = {}
         for ch in channels:
             if ch.get("parent_id"):
@@ -203,11 +260,23 @@ class DiscordPlatform:
         return out
 
     # ---------------------------------------------------------------------------------------- capacity
-    async def ensure_capacity(self, session_key: str, groups: int) -> None:
-        """Refuse (error 30013) before creating anything if the guild cannot hold `groups` breakouts."""
+    def _refresh_count(self) -> None:
+        """The guild's channel count from the gateway's live state (`live_channels`, kept up to date by
+        CHANNEL_CREATE/DELETE), so channels an admin made or removed since the layout was read count too. While
+        our own creations are in flight, they are added on top (the gateway has not seen them yet). Without a
+        gateway (a REST-only process), the count read at load time plus our own changes stands."""
+        live = self.live_channels() if self.live_channels is not None else None
+        if live is None or self._channel_count is None:
+            return
+        self._channel_count = live + self._pending if self._pending else live
+
+    async def ensure_capacity(self, session_key: str, groups: int) -> Capacity:
+        """Refuse (error 30013) before creating anything if the guild cannot hold `groups` breakouts; else how
+        many channels will be left free (the core warns the trainer under 10%)."""
         async with self._layout_lock:
             if self._channel_count is None:
                 await self._load_layout()
+            self._refresh_count()
             assert self._channel_count is not None
             cats = self._categories.get(session_key, _SessionCategories())
             fit = sum((self.max_per_category - n) // 2 for n in cats.children.values())
@@ -219,11 +288,13 @@ class DiscordPlatform:
                     f"{groups} breakouts need {needed} channels; the server has "
                     f"{self.max_channels - self._channel_count} free of {self.max_channels}",
                 )
+            return Capacity(self.max_channels - self._channel_count - needed, self.max_channels)
 
     async def _category_for(self, session_key: str, bot_id: int, role: int | None) -> int:
         """The session's category with room for a text + voice pair, creating one if needed."""
         if self._channel_count is None:
             await self._load_layout()
+        self._refresh_count()
         assert self._channel_count is not None
         cats = self._categories.setdefault(session_key, _SessionCategories())
         for cat_id in cats.ids:
@@ -244,6 +315,7 @@ class DiscordPlatform:
         cats.ids.append(cat_id)
         cats.children[cat_id] = 0
         self._channel_count += 1
+        self._refresh_count()
         return cat_id
 
     # ---------------------------------------------------------------------------------------- port verbs
@@ -263,31 +335,36 @@ class DiscordPlatform:
             if missing:
                 if category is None:
                     category = await self._category_for(session_key, bot_id, role)
+                self._refresh_count()
                 assert self._channel_count is not None
                 if self._channel_count + missing > self.max_channels:
                     raise PlatformError("30013", f"the server is full ({self.max_channels} channels)")
                 # Reserve the slots before the slow calls so concurrent groups do not overfill the category.
                 self._categories[session_key].children[category] += missing
                 self._channel_count += missing
+                self._pending += missing
         assert category is not None
         for kind, channel_id in existing.items():
             await self._complete(channel_id, overwrites, topic[:1024] if kind == TEXT else None)
         ids = dict(existing)
-        for kind in (TEXT, VOICE):
-            if kind not in ids:
-                extra = {"topic": topic[:1024] or None} if kind == TEXT else {}
-                created = await self._call(
-                    self.http.create_channel(
-                        self.guild_id,
-                        kind,
-                        name=name[:100],
-                        parent_id=category,
-                        permission_overwrites=overwrites,
-                        **extra,
+        try:
+            for kind in (TEXT, VOICE):
+                if kind not in ids:
+                    extra = {"topic": topic[:1024] or None} if kind == TEXT else {}
+                    created = await self._call(
+                        self.http.create_channel(
+                            self.guild_id,
+                            kind,
+                            name=name[:100],
+                            parent_id=category,
+                            permission_overwrites=overwrites,
+                            **extra,
+                        )
                     )
-                )
-                ids[kind] = int(created["id"])
-                self._named.setdefault((category, key), {})[kind] = ids[kind]
+                    ids[kind] = int(created["id"])
+                    self._named.setdefault((category, key), {})[kind] = ids[kind]
+        finally:
+            self._pending -= missing
         self._breakouts[ids[TEXT]] = _Breakout(category, ids[VOICE])
         return ChannelRef(PLATFORM, str(ids[TEXT]))
 
@@ -334,11 +411,14 @@ class DiscordPlatform:
         return [text_id] + ([breakout.voice_id] if breakout and breakout.voice_id else [])
 
     async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        """One member overwrite per person and channel (Manage Roles). The body is the spec's `{allow, deny, type}`:
+        discord.py's `edit_channel_permissions` also sends an `id`, which the route does not take."""
         for channel_id in await self._pair(channel):
             for member in members:
-                await self._call(
-                    self.http.edit_channel_permissions(channel_id, _snowflake(member.id), str(MEMBER_ALLOW), "0", 1)
-                )
+                target = _snowflake(member.id)
+                path = "/channels/{channel_id}/permissions/{target}"
+                route = Route("PUT", path, channel_id=channel_id, target=target)
+                await self._call(self.http.request(route, json={"allow": str(MEMBER_ALLOW), "deny": "0", "type": 1}))
 
     async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
         for channel_id in await self._pair(channel):
@@ -365,8 +445,45 @@ class DiscordPlatform:
                     allow, deny = VIEW_CHANNEL | READ_MESSAGE_HISTORY, READ_ONLY_DENY
                 overwrites.append({"id": ow["id"], "type": int(ow["type"]), "allow": allow, "deny": deny})
             await self._call(self.http.edit_channel(text_id, permission_overwrites=overwrites))
+            if self.archive_days > 0:
+                await self._announce_deletion(text_id)
         if breakout is not None:
             await self._drop_empty_category(breakout.category_id, removed=1 + (self.cleanup == "delete"))
+
+    async def _announce_deletion(self, text_id: int) -> None:
+        """The archived breakout says when it goes; that post is also what `purge_archives` reads back."""
+        when = self.clock() + timedelta(days=self.archive_days)
+        text = t(self.locale, ARCHIVED_NOTICE, when=f"<t:{int(when.timestamp())}:D>")
+        params = handle_message_parameters(content=text, allowed_mentions=discord.AllowedMentions.none())
+        await self._call(self.http.send_message(text_id, params=params))
+
+    async def purge_archives(self) -> int:
+        """Delete the archived breakouts whose retention (`archive_days`) is over, and their emptied categories:
+        archived channels count towards the 500-channel cap. The evidence stays: takeaways, attendance and
+        everything else peerbot records are in the database, and the bot cannot read the members' own messages
+        (no Message Content intent). Returns how many breakouts were deleted."""
+        if self.cleanup != "archive" or self.archive_days <= 0:
+            return 0
+        bot_id = await self._bot_id()
+        async with self._layout_lock:
+            await self._load_layout()
+            archived = [(category, kinds[TEXT]) for (category, _), kinds in self._named.items() if set(kinds) == {TEXT}]
+        now = self.clock()
+        removed = 0
+        for category, text_id in archived:
+            recent = await self._call(self.http.logs_from(text_id, 20))
+            due = [
+                int(found[1])
+                for msg in recent
+                if int(msg["author"]["id"]) == bot_id and (found := DELETION_AT.search(str(msg.get("content", ""))))
+            ]
+            if not due or datetime.fromtimestamp(due[0], UTC) > now:
+                continue
+            await self._delete(text_id)
+            self._breakouts.pop(text_id, None)
+            await self._drop_empty_category(category, removed=1)
+            removed += 1
+        return removed
 
     async def _delete(self, channel_id: int) -> None:
         try:
@@ -399,8 +516,13 @@ class DiscordPlatform:
     async def post(self, channel: ChannelRef, message: Message) -> MessageRef:
         return await self._send(_snowflake(channel.id), message, ref_channel=channel)
 
-    async def _send(self, channel_id: int, message: Message, *, ref_channel: ChannelRef) -> MessageRef:
-        parts = render.chunks(render.content(message))
+    async def _send(
+        self, channel_id: int, message: Message, *, ref_channel: ChannelRef, marked: bool = False
+    ) -> MessageRef:
+        text = render.content(message)
+        if marked and message.key:
+            text += "\n" + _mark(message.key)
+        parts = render.chunks(text)
         sent: Any = {}
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
@@ -421,7 +543,12 @@ class DiscordPlatform:
         await self._call(self.http.edit_message(_snowflake(ref.channel.id), _snowflake(ref.id), params=params))
 
     async def dm_channel(self, user: UserRef) -> int:
+        """The person's DM channel: from memory, else from the database (`dm_store`), else opened once and
+        stored, so a restart does not reopen every DM (bots that open many quickly are blocked, 40003)."""
         cached = self._dm_channels.get(user.id)
+        if cached is None and self.dm_store is not None:
+            stored = await self.dm_store.get(user.id)
+            cached = int(stored) if stored and stored.isdigit() else None
         if cached is None:
             try:
                 dm = await self._call(self.http.start_private_message(_snowflake(user.id)))
@@ -429,37 +556,65 @@ class DiscordPlatform:
                 if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
                     raise Undeliverable(exc.code, exc.detail) from exc
                 raise
-            cached = self._dm_channels[user.id] = int(dm["id"])
+            cached = int(dm["id"])
+            if self.dm_store is not None:
+                await self.dm_store.put(user.id, str(cached))
+        self._dm_channels[user.id] = cached
         return cached
 
     async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
-        """DMs closed → `Undeliverable`. Outbox retries reuse the nonce, so Discord returns the first copy."""
+        """DMs closed → `Undeliverable`. A DM with an idempotency key ends with a small mark of it: a retry
+        within Discord's nonce window gets the first copy back from the nonce, a retry after it (a crashed
+        delivery reclaimed after its 5-minute lease, or backed off) finds the mark in the channel's last
+        messages and sends nothing."""
         channel_id = await self.dm_channel(user)
+        where = ChannelRef(PLATFORM, str(channel_id))
         try:
-            return await self._send(channel_id, message, ref_channel=ChannelRef(PLATFORM, str(channel_id)))
+            if message.key and message.retry:
+                found = await self._find_delivery(channel_id, message.key)
+                if found is not None:
+                    return MessageRef(where, found)
+            return await self._send(channel_id, message, ref_channel=where, marked=True)
         except PlatformError as exc:
             if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
                 raise Undeliverable(exc.code, exc.detail) from exc
             raise
 
-    async def members_of(self, channel: ChannelRef) -> list[UserRef]:
-        """The humans who can see a channel.
+    async def _find_delivery(self, channel_id: int, key: str) -> str | None:
+        """The id of our message carrying `key`'s mark among the DM channel's recent messages, if any."""
+        mark = _mark(key)
+        recent = await self._call(self.http.logs_from(channel_id, HISTORY_LOOKBACK))
+        bot_id = await self._bot_id()
+        for msg in recent:
+            if int(msg["author"]["id"]) == bot_id and str(msg.get("content", "")).endswith(mark):
+                return str(msg["id"])
+        return None
 
-        A private channel (breakouts): the users its overwrites let in, no privileged intent needed. A public
-        channel (`/peer cohort import`): every human of the server not shut out by a member overwrite, from
-        the member list, which Discord opens only when the *Server Members Intent* is on for the application.
+    async def members_of(self, channel: ChannelRef) -> list[UserRef]:
+        """The humans who can see a channel (`/peer cohort import`), by Discord's permission algorithm.
+
+        Visibility comes from the roles as much as from the channel's overwrites: on a server that gates
+        @everyone, a channel with no overwrite at all is seen only by the roles that grant View Channel, and a
+        channel that denies @everyone may let a whole role in. So: when only member overwrites let people in,
+        those members, no privileged intent needed; otherwise every member of the server whose roles and
+        overwrites let them see it, from the member list, which Discord opens only with the *Server Members
+        Intent*.
         """
         data = await self._call(self.http.get_channel(_snowflake(channel.id)))
-        bot_id = await self._bot_id()
         overwrites = cast(list[dict[str, Any]], data.get("permission_overwrites", []))
-        private = any(int(ow["id"]) == self.guild_id and int(ow["deny"]) & VIEW_CHANNEL for ow in overwrites)
-        if private:
+        listed = await self._call(self.http.get_roles(self.guild_id))
+        roles = {int(r["id"]): int(r["permissions"]) for r in listed}
+        bot_id = await self._bot_id()
+        people_roles = [int(r["id"]) for r in listed if not r.get("managed")]  # a bot's own role holds no people
+        by_role = [rid for rid in people_roles if _can_view(self.guild_id, roles, overwrites, [rid], 0)]
+        if not by_role:
             return [
                 UserRef(PLATFORM, str(ow["id"]))
                 for ow in overwrites
                 if int(ow["type"]) == 1 and int(ow["allow"]) & VIEW_CHANNEL and int(ow["id"]) != bot_id
             ]
-        shut_out = {int(ow["id"]) for ow in overwrites if int(ow["type"]) == 1 and int(ow["deny"]) & VIEW_CHANNEL}
+        guild = await self._call(self.http.get_guild(self.guild_id, with_counts=False))
+        owner = int(guild.get("owner_id") or 0)
         people: list[UserRef] = []
         after: int | None = None
         while True:
@@ -469,14 +624,19 @@ class DiscordPlatform:
                 if exc.code == "50001":
                     raise PlatformError(
                         "50001",
-                        "Discord lets me list the members of a public channel only with the Server Members Intent "
-                        "(Developer Portal → Bot); or add people with `/peer cohort add`",
+                        "Discord lets me list who can see a channel that roles open only with the Server Members "
+                        "Intent (Developer Portal → Bot); or add people with `/peer cohort add`",
                     ) from exc
                 raise
             for member in page:
                 user = member["user"]
-                if not user.get("bot") and int(user["id"]) not in shut_out:
-                    people.append(UserRef(PLATFORM, str(user["id"])))
+                uid = int(user["id"])
+                member_roles = [int(r) for r in member.get("roles", [])]
+                if user.get("bot") or not (
+                    uid == owner or _can_view(self.guild_id, roles, overwrites, member_roles, uid)
+                ):
+                    continue
+                people.append(UserRef(PLATFORM, str(uid)))
             if len(page) < 1000:
                 return people
             after = int(page[-1]["user"]["id"])
@@ -498,14 +658,27 @@ class DiscordPlatform:
         return str(created["id"])
 
     async def end_event(self, event_id: str, *, cancelled: bool = False) -> None:
-        """Cancel a scheduled event, or complete it (Discord requires SCHEDULED → ACTIVE → COMPLETED)."""
+        """Close the session's EXTERNAL event the way Discord allows.
+
+        An external event starts and ends on its own at its scheduled times, and its only manual transition is
+        SCHEDULED → CANCELED; a finished one cannot be updated at all (180000). So: a scheduled event is
+        cancelled (a cancelled session, or one ended before its event began); an event that began on its own
+        is deleted when its session is cancelled (after its start time), and otherwise left to end at its
+        scheduled time; a finished or deleted one needs nothing.
+        """
         event = _snowflake(event_id)
-        if cancelled:
-            await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=4))
-            return
         try:
-            await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=2))
+            current = await self._call(self.http.get_scheduled_event(self.guild_id, event, False))
         except PlatformError as exc:
-            if exc.code != "50035":  # already active
+            if exc.code == "10070":  # deleted by an admin: nothing left to close
+                return
+            raise
+        status = int(current["status"])
+        try:
+            if status == 1:
+                await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=4))
+            elif status == 2 and cancelled:
+                await self._call(self.http.delete_scheduled_event(self.guild_id, event))
+        except PlatformError as exc:
+            if exc.code not in {"180000", "10070"}:  # it finished or went away meanwhile
                 raise
-        await self._call(self.http.edit_scheduled_event(self.guild_id, event, status=3))

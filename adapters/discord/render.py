@@ -8,6 +8,7 @@ no in-memory view is needed. Views never time out.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -130,11 +131,36 @@ def fits_modal(form: Form) -> bool:
 SubmitCallback = Callable[[discord.Interaction, str, dict[str, str]], Awaitable[None]]
 
 
+MODAL_SEPARATOR = "#"
+
+
+def modal_id(form_id: str) -> str:
+    """A custom_id unique to this opening of the form: discord.py keeps open modals by custom_id alone, so two
+    people (or one, twice) opening the same form would otherwise share one entry, and a submission be lost."""
+    return f"{form_id}{MODAL_SEPARATOR}{secrets.token_hex(4)}"
+
+
+def form_of_modal(custom_id: str) -> str:
+    """The form id inside a modal's custom_id (`modal_id`)."""
+    return custom_id.rsplit(MODAL_SEPARATOR, 1)[0]
+
+
+def modal_values(components: list[dict[str, Any]]) -> dict[str, str]:
+    """The text a submitted modal carries, by field id, read from the raw payload (rows or labels)."""
+    values: dict[str, str] = {}
+    for top in components:
+        for comp in [*top.get("components", []), *([top["component"]] if "component" in top else [])]:
+            if comp.get("custom_id") and isinstance(comp.get("value"), str):
+                values[comp["custom_id"]] = comp["value"]
+    return values
+
+
 class FormModal(discord.ui.Modal):
-    """A modal for text fields; its custom_id is the form id, so the submission finds its entity."""
+    """A modal for text fields; its custom_id is the form id plus a token unique to this opening
+    (`modal_id`), so the submission finds its entity and never collides with someone else's."""
 
     def __init__(self, form: Form, on_submit: SubmitCallback) -> None:
-        super().__init__(title=form.title[:MODAL_TITLE] or "peerbot", custom_id=form.form_id, timeout=None)
+        super().__init__(title=form.title[:MODAL_TITLE] or "peerbot", custom_id=modal_id(form.form_id), timeout=None)
         self.form_id = form.form_id
         self._submit = on_submit
         self.inputs: dict[str, discord.ui.TextInput[FormModal]] = {}

@@ -13,19 +13,28 @@ import discord.http
 import yarl
 
 from adapters.discord.bot import PeerBot
-from adapters.discord.platform import DiscordPlatform
+from adapters.discord.platform import DiscordPlatform, DmStore
 from bot.inbound import CoreAPI
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API = "https://discord.com/api/v10"
+PURGE_EVERY = 6 * 3600.0  # seconds between two passes over the archived breakouts
 
 
 class DiscordRunner:
     """Owns the client and its gateway task; `platform` is usable by the core as soon as `start` returns."""
 
-    def __init__(self, core: CoreAPI, settings: Settings, *, global_rate: float = 45.0, **client_options: Any) -> None:
+    def __init__(
+        self,
+        core: CoreAPI,
+        settings: Settings,
+        *,
+        global_rate: float = 45.0,
+        dm_store: DmStore | None = None,
+        **client_options: Any,
+    ) -> None:
         if settings.discord_token is None or settings.discord_guild_id is None:
             raise ValueError("DISCORD_TOKEN and DISCORD_GUILD_ID are required for the Discord adapter")
         self.settings = settings
@@ -43,8 +52,19 @@ class DiscordRunner:
             trainer_role=settings.discord_trainer_role,
             cleanup=settings.discord_breakout_cleanup,
             global_rate=global_rate,
+            live_channels=self._live_channels,
+            dm_store=dm_store,
+            archive_days=settings.discord_archive_days,
+            locale=settings.locale,
         )
         self._task: asyncio.Task[None] | None = None
+        self._purge: asyncio.Task[None] | None = None
+        self.purge_every = PURGE_EVERY
+
+    def _live_channels(self) -> int | None:
+        """How many channels the guild has now, from the gateway's state (None before READY)."""
+        guild = self.client.get_guild(self.settings.discord_guild_id or 0) if self.client.is_ready() else None
+        return len(guild.channels) if guild is not None else None
 
     async def start(self) -> None:
         api = self.settings.discord_api_url.rstrip("/")
@@ -62,8 +82,25 @@ class DiscordRunner:
         if self._task in done:
             ready.cancel()
             self._task.result()
+        self._purge = asyncio.create_task(self._purge_archives())
+
+    async def _purge_archives(self) -> None:
+        """Frees archived breakouts past their retention (DISCORD_ARCHIVE_DAYS) now and then: Discord-only
+        housekeeping on channels the bot made, so it lives with the adapter rather than in the core's steps."""
+        while True:
+            try:
+                removed = await self.platform.purge_archives()
+                if removed:
+                    log.info("deleted %d archived breakout(s) past their retention", removed)
+            except Exception:
+                log.exception("could not delete the archived breakouts past their retention")
+            await asyncio.sleep(self.purge_every)
 
     async def stop(self) -> None:
+        if self._purge is not None:
+            self._purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge
         await self.client.close()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):

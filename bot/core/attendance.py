@@ -160,6 +160,13 @@ class Attendance:
                 await tx.flush()
                 for session_id, peer_session in running.items():
                     placed[session_id or 0] = await self.groups.place_arrivals(tx, peer_session)
+        for session_id, arrivals in placed.items():  # before the replies: a learner told "group 2" finds its breakout
+            if arrivals.joined or arrivals.blocked:
+                told = {o[0].actor.user.id for o in outcomes if o is not None and o[1].id == session_id}
+                try:
+                    await self.groups.announce_arrivals(running[session_id], arrivals, skip=told)
+                except PlatformError as exc:
+                    log.warning("session %s: could not announce placements: %s", running[session_id].short_id, exc)
         for index, (request, outcome) in enumerate(zip(batch, outcomes, strict=True)):
             if request.future.done():  # the caller gave up (a cancelled request): nothing to answer
                 continue
@@ -171,13 +178,6 @@ class Attendance:
                 _request, peer_session, member_id, status = outcome
                 arrivals = placed.get(peer_session.id or 0, Arrivals())
                 request.future.set_result(self._checked_in(request.actor, peer_session, member_id, status, arrivals))
-        for session_id, arrivals in placed.items():  # after the replies: DMs and breakouts may take a while
-            if arrivals.joined or arrivals.blocked:
-                told = {o[0].actor.user.id for o in outcomes if o is not None and o[1].id == session_id}
-                try:
-                    await self.groups.announce_arrivals(running[session_id], arrivals, skip=told)
-                except PlatformError as exc:
-                    log.warning("session %s: could not announce placements: %s", running[session_id].short_id, exc)
 
     async def _lookups(self, tx: AsyncSession, batch: list[_CheckIn]) -> _Found:
         """Everything the batch reads, in a few queries: sessions, members, enrollments, attendance rows."""

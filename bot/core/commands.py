@@ -334,6 +334,7 @@ class Commands:
                 start=starts,
             )
         self.ctx.notify_scheduler(peer_session)
+        await self.timeline.ensure_event(peer_session.short_id)  # in the server's Events list at once
         locale = self.ctx.reply_locale(actor)
         planned = t(
             locale,

@@ -186,8 +186,13 @@ class Core:
             extra = {"field": exc.field} if exc.field else {}
             return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
 
-    async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:
-        """✅ on the prep post marks prep done; ✅ on the check-in announcement checks in."""
+    async def handle_reaction(
+        self, actor: Actor, message: MessageRef, emoji: str, *, recovered: bool = False
+    ) -> Reply | None:
+        """✅ on the prep post marks prep done; ✅ on the check-in announcement checks in. `recovered`: a reaction
+        made while the adapter was offline, read back afterwards without its time, so recorded with the method
+        `recovered` (its time is when it was read, which the evidence must say)."""
+        method = "recovered" if recovered else "reaction"
         if emoji not in rules.CHECK_EMOJI:
             return None
         async with self.ctx.db.transaction() as tx:
@@ -202,10 +207,33 @@ class Core:
         short = peer_session.short_id
         try:
             if kind == "prep":
-                return await settled(lambda: self.attendance.prep_done(actor, short, method="reaction"))
-            return await settled(lambda: self.attendance.check_in(actor, short, method="reaction"))
+                return await settled(lambda: self.attendance.prep_done(actor, short, method=method))
+            return await settled(lambda: self.attendance.check_in(actor, short, method=method))
         except PeerError as exc:
             return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+
+    async def reaction_posts(self, platform: str) -> list[MessageRef]:
+        """The prep posts and check-in announcements on `platform` whose ✅ still count (prep not over, check-in
+        open now): an adapter that was offline reads their reactions back (`handle_reaction(recovered=True)`)."""
+        now = self.ctx.clock.now()
+        async with self.ctx.db.transaction() as tx:
+            rows = await tx.exec(
+                select(PeerSession).where(
+                    PeerSession.channel_id != "",
+                    (PeerSession.prep_message_id != "") | (PeerSession.announce_message_id != ""),
+                )
+            )
+            sessions = [s for s in rows.all() if rules.accepts_prep(s.state)]
+            found: list[MessageRef] = []
+            for peer_session in sessions:
+                if (await self.ctx.platform_of(peer_session, tx)).name != platform:
+                    continue
+                channel = ChannelRef(platform, peer_session.channel_id)
+                if peer_session.prep_message_id:
+                    found.append(MessageRef(channel, peer_session.prep_message_id))
+                if peer_session.announce_message_id and rules.checkin_refusal(peer_session, now) is None:
+                    found.append(MessageRef(channel, peer_session.announce_message_id))
+        return found
 
     async def home(self, actor: Actor) -> Message:
         return await self.views.home(actor)

@@ -260,30 +260,45 @@ class Timeline:
             )
 
         message_id = await self._announce(peer_session, compose, learners)
-        event_id = ""
-        platform = await self.ctx.platform_of(peer_session)
-        try:
-            event_id = (
-                await platform.create_event(
-                    EventSpec(
-                        peer_session.title[:100],
-                        peer_session.objectives or peer_session.title,
-                        peer_session.starts_at,
-                        rules.end_of(peer_session),
-                        t(self.ctx.settings.locale, "peerbot breakouts"),
-                    )
-                )
-                or ""
-            )
-        except PlatformError as exc:
-            log.warning("could not create the event of %s: %s", short_id, exc)
         async with self.ctx.db.transaction() as tx:
             await tx.exec(
                 update(PeerSession)
                 .where(col(PeerSession.id) == peer_session.id)  # type: ignore[call-overload]
-                .values(announce_message_id=message_id, event_id=event_id)
+                .values(announce_message_id=message_id)
             )
+        await self.ensure_event(short_id)  # made at planning; again here if the platform refused it then
         return t(self.ctx.settings.locale, "check-in open")
+
+    async def ensure_event(self, short_id: str) -> None:
+        """The session's calendar entry (a Discord scheduled event), made as soon as the session is planned so
+        that learners see it in advance; a no-op once it exists, for a cancelled session, or once the session
+        has started (an event cannot start in the past). A refusal is logged and retried at check-in."""
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+        if peer_session.event_id or peer_session.state == SessionState.CANCELLED:
+            return
+        if peer_session.starts_at <= self.ctx.clock.now():
+            return
+        platform = await self.ctx.platform_of(peer_session)
+        try:
+            event_id = await platform.create_event(
+                EventSpec(
+                    peer_session.title[:100],
+                    peer_session.objectives or peer_session.title,
+                    peer_session.starts_at,
+                    rules.end_of(peer_session),
+                    t(self.ctx.settings.locale, "peerbot breakouts"),
+                )
+            )
+        except PlatformError as exc:
+            log.warning("could not create the event of %s: %s", short_id, exc)
+            return
+        async with self.ctx.db.transaction() as tx:
+            await tx.exec(
+                update(PeerSession)
+                .where(col(PeerSession.id) == peer_session.id, col(PeerSession.event_id) == "")  # type: ignore[call-overload]
+                .values(event_id=event_id or "")
+            )
 
     async def start(self, short_id: str, *, by: str, locale: str = "") -> str:
         """Form the groups (one transaction), then create the breakouts outside it; returns what was done,
@@ -317,7 +332,16 @@ class Timeline:
             platform = await self.ctx.platform_of(peer_session, tx)
             if isinstance(platform, ChecksCapacity):
                 try:
-                    await platform.ensure_capacity(peer_session.short_id, len(groups))
+                    capacity = await platform.ensure_capacity(peer_session.short_id, len(groups))
+                    if capacity is not None and capacity.nearly_full:
+                        warnings.append(
+                            _(
+                                "Only {free} of the server's {total} channels will be free after this start: "
+                                "delete old channels before the next one.",
+                                free=capacity.free_after,
+                                total=capacity.total,
+                            )
+                        )
                 except PlatformError as exc:  # rolls the whole start back: nothing created, nothing changed
                     raise Invalid(
                         _(

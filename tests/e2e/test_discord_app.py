@@ -4,10 +4,11 @@ reactions), exactly as Discord would deliver them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
+from adapters.discord import invite
 from adapters.discord.runner import DiscordRunner
 from bot.app import App, build
 from bot.clock import FakeClock
-from storage.models import Attendance, Member, PeerSession
+from bot.core.rules import DELIVERY_LEASE
+from bot.messages import Button, Message, Reply
+from storage.dm_channels import DmChannelStore
+from storage.models import Attendance, Member, PeerGroup, PeerSession
 from tests.conftest import make_settings
+from tests.e2e.test_discord_platform import permission_table
 from tests.emulators.discord_emulator import (
     CATEGORY,
+    CONNECT,
     SEND_MESSAGES,
     TEXT,
     VOICE,
@@ -34,6 +41,11 @@ from tests.emulators.discord_emulator import (
 )
 
 PARIS = ZoneInfo("Europe/Paris")
+CLIENT_ROUTES = {
+    "GET /oauth2/applications/@me",
+    "GET /gateway/bot",
+    "PUT /applications/{application_id}/guilds/{guild_id}/commands",
+}
 
 
 @dataclass
@@ -46,6 +58,7 @@ class DiscordWorld:
     learners: list[EmuUser]
     start: datetime
     settings: Any
+    planned: set[int] = field(default_factory=lambda: {50007})  # refusals a test provokes (closed DMs)
 
     async def command(self, user: EmuUser, path: list[str], **options: Any) -> str:
         inter = await self.emu.slash(user, "peer", path, options, within=10)
@@ -54,14 +67,22 @@ class DiscordWorld:
     async def restart(self) -> None:
         """A new process: a fresh client and platform, nothing in memory but the database."""
         await self.runner.stop()
-        self.runner = DiscordRunner(self.app.core, self.settings, global_rate=1000.0, guild_ready_timeout=0.05)
+        self.runner = DiscordRunner(
+            self.app.core, self.settings, global_rate=1000.0, guild_ready_timeout=0.05, dm_store=dm_store(self.app)
+        )
         self.app.core.attach(self.runner.platform)
         await self.runner.start()
 
 
+def dm_store(app: App) -> DmChannelStore:
+    """What `bot.app` gives the Discord runner: DM channel ids kept in the database."""
+    return DmChannelStore(app.db, "discord", str(app.settings.discord_guild_id))
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
-    async with DiscordEmulator(time_scale=0.01) as emu:
+    # A gated guild (@everyone sees nothing, a member role does) where the bot holds exactly the invite's permissions.
+    async with DiscordEmulator(time_scale=0.01, gated=True, bot_permissions=invite.permissions().value) as emu:
         trainer = emu.add_user("tina", roles=[emu.trainer_role_id])
         learners = [emu.add_user(f"learner{i}", dms_open=i != 11) for i in range(12)]
         settings = make_settings(
@@ -75,8 +96,9 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         # Discord refuses scheduled events in the past: the session is planned for real tomorrow.
         start = datetime.now(PARIS).replace(hour=10, minute=0, second=0, microsecond=0) + timedelta(days=2)
         clock = FakeClock(datetime.now(UTC))
+        emu.event_clock = clock.now  # scheduled events start and end with the core's time
         app = await build(settings, clock=clock, with_scheduler=False)
-        runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05)
+        runner = DiscordRunner(app.core, settings, global_rate=1000.0, guild_ready_timeout=0.05, dm_store=dm_store(app))
         app.core.attach(runner.platform)
         await runner.start()
         w = DiscordWorld(emu, app, runner, clock, trainer, learners, start.astimezone(UTC), settings)
@@ -85,6 +107,13 @@ async def world(tmp_path: Path) -> AsyncIterator[DiscordWorld]:
         finally:
             await w.runner.stop()
             await app.close()
+        # With exactly the invite's permissions, Discord refuses nothing the bot asks but what the test planned.
+        refused = [(route, code) for route, code in emu.refusals if code not in w.planned]
+        assert not refused, refused
+        # Every call the bot made is listed, with its permission, in adapters/README.md (or is discord.py's own
+        # login, gateway and command sync, or an interaction answer: no permission needed).
+        unlisted = set(emu.stats.by_route) - set(permission_table()) - CLIENT_ROUTES
+        assert not {r for r in unlisted if not r.split(" ", 1)[1].startswith(("/interactions/", "/webhooks/"))}
 
 
 def breakouts(emu: DiscordEmulator) -> list[EmuChannel]:
@@ -95,7 +124,7 @@ def last_with(messages: list[EmuMessage], prefix: str) -> EmuMessage:
     return next(m for m in reversed(messages) if any(i.startswith(prefix) for i in m.custom_ids()))
 
 
-async def plan(w: DiscordWorld) -> None:
+async def plan(w: DiscordWorld, **extra: str) -> None:
     emu, t = w.emu, w.trainer
     assert "Only trainers" in await w.command(w.learners[0], ["cohort", "create"], cohort="c1")
     assert "created" in await w.command(t, ["cohort", "create"], cohort="c1", channel=emu.general)
@@ -104,7 +133,7 @@ async def plan(w: DiscordWorld) -> None:
     local = w.start.astimezone(PARIS)
     reply = await w.command(
         t, ["session", "plan"], cohort="c1", title='Fractions "live"', day=local.date().isoformat(),
-        time=local.strftime("%H:%M"), duration="1h", size=4,
+        time=local.strftime("%H:%M"), duration="1h", size=4, **extra,
     )  # fmt: skip
     assert "Planned session `s1`" in reply, reply
 
@@ -112,11 +141,12 @@ async def plan(w: DiscordWorld) -> None:
 async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     w, emu = world, world.emu
     await plan(w)
-    w.clock.set(w.start - timedelta(minutes=10))
-    await w.app.core.advance()
-    (event,) = emu.events.values()
+    (event,) = emu.events.values()  # in the server's Events list as soon as the session is planned
     assert event.body["name"] == 'Fractions "live"'  # typed options reach the grammar as tokens: quotes intact
     assert datetime.fromisoformat(event.body["scheduled_start_time"]) == w.start
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    assert list(emu.events.values()) == [event] and event.status == 1
     announce = last_with(emu.messages_in(emu.general), "checkin:in:")
     assert f"<t:{int(w.start.timestamp())}:F>" in announce.content
 
@@ -162,7 +192,7 @@ async def test_session_from_plan_to_retention_quiz(world: DiscordWorld) -> None:
     w.clock.set(w.start + timedelta(minutes=61))
     ended = await w.command(w.trainer, ["session", "end"], session="s1")
     assert "ended" in ended, ended
-    assert event.status == 3
+    assert event.status == 3  # started and ended on its own at its scheduled times; nothing refused (180000)
     assert not [c for c in emu.channels.values() if c.type == VOICE]
     for room in rooms:  # archived: members still read their breakout, nobody writes in it any more
         readers = [u for u in w.learners if emu.can_view(u, room)]
@@ -444,3 +474,385 @@ async def test_dropout_alert_and_an_edited_check_in_through_discord(world: Disco
     dm = emu.dm_with(absent)
     assert dm is not None
     assert [m.content for m in emu.messages_in(dm)][-1] == "Shall we talk on Monday?"
+
+
+async def test_late_learners_moves_and_swaps_on_a_gated_server(world: DiscordWorld) -> None:
+    """Every overwrite change during a session (late check-ins, a move, a swap, the archive) with exactly the
+    invite's permissions on a server whose @everyone sees nothing: Discord refuses none (see the fixture)."""
+    w, emu = world, world.emu
+    await plan(w)
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    announce = last_with(emu.messages_in(emu.general), "checkin:in:")
+    for learner in w.learners[:8]:
+        assert (await emu.click(learner, announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    rooms = breakouts(emu)
+    assert len(rooms) == 2
+    w.clock.set(w.start + timedelta(minutes=2))
+    late_button, late_command = w.learners[8], w.learners[9]
+    assert (await emu.click(late_button, announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert (await w.command(late_command, ["checkin"], session="s1")).startswith("Checked in")
+    await emu.wait_until(lambda: all(any(emu.can_view(u, r) for r in rooms) for u in (late_button, late_command)))
+    for late in (late_button, late_command):
+        (room,) = [r for r in rooms if emu.can_view(late, r)]
+        voice = next(c for c in emu.channels.values() if c.type == VOICE and c.name == room.name)
+        assert emu.permissions_in(late, voice) & CONNECT
+
+    mover = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))
+    moved = await w.command(w.trainer, ["group", "move"], session="s1", member=mover, number=2)
+    assert "group 2" in moved, moved
+    assert emu.can_view(mover, rooms[1]) and not emu.can_view(mover, rooms[0])
+    a = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))
+    b = next(u for u in w.learners[:8] if emu.can_view(u, rooms[1]) and u is not mover)
+    swapped = await w.command(w.trainer, ["group", "swap"], session="s1", first=a, second=b)
+    assert "now group" in swapped, swapped
+    assert emu.can_view(a, rooms[1]) and emu.can_view(b, rooms[0])
+    assert not emu.can_view(a, rooms[0]) and not emu.can_view(b, rooms[1])
+
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    assert not [c for c in emu.channels.values() if c.type == VOICE]
+    for room in rooms:
+        readers = [u for u in w.learners if emu.can_view(u, room)]
+        assert readers and not any(emu.permissions_in(u, room) & SEND_MESSAGES for u in readers)
+
+
+REFERENCE = re.compile(r"`([0-9a-f]{6})`")
+
+
+def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    """The reference a person was shown is in an error log line with its traceback."""
+    found = REFERENCE.search(text)
+    return found is not None and any(found[1] in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_reply_discord_refuses_still_answers_saying_the_work_was_done(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.planned.add(50035)
+
+    async def refused_reply(*args: Any) -> Reply:  # two buttons with one id: Discord refuses the message
+        return Reply("ok", message=Message("ok", buttons=(Button("a:b:c", "x"), Button("a:b:c", "y"))))
+
+    monkeypatch.setattr(world.app.core, "handle_command", refused_reply)
+    with caplog.at_level(logging.ERROR):
+        inter = await world.emu.slash(world.trainer, "peer", ["help"])
+    assert inter.messages and inter.messages[0].ephemeral
+    assert "What you asked is done, but I could not show you my answer" in inter.text, inter.text
+    assert logged(caplog, inter.text)
+
+
+async def test_an_error_in_the_adapter_itself_is_answered_with_a_logged_reference(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(interaction: Any) -> Any:
+        raise RuntimeError("role cache out of date")
+
+    announce = await announce_post(world)
+    monkeypatch.setattr(world.runner.client, "actor", broken)
+    with caplog.at_level(logging.ERROR):
+        inter = await world.emu.slash(world.trainer, "peer", ["help"])
+        clicked = await world.emu.click(world.learners[0], announce, "checkin:in:s1")
+    for answered in (inter, clicked):
+        assert "Something went wrong on my side" in answered.text and answered.messages[0].ephemeral
+        assert "role cache" not in answered.text and logged(caplog, answered.text)
+
+
+async def announce_post(w: DiscordWorld) -> EmuMessage:
+    await plan(w)
+    w.clock.set(w.start - timedelta(minutes=10))
+    await w.app.core.advance()
+    return last_with(w.emu.messages_in(w.emu.general), "checkin:in:")
+
+
+async def test_a_public_reply_after_a_private_deferral_is_public(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def public(*args: Any) -> Reply:
+        return Reply("Takeaways recorded, thank you!", public=True)
+
+    monkeypatch.setattr(world.app.core, "handle_command", public)
+    world.runner.client.defer_after = 0.0
+    inter = await world.emu.slash(world.trainer, "peer", ["help"])
+    await world.emu.wait_until(lambda: len(inter.messages) == 2)
+    settled, shown = inter.messages
+    assert settled.ephemeral and settled.content == "Done."  # Discord keeps the deferral private
+    assert not shown.ephemeral and shown.content == "Takeaways recorded, thank you!"
+
+
+async def test_an_answer_after_the_interaction_token_died_comes_by_dm(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start provisioning many breakouts may outlast the 15-minute token: its answer must not be lost."""
+    world.planned.add(10015)
+    release = asyncio.Event()
+
+    async def slow(*args: Any) -> Reply:
+        await release.wait()
+        return Reply("Session `s1` started: 30 breakouts.")
+
+    monkeypatch.setattr(world.app.core, "handle_command", slow)
+    world.runner.client.defer_after = 0.0
+    inter = await world.emu.slash(world.trainer, "peer", ["session", "start"], {"session": "s1"})
+    assert inter.callback_type == 5
+    inter.created -= 16 * 60  # the emulator now treats the token as 16 minutes old
+    release.set()
+    await world.emu.wait_until(lambda: world.emu.dm_with(world.trainer) is not None)
+    dm = world.emu.dm_with(world.trainer)
+    assert dm is not None
+    await world.emu.wait_until(lambda: bool(dm.messages))
+    assert [m.content for m in dm.messages.values()] == ["Session `s1` started: 30 breakouts."]
+
+
+async def test_a_start_the_server_cannot_hold_is_refused_before_anything_is_created(world: DiscordWorld) -> None:
+    """Channels an admin created after the bot read the server's layout count too (the gateway's live state): a
+    start that would not fit is refused up front instead of failing half-built on 30013."""
+    w, emu = world, world.emu
+    emu.max_channels = w.runner.platform.max_channels = 20
+    announce = await announce_post(w)
+    for learner in w.learners[:8]:  # 2 groups of 4: a category and 2 text + voice pairs, 5 channels
+        await emu.click(learner, announce, "checkin:in:s1")
+    await w.runner.platform.ensure_capacity("earlier", 1)  # an earlier start read the layout: #general only
+    client = w.runner.client
+    for i in range(15):
+        name = f"club-{i}"
+        heard = asyncio.ensure_future(client.wait_for("guild_channel_create", check=lambda c, n=name: c.name == n))
+        await emu.admin_creates_channel(name)
+        await asyncio.wait_for(heard, 5)
+    before = set(emu.channels)
+    refused = await w.command(w.trainer, ["session", "start"], session="s1")
+    assert "no room for 2 breakouts" in refused and "4 free of 20" in refused, refused
+    assert set(emu.channels) == before  # nothing half-built
+    assert not [code for _, code in emu.refusals]  # refused by the bot itself, not by Discord
+
+
+async def test_cancelling_sessions_cancels_or_removes_their_events(world: DiscordWorld) -> None:
+    """Before its start the event is cancelled; after its start time it has begun on its own, cannot be
+    cancelled any more, and is removed instead (nothing Discord refuses, see the fixture)."""
+    w, emu = world, world.emu
+    await plan(w)
+    local = (w.start + timedelta(days=1)).astimezone(PARIS)
+    reply = await w.command(
+        w.trainer, ["session", "plan"], cohort="c1", title="Decimals", day=local.date().isoformat(),
+        time=local.strftime("%H:%M"), duration="1h",
+    )  # fmt: skip
+    assert "Planned session `s2`" in reply, reply
+    first, second = emu.events.values()
+    assert "cancelled" in await w.command(w.trainer, ["session", "cancel"], session="s2")
+    assert second.status == 4
+    w.clock.set(w.start + timedelta(minutes=5))  # s1's start time has passed, nobody started it
+    await emu.tick_events()
+    assert first.status == 2
+    assert "cancelled" in await w.command(w.trainer, ["session", "cancel"], session="s1")
+    assert first.id not in emu.events
+
+
+async def test_a_dm_crashed_after_its_send_is_not_sent_twice_after_the_nonce_window(
+    world: DiscordWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after Discord took a questionnaire DM and before the outbox recorded it; it restarts
+    after the 5-minute lease, when Discord's nonce no longer dedupes: the retry finds its key in the DM channel
+    and sends nothing. Each learner gets one DM, and the restart reopens no DM channel (ids are in the database)."""
+    w, emu = world, world.emu
+    announce = await announce_post(w)
+    present = w.learners[:4]
+    for learner in present:
+        await emu.click(learner, announce, "checkin:in:s1")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    w.clock.set(w.start + timedelta(hours=2))
+    real_mark = w.app.core.outbox._mark
+
+    async def crash_after_send(delivery_id: int, state: str, **kw: Any) -> None:
+        if state == "sent":
+            raise SystemExit("the process died between the send and its bookkeeping")
+        await real_mark(delivery_id, state, **kw)
+
+    monkeypatch.setattr(w.app.core.outbox, "_mark", crash_after_send)
+    with pytest.raises(SystemExit):
+        await w.app.core.deliver_due()
+    crashed = [u for u in present if (dm := emu.dm_with(u)) is not None and dm.messages]
+    assert len(crashed) == 1  # sent, never recorded
+    monkeypatch.setattr(w.app.core.outbox, "_mark", real_mark)
+
+    opened = emu.stats.by_route.get("POST /users/@me/channels", 0)
+    await w.restart()
+    assert emu.nonce_window < DELIVERY_LEASE.total_seconds()
+    later = emu.clock() + DELIVERY_LEASE.total_seconds() + 60
+    emu.clock = lambda: later  # past the lease, so past Discord's nonce window too
+    w.clock.set(w.start + timedelta(hours=2) + DELIVERY_LEASE + timedelta(minutes=1))
+    await w.app.core.deliver_due()
+    for learner in present:
+        dm = emu.dm_with(learner)
+        assert dm is not None
+        invites = [m for m in dm.messages.values() if any(i.startswith("survey:open:") for i in m.custom_ids())]
+        assert len(invites) == 1, (learner.name, [m.content for m in dm.messages.values()])
+    # Only the three learners not reached before the crash had a DM opened: the crashed one's id came from the db.
+    assert emu.stats.by_route.get("POST /users/@me/channels", 0) == opened + len(present) - 1
+
+
+async def started_with_wrapup(w: DiscordWorld) -> tuple[EmuChannel, EmuMessage]:
+    """s1 running with 2 groups of 4, at its wrap-up: a breakout and its "Share takeaways" post."""
+    announce = await announce_post(w)
+    for learner in w.learners[:8]:
+        await w.emu.click(learner, announce, "checkin:in:s1")
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    w.clock.set(w.start + timedelta(minutes=52))
+    await w.app.core.advance()
+    room = breakouts(w.emu)[0]
+    return room, last_with(w.emu.messages_in(room), "takeaways:open:")
+
+
+async def test_two_members_of_a_group_fill_the_takeaways_form_at_once(world: DiscordWorld) -> None:
+    """discord.py keeps open modals by custom_id: with one id per form, the second submission was dropped."""
+    w, emu = world, world.emu
+    room, post = await started_with_wrapup(w)
+    ana, ben = [u for u in w.learners[:8] if emu.can_view(u, room)][:2]
+    opened = [await emu.click(person, post, post.custom_ids()[0]) for person in (ana, ben)]
+    ids = [o.modal["custom_id"] for o in opened if o.modal is not None]
+    assert len(set(ids)) == 2 and all(i.startswith("takeaways:submit:") for i in ids)
+    for person, form, text in zip((ana, ben), opened, ("Fractions are parts", "Halves add up"), strict=True):
+        submitted = await emu.submit_modal(person, form, {"takeaways": text})
+        await submitted.wait_message()
+        assert "Takeaways recorded" in submitted.text, submitted.text
+    async with w.app.db.transaction() as tx:
+        (group,) = (await tx.exec(select(PeerGroup).where(PeerGroup.channel_id == str(room.id)))).all()
+    assert group.takeaways.splitlines() == ["Fractions are parts", "Halves add up"]
+
+
+async def test_a_form_opened_before_a_restart_is_answered_with_the_text_to_resend(world: DiscordWorld) -> None:
+    w, emu = world, world.emu
+    room, post = await started_with_wrapup(w)
+    ana = next(u for u in w.learners[:8] if emu.can_view(u, room))
+    opened = await emu.click(ana, post, post.custom_ids()[0])
+    await w.restart()  # the new process never opened that modal
+    submitted = await emu.submit_modal(ana, opened, {"takeaways": "Fractions are parts\nof a whole"})
+    assert submitted.messages[0].ephemeral
+    assert "open it again" in submitted.text and "> Fractions are parts\n> of a whole" in submitted.text
+
+
+async def test_check_ins_by_reaction_made_while_the_bot_was_down_are_read_back(world: DiscordWorld) -> None:
+    """A ✅ made during a restart never reaches the new session's gateway: after its fresh login the bot reads
+    the reactions of the open check-in post and records them as `recovered` (Discord gives no reaction time)."""
+    w, emu = world, world.emu
+    announce = await announce_post(w)
+    awake, asleep = w.learners[0], w.learners[1]
+    await emu.react(awake, announce, "✅")
+    for _ in range(200):  # heard live through the gateway, before the process goes down
+        if "checked in 1" in await w.command(w.trainer, ["session", "show"], session="s1"):
+            break
+        await asyncio.sleep(0.01)
+    await w.runner.stop()  # the process is down ...
+    await emu.react(asleep, announce, "✅")  # ... when this learner checks in
+    await w.restart()
+    await asyncio.wait_for(w.runner.client.reactions_recovered.wait(), 10)
+    async with w.app.db.transaction() as tx:
+        rows = (
+            await tx.exec(
+                select(Member.user_id, Attendance.method, Attendance.status).join(
+                    Attendance, col(Attendance.member_id) == col(Member.id)
+                )
+            )
+        ).all()
+    methods = {user: method for user, method, _status in rows}
+    assert methods == {str(awake.id): "reaction", str(asleep.id): "recovered"}  # the live one is kept as it was
+
+
+async def test_the_whole_cycle_on_a_gated_server_with_exactly_the_invites_permissions(world: DiscordWorld) -> None:
+    """The issue's acceptance run, end to end through the real discord.py client on a server whose @everyone
+    sees nothing, the bot holding exactly what `peerbot discord-invite-url` asks for; the fixture fails on any
+    call Discord refuses (but closed DMs), and the emulator on any interaction not answered within 3 s."""
+    w, emu, t = world, world.emu, world.trainer
+    await plan(w, prep="Read chapter 2")
+    (event,) = emu.events.values()  # plan: the event is in the server's Events list at once
+    w.clock.set(w.start - timedelta(days=1))  # prep
+    await w.app.core.advance()
+    prep = last_with(emu.messages_in(emu.general), "prep:done:")
+    assert (await emu.click(w.learners[0], prep, "prep:done:s1")).messages[0].ephemeral
+    await emu.react(w.learners[1], prep, "✅")
+
+    w.clock.set(w.start - timedelta(minutes=10))  # check-in: button, command, ✅ live and ✅ during a restart
+    await w.app.core.advance()
+    announce = last_with(emu.messages_in(emu.general), "checkin:in:")
+    for learner in w.learners[:5]:
+        assert (await emu.click(learner, announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert (await w.command(w.learners[5], ["checkin"], session="s1")).startswith("Checked in")
+    await emu.react(w.learners[6], announce, "✅")
+    for _ in range(200):
+        if "checked in 7" in await w.command(t, ["session", "show"], session="s1"):
+            break
+        await asyncio.sleep(0.01)
+    await w.runner.stop()
+    await emu.react(w.learners[7], announce, "✅")
+    await w.restart()
+    await asyncio.wait_for(w.runner.client.reactions_recovered.wait(), 10)
+    assert "checked in 8" in await w.command(t, ["session", "show"], session="s1")
+
+    assert "started" in await w.command(t, ["session", "start"], session="s1")  # start: 2 groups of 4
+    rooms = breakouts(emu)
+    assert len(rooms) == 2
+    w.clock.set(w.start + timedelta(minutes=3))  # two late learners join breakouts
+    assert (await emu.click(w.learners[8], announce, "checkin:in:s1")).text.startswith("Checked in")
+    assert (await w.command(w.learners[9], ["checkin"], session="s1")).startswith("Checked in")
+    await emu.wait_until(lambda: all(any(emu.can_view(u, r) for r in rooms) for u in w.learners[8:10]))
+    mover = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))  # a move and a swap
+    assert "group 2" in await w.command(t, ["group", "move"], session="s1", member=mover, number=2)
+    a = next(u for u in w.learners[:8] if emu.can_view(u, rooms[0]))
+    b = next(u for u in w.learners[:8] if emu.can_view(u, rooms[1]) and u is not mover)
+    assert "now group" in await w.command(t, ["group", "swap"], session="s1", first=a, second=b)
+    assert emu.can_view(a, rooms[1]) and emu.can_view(b, rooms[0])
+
+    w.clock.set(w.start + timedelta(minutes=52))  # wrap-up: takeaways from two members of one group
+    await w.app.core.advance()
+    post = last_with(emu.messages_in(rooms[0]), "takeaways:open:")
+    writers = [u for u in w.learners if emu.can_view(u, rooms[0])][:2]
+    opened = [await emu.click(u, post, post.custom_ids()[0]) for u in writers]
+    for person, form, text in zip(writers, opened, ("Parts of a whole", "Halves add up"), strict=True):
+        submitted = await emu.submit_modal(person, form, {"takeaways": text})
+        await submitted.wait_message()
+        assert "Takeaways recorded" in submitted.text
+
+    w.clock.set(w.start + timedelta(minutes=61))  # end: breakouts archived, the event ended on its own
+    assert "ended" in await w.command(t, ["session", "end"], session="s1")
+    assert not [c for c in emu.channels.values() if c.type == VOICE] and event.status == 3
+    for room in rooms:
+        readers = [u for u in w.learners if emu.can_view(u, room)]
+        assert readers and not any(emu.permissions_in(u, room) & SEND_MESSAGES for u in readers)
+
+    later = (w.start + timedelta(hours=3)).astimezone(PARIS)  # cancel another session after its start time
+    reply = await w.command(
+        t, ["session", "plan"], cohort="c1", title="Decimals", day=later.date().isoformat(),
+        time=later.strftime("%H:%M"), duration="1h",
+    )  # fmt: skip
+    assert "Planned session `s2`" in reply, reply
+    second = next(e for e in emu.events.values() if e.body["name"] == "Decimals")
+    w.clock.set(w.start + timedelta(hours=3, minutes=5))
+    await emu.tick_events()
+    assert second.status == 2
+    assert "cancelled" in await w.command(t, ["session", "cancel"], session="s2")
+    assert second.id not in emu.events
+
+    nextday = (w.start + timedelta(days=1)).astimezone(PARIS)  # a nearly full server: refused up front
+    reply = await w.command(
+        t, ["session", "plan"], cohort="c1", title="Ratios", day=nextday.date().isoformat(),
+        time=nextday.strftime("%H:%M"), duration="1h", size=4,
+    )  # fmt: skip
+    assert "Planned session `s3`" in reply, reply
+    w.clock.set(w.start + timedelta(days=1) - timedelta(minutes=10))
+    await w.app.core.advance()
+    third = last_with(emu.messages_in(emu.general), "checkin:in:s3")
+    for learner in w.learners[:8]:
+        await emu.click(learner, third, "checkin:in:s3")
+    emu.max_channels = w.runner.platform.max_channels = len(emu.channels) + 8
+    client = w.runner.client
+    for i in range(4):  # admins made channels after the bot read the layout
+        name = f"club-{i}"
+        heard = asyncio.ensure_future(client.wait_for("guild_channel_create", check=lambda c, n=name: c.name == n))
+        await emu.admin_creates_channel(name)
+        await asyncio.wait_for(heard, 5)
+    before = set(emu.channels)
+    refused = await w.command(t, ["session", "start"], session="s3")
+    assert "no room for 2 breakouts" in refused, refused
+    assert set(emu.channels) == before

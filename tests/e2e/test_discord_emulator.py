@@ -87,6 +87,12 @@ class ProbeClient(discord.Client):
             await asyncio.sleep(0.01)
             await interaction.followup.send("done later")
 
+        @group.command(name="private", description="defers privately, then follows up twice")
+        async def private(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await interaction.followup.send("first", ephemeral=False)
+            await interaction.followup.send("second", ephemeral=False)
+
         self.tree.add_command(group, guild=self.guild)
 
     async def setup_hook(self) -> None:
@@ -114,7 +120,7 @@ async def test_login_sync_and_typed_slash_command(discord_emu: DiscordEmulator) 
     alice = discord_emu.add_user("alice")
     async with running(ProbeClient(discord_emu.guild_id), discord_emu):
         [peer] = discord_emu.guild_commands
-        assert [o["name"] for o in peer["options"]] == ["session", "slow"]
+        assert [o["name"] for o in peer["options"]] == ["session", "slow", "private"]
         inter = await discord_emu.slash(
             alice,
             "peer",
@@ -251,3 +257,16 @@ async def test_private_channels_limits_and_overwrites(discord_emu: DiscordEmulat
         with pytest.raises(discord.HTTPException) as full_guild:
             await guild.create_text_channel("one-too-many")
         assert full_guild.value.code == 30013
+
+
+async def test_first_follow_up_after_a_deferral_edits_the_original_and_keeps_it_private(
+    discord_emu: DiscordEmulator,
+) -> None:
+    alice = discord_emu.add_user("alice")
+    async with running(ProbeClient(discord_emu.guild_id), discord_emu):
+        inter = await discord_emu.slash(alice, "peer", ["private"])
+        assert inter.callback_type == 5
+        await discord_emu.wait_until(lambda: len(inter.messages) == 2)
+        first, second = inter.messages
+        assert first is inter.original and first.content == "first" and first.ephemeral  # the deferral's privacy
+        assert second.content == "second" and not second.ephemeral  # later follow-ups are messages of their own

@@ -15,6 +15,14 @@ Usage::
 Every REST request is checked against Discord's OpenAPI file (route exists, body matches the schema).
 Rate limits: per-route buckets (values in `DEFAULT_BUCKETS`, Discord does not publish them; they are
 plausible figures, scaled by `time_scale`) and a global 50 requests per (scaled) second.
+
+As strict as Discord where the adapter could be wrong (tests/e2e/test_discord_emulator_rules.py, one test per
+rule): permissions by the documented algorithm with its implicit denials; Manage Roles for every overwrite
+change; overwrites limited to what the bot holds; Create Events to create an event; external events that start
+and end on their own and refuse updates once finished (180000); a nonce window shorter than peerbot's outbox
+lease; 40003 for DMs opened too fast; the first follow-up after a deferral editing the original. `gated=True`
+builds a server whose @everyone sees nothing (a member role does), the bot holding its invite as a bot role;
+`refusals` records every refused call, so a test can fail on any it did not plan.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import discord
 import discord.gateway
@@ -47,22 +56,37 @@ DISCORD_EPOCH_MS = 1420070400000
 CREATE_INSTANT_INVITE = 1 << 0
 ADMINISTRATOR = 1 << 3
 MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
+SEND_TTS_MESSAGES = 1 << 12
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
 CONNECT = 1 << 20
 SPEAK = 1 << 21
 MANAGE_ROLES = 1 << 28
 USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_EVENTS = 1 << 33
+CREATE_EVENTS = 1 << 44
+ALL_PERMISSIONS = (1 << 53) - 1
 EVERYONE_DEFAULT = (
     CREATE_INSTANT_INVITE | ADD_REACTIONS | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
     | READ_MESSAGE_HISTORY | CONNECT | SPEAK | USE_APPLICATION_COMMANDS
 )  # fmt: skip
-BOT_INVITE_PERMISSIONS = MANAGE_CHANNELS | MANAGE_EVENTS | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
+# A server that gates @everyone (schools, companies): a member role grants what @everyone does not.
+GATED = VIEW_CHANNEL | CONNECT | SPEAK
+# Implicit denials (discord.com/developers/docs/topics/permissions#implicit-permissions).
+SEND_IMPLIES = SEND_TTS_MESSAGES | MENTION_EVERYONE | EMBED_LINKS | ATTACH_FILES
+VOICE_IMPLIES = discord.Permissions.voice().value | MANAGE_CHANNELS | MANAGE_ROLES
+# What the emulated bot holds unless a test says otherwise: the permissions `peerbot discord-invite-url` asks for
+# (tests/e2e/test_discord_platform.py keeps the two in step).
+BOT_INVITE_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | CONNECT | SPEAK | MANAGE_CHANNELS
+    | MANAGE_ROLES | CREATE_EVENTS
+)  # fmt: skip
 
 # Intents.
 GUILDS = 1 << 0
@@ -285,13 +309,14 @@ class EmuEvent:
     guild_id: int
     body: dict[str, Any]
     status: int = 1  # SCHEDULED
+    creator_id: int | None = None
 
     def payload(self) -> dict[str, Any]:
         return {
             "id": str(self.id),
             "guild_id": str(self.guild_id),
             "channel_id": self.body.get("channel_id"),
-            "creator_id": None,
+            "creator_id": str(self.creator_id) if self.creator_id else None,
             "name": self.body["name"],
             "description": self.body.get("description"),
             "scheduled_start_time": self.body["scheduled_start_time"],
@@ -416,8 +441,11 @@ class DiscordEmulator:
         max_channels: int = 500,
         max_per_category: int = 50,
         bot_permissions: int = BOT_INVITE_PERMISSIONS,
+        gated: bool = False,
         privileged_intents: int = 0,
         interaction_deadline: float = 3.0,
+        nonce_window: float = 120.0,
+        dm_opens_per_minute: int = 30,
         heartbeat_interval_ms: int = 41250,
         patch_discord: bool = True,
     ) -> None:
@@ -428,6 +456,12 @@ class DiscordEmulator:
         self.max_per_category = max_per_category
         self.privileged_intents = privileged_intents
         self.interaction_deadline = interaction_deadline
+        # `enforce_nonce` dedupes only "in the past few minutes": shorter than peerbot's 5-minute outbox lease.
+        self.nonce_window = nonce_window
+        # Opening DMs too fast gets a bot blocked (40003); Discord publishes no figure, this one is plausible.
+        self.dm_opens_per_minute = dm_opens_per_minute
+        self._dm_opens: list[float] = []
+        self.clock: Callable[[], float] = time.time  # message times; tests move it to pass the nonce window
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._patch = patch_discord
         self._ids = itertools.count(1)
@@ -436,13 +470,18 @@ class DiscordEmulator:
         self.guild_id = self.snowflake()
         self.bot_user = EmuUser(self.application_id, "peerbot", bot=True)
         self.users: dict[int, EmuUser] = {self.bot_user.id: self.bot_user}
-        self.roles: dict[int, EmuRole] = {
-            self.guild_id: EmuRole(self.guild_id, "@everyone", EVERYONE_DEFAULT),
-        }
+        self.gated = gated
+        everyone = EVERYONE_DEFAULT & ~GATED if gated else EVERYONE_DEFAULT
+        self.roles: dict[int, EmuRole] = {self.guild_id: EmuRole(self.guild_id, "@everyone", everyone)}
         self.bot_role_id = self.add_role("peerbot", bot_permissions, managed=True)
         self.bot_user.roles.append(self.bot_role_id)
         self.trainer_role_id = self.add_role("Trainer", 0)
+        # Gated: people see channels and join voice through the member role every `add_user` gives them.
+        self.member_role_id = self.add_role("Members", GATED) if gated else None
         self.members: dict[int, EmuUser] = {self.bot_user.id: self.bot_user}
+        # The server's owner sees and may do everything (Discord's algorithm starts there); a person of their own,
+        # so that no test user gets the owner's rights by being added first.
+        self.owner = self.add_user("owner")
         self.channels: dict[int, EmuChannel] = {}
         self.general = self._new_channel(TEXT, "general", None, [])
         self.dm_channels: dict[int, EmuChannel] = {}
@@ -456,6 +495,7 @@ class DiscordEmulator:
         self._inject: list[tuple[str, float]] = []
         self.stats = EmulatorStats()
         self.request_log: list[tuple[float, str, str, int]] = []
+        self.refusals: list[tuple[str, int]] = []  # (route, Discord error code) of every refused request
         self._sessions: dict[str, _GatewaySession] = {}
         self._current: _GatewaySession | None = None
         self._ready = asyncio.Event()
@@ -463,6 +503,8 @@ class DiscordEmulator:
         self.port = 0
         self._saved: tuple[str, yarl.URL] | None = None
         self._event_waiters: list[tuple[Callable[[], bool], asyncio.Event]] = []
+        # What time it is for scheduled events (tests give the core's fake clock, so events start and end with it).
+        self.event_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     async def __aenter__(self) -> DiscordEmulator:
@@ -508,8 +550,9 @@ class DiscordEmulator:
         return role.id
 
     def add_user(self, name: str, *, roles: Sequence[int] = (), dms_open: bool = True) -> EmuUser:
-        """A guild member; `dms_open=False` makes DMs to them fail with 50007."""
-        user = EmuUser(self.snowflake(), name, dms_open=dms_open, roles=list(roles))
+        """A guild member; `dms_open=False` makes DMs to them fail with 50007; gated: with the member role."""
+        given = [*roles, *([self.member_role_id] if self.member_role_id is not None else [])]
+        user = EmuUser(self.snowflake(), name, dms_open=dms_open, roles=given)
         self.users[user.id] = user
         self.members[user.id] = user
         return user
@@ -535,13 +578,21 @@ class DiscordEmulator:
         self.channels[channel.id] = channel
         return channel
 
+    async def admin_creates_channel(self, name: str, kind: int = TEXT) -> EmuChannel:
+        """A channel a server admin makes in Discord's own UI: the bot hears of it only through the gateway."""
+        if len(self.channels) >= self.max_channels:
+            raise DiscordHTTPError(400, 30013, f"Maximum number of guild channels reached ({self.max_channels})")
+        channel = self._new_channel(kind, name, None, [])
+        await self.dispatch("CHANNEL_CREATE", channel.payload())
+        return channel
+
     def guild_payload(self, intents: int) -> dict[str, Any]:
         members = self.members.values() if intents & GUILD_MEMBERS else [self.bot_user]
         return {
             "id": str(self.guild_id),
             "name": "Peer Academy",
             "icon": None,
-            "owner_id": str(next(iter(u.id for u in self.members.values() if not u.bot), self.bot_user.id)),
+            "owner_id": str(self.owner.id),
             "region": "europe",
             "afk_channel_id": None,
             "afk_timeout": 300,
@@ -584,18 +635,25 @@ class DiscordEmulator:
 
     # ---- permissions -----------------------------------------------------------------------------------
     def base_permissions(self, user: EmuUser) -> int:
+        """Guild-level: @everyone's permissions OR those of each of the member's roles; the owner and
+        Administrator = all."""
+        if user.id == self.owner.id:
+            return ALL_PERMISSIONS
         perms = self.roles[self.guild_id].permissions
         for role_id in user.roles:
             perms |= self.roles[role_id].permissions
-        return -1 & ((1 << 53) - 1) if perms & ADMINISTRATOR else perms
+        return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
     def permissions_in(self, user: EmuUser, channel: EmuChannel) -> int:
-        """Discord's documented overwrite algorithm: @everyone, then roles (deny, allow), then the member."""
+        """Discord's documented algorithm: base permissions, then the channel's overwrites for @everyone, the
+        member's roles (denies and allows merged) and the member, then the implicit denials: without View
+        Channel nothing else; in a voice channel without Connect no voice or managing permission; in a text
+        channel without Send Messages none of what sending implies."""
         if channel.type == DM:
             return VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS
         perms = self.base_permissions(user)
-        if perms & ADMINISTRATOR:
-            return perms
+        if perms & ADMINISTRATOR or user.id == self.owner.id:
+            return ALL_PERMISSIONS
         by_id = {int(o["id"]): o for o in channel.permission_overwrites}
         everyone = by_id.get(self.guild_id)
         if everyone:
@@ -610,6 +668,12 @@ class DiscordEmulator:
         member = by_id.get(user.id)
         if member is not None and int(member.get("type", 1)) == 1:
             perms = (perms & ~int(member.get("deny", 0))) | int(member.get("allow", 0))
+        if not perms & VIEW_CHANNEL:
+            return 0
+        if channel.type == VOICE and not perms & CONNECT:
+            perms &= ~VOICE_IMPLIES
+        if channel.type == TEXT and not perms & SEND_MESSAGES:
+            perms &= ~SEND_IMPLIES
         return perms
 
     def can_view(self, user: EmuUser, channel: EmuChannel) -> bool:
@@ -1124,6 +1188,7 @@ class DiscordEmulator:
             if exc.errors:
                 err["errors"] = exc.errors
             self.request_log.append((now, route, bucket.name if bucket else "", exc.status))
+            self.refusals.append((route, exc.code))
             return self._respond(exc.status, err, headers)
         self.request_log.append((now, route, bucket.name if bucket else "", status))
         self._changed()
@@ -1249,13 +1314,27 @@ class DiscordEmulator:
         self._check_app_guild(params)
         return 200, [c.payload() for c in self.channels.values()]
 
-    def _check_overwrites(self, overwrites: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Discord lets a bot allow or deny only permissions it holds itself (unless it can manage roles)."""
-        mine = self.base_permissions(self.bot_user)
+    def _check_overwrites(
+        self, overwrites: list[dict[str, Any]], channel: EmuChannel | None = None
+    ) -> list[dict[str, Any]]:
+        """Overwrites a bot may set: at creation (`channel` None) only permissions it holds in the guild; on an
+        existing channel those it holds in the guild or the parent category, unless a Manage Roles overwrite for
+        the bot in that channel lets it set any (Discord's Create Guild Channel / Edit Channel Permissions). Manage
+        Roles at guild level is no exemption, and only an administrator can put Manage Roles in an overwrite."""
+        held = self.base_permissions(self.bot_user)
+        exempt = bool(held & ADMINISTRATOR)
+        if channel is not None and not exempt:
+            parent = self.channels.get(channel.parent_id) if channel.parent_id else None
+            if parent is not None:
+                held |= self.permissions_in(self.bot_user, parent)
+            mine = {self.bot_user.id, *self.bot_user.roles}
+            exempt = any(
+                int(o["id"]) in mine and int(o.get("allow", 0)) & MANAGE_ROLES for o in channel.permission_overwrites
+            )
         clean = []
         for ow in overwrites:
             allow, deny = int(ow.get("allow") or 0), int(ow.get("deny") or 0)
-            if not mine & (ADMINISTRATOR | MANAGE_ROLES) and (allow | deny) & ~mine:
+            if not exempt and ((allow | deny) & ~held or ((allow | deny) & MANAGE_ROLES and not held & ADMINISTRATOR)):
                 raise DiscordHTTPError(403, 50013, "Missing Permissions")
             target = int(ow["id"])
             kind = int(ow.get("type", 0))
@@ -1310,13 +1389,13 @@ class DiscordEmulator:
         channel = self._channel(params["channel_id"])
         if channel.type == DM:
             raise DiscordHTTPError(403, 50003, "Cannot execute action on a DM channel")
-        self._require(channel, MANAGE_CHANNELS)
+        self._require(channel, MANAGE_CHANNELS | (MANAGE_ROLES if "permission_overwrites" in body else 0))
         if "name" in body:
             channel.name = str(body["name"])
         if "topic" in body:
             channel.topic = body["topic"]
         if "permission_overwrites" in body:
-            channel.permission_overwrites = self._check_overwrites(body["permission_overwrites"] or [])
+            channel.permission_overwrites = self._check_overwrites(body["permission_overwrites"] or [], channel)
         if "parent_id" in body:
             channel.parent_id = int(body["parent_id"]) if body["parent_id"] else None
         if "position" in body and body["position"] is not None:
@@ -1338,8 +1417,11 @@ class DiscordEmulator:
     @_route("PUT", "/channels/{channel_id}/permissions/{overwrite_id}")
     async def put_overwrite(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
-        self._require(channel, MANAGE_CHANNELS)
-        new = self._check_overwrites([{**body, "id": params["overwrite_id"]}])[0]
+        self._require(channel, MANAGE_ROLES)  # "Requires the MANAGE_ROLES permission", Manage Channels or not
+        extra = sorted(set(body) - {"allow", "deny", "type"})  # the OpenAPI body: the target is in the path
+        if extra:
+            raise invalid_form([f"{key}: not a field of this request" for key in extra])
+        new = self._check_overwrites([{**body, "id": params["overwrite_id"]}], channel)[0]
         channel.permission_overwrites = [
             o for o in channel.permission_overwrites if o["id"] != params["overwrite_id"]
         ] + [new]
@@ -1349,7 +1431,7 @@ class DiscordEmulator:
     @_route("DELETE", "/channels/{channel_id}/permissions/{overwrite_id}")
     async def delete_overwrite(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
-        self._require(channel, MANAGE_CHANNELS)
+        self._require(channel, MANAGE_ROLES)
         channel.permission_overwrites = [o for o in channel.permission_overwrites if o["id"] != params["overwrite_id"]]
         await self.dispatch("CHANNEL_UPDATE", channel.payload())
         return 204, None
@@ -1365,17 +1447,22 @@ class DiscordEmulator:
             if row.get("type") == 1 and len(row.get("components", [])) > 5:
                 raise invalid_form([f"{where}.{i}.components: Must be 5 or fewer in length."])
 
-    def _new_message(
-        self, channel: EmuChannel, body: Mapping[str, Any], *, webhook: bool = False, kind: int = 0
-    ) -> EmuMessage:
+    def _check_content(self, body: Mapping[str, Any]) -> None:
         content = str(body.get("content") or "")
         if len(content) > 2000:
             raise invalid_form(["content: Must be 2000 or fewer in length."])
         components = list(body.get("components") or [])
         self._check_components(components)
-        embeds = list(body.get("embeds") or [])
-        if not content and not embeds and not components:
+        if not content and not body.get("embeds") and not components:
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
+
+    def _new_message(
+        self, channel: EmuChannel, body: Mapping[str, Any], *, webhook: bool = False, kind: int = 0
+    ) -> EmuMessage:
+        self._check_content(body)
+        content = str(body.get("content") or "")
+        components = list(body.get("components") or [])
+        embeds = list(body.get("embeds") or [])
         msg = EmuMessage(
             self.snowflake(),
             channel.id,
@@ -1387,6 +1474,7 @@ class DiscordEmulator:
             flags=int(body.get("flags") or 0),
             type=kind,
             webhook_id=self.application_id if webhook else None,
+            created=self.clock(),
         )
         channel.messages[msg.id] = msg
         return msg
@@ -1405,8 +1493,8 @@ class DiscordEmulator:
         nonce = str(body["nonce"]) if body.get("nonce") is not None else None
         if nonce is not None and body.get("enforce_nonce"):
             for earlier in channel.messages.values():
-                if earlier.nonce == nonce and time.time() - earlier.created < 300:
-                    return 200, earlier.payload()  # Discord dedupes for a few minutes
+                if earlier.nonce == nonce and self.clock() - earlier.created < self.nonce_window:
+                    return 200, earlier.payload()  # Discord dedupes for a few minutes only
         msg = self._new_message(channel, body)
         msg.nonce = nonce
         await self.dispatch("MESSAGE_CREATE", msg.payload())
@@ -1445,6 +1533,20 @@ class DiscordEmulator:
         await self.dispatch("MESSAGE_UPDATE", msg.payload())
         return 200, msg.payload()
 
+    @_route("GET", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}")
+    async def reaction_users(self, params: dict[str, str], query: Mapping[str, str], **_: Any) -> tuple[int, Any]:
+        """Who reacted with an emoji, by user id after `after` (`limit` 1-100, default 25); no reaction times."""
+        channel = self._channel(params["channel_id"])
+        if channel.type != DM:
+            self._require(channel, READ_MESSAGE_HISTORY)
+        msg = self._message(channel, params["message_id"])
+        limit = int(query.get("limit", "25"))
+        if not 1 <= limit <= 100:
+            raise invalid_form(["limit: Must be between 1 and 100."])
+        after = int(query.get("after", "0"))
+        users = sorted(u for u in msg.reactions.get(unquote(params["emoji_name"]), []) if u > after)[:limit]
+        return 200, [self.users[u].payload() for u in users]
+
     @_route("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me")
     async def add_reaction(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
@@ -1456,11 +1558,27 @@ class DiscordEmulator:
             users.append(self.bot_user.id)
         return 204, None
 
+    @_route("GET", "/channels/{channel_id}/messages")
+    async def list_messages(self, params: dict[str, str], query: Mapping[str, str], **_: Any) -> tuple[int, Any]:
+        """The channel's latest messages, newest first (`limit` 1-100, default 50)."""
+        channel = self._channel(params["channel_id"])
+        if channel.type != DM:
+            self._require(channel, READ_MESSAGE_HISTORY)
+        limit = int(query.get("limit", "50"))
+        if not 1 <= limit <= 100:
+            raise invalid_form(["limit: Must be between 1 and 100."])
+        newest = sorted((m for m in channel.messages.values() if not m.ephemeral), key=lambda m: -m.id)
+        return 200, [m.payload() for m in newest[:limit]]
+
     @_route("POST", "/users/@me/channels")
     async def open_dm(self, body: Any, **_: Any) -> tuple[int, Any]:
         recipient = self.users.get(int(body.get("recipient_id") or 0))
         if recipient is None:
             raise invalid_form(["recipient_id: Unknown user"])
+        now = self.clock()
+        self._dm_opens = [t for t in self._dm_opens if now - t < 60] + [now]
+        if len(self._dm_opens) > self.dm_opens_per_minute:
+            raise DiscordHTTPError(400, 40003, "You are opening direct messages too fast.")
         channel = self.dm_channels.get(recipient.id)
         if channel is None:
             channel = EmuChannel(self.snowflake(), DM, "", None, recipients=[recipient])
@@ -1468,10 +1586,55 @@ class DiscordEmulator:
         return 200, channel.payload()
 
     # ---- REST: scheduled events ------------------------------------------------------------------------
+    async def tick_events(self) -> None:
+        """External events start and end on their own at their scheduled times (as of `event_clock`), as on
+        Discord; every event route runs this first, tests call it to let time pass."""
+        now = self.event_clock()
+        for event in self.events.values():
+            if event.body.get("entity_type") != 3:
+                continue
+            before = event.status
+            if event.status == 1 and datetime.fromisoformat(event.body["scheduled_start_time"]) <= now:
+                event.status = 2
+            end = event.body.get("scheduled_end_time")
+            if event.status == 2 and end and datetime.fromisoformat(end) <= now:
+                event.status = 3
+            if event.status != before:
+                await self.dispatch("GUILD_SCHEDULED_EVENT_UPDATE", event.payload())
+
+    def _own_event(self, params: dict[str, str]) -> EmuEvent:
+        """The event, if the bot may edit it: Manage Events, or Create Events for an event it created."""
+        self._check_app_guild(params)
+        event = self.events.get(int(params["guild_scheduled_event_id"]))
+        if event is None:
+            raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
+        held = self.base_permissions(self.bot_user)
+        if not held & MANAGE_EVENTS and not (held & CREATE_EVENTS and event.creator_id == self.bot_user.id):
+            raise DiscordHTTPError(403, 50013, "Missing Permissions")
+        return event
+
+    @_route("GET", "/guilds/{guild_id}/scheduled-events/{guild_scheduled_event_id}")
+    async def get_event(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
+        self._check_app_guild(params)
+        await self.tick_events()
+        event = self.events.get(int(params["guild_scheduled_event_id"]))
+        if event is None:
+            raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
+        return 200, event.payload()
+
+    @_route("DELETE", "/guilds/{guild_id}/scheduled-events/{guild_scheduled_event_id}")
+    async def delete_event(self, params: dict[str, str], **_: Any) -> tuple[int, Any]:
+        await self.tick_events()
+        event = self._own_event(params)
+        del self.events[event.id]
+        await self.dispatch("GUILD_SCHEDULED_EVENT_DELETE", event.payload())
+        return 204, None
+
     @_route("POST", "/guilds/{guild_id}/scheduled-events")
     async def create_event(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
         self._check_app_guild(params)
-        if not self.base_permissions(self.bot_user) & (MANAGE_EVENTS | ADMINISTRATOR):
+        await self.tick_events()
+        if not self.base_permissions(self.bot_user) & CREATE_EVENTS:  # since 2026-02-23 Manage Events is not enough
             raise DiscordHTTPError(403, 50013, "Missing Permissions")
         if sum(1 for e in self.events.values() if e.status in (1, 2)) >= 100:
             raise DiscordHTTPError(400, 30038, "Maximum number of guild scheduled events reached (100)")
@@ -1481,24 +1644,27 @@ class DiscordEmulator:
             if not body.get("scheduled_end_time"):
                 raise invalid_form(["scheduled_end_time: This field is required"])
         start = datetime.fromisoformat(body["scheduled_start_time"])
-        if start.tzinfo is None or start < datetime.now(UTC):
+        if start.tzinfo is None or start < self.event_clock():
             raise invalid_form(["scheduled_start_time: Cannot schedule event in the past."])
         end = body.get("scheduled_end_time")
         if end and datetime.fromisoformat(end) <= start:
             raise invalid_form(["scheduled_end_time: End time must be after start time."])
-        event = EmuEvent(self.snowflake(), self.guild_id, dict(body))
+        event = EmuEvent(self.snowflake(), self.guild_id, dict(body), creator_id=self.bot_user.id)
         self.events[event.id] = event
         await self.dispatch("GUILD_SCHEDULED_EVENT_CREATE", event.payload())
         return 200, event.payload()
 
     @_route("PATCH", "/guilds/{guild_id}/scheduled-events/{guild_scheduled_event_id}")
     async def modify_event(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
-        self._check_app_guild(params)
-        event = self.events.get(int(params["guild_scheduled_event_id"]))
-        if event is None:
-            raise DiscordHTTPError(404, 10070, "Unknown Guild Scheduled Event")
+        """A finished event (completed or cancelled) cannot be updated at all (180000); an external event's only
+        manual transition is SCHEDULED → CANCELED (it starts and ends on its own)."""
+        await self.tick_events()
+        event = self._own_event(params)
+        if event.status in (3, 4):
+            raise DiscordHTTPError(400, 180000, "Cannot update a finished event")
         if "status" in body and body["status"] is not None:
-            allowed = {1: {2, 4}, 2: {3}}.get(event.status, set())
+            external = event.body.get("entity_type") == 3
+            allowed = ({1: {4}} if external else {1: {2, 4}, 2: {3}}).get(event.status, set())
             if int(body["status"]) not in allowed:
                 raise invalid_form(["status: Invalid Guild Scheduled Event Status Transition"])
             event.status = int(body["status"])
@@ -1596,7 +1762,15 @@ class DiscordEmulator:
 
     @_route("POST", "/webhooks/{webhook_id}/{webhook_token}")
     async def followup(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
+        """After a deferred response (type 5) the first follow-up becomes the "thinking…" message, which keeps
+        its own ephemeral flag whatever the follow-up asks; later follow-ups are new messages."""
         inter = self._webhook_interaction(params)
+        original = inter.original
+        if inter.callback_type == 5 and original is not None and original.flags & 128:
+            self._check_content(body)
+            self._edit(original, body)
+            inter.changed.set()
+            return 200, original.payload()
         msg = self._new_message(inter.channel, body, webhook=True)
         inter.followups.append(msg)
         inter.changed.set()
@@ -1639,4 +1813,5 @@ _EVENT_INTENTS: dict[str, int] = {
     "MESSAGE_REACTION_ADD": GUILD_MESSAGE_REACTIONS,
     "GUILD_SCHEDULED_EVENT_CREATE": GUILD_SCHEDULED_EVENTS,
     "GUILD_SCHEDULED_EVENT_UPDATE": GUILD_SCHEDULED_EVENTS,
+    "GUILD_SCHEDULED_EVENT_DELETE": GUILD_SCHEDULED_EVENTS,
 }
