@@ -23,6 +23,7 @@ from slack_bolt.response import BoltResponse
 from adapters import common
 from adapters.slack import render
 from adapters.slack.platform import PLATFORM, SlackPlatform
+from bot.i18n import t
 from bot.inbound import Actor, CoreAPI
 from bot.messages import Message, Reply, Section
 from bot.port import PlatformError
@@ -35,8 +36,18 @@ WORKING = "⏳ Working on `/peer {text}`…"
 MAX_PROGRESS_UPDATES = 3  # a response_url takes 5 posts: leave room for the final answer
 
 
+# Codes meaning the trainer group cannot be read on this workspace as configured: re-asked rarely.
+GROUP_UNAVAILABLE = frozenset({"plan_upgrade_required", "missing_scope", "no_such_subteam", "not_allowed_token_type"})
+
+
 class TrainerDirectory:
-    """Who is a trainer: listed in SLACK_TRAINER_IDS, or a member of SLACK_TRAINER_GROUP (cached)."""
+    """Who is a trainer: listed in SLACK_TRAINER_IDS, or a member of SLACK_TRAINER_GROUP.
+
+    Reading a user group costs two Tier 2 calls (20/min), and on a free plan it fails with
+    `plan_upgrade_required`. So the answer never waits for Slack: `is_trainer` reads the ids and the group as
+    last read; a stale list (or a remembered failure) is refreshed by a background task, never before an ack.
+    `refresh()` is awaited once at start-up, where a failure is reported to the admins.
+    """
 
     def __init__(
         self,
@@ -45,28 +56,118 @@ class TrainerDirectory:
         group: str = "",
         *,
         ttl: float = 300.0,
+        failure_ttl: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.platform = platform
         self.ids = ids
         self.group = group.strip()
         self.ttl = ttl
+        self.failure_ttl = failure_ttl
         self.clock = clock
+        self.failure = ""  # the error code of the last read, "" when it worked
         self._members: set[str] = set()
         self._fetched = float("-inf")
+        self._task: asyncio.Task[str] | None = None
 
-    async def is_trainer(self, user_id: str) -> bool:
+    def is_trainer(self, user_id: str) -> bool:
+        """Never waits and never calls Slack on the caller's path."""
         if user_id in self.ids:
             return True
         if not self.group:
             return False
-        if self.clock() - self._fetched > self.ttl:
-            try:
-                self._members = await self.platform.usergroup_members(self.group)
-                self._fetched = self.clock()
-            except PlatformError as exc:  # keep the last known list rather than lock trainers out
-                log.warning("could not read user group %s: %s", self.group, exc)
+        self._refresh_if_stale()
         return user_id in self._members
+
+    def _refresh_if_stale(self) -> None:
+        ttl = self.failure_ttl if self.failure in GROUP_UNAVAILABLE else self.ttl
+        if self.clock() - self._fetched <= ttl or (self._task is not None and not self._task.done()):
+            return
+        self._task = asyncio.ensure_future(self.refresh())
+
+    async def refresh(self) -> str:
+        """Read the group now; keeps the last known list on failure (trainers are not locked out by a blip).
+
+        Returns the failure code, or "" when the group was read. Never raises."""
+        if not self.group:
+            return ""
+        try:
+            self._members = await self.platform.usergroup_members(self.group)
+        except PlatformError as exc:
+            if exc.code != self.failure:
+                log.warning("could not read user group %s: %s", self.group, exc)
+            self.failure = exc.code
+        except Exception:  # a background task must not die with an unretrieved exception
+            log.exception("could not read user group %s", self.group)
+            self.failure = "unexpected_error"
+        else:
+            self.failure = ""
+        self._fetched = self.clock()
+        return self.failure
+
+    async def settled(self) -> None:
+        """Wait for a background refresh in flight (tests, shutdown)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class Profiles:
+    """Display names and languages, learned from `users.info` *after* the ack.
+
+    A payload already carries the person's username: enough to answer. `users.info` is Tier 4 and paced, so
+    calling it before an ack (or before `views.open`, whose trigger_id lives 3 s) makes a burst of 500 clicks
+    queue behind it. Here it runs in the background once per person per `ttl`; a failure is remembered for
+    as long, so a broken profile never costs a call per click.
+    """
+
+    def __init__(
+        self,
+        platform: SlackPlatform,
+        *,
+        ttl: float = 24 * 3600.0,
+        size: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.platform = platform
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._known: OrderedDict[str, tuple[str, str, float]] = OrderedDict()  # id → (name, locale, when)
+        self._pending: set[str] = set()
+
+    def name(self, user_id: str, fallback: str) -> str:
+        known = self._known.get(user_id)
+        return (known[0] if known and known[0] else "") or fallback or user_id
+
+    def locale(self, user_id: str) -> str:
+        """`en`/`fr`… from Slack's `en-US`/`fr-FR`, "" while unknown (the core then uses its default)."""
+        known = self._known.get(user_id)
+        return known[1] if known else ""
+
+    def wanted(self, user_id: str) -> bool:
+        known = self._known.get(user_id)
+        stale = known is None or self.clock() - known[2] > self.ttl
+        return stale and user_id not in self._pending
+
+    async def resolve(self, user_id: str) -> None:
+        """Fetch and remember one profile; never raises."""
+        if not self.wanted(user_id):
+            return
+        self._pending.add(user_id)
+        try:
+            info = await self.platform.user_info(user_id, locale=True)
+            profile = info.get("profile") or {}
+            name = str(profile.get("display_name") or info.get("real_name") or "")
+            locale = str(info.get("locale") or "").split("-")[0]
+        except Exception as exc:  # remembered as unknown: the payload's name serves meanwhile
+            log.info("could not read the profile of %s: %s", user_id, exc)
+            name, locale = "", ""
+        finally:
+            self._pending.discard(user_id)
+        self._known[user_id] = (name, locale, self.clock())
+        self._known.move_to_end(user_id)
+        if len(self._known) > self.size:
+            self._known.popitem(last=False)
 
 
 class SeenEvents:
@@ -119,14 +220,16 @@ class SlackBot:
         trainers: TrainerDirectory,
         ack_budget: float = 2.0,
         progress_every: float = 20.0,
+        locale: str = "en",
     ) -> None:
         self.core = core
         self.platform = platform
         self.trainers = trainers
+        self.profiles = Profiles(platform)
+        self.locale = locale  # the workspace's default language (PEERBOT_LOCALE), for adapter notices
         self.ack_budget = ack_budget
         self.progress_every = progress_every
         self.seen = SeenEvents()
-        self._names: dict[str, str] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.bolt = AsyncApp(
             client=platform.client,
@@ -152,24 +255,38 @@ class SlackBot:
         await next()
         return None
 
-    async def actor(self, user_id: str, fallback_name: str, team_id: str) -> Actor:
-        name = self._names.get(user_id)
-        if name is None:
-            try:
-                info = await self.platform.user_info(user_id)
-                profile = info.get("profile") or {}
-                name = str(profile.get("display_name") or info.get("real_name") or fallback_name or user_id)
-                self._names[user_id] = name
-            except PlatformError:
-                name = fallback_name or user_id
-        # The ids configured in SLACK_TRAINER_IDS administer every cohort; the user group's members train theirs.
+    def actor(self, user_id: str, fallback_name: str, team_id: str) -> Actor:
+        """Who acts, from the payload and what is cached: no Slack call here, since it runs before the ack.
+
+        The ids configured in SLACK_TRAINER_IDS administer every cohort; the user group's members train theirs.
+        Call `learn_profile` once acknowledged to refresh the cached display name and language."""
         return Actor(
             UserRef(PLATFORM, user_id),
-            name,
-            await self.trainers.is_trainer(user_id),
+            self.profiles.name(user_id, fallback_name),
+            self.trainers.is_trainer(user_id),
             team_id,
+            locale=self.profiles.locale(user_id),
             is_admin=user_id in self.trainers.ids,
         )
+
+    def learn_profile(self, user_id: str) -> None:
+        """After the ack: fetch the person's profile in the background if it is unknown or old."""
+        if self.profiles.wanted(user_id):
+            self._spawn(self.profiles.resolve(user_id))
+
+    async def tell(self, channel_id: str | None, user: UserRef, message: Message) -> None:
+        """A private notice: ephemeral in the channel, else a DM (someone not in the channel gets
+        `user_not_in_channel`); a notice nobody could receive is logged, never dropped silently."""
+        if channel_id:
+            try:
+                await self.platform.post_ephemeral(channel_id, user.id, message)
+                return
+            except PlatformError as exc:
+                log.info("ephemeral to %s in %s refused (%s); sending a DM", user.id, channel_id, exc.code)
+        try:
+            await self.platform.send_dm(user, message)
+        except PlatformError as exc:
+            log.warning("could not reach %s at all (%s): %s", user.id, exc.code, message.text)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `coro` as a task `drain()` waits for (Bolt does not track a listener that outlives its ack)."""
@@ -182,6 +299,7 @@ class SlackBot:
         """Wait for the handlers still at work, also after their ack (tests, shutdown)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+        await self.trainers.settled()
 
     # -------------------------------------------------------------------------------------- handlers
     async def _on_command(
@@ -199,14 +317,14 @@ class SlackBot:
         respond: Callable[..., Awaitable[Any]],
     ) -> None:
         text = str(command.get("text", "")).strip()
-        actor = await self.actor(command["user_id"], command.get("user_name", ""), command.get("team_id", ""))
+        actor = self.actor(command["user_id"], command.get("user_name", ""), command.get("team_id", ""))
         channel = ChannelRef(PLATFORM, command["channel_id"]) if command.get("channel_id") else None
         working = WORKING.format(text=render.clip(text, 200))
         updates = 0
 
         async def in_ack(reply: Reply) -> None:
             if reply.form is not None:
-                await self._open_form(command.get("trigger_id", ""), reply, actor.user.id, channel)
+                await self._open_form(command.get("trigger_id", ""), reply, actor, channel)
                 await ack()
             else:
                 await ack(**reply_payload(reply))
@@ -233,18 +351,17 @@ class SlackBot:
             progress_every=self.progress_every,
             what="Slack command",
         )
+        self.learn_profile(actor.user.id)
 
-    async def _open_form(self, trigger_id: str, reply: Reply, user_id: str, channel: ChannelRef | None) -> None:
+    async def _open_form(self, trigger_id: str, reply: Reply, actor: Actor, channel: ChannelRef | None) -> None:
         assert reply.form is not None
         try:
             await self.platform.open_form(trigger_id, reply.form, private_metadata=channel.id if channel else "")
         except PlatformError as exc:
             log.warning("could not open form %s: %s", reply.form.form_id, exc)
-            notice = Message("That took too long to open. Please click again.")
-            if channel is not None:
-                await self.platform.post_ephemeral(channel.id, user_id, notice)
-            else:
-                await self.platform.send_dm(UserRef(PLATFORM, user_id), notice)
+            locale = actor.locale or self.locale
+            notice = Message(t(locale, "That took too long to open. Please click again."))
+            await self.tell(channel.id if channel else None, actor.user, notice)
 
     async def _on_action(
         self,
@@ -255,18 +372,20 @@ class SlackBot:
     ) -> None:
         self._spawn(self._handle_action(body, action, respond))
         await ack()
+        self.learn_profile(str(body["user"]["id"]))
 
     async def _handle_action(
         self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
     ) -> None:
         user = body["user"]
-        actor = await self.actor(user["id"], user.get("name", ""), (body.get("team") or {}).get("id", ""))
+        name = user.get("name") or user.get("username") or ""
+        actor = self.actor(user["id"], name, (body.get("team") or {}).get("id", ""))
         container = body.get("container") or {}
         channel_id = (body.get("channel") or {}).get("id") or container.get("channel_id")
         channel = ChannelRef(PLATFORM, channel_id) if channel_id else None
         reply = await common.guarded(self.core.handle_action(actor, action["action_id"], channel), "Slack click")
         if reply.form is not None:
-            await self._open_form(body.get("trigger_id", ""), reply, user["id"], channel)
+            await self._open_form(body.get("trigger_id", ""), reply, actor, channel)
         elif body.get("response_url") and (reply.text or reply.message):
             await respond(**reply_payload(reply), replace_original=False)
         if (body.get("view") or {}).get("type") == "home":
@@ -279,7 +398,8 @@ class SlackBot:
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], view: dict[str, Any]
     ) -> None:
         user = body["user"]
-        actor = await self.actor(user["id"], user.get("name", ""), (body.get("team") or {}).get("id", ""))
+        name = user.get("name") or user.get("username") or ""
+        actor = self.actor(user["id"], name, (body.get("team") or {}).get("id", ""))
         values = render.form_values(view.get("state") or {})
         inputs = [b["block_id"] for b in view.get("blocks", []) if b.get("type") == "input"]
         title = str((view.get("title") or {}).get("text") or "peerbot")
@@ -307,12 +427,14 @@ class SlackBot:
             follow_up=by_dm,
             what="Slack form",
         )
+        self.learn_profile(actor.user.id)
 
     async def _on_reaction(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         item = event.get("item") or {}
         if item.get("type") != "message":
             return
-        actor = await self.actor(event["user"], "", body.get("team_id", ""))
+        actor = self.actor(event["user"], "", body.get("team_id", ""))
+        self.learn_profile(actor.user.id)  # events are acknowledged before their listener runs
         ref = MessageRef(ChannelRef(PLATFORM, item["channel"]), item["ts"])
         emoji = str(event.get("reaction", "")).split("::", 1)[0]  # drop skin tones
         try:
@@ -322,17 +444,36 @@ class SlackBot:
             return
         if reply is None or not (reply.text or reply.message):
             return
-        message = reply.message or Message(reply.text)
-        try:
-            await self.platform.post_ephemeral(item["channel"], event["user"], message)
-        except PlatformError:
-            await self.platform.send_dm(actor.user, message)
+        await self.tell(item["channel"], actor.user, reply.message or Message(reply.text))
 
     async def _on_home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
-        actor = await self.actor(event["user"], "", body.get("team_id", ""))
+        actor = self.actor(event["user"], "", body.get("team_id", ""))
+        self.learn_profile(actor.user.id)
         await self.publish_home(actor)
+
+    async def check_trainer_group(self) -> None:
+        """At start-up: read SLACK_TRAINER_GROUP once; if this workspace cannot have user groups (free plan),
+        tell the admins (SLACK_TRAINER_IDS) once: the DM carries a key, so a restart finds it and says nothing."""
+        failure = await self.trainers.refresh()
+        if failure != "plan_upgrade_required":
+            return
+        text = t(
+            self.locale,
+            "SLACK_TRAINER_GROUP is set to {group}, but user groups need a paid Slack plan, so nobody becomes a "
+            "trainer through it on this workspace. List the trainers' member ids in SLACK_TRAINER_IDS instead.",
+            group=self.trainers.group,
+        )
+        log.error(
+            "SLACK_TRAINER_GROUP=%s cannot work on this workspace: user groups need a paid plan", self.trainers.group
+        )
+        notice = Message(text, key=f"config:trainer-group-plan:{self.trainers.group}", retry=True)
+        for admin in sorted(self.trainers.ids):
+            try:
+                await self.platform.send_dm(UserRef(PLATFORM, admin), notice)
+            except PlatformError as exc:
+                log.warning("could not tell admin %s about the trainer group: %s", admin, exc)
 
     async def publish_home(self, actor: Actor, *, notice: str = "") -> None:
         """App Home: the core's overview of this person, under the `notice` of the click that led here."""

@@ -391,8 +391,11 @@ class SlackPlatform:
             lambda: self.client.views_publish(user_id=user_id, view=render.home_view(message)),
         )
 
-    async def user_info(self, user_id: str) -> dict[str, Any]:
-        resp = await self._api("users.info", lambda: self.client.users_info(user=user_id))
+    async def user_info(self, user_id: str, *, locale: bool = False) -> dict[str, Any]:
+        """A person's profile; `locale=True` adds their Slack language (`fr-FR`…)."""
+        resp = await self._api(
+            "users.info", lambda: self.client.users_info(user=user_id, include_locale=locale or None)
+        )
         user: dict[str, Any] = resp["user"]
         return user
 

@@ -122,6 +122,7 @@ async def test_trainer_group_membership_makes_a_trainer(tmp_path: Path) -> None:
     w = await make_world(tmp_path, SLACK_TRAINER_IDS="", SLACK_TRAINER_GROUP="trainers")
     try:
         w.emu.seed_usergroup("trainers", [w.learners[3]])
+        await w.runner.bot.trainers.refresh()  # what the background refresh does every 5 minutes
         ack, _ = await w.command(w.learners[3], "cohort create c1")
         assert "Only trainers" not in ack["text"]
         ack, _ = await w.command(w.learners[2], "cohort create c2")

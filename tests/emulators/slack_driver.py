@@ -54,7 +54,9 @@ class SlackDriver:
         self._seq = itertools.count(1)
 
     async def __aenter__(self) -> SlackDriver:
-        self._session = aiohttp.ClientSession()
+        # No cap on connections: Slack sends a burst over as many connections as it needs, and a client-side
+        # queue would be counted as the app's latency.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self
 
     async def __aexit__(

@@ -33,13 +33,14 @@ def ids(catalog: Catalog) -> set[str]:
 
 
 def code_msgids() -> set[str]:
-    """What `pybabel extract` finds in bot/ with the keywords configured in pyproject.toml."""
+    """What `pybabel extract` finds in its input paths with the keywords configured in pyproject.toml."""
     config = PYPROJECT["tool"]["babel"]["extract_messages"]
     keywords = {**DEFAULT_KEYWORDS, **parse_keywords(config["keywords"])}
     found = set()
-    for _filename, _lineno, message, _comments, _context in extract_from_dir(str(ROOT / "bot"), keywords=keywords):
-        assert isinstance(message, str), f"plural or empty message {message!r}"
-        found.add(message)
+    for path in config["input_paths"]:
+        for _filename, _lineno, message, _comments, _context in extract_from_dir(str(ROOT / path), keywords=keywords):
+            assert isinstance(message, str), f"plural or empty message {message!r}"
+            found.add(message)
     return found
 
 
