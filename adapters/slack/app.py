@@ -10,6 +10,8 @@ redelivered event (same `event_id`, e.g. with `X-Slack-Retry-Num`) is acknowledg
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import re
 import time
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from adapters import common
@@ -112,12 +115,14 @@ class TrainerDirectory:
 
 
 class Profiles:
-    """Display names and languages, learned from `users.info` *after* the ack.
+    """Display names and languages, learned from Slack *after* the ack.
 
     A payload already carries the person's username: enough to answer. `users.info` is Tier 4 and paced, so
     calling it before an ack (or before `views.open`, whose trigger_id lives 3 s) makes a burst of 500 clicks
-    queue behind it. Here it runs in the background once per person per `ttl`; a failure is remembered for
-    as long, so a broken profile never costs a call per click.
+    queue behind it. Here one background worker resolves the people seen: one by one with `users.info` when
+    they are few, by `users.list` pages (Tier 2, 200 people per call, every profile of the page kept) when a
+    burst brings `bulk` or more within a minute. A profile is kept `ttl`; a failure is remembered for as long, so a
+    broken profile never costs a call per click.
     """
 
     def __init__(
@@ -126,14 +131,21 @@ class Profiles:
         *,
         ttl: float = 24 * 3600.0,
         size: int = 50_000,
+        bulk: int = 20,
         clock: Callable[[], float] = time.monotonic,
+        yield_to: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.platform = platform
+        self.yield_to = yield_to  # awaited before each read: acks first
         self.ttl = ttl
         self.size = size
+        self.bulk = bulk
         self.clock = clock
         self._known: OrderedDict[str, tuple[str, str, float]] = OrderedDict()  # id → (name, locale, when)
-        self._pending: set[str] = set()
+        self._queue: dict[str, None] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self._singles: list[float] = []  # when the last users.info calls were made
+        self.coalesce = 0.2
 
     def name(self, user_id: str, fallback: str) -> str:
         known = self._known.get(user_id)
@@ -147,27 +159,119 @@ class Profiles:
     def wanted(self, user_id: str) -> bool:
         known = self._known.get(user_id)
         stale = known is None or self.clock() - known[2] > self.ttl
-        return stale and user_id not in self._pending
+        return stale and user_id not in self._queue
 
-    async def resolve(self, user_id: str) -> None:
-        """Fetch and remember one profile; never raises."""
+    def want(self, user_id: str) -> asyncio.Task[None] | None:
+        """Queue a person; returns the worker task when a new one had to be started."""
         if not self.wanted(user_id):
-            return
-        self._pending.add(user_id)
-        try:
-            info = await self.platform.user_info(user_id, locale=True)
-            profile = info.get("profile") or {}
-            name = str(profile.get("display_name") or info.get("real_name") or "")
-            locale = str(info.get("locale") or "").split("-")[0]
-        except Exception as exc:  # remembered as unknown: the payload's name serves meanwhile
-            log.info("could not read the profile of %s: %s", user_id, exc)
-            name, locale = "", ""
-        finally:
-            self._pending.discard(user_id)
+            return None
+        self._queue[user_id] = None
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._work())
+            return self._worker
+        return None
+
+    async def _work(self) -> None:
+        while self._queue:
+            await asyncio.sleep(self.coalesce)  # let a burst queue up: it then costs a few pages, not a call each
+            if self.yield_to is not None:
+                await self.yield_to()
+            try:
+                recent = [when for when in self._singles if self.clock() - when < 60.0]
+                self._singles = recent
+                if len(self._queue) + len(recent) >= self.bulk:  # a burst of new people: read pages
+                    await self._from_pages()
+                else:
+                    user_id = next(iter(self._queue))
+                    self._singles.append(self.clock())
+                    try:
+                        self._keep(await self.platform.user_info(user_id, locale=True))
+                    except PlatformError as exc:
+                        log.info("could not read the profile of %s: %s", user_id, exc)
+                        self._remember(user_id, "", "")
+            except Exception:  # a failed page: those waiting keep the payload's name until the next try
+                log.exception("could not read Slack profiles")
+                for user_id in list(self._queue):
+                    self._remember(user_id, "", "")
+
+    async def _from_pages(self) -> None:
+        cursor = ""
+        while self._queue:
+            members, cursor = await self.platform.users_page(cursor, locale=True)
+            for info in members:
+                self._keep(info)
+            if not cursor:
+                break
+        for user_id in list(self._queue):  # not in the workspace's list (another workspace?): known unknown
+            self._remember(user_id, "", "")
+
+    def _keep(self, info: dict[str, Any]) -> None:
+        profile = info.get("profile") or {}
+        name = str(profile.get("display_name") or info.get("real_name") or "")
+        self._remember(str(info.get("id", "")), name, str(info.get("locale") or "").split("-")[0])
+
+    def _remember(self, user_id: str, name: str, locale: str) -> None:
+        self._queue.pop(user_id, None)
         self._known[user_id] = (name, locale, self.clock())
         self._known.move_to_end(user_id)
         if len(self._known) > self.size:
             self._known.popitem(last=False)
+
+
+class AckFirst:
+    """Work that can wait yields to requests that still wait for their ack.
+
+    On one event loop every ready task gets its turn: when 500 clicks arrive at once, the core work of the
+    first ones (database transactions, replies) would interleave with the signature checks and routing of
+    the others, and every ack would come late. So a request counts as *arriving* from Bolt's dispatch until
+    its listener has acked it (clicks) or taken it in hand (commands and forms, whose ack may carry the
+    reply); work behind an ack first waits until nothing is arriving, at most `max_wait` seconds so a steady
+    stream of requests never starves it.
+    """
+
+    def __init__(self, max_wait: float = 1.0) -> None:
+        self.max_wait = max_wait
+        self.arriving = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._current: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("arrival", default=None)
+
+    def arrive(self) -> list[bool]:
+        """Count one request in; the returned flag is shared with its listener through the context."""
+        flag = [True]
+        self._current.set(flag)
+        self.arriving += 1
+        self._quiet.clear()
+        return flag
+
+    def settle(self, flag: list[bool] | None = None) -> None:
+        """The request reached the point where its ack no longer waits on the loop (idempotent)."""
+        flag = flag if flag is not None else self._current.get()
+        if flag is None or not flag[0]:
+            return
+        flag[0] = False
+        self.arriving -= 1
+        if self.arriving == 0:
+            self._quiet.set()
+
+    async def turn(self) -> None:
+        """Wait until no request is arriving (or `max_wait`)."""
+        if self.arriving:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), self.max_wait)
+
+
+class _App(AsyncApp):
+    """Bolt's app, counting each request in `AckFirst` from dispatch (HTTP and Socket Mode alike)."""
+
+    gate: AckFirst
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        flag = self.gate.arrive()
+        try:
+            return await super().async_dispatch(req)
+        finally:
+            self.gate.settle(flag)
 
 
 class SeenEvents:
@@ -184,6 +288,10 @@ class SeenEvents:
         if len(self._ids) > self.size:
             self._ids.popitem(last=False)
         return True
+
+
+async def _awaited(task: asyncio.Task[None]) -> None:
+    await task
 
 
 def reply_payload(reply: Reply) -> dict[str, Any]:
@@ -225,18 +333,20 @@ class SlackBot:
         self.core = core
         self.platform = platform
         self.trainers = trainers
-        self.profiles = Profiles(platform)
+        self.gate = AckFirst()
+        self.profiles = Profiles(platform, yield_to=self.gate.turn)
         self.locale = locale  # the workspace's default language (PEERBOT_LOCALE), for adapter notices
         self.ack_budget = ack_budget
         self.progress_every = progress_every
         self.seen = SeenEvents()
         self._background: set[asyncio.Task[None]] = set()
-        self.bolt = AsyncApp(
+        self.bolt = _App(
             client=platform.client,
             signing_secret=signing_secret,
             process_before_response=False,
             ignoring_self_events_enabled=True,
         )
+        self.bolt.gate = self.gate
         self.bolt.middleware(self._skip_redeliveries)
         self.bolt.command(re.compile(r"^/peer"))(self._on_command)
         self.bolt.action(ANY)(self._on_action)
@@ -271,8 +381,9 @@ class SlackBot:
 
     def learn_profile(self, user_id: str) -> None:
         """After the ack: fetch the person's profile in the background if it is unknown or old."""
-        if self.profiles.wanted(user_id):
-            self._spawn(self.profiles.resolve(user_id))
+        worker = self.profiles.want(user_id)
+        if worker is not None:
+            self._spawn(_awaited(worker))
 
     async def tell(self, channel_id: str | None, user: UserRef, message: Message) -> None:
         """A private notice: ephemeral in the channel, else a DM (someone not in the channel gets
@@ -287,6 +398,10 @@ class SlackBot:
             await self.platform.send_dm(user, message)
         except PlatformError as exc:
             log.warning("could not reach %s at all (%s): %s", user.id, exc.code, message.text)
+
+    async def _after_acks(self, work: Awaitable[Reply]) -> Reply:
+        await self.gate.turn()
+        return await work
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `coro` as a task `drain()` waits for (Bolt does not track a listener that outlives its ack)."""
@@ -308,6 +423,7 @@ class SlackBot:
         command: dict[str, Any],
         respond: Callable[..., Awaitable[Any]],
     ) -> None:
+        self.gate.settle()
         await self._spawn(self._answer_command(ack, command, respond))
 
     async def _answer_command(
@@ -342,7 +458,7 @@ class SlackBot:
             await respond(**reply_payload(reply), replace_original=True)
 
         await common.answer(
-            self.core.handle_command(actor, text, channel),
+            self._after_acks(self.core.handle_command(actor, text, channel)),
             budget=self.ack_budget,
             ack_now=in_ack,
             defer=working_on_it,
@@ -372,11 +488,13 @@ class SlackBot:
     ) -> None:
         self._spawn(self._handle_action(body, action, respond))
         await ack()
+        self.gate.settle()
         self.learn_profile(str(body["user"]["id"]))
 
     async def _handle_action(
         self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
     ) -> None:
+        await self.gate.turn()
         user = body["user"]
         name = user.get("name") or user.get("username") or ""
         actor = self.actor(user["id"], name, (body.get("team") or {}).get("id", ""))
@@ -392,6 +510,7 @@ class SlackBot:
             await self.publish_home(actor, notice=reply.text if reply.form is None else "")
 
     async def _on_view(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], view: dict[str, Any]) -> None:
+        self.gate.settle()
         await self._spawn(self._answer_view(ack, body, view))
 
     async def _answer_view(
@@ -420,7 +539,7 @@ class SlackBot:
                 await self.platform.send_dm(actor.user, reply.message or Message(reply.text))
 
         await common.answer(
-            self.core.handle_form(actor, view["callback_id"], values),
+            self._after_acks(self.core.handle_form(actor, view["callback_id"], values)),
             budget=self.ack_budget,
             ack_now=in_ack,
             defer=close_modal,

@@ -399,6 +399,15 @@ class SlackPlatform:
         user: dict[str, Any] = resp["user"]
         return user
 
+    async def users_page(self, cursor: str = "", *, locale: bool = False) -> tuple[list[dict[str, Any]], str]:
+        """One page of the workspace's people (Tier 2, 200 a page) and the next cursor ("" at the end)."""
+        resp = await self._api(
+            "users.list",
+            partial(self.client.users_list, limit=LIST_PAGE, cursor=cursor or None, include_locale=locale or None),
+        )
+        members: list[dict[str, Any]] = list(resp["members"])
+        return members, str((resp.get("response_metadata") or {}).get("next_cursor") or "")
+
     async def usergroup_members(self, group: str) -> set[str]:
         """Members of a user group given by id (`S…`) or handle (`trainers`, `@trainers`)."""
         group_id = group

@@ -133,6 +133,10 @@ class SlackDriver:
             "trigger_id": self._trigger_id(user_id),
         }
 
+    async def send_form(self, form: dict[str, str], **kw: Any) -> DriverResponse:
+        """Post a slash command body built beforehand with `slash_command_body` (bursts build them first)."""
+        return await self.send(urlencode(form), "application/x-www-form-urlencoded", **kw)
+
     async def slash_command(
         self, user_id: str, text: str, *, command: str = "/peer", channel_id: str = "C0GENERAL", **kw: Any
     ) -> tuple[DriverResponse, dict[str, str]]:
