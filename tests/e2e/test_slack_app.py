@@ -49,8 +49,16 @@ class SlackWorld:
         return str(posted[-1]["text"] if posted else ack.get("text", ""))
 
 
-async def make_world(tmp_path: Path, *, learners: int = 8, ack_budget: float = 2.0, **env: str) -> SlackWorld:
-    emu = SlackEmulator(time_scale=FAST)
+async def make_world(
+    tmp_path: Path,
+    *,
+    learners: int = 8,
+    ack_budget: float = 2.0,
+    workspace: dict[str, Any] | None = None,
+    **env: str,
+) -> SlackWorld:
+    """`workspace`: the emulator's settings (plan, policy…) from the start, as the app finds them."""
+    emu = SlackEmulator(time_scale=FAST, **(workspace or {}))
     await emu.__aenter__()
     trainer = emu.seed_user("tina", real_name="Tina Trainer")
     people = [emu.seed_user(f"learner{i}") for i in range(learners)]

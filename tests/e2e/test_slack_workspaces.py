@@ -1,0 +1,80 @@
+"""Slack workspaces as they really are, through the real slack-bolt app (HTTP and Socket Mode): a free plan
+with SLACK_TRAINER_GROUP set, guests who cannot join a breakout, admin-only workspace settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapters.slack.runner import SlackRunner
+from bot.app import build
+from bot.clock import FakeClock
+from tests.conftest import T0, make_settings
+from tests.e2e.conftest_slack import FAST
+from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, make_world
+from tests.emulators.slack_api import SlackEmulator
+from tests.emulators.slack_socket import SlackSocketEmulator, SocketModeDriver
+
+FREE = {"plan": "free"}
+
+
+def plan_notices(emu: SlackEmulator, admin: str) -> list[str]:
+    dm = next((c for c in emu.channels.values() if c.is_im and c.im_user == admin), None)
+    return [m.text for m in emu.history(dm.id)] if dm is not None else []
+
+
+async def restart(w: SlackWorld) -> None:
+    again = SlackRunner(w.app.core, w.app.settings, time_scale=FAST, port=0)
+    await again.start()
+    await again.stop()
+
+
+async def test_free_plan_trainer_group_told_once_and_never_read_before_an_ack(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, workspace=FREE, SLACK_TRAINER_GROUP="trainers")
+    try:
+        (notice,) = plan_notices(w.emu, w.trainer)  # the admin (SLACK_TRAINER_IDS) hears it at start-up
+        assert "SLACK_TRAINER_GROUP" in notice and "paid Slack plan" in notice and "SLACK_TRAINER_IDS" in notice
+        reads = len(w.emu.calls_of("usergroups.list", ok_only=False))
+        assert reads == 1
+        for learner in w.learners:
+            resp, _form = await w.driver.slash_command(learner, "help", channel_id=w.general)
+            assert resp.status == 200 and "/peer checkin" in resp.json()["text"]
+        ack, _ = await w.command(w.learners[0], "cohort create c1")
+        assert "Only trainers" in ack["text"]
+        ack, form = await w.command(w.trainer, "cohort create c1")  # the configured ids still administer
+        assert "created" in w.final_text(ack, form)
+        assert len(w.emu.calls_of("usergroups.list", ok_only=False)) == reads  # the failure is remembered
+        await restart(w)
+        assert len(plan_notices(w.emu, w.trainer)) == 1  # a restart finds its keyed DM and says nothing more
+    finally:
+        await close_world(w)
+
+
+async def test_free_plan_trainer_group_over_socket_mode(tmp_path: Path) -> None:
+    async with SlackSocketEmulator(time_scale=FAST, plan="free") as emu:
+        tina = emu.seed_user("tina")
+        learner = emu.seed_user("learner")
+        general = emu.seed_channel("general", [emu.bot_user_id, tina, learner])
+        settings = make_settings(
+            f"sqlite+aiosqlite:///{tmp_path / 'peerbot.db'}",
+            SLACK_BOT_TOKEN=emu.token,
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_APP_TOKEN=emu.app_token,
+            SLACK_API_URL=emu.base_url,
+            SLACK_TRAINER_IDS=tina,
+            SLACK_TRAINER_GROUP="@trainers",
+        )
+        app = await build(settings, clock=FakeClock(T0), with_scheduler=False)
+        runner = SlackRunner(app.core, settings, time_scale=FAST)
+        app.core.attach(runner.platform)
+        app.runners.append(runner)
+        try:
+            await runner.start()
+            assert len(plan_notices(emu, tina)) == 1
+            driver = SocketModeDriver(emu)
+            for _ in range(5):
+                ack, _payload = await driver.slash_command(learner, "help", channel_id=general)
+                assert "/peer checkin" in ack.text and ack.elapsed < 3
+            await runner.bot.drain()
+            assert len(emu.calls_of("usergroups.list", ok_only=False)) == 1
+        finally:
+            await app.close()
