@@ -77,3 +77,22 @@ class ChecksCapacity(Protocol):
     async def ensure_capacity(self, session_key: str, groups: int) -> None:
         """Raise `PlatformError` before anything is created if `groups` breakouts cannot fit."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A member a channel refused while the others got in; `reason` is neutral: `single_channel_guest`
+    (already in their one channel), `guest` (guest accounts cannot be added), `deactivated`, or `refused`."""
+
+    user: UserRef
+    reason: str
+
+
+@runtime_checkable
+class ReportsLeftOut(Protocol):
+    """Optional verb for platforms where one member may be refused by a channel (Slack guests): the channel
+    is made for the others, and the core reaches the ones left out another way."""
+
+    def take_left_out(self, channel: ChannelRef) -> list[LeftOut]:
+        """The members the last create/add for `channel` could not bring in (and forget them)."""
+        ...

@@ -24,7 +24,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.slack import render
 from adapters.slack.pacing import PacedRateLimitHandler, Pacer
 from bot.messages import Form, Message
-from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.port import EventSpec, LeftOut, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,17 @@ UNDELIVERABLE = frozenset(
         "user_not_visible",
     }
 )
-# Codes of conversations.invite that concern one user of the batch: retry the others one by one.
-PER_USER_INVITE_ERRORS = frozenset(
-    {"user_not_found", "cant_invite", "already_in_channel", "user_is_restricted", "user_is_ultra_restricted"}
-)
+# Codes of conversations.invite that concern one user of the batch: retry the others one by one, and report
+# the user left out (by the port's neutral reason) so the core reaches them another way.
+LEFT_OUT_REASONS: dict[str, str] = {
+    "ura_max_channels": "single_channel_guest",  # a single-channel guest already in their one channel
+    "user_is_restricted": "guest",
+    "user_is_ultra_restricted": "guest",
+    "cant_invite": "deactivated",
+    "user_disabled": "deactivated",
+    "user_not_found": "refused",
+}
+PER_USER_INVITE_ERRORS = frozenset({"already_in_channel", *LEFT_OUT_REASONS})
 
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 
@@ -100,6 +107,7 @@ class SlackPlatform:
         self._bot_user_id: str | None = None
         self._by_group: dict[str, ChannelRef] = {}
         self._dm_channels: dict[str, str] = {}
+        self._left_out: dict[str, list[LeftOut]] = {}
 
     @classmethod
     def connect(cls, token: str, base_url: str = "https://slack.com/api/", *, time_scale: float = 1.0) -> SlackPlatform:
@@ -240,10 +248,11 @@ class SlackPlatform:
                     partial(self.client.conversations_invite, channel=channel.id, users=batch),
                 )
             except PlatformError as exc:
-                if exc.code not in PER_USER_INVITE_ERRORS or len(batch) == 1:
-                    if exc.code == "already_in_channel":
-                        continue
+                if exc.code not in PER_USER_INVITE_ERRORS:
                     raise
+                if len(batch) == 1:
+                    self._leave_out(channel, batch[0], exc.code)
+                    continue
                 for uid in batch:  # find the one(s) Slack refused, invite the rest
                     try:
                         await self._api(
@@ -253,7 +262,17 @@ class SlackPlatform:
                     except PlatformError as one:
                         if one.code not in PER_USER_INVITE_ERRORS:
                             raise
-                        log.warning("could not invite %s to %s: %s", uid, channel.id, one.code)
+                        self._leave_out(channel, uid, one.code)
+
+    def _leave_out(self, channel: ChannelRef, user_id: str, code: str) -> None:
+        if code == "already_in_channel":
+            return
+        log.warning("could not invite %s to %s: %s", user_id, channel.id, code)
+        self._left_out.setdefault(channel.id, []).append(LeftOut(UserRef(PLATFORM, user_id), LEFT_OUT_REASONS[code]))
+
+    def take_left_out(self, channel: ChannelRef) -> list[LeftOut]:
+        """`bot.port.ReportsLeftOut`: who the last invitations to `channel` could not bring in, and why."""
+        return self._left_out.pop(channel.id, [])
 
     async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
         present = set(await self._member_ids(channel))

@@ -6,6 +6,7 @@ and write the same `PeerGroup`/`GroupMembership` rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from bot.grouping.arrivals import Waiting, plan_arrivals
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
+from bot.port import LeftOut, Platform, PlatformError, ReportsLeftOut
 from bot.refs import ChannelRef, UserRef
 from storage.models import (
     Attendance,
@@ -35,6 +37,8 @@ from storage.models import (
     PeerGroup,
     PeerSession,
 )
+
+log = logging.getLogger(__name__)
 
 FORMAT_TEXTS = {
     "groups": N_(
@@ -593,6 +597,59 @@ class Groups:
         if new.channel_id:
             await platform.add_members(ChannelRef(platform_name, new.channel_id), [ref])
 
+    async def _reach_left_out(
+        self,
+        platform: Platform,
+        left_out: list[LeftOut],
+        peer_session: PeerSession,
+        group: PeerGroup,
+        members: Sequence[tuple[Member, str]],
+        trainers: Sequence[Member],
+        video: str,
+    ) -> None:
+        """A member the breakout refused (a guest…) does not stop the group: they get a DM with their group's
+        members and the video room, and the trainers are told who and why. A DM that fails is logged."""
+        if not left_out:
+            return
+        by_id = {m.user_id: m for m, _role in members}
+        everyone = ", ".join(f"<@{m.user_id}>" for m, _role in members)
+        for out in left_out:
+            member = by_id.get(out.user.id)
+            if member is None:  # a trainer: they are told below with the others
+                continue
+            locale = self.ctx.locale_of(member)
+            sections = (Section(t(locale, "Video room: {url}", url=video)),) if video else ()
+            text = t(
+                locale,
+                "You could not be added to the private channel of group {number} of “{title}”, so here is your "
+                "group: {members}. Reach them by DM or in the video room.",
+                number=group.number,
+                title=peer_session.title,
+                members=everyone,
+            )
+            try:
+                await platform.send_dm(out.user, Message(text, sections=sections))
+            except PlatformError as exc:
+                log.warning("could not DM %s, left out of group %s: %s", out.user.id, group.number, exc)
+        for trainer in trainers:
+            locale = self.ctx.locale_of(trainer)
+            who = "; ".join(
+                f"<@{out.user.id}>: {t(locale, LEFT_OUT_REASONS.get(out.reason, LEFT_OUT_REASONS['refused']))}"
+                for out in left_out
+            )
+            text = t(
+                locale,
+                "Group {number} of “{title}” runs without some of its members in its channel ({who}). "
+                "Each learner left out got a DM with the group's members and the video room.",
+                number=group.number,
+                title=peer_session.title,
+                who=who,
+            )
+            try:
+                await platform.send_dm(queries.ref(trainer), Message(text))
+            except PlatformError as exc:
+                log.warning("could not tell trainer %s about group %s: %s", trainer.user_id, group.number, exc)
+
     async def ensure_breakouts(self, short_id: str) -> int:
         """Create the missing breakout channels; resumable after a crash or a rate-limit failure."""
         async with self.ctx.db.transaction() as tx:
@@ -618,6 +675,15 @@ class Groups:
                     .values(channel_id=channel.id)
                 )
             created += 1
+            video = (
+                self.ctx.settings.video_url_template.replace("{room}", name)
+                if self.ctx.settings.video_url_template
+                else ""
+            )
+            if isinstance(platform, ReportsLeftOut):
+                await self._reach_left_out(
+                    platform, platform.take_left_out(channel), peer_session, group, members, trainers, video
+                )
             tutor = next((m for m, role in members if role == "tutor"), None)
             sections = [
                 Section(
@@ -631,9 +697,8 @@ class Groups:
             if peer_session.objectives:
                 sections.insert(0, Section(t(locale, "*Objectives*: {objectives}", objectives=peer_session.objectives)))
             sections.append(Section(t(locale, GROUND_RULES)))
-            if self.ctx.settings.video_url_template:
-                url = self.ctx.settings.video_url_template.replace("{room}", name)
-                sections.append(Section(t(locale, "Video room: {url}", url=url)))
+            if video:
+                sections.append(Section(t(locale, "Video room: {url}", url=video)))
             await platform.post(
                 channel,
                 Message(
@@ -649,6 +714,14 @@ class Groups:
                 ),
             )
         return created
+
+
+LEFT_OUT_REASONS = {
+    "single_channel_guest": N_("a single-channel guest can be in only one channel"),
+    "guest": N_("guest accounts cannot be added to channels by the app"),
+    "deactivated": N_("the account is deactivated"),
+    "refused": N_("the platform refused to add them"),
+}
 
 
 def check_in_button(short_id: str, locale: str) -> Button:

@@ -10,7 +10,7 @@ from bot.app import build
 from bot.clock import FakeClock
 from tests.conftest import T0, make_settings
 from tests.e2e.conftest_slack import FAST
-from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, make_world
+from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, make_world, mentions
 from tests.emulators.slack_api import SlackEmulator
 from tests.emulators.slack_socket import SlackSocketEmulator, SocketModeDriver
 
@@ -78,3 +78,38 @@ async def test_free_plan_trainer_group_over_socket_mode(tmp_path: Path) -> None:
             assert len(emu.calls_of("usergroups.list", ok_only=False)) == 1
         finally:
             await app.close()
+
+
+def dm_texts(emu: SlackEmulator, user: str) -> list[str]:
+    dm = next((c for c in emu.channels.values() if c.is_im and c.im_user == user), None)
+    if dm is None:
+        return []
+    return [" ".join([m.text, *(str(b.get("text", {}).get("text", "")) for b in m.blocks)]) for m in emu.history(dm.id)]
+
+
+async def test_a_single_channel_guest_never_stops_the_breakouts(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, learners=7, PEERBOT_VIDEO_URL_TEMPLATE="https://meet.example.org/{room}")
+    try:
+        guest = w.emu.seed_user("gus", guest="single")
+        w.emu.channels[w.general].members.append(guest)  # the guest's one channel is the cohort's
+        everyone = [*w.learners, guest]
+        await w.command(w.trainer, f"cohort create c1 <#{w.general}|general>")
+        await w.command(w.trainer, f"cohort add c1 {mentions(everyone)}")
+        plan = 'session plan c1 "Fractions" 2026-03-02 10:00 1h size=4 groups_from=enrolled'
+        assert "Planned session `s1`" in w.final_text(*await w.command(w.trainer, plan))
+        ack, form = await w.command(w.trainer, "session start s1")
+        assert "started" in w.final_text(ack, form)
+
+        breakouts = [c for c in w.emu.channels.values() if c.name.startswith("peer-s1-g")]
+        assert len(breakouts) == 2
+        inside = {u for c in breakouts for u in c.members}
+        assert set(w.learners) <= inside and guest not in inside  # the others are in; the guest cannot be
+        home = next(c for c in breakouts if w.emu.history(c.id) and f"<@{guest}>" in w.emu.history(c.id)[0].text)
+
+        (to_guest,) = dm_texts(w.emu, guest)
+        assert "could not be added" in to_guest and "https://meet.example.org/peer-s1-g" in to_guest
+        assert all(f"<@{u}>" in to_guest for u in home.members if u in w.learners)
+        to_trainer = [t for t in dm_texts(w.emu, w.trainer) if "runs without" in t]
+        assert len(to_trainer) == 1 and f"<@{guest}>" in to_trainer[0] and "single-channel guest" in to_trainer[0]
+    finally:
+        await close_world(w)
