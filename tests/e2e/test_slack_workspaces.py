@@ -10,7 +10,7 @@ from bot.app import build
 from bot.clock import FakeClock
 from tests.conftest import T0, make_settings
 from tests.e2e.conftest_slack import FAST
-from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, make_world, mentions
+from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, eventually, make_world, mentions, plan_session
 from tests.emulators.slack_api import SlackEmulator
 from tests.emulators.slack_socket import SlackSocketEmulator, SocketModeDriver
 
@@ -111,5 +111,24 @@ async def test_a_single_channel_guest_never_stops_the_breakouts(tmp_path: Path) 
         assert all(f"<@{u}>" in to_guest for u in home.members if u in w.learners)
         to_trainer = [t for t in dm_texts(w.emu, w.trainer) if "runs without" in t]
         assert len(to_trainer) == 1 and f"<@{guest}>" in to_trainer[0] and "single-channel guest" in to_trainer[0]
+    finally:
+        await close_world(w)
+
+
+async def test_a_private_answer_to_someone_outside_the_channel_comes_by_dm(tmp_path: Path) -> None:
+    w = await make_world(tmp_path)
+    try:
+        await plan_session(w)
+        await w.app.core.timeline.post_prep("s1")
+        prep = w.emu.history(w.general)[-1]
+        outsider = w.learners[0]
+        w.emu.channels[w.general].members.remove(outsider)  # left the channel, still enrolled
+        resp, _ = await w.driver.reaction_added(outsider, "white_check_mark", w.general, prep.ts)
+        assert resp.status == 200
+        await eventually(lambda: bool(dm_texts(w.emu, outsider)))
+        refused = w.emu.calls_of("chat.postEphemeral", ok_only=False)
+        assert [c.error for c in refused] == ["user_not_in_channel"]
+        (notice,) = dm_texts(w.emu, outsider)
+        assert "prep" in notice.lower() or "prepar" in notice.lower(), notice
     finally:
         await close_world(w)
