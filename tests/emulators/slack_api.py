@@ -647,6 +647,7 @@ class SlackEmulator:
         method = request.match_info["method"]
         now = time.monotonic()
         args: dict[str, Any] = {}
+        headers: dict[str, str] = {}
         try:
             args, token = await self._read_args(request)
             failures = self._failures.get(method)
@@ -659,6 +660,7 @@ class SlackEmulator:
             caller = self.tokens.get(token)
             if caller is None:
                 raise SlackError("invalid_auth")
+            headers["x-oauth-scopes"] = ",".join(sorted(caller.scopes))  # as Slack adds to every answer
             handler = self._handlers.get(method)
             if handler is None:
                 raise SlackError("unknown_method")
@@ -681,9 +683,9 @@ class SlackEmulator:
             payload: dict[str, Any] = {"ok": False, "error": err.code, **err.extra}
             if err.messages:
                 payload["response_metadata"] = {"messages": err.messages}
-            return web.json_response(payload)
+            return web.json_response(payload, headers=headers)
         self.calls.append(Call(method, args, 200, None, now))
-        return web.json_response({"ok": True, **body})
+        return web.json_response({"ok": True, **body}, headers=headers)
 
     def _take_token(self, method: str, args: dict[str, Any]) -> float:
         """Spend one token of the method's bucket; returns 0, or the wall seconds until one is available."""
