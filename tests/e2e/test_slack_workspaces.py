@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adapters.slack.app import reply_payload
 from adapters.slack.runner import SlackRunner
 from bot.app import build
 from bot.clock import FakeClock
+from bot.grammar import help_text
+from bot.messages import Reply
 from tests.conftest import T0, make_settings
 from tests.e2e.conftest_slack import FAST
 from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, eventually, make_world, mentions, plan_session
@@ -130,5 +133,19 @@ async def test_a_private_answer_to_someone_outside_the_channel_comes_by_dm(tmp_p
         assert [c.error for c in refused] == ["user_not_in_channel"]
         (notice,) = dm_texts(w.emu, outsider)
         assert "prep" in notice.lower() or "prepar" in notice.lower(), notice
+    finally:
+        await close_world(w)
+
+
+async def test_a_person_is_answered_in_their_slack_language_once_known(tmp_path: Path) -> None:
+    w = await make_world(tmp_path)
+    try:
+        marie = w.emu.seed_user("marie", locale="fr-FR")
+        first, _ = await w.command(marie, "help")  # answered at once, before her profile is known
+        assert first["text"].startswith(help_text(False, "en").splitlines()[0])
+        info = w.emu.calls_of("users.info")
+        assert info and info[-1].args.get("include_locale") in {"1", "true", True}  # read after the ack
+        second, _ = await w.command(marie, "help")
+        assert second["text"] == reply_payload(Reply(help_text(False, "fr")))["text"]
     finally:
         await close_world(w)
