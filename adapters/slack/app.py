@@ -452,10 +452,16 @@ class SlackBot:
             nonlocal updates
             if updates < MAX_PROGRESS_UPDATES:
                 updates += 1
-                await respond(text=f"{working} ({int(elapsed)} s so far)", replace_original=True)
+                try:
+                    await respond(text=f"{working} ({int(elapsed)} s so far)", replace_original=True)
+                except Exception as exc:  # progress is a courtesy: the final answer still comes
+                    log.info("progress update failed: %s", exc)
 
         async def replace_working(reply: Reply) -> None:
-            await respond(**reply_payload(reply), replace_original=True)
+            sent = await respond(**reply_payload(reply), replace_original=True)
+            if getattr(sent, "status_code", 200) != 200:  # used 5 times or older than 30 minutes: by DM then
+                log.info("response_url refused the reply (%s); sending it by DM", getattr(sent, "body", ""))
+                await self.tell(None, actor.user, reply.message or Message(reply.text))
 
         await common.answer(
             self._after_acks(self.core.handle_command(actor, text, channel)),

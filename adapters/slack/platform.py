@@ -37,6 +37,7 @@ LIST_PAGE = 200  # conversations.list page size Slack recommends
 # id, the restarted process finds it by that mark instead of creating a duplicate.
 BREAKOUT_MARK = "peerbot breakout "
 INVITE_BATCH = 1000
+PAGE_WHEN_MORE_THAN = 20  # members whose profiles come from users.list pages rather than users.info each
 DELIVERY_EVENT = "peerbot_delivery"
 # Codes meaning "this person cannot get a DM from us", where retrying will not help.
 UNDELIVERABLE = frozenset(
@@ -299,12 +300,26 @@ class SlackPlatform:
         """The people in a channel: bots (this one included), Slackbot and deactivated accounts excluded."""
         me = await self.bot_user_id()
         ids = [uid for uid in await self._member_ids(channel) if uid not in {me, "USLACKBOT"}]
-        humans = []
-        for uid in ids:  # users.info is Tier 4: the pacer spaces these calls
-            info = await self.user_info(uid)
-            if not info.get("is_bot") and not info.get("deleted"):
-                humans.append(UserRef(PLATFORM, uid))
-        return humans
+        if len(ids) > PAGE_WHEN_MORE_THAN:
+            infos = await self._profiles_by_pages(set(ids))
+        else:
+            infos = {uid: await self.user_info(uid) for uid in ids}  # users.info is Tier 4: paced
+        return [
+            UserRef(PLATFORM, uid)
+            for uid in ids
+            if uid in infos and not infos[uid].get("is_bot") and not infos[uid].get("deleted")
+        ]
+
+    async def _profiles_by_pages(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
+        """The profiles of `wanted` from `users.list` pages (Tier 2, 200 people a call: 4,000 a minute against
+        users.info's 100), stopping at the page that completes the set."""
+        found: dict[str, dict[str, Any]] = {}
+        cursor = ""
+        while True:
+            members, cursor = await self.users_page(cursor)
+            found |= {str(m["id"]): m for m in members if m.get("id") in wanted}
+            if not cursor or len(found) == len(wanted):
+                return found
 
     async def _member_ids(self, channel: ChannelRef) -> list[str]:
         """Every member id, bots included: enough to know whom to invite, without a users.info each."""

@@ -149,3 +149,29 @@ async def test_a_person_is_answered_in_their_slack_language_once_known(tmp_path:
         assert second["text"] == reply_payload(Reply(help_text(False, "fr")))["text"]
     finally:
         await close_world(w)
+
+
+async def test_a_reply_whose_response_url_expired_comes_by_dm(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, ack_budget=0.0, workspace={"response_url_ttl": 0.0})
+    try:
+        ack, form = await w.command(w.trainer, "cohort create c1")
+        assert "Working on" in ack["text"]
+        assert w.emu.responses_to(form["response_url"]) == []
+        assert "expired_url" in {reason for _path, reason in w.emu.refused_hooks}
+        assert any("c1" in text and "created" in text for text in dm_texts(w.emu, w.trainer))
+    finally:
+        await close_world(w)
+
+
+async def test_import_of_a_big_channel_reads_profiles_by_pages(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, learners=60)
+    try:
+        bot = w.emu.seed_user("otherbot", is_bot=True)
+        room = w.emu.seed_channel("room", [w.emu.bot_user_id, *w.learners, bot])
+        await w.command(w.trainer, "cohort create c1")
+        before = len(w.emu.calls_of("users.info"))
+        reply = w.final_text(*await w.command(w.trainer, f"cohort import c1 <#{room}|room> 2"))
+        assert "imported 60 new learner(s)" in reply, reply
+        assert len(w.emu.calls_of("users.info")) == before and w.emu.calls_of("users.list")
+    finally:
+        await close_world(w)
