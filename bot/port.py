@@ -19,6 +19,15 @@ class PlatformError(Exception):
         self.detail = detail
 
 
+class ChannelsRestricted(PlatformError):
+    """The workspace lets only its admins create channels: breakouts cannot be made. `setting` names, in the
+    platform's words, the admin setting that would allow it."""
+
+    def __init__(self, code: str, detail: str = "", *, setting: str = "") -> None:
+        super().__init__(code, detail)
+        self.setting = setting
+
+
 class Undeliverable(PlatformError):
     """The recipient cannot receive DMs (closed DMs, left the workspace): retrying will not help."""
 
@@ -96,3 +105,12 @@ class ReportsLeftOut(Protocol):
     def take_left_out(self, channel: ChannelRef) -> list[LeftOut]:
         """The members the last create/add for `channel` could not bring in (and forget them)."""
         ...
+
+
+@runtime_checkable
+class OpensThreads(Protocol):
+    """Optional verb for platforms with threads (Slack): when channels cannot be created, a group works in a
+    thread of the cohort channel; the returned ref stands for the thread wherever a channel is expected (posts
+    go into the thread; adding, removing and archiving are no-ops there)."""
+
+    async def open_thread(self, channel: ChannelRef, message: Message) -> ChannelRef: ...

@@ -24,7 +24,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.slack import render
 from adapters.slack.pacing import PacedRateLimitHandler, Pacer
 from bot.messages import Form, Message
-from bot.port import EventSpec, LeftOut, PlatformError, Undeliverable
+from bot.port import ChannelsRestricted, EventSpec, LeftOut, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ LIST_PAGE = 200  # conversations.list page size Slack recommends
 # id, the restarted process finds it by that mark instead of creating a duplicate.
 BREAKOUT_MARK = "peerbot breakout "
 INVITE_BATCH = 1000
+# Where a workspace admin lets members create channels (named in the trainer's notice when they cannot).
+CHANNEL_SETTING = "Settings & permissions → Permissions → Channel Management"
+# A group working in a thread of the cohort channel: "<channel id>/<parent ts>" stands for the thread.
+THREAD_SEP = "/"
 PAGE_WHEN_MORE_THAN = 20  # members whose profiles come from users.list pages rather than users.info each
 DELIVERY_EVENT = "peerbot_delivery"
 # Codes meaning "this person cannot get a DM from us", where retrying will not help.
@@ -162,6 +166,8 @@ class SlackPlatform:
                     partial(self.client.conversations_create, name=candidate, is_private=True),
                 )
             except PlatformError as exc:
+                if exc.code == "restricted_action":
+                    raise ChannelsRestricted(exc.code, "conversations.create", setting=CHANNEL_SETTING) from exc
                 if exc.code != "name_taken":
                     raise
                 if not group_key:
@@ -275,11 +281,20 @@ class SlackPlatform:
         """`bot.port.ReportsLeftOut`: who the last invitations to `channel` could not bring in, and why."""
         return self._left_out.pop(channel.id, [])
 
+    async def open_thread(self, channel: ChannelRef, message: Message) -> ChannelRef:
+        """`bot.port.OpensThreads`: the message opens a thread in `channel`; the ref stands for the thread."""
+        parent = await self._post(channel.id, message)
+        return ChannelRef(PLATFORM, f"{parent.channel.id}{THREAD_SEP}{parent.id}")
+
     async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        if THREAD_SEP in channel.id:
+            return  # a thread has no members: the group's message mentions them
         present = set(await self._member_ids(channel))
         await self._invite(channel, [m for m in members if m.id not in present])
 
     async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
+        if THREAD_SEP in channel.id:
+            return
         try:
             await self._api(
                 "conversations.kick",
@@ -290,6 +305,8 @@ class SlackPlatform:
                 raise
 
     async def archive_channel(self, channel: ChannelRef) -> None:
+        if THREAD_SEP in channel.id:
+            return  # the thread stays in the cohort channel's history
         try:
             await self._api("conversations.archive", lambda: self.client.conversations_archive(channel=channel.id))
         except PlatformError as exc:
@@ -299,6 +316,7 @@ class SlackPlatform:
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
         """The people in a channel: bots (this one included), Slackbot and deactivated accounts excluded."""
         me = await self.bot_user_id()
+        channel = ChannelRef(channel.platform, channel.id.split(THREAD_SEP, 1)[0])  # a thread: its channel's people
         ids = [uid for uid in await self._member_ids(channel) if uid not in {me, "USLACKBOT"}]
         if len(ids) > PAGE_WHEN_MORE_THAN:
             infos = await self._profiles_by_pages(set(ids))
@@ -341,6 +359,8 @@ class SlackPlatform:
 
     async def _post(self, channel_id: str, message: Message) -> MessageRef:
         extra: dict[str, Any] = {}
+        if THREAD_SEP in channel_id:
+            channel_id, extra["thread_ts"] = channel_id.split(THREAD_SEP, 1)
         if message.key:
             extra["metadata"] = {"event_type": DELIVERY_EVENT, "event_payload": {"key": message.key}}
         resp = await self._api(

@@ -24,7 +24,7 @@ from bot.grouping.arrivals import Waiting, plan_arrivals
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
-from bot.port import LeftOut, Platform, PlatformError, ReportsLeftOut
+from bot.port import ChannelsRestricted, LeftOut, OpensThreads, Platform, PlatformError, ReportsLeftOut
 from bot.refs import ChannelRef, UserRef
 from storage.models import (
     Attendance,
@@ -650,6 +650,25 @@ class Groups:
             except PlatformError as exc:
                 log.warning("could not tell trainer %s about group %s: %s", trainer.user_id, group.number, exc)
 
+    async def _tell_threads(
+        self,
+        platform: Platform,
+        peer_session: PeerSession,
+        trainers: Sequence[Member],
+        exc: ChannelsRestricted,
+    ) -> None:
+        """One sentence to the trainers: why the groups are in threads, and which admin setting would change it."""
+        log.warning("session %s: channels cannot be created (%s); groups run in threads", peer_session.short_id, exc)
+        for trainer in trainers:
+            text = t(
+                self.ctx.locale_of(trainer),
+                "Only workspace admins may create channels here, so the groups of “{title}” work in threads of the "
+                "cohort channel; for private breakout channels, ask an admin to let members create them ({setting}).",
+                title=peer_session.title,
+                setting=exc.setting or exc.code,
+            )
+            await self.ctx.safe_dm(platform, trainer, Message(text))
+
     async def ensure_breakouts(self, short_id: str) -> int:
         """Create the missing breakout channels; resumable after a crash or a rate-limit failure."""
         async with self.ctx.db.transaction() as tx:
@@ -662,12 +681,34 @@ class Groups:
         platform = await self.ctx.platform_of(peer_session)
         locale = self.ctx.settings.locale
         created = 0
+        restricted: ChannelsRestricted | None = None
         for group, members in groups:
             name = f"peer-{peer_session.short_id}-g{group.number}"
             refs = [queries.ref(m) for m, _ in members] + [queries.ref(t_) for t_ in trainers]
-            channel = await platform.create_private_channel(
-                name, refs, peer_session.title[:250], group_key=f"{peer_session.short_id}:{group.number}"
-            )
+            if restricted is None:
+                try:
+                    channel = await platform.create_private_channel(
+                        name, refs, peer_session.title[:250], group_key=f"{peer_session.short_id}:{group.number}"
+                    )
+                except ChannelsRestricted as exc:
+                    if not isinstance(platform, OpensThreads) or not peer_session.channel_id:
+                        raise
+                    restricted = exc
+                    await self._tell_threads(platform, peer_session, trainers, exc)
+            if restricted is not None:
+                assert isinstance(platform, OpensThreads)
+                channel = await platform.open_thread(
+                    ChannelRef(platform.name, peer_session.channel_id),
+                    Message(
+                        t(
+                            locale,
+                            "🧵 Group {number} of “{title}”: {members}. Your group works in this thread.",
+                            number=group.number,
+                            title=peer_session.title,
+                            members=", ".join(f"<@{m.user_id}>" for m, _role in members),
+                        )
+                    ),
+                )
             async with self.ctx.db.transaction() as tx:
                 await tx.exec(
                     update(PeerGroup)

@@ -3,6 +3,7 @@ with SLACK_TRAINER_GROUP set, guests who cannot join a breakout, admin-only work
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from adapters.slack.app import reply_payload
@@ -14,7 +15,7 @@ from bot.messages import Reply
 from tests.conftest import T0, make_settings
 from tests.e2e.conftest_slack import FAST
 from tests.e2e.test_slack_app import SECRET, SlackWorld, close_world, eventually, make_world, mentions, plan_session
-from tests.emulators.slack_api import SlackEmulator
+from tests.emulators.slack_api import Policy, SlackEmulator
 from tests.emulators.slack_socket import SlackSocketEmulator, SocketModeDriver
 
 FREE = {"plan": "free"}
@@ -173,5 +174,34 @@ async def test_import_of_a_big_channel_reads_profiles_by_pages(tmp_path: Path) -
         reply = w.final_text(*await w.command(w.trainer, f"cohort import c1 <#{room}|room> 2"))
         assert "imported 60 new learner(s)" in reply, reply
         assert len(w.emu.calls_of("users.info")) == before and w.emu.calls_of("users.list")
+    finally:
+        await close_world(w)
+
+
+async def test_where_only_admins_create_channels_the_session_runs_in_threads(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, workspace={"policy": Policy(only_admins_create_channels=True)})
+    try:
+        await plan_session(w)
+        ack, form = await w.command(w.trainer, "session start s1")
+        assert "started" in w.final_text(ack, form)
+        assert not [c for c in w.emu.channels.values() if c.name.startswith("peer-s1-g")]
+        parents = [m for m in w.emu.history(w.general) if m.text.startswith("🧵 Group")]
+        assert len(parents) == 2
+        for parent in parents:  # every learner mentioned in their group's thread
+            inside = [m for m in w.emu.history(w.general) if m.thread_ts == parent.ts]
+            assert inside and inside[0].blocks[-1]["elements"][0]["action_id"] == "checkin:in:s1"
+        assert sum(f"<@{u}>" in p.text for p in parents for u in w.learners) == len(w.learners)
+        (why,) = [t for t in dm_texts(w.emu, w.trainer) if "Only workspace admins" in t]
+        assert "threads" in why and "Channel Management" in why
+
+        w.clock.set(T0 + timedelta(minutes=55))
+        learner = w.learners[0]
+        resp = await w.driver.block_action(learner, "checkin:in:s1", channel_id=w.general, message_ts=parents[0].ts)
+        assert resp.status == 200
+        await w.runner.bot.drain()
+        ack, form = await w.command(w.trainer, "session end s1")
+        assert "Something went wrong" not in w.final_text(ack, form)
+        shown = w.final_text(*await w.command(w.trainer, "session show s1"))
+        assert "checked in 1" in shown, shown
     finally:
         await close_world(w)
