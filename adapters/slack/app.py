@@ -229,11 +229,13 @@ class AckFirst:
     stream of requests never starves it.
     """
 
-    def __init__(self, max_wait: float = 1.0) -> None:
+    def __init__(self, max_wait: float = 1.0, calm: float = 0.05) -> None:
         self.max_wait = max_wait
+        self.calm = calm  # a burst comes in waves: work waits for this long without a new arrival
         self.arriving = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
+        self._last_arrival = float("-inf")
         self._current: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("arrival", default=None)
 
     def arrive(self) -> list[bool]:
@@ -241,6 +243,7 @@ class AckFirst:
         flag = [True]
         self._current.set(flag)
         self.arriving += 1
+        self._last_arrival = time.monotonic()
         self._quiet.clear()
         return flag
 
@@ -255,10 +258,17 @@ class AckFirst:
             self._quiet.set()
 
     async def turn(self) -> None:
-        """Wait until no request is arriving (or `max_wait`)."""
-        if self.arriving:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), self.max_wait)
+        """Wait until no request is arriving and none came for `calm` seconds (at most `max_wait`)."""
+        deadline = time.monotonic() + self.max_wait
+        while (left := deadline - time.monotonic()) > 0:
+            if self.arriving:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._quiet.wait(), left)
+                continue
+            since = time.monotonic() - self._last_arrival
+            if since >= self.calm:
+                return
+            await asyncio.sleep(min(self.calm - since, left))
 
 
 class _App(AsyncApp):
