@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -587,6 +588,17 @@ class SlackBot:
         actor = self.actor(event["user"], "", body.get("team_id", ""))
         self.learn_profile(actor.user.id)
         await self.publish_home(actor)
+
+    async def warm_up(self) -> None:
+        """Bolt checks the token with auth.test on the first request and keeps the answer; every request that
+        arrives before that answer makes its own call, before its ack. After a restart in the middle of a
+        burst that would be hundreds of calls: make the one call at start-up instead."""
+        for middleware in getattr(self.bolt, "_async_middleware_list", []):
+            if isinstance(middleware, AsyncSingleTeamAuthorization) and middleware.auth_test_result is None:
+                try:
+                    middleware.auth_test_result = await self.platform.client.auth_test()
+                except Exception as exc:  # Bolt will try again on the first request, as it always did
+                    log.warning("auth.test at start-up failed: %s", exc)
 
     async def check_trainer_group(self) -> None:
         """At start-up: read SLACK_TRAINER_GROUP once; if this workspace cannot have user groups (free plan),

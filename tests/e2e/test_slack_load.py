@@ -103,3 +103,14 @@ async def test_50_simultaneous_questionnaire_opens_beside_500_commands(tmp_path:
         assert sorted(v.user for v in w.emu.views.values()) == sorted(w.learners)
     finally:
         await close_world(w)
+
+
+async def test_a_burst_right_after_start_up_checks_the_token_once(tmp_path: Path) -> None:
+    w = await make_world(tmp_path)
+    try:
+        checks = len(w.emu.calls_of("auth.test"))
+        answers = await asyncio.gather(*(w.driver.slash_command(u, "help") for u in w.learners * 10))
+        assert [resp.status for resp, _ in answers] == [200] * 80
+        assert len(w.emu.calls_of("auth.test")) == checks  # Bolt's token check was made at start-up
+    finally:
+        await close_world(w)
