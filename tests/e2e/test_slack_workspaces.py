@@ -3,8 +3,12 @@ with SLACK_TRAINER_GROUP set, guests who cannot join a breakout, admin-only work
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from adapters.slack.app import reply_payload
 from adapters.slack.runner import SlackRunner
@@ -205,3 +209,80 @@ async def test_where_only_admins_create_channels_the_session_runs_in_threads(tmp
         assert "checked in 1" in shown, shown
     finally:
         await close_world(w)
+
+
+@asynccontextmanager
+async def socket_world(
+    tmp_path: Path, workspace: dict[str, Any], **env: str
+) -> AsyncIterator[tuple[SlackSocketEmulator, SlackRunner, SocketModeDriver, str, list[str], str]]:
+    """The app in Socket Mode on a workspace with these settings: (emulator, runner, driver, trainer, learners,
+    cohort channel)."""
+    async with SlackSocketEmulator(time_scale=FAST, **workspace) as emu:
+        tina = emu.seed_user("tina")
+        learners = [emu.seed_user(f"learner{i}") for i in range(7)]
+        general = emu.seed_channel("general", [emu.bot_user_id, tina, *learners])
+        settings = make_settings(
+            f"sqlite+aiosqlite:///{tmp_path / 'peerbot.db'}",
+            SLACK_BOT_TOKEN=emu.token,
+            SLACK_APP_TOKEN=emu.app_token,
+            SLACK_API_URL=emu.base_url,
+            SLACK_TRAINER_IDS=tina,
+            **env,
+        )
+        app = await build(settings, clock=FakeClock(T0), with_scheduler=False)
+        runner = SlackRunner(app.core, settings, time_scale=FAST)
+        app.core.attach(runner.platform)
+        app.runners.append(runner)
+        try:
+            await runner.start()
+            yield emu, runner, SocketModeDriver(emu), tina, learners, general
+        finally:
+            await app.close()
+
+
+async def socket_command(
+    emu: SlackSocketEmulator, runner: SlackRunner, driver: SocketModeDriver, user: str, text: str, channel: str
+) -> str:
+    ack, payload = await driver.slash_command(user, text, channel_id=channel)
+    await runner.bot.drain()
+    posted = emu.responses_to(payload["response_url"])
+    return str(posted[-1]["text"]) if posted else ack.text
+
+
+async def test_guest_and_admin_only_channels_over_socket_mode(tmp_path: Path) -> None:
+    policy = Policy(only_admins_create_channels=True)
+    async with socket_world(tmp_path, {"policy": policy}, PEERBOT_VIDEO_URL_TEMPLATE="https://v.example/{room}") as (
+        emu,
+        runner,
+        driver,
+        tina,
+        learners,
+        general,
+    ):
+        say = partial(socket_command, emu, runner, driver, tina, channel=general)
+        await say(f"cohort create c1 <#{general}|general>")
+        await say(f"cohort add c1 {mentions(learners)}")
+        plan = 'session plan c1 "Fractions" 2026-03-02 10:00 1h size=4 groups_from=enrolled'
+        assert "Planned session `s1`" in await say(plan)
+        assert "started" in await say("session start s1")
+        parents = [m for m in emu.history(general) if m.text.startswith("🧵 Group")]
+        assert len(parents) == 2 and not any(c.name.startswith("peer-s1") for c in emu.channels.values()), [
+            m.text for m in emu.history(general)
+        ]
+        assert any("Channel Management" in t for t in dm_texts(emu, tina))
+
+
+async def test_single_channel_guest_over_socket_mode(tmp_path: Path) -> None:
+    async with socket_world(tmp_path, {}) as (emu, runner, driver, tina, learners, general):
+        guest = emu.seed_user("gus", guest="single")
+        emu.channels[general].members.append(guest)
+        say = partial(socket_command, emu, runner, driver, tina, channel=general)
+        await say(f"cohort create c1 <#{general}|general>")
+        await say(f"cohort add c1 {mentions([*learners, guest])}")
+        await say('session plan c1 "Fractions" 2026-03-02 10:00 1h size=4 groups_from=enrolled')
+        assert "started" in await say("session start s1")
+        breakouts = [c for c in emu.channels.values() if c.name.startswith("peer-s1-g")]
+        assert len(breakouts) == 2 and all(guest not in c.members for c in breakouts)
+        assert set(learners) <= {u for c in breakouts for u in c.members}
+        assert any("could not be added" in t for t in dm_texts(emu, guest))
+        assert any("single-channel guest" in t for t in dm_texts(emu, tina))
