@@ -543,7 +543,7 @@ class Groups:
             await self._refuse_apart(tx, peer_session, membership.member_id, user_id, target.id)
             membership.group_id, membership.role = target.id, "member"
             self.ctx.audit(tx, actor.user.key, "group.move", peer_session.id, user=user_id, to=target.number)
-        await self._follow_breakout(actor.user.platform, user_id, old, target)
+        note = await self._follow_breakout(actor.user.platform, user_id, old, target, locale)
         return Reply(
             t(
                 locale,
@@ -552,6 +552,7 @@ class Groups:
                 old=old.number,
                 new=target.number,
             )
+            + note
         )
 
     async def group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
@@ -573,8 +574,8 @@ class Groups:
             first.group_id, second.group_id = second.group_id, first.group_id
             first.role, second.role = second.role, first.role
             self.ctx.audit(tx, actor.user.key, "group.swap", peer_session.id, users=[a, b])
-        await self._follow_breakout(actor.user.platform, a, group_a, group_b)
-        await self._follow_breakout(actor.user.platform, b, group_b, group_a)
+        notes = await self._follow_breakout(actor.user.platform, a, group_a, group_b, locale)
+        notes += await self._follow_breakout(actor.user.platform, b, group_b, group_a, locale)
         return Reply(
             t(
                 locale,
@@ -584,18 +585,34 @@ class Groups:
                 second=b,
                 second_group=group_a.number,
             )
+            + notes
         )
 
     # ------------------------------------------------------------------ breakouts
 
-    async def _follow_breakout(self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup) -> None:
-        """During a session the breakout membership follows the group."""
+    async def _follow_breakout(
+        self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup, locale: str
+    ) -> str:
+        """During a session the breakout membership follows the group. The move is recorded already: when the
+        workspace does not let the app remove members (admins only), the person joins the new breakout anyway
+        and the returned note (else "") tells the trainer they are still in the old one."""
         platform = self.ctx.platform(platform_name)
         ref = UserRef(platform_name, user_id)
+        note = ""
         if old.channel_id:
-            await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
+            try:
+                await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
+            except PlatformError as exc:
+                log.warning("could not remove %s from group %s's breakout: %s", user_id, old.number, exc)
+                note = " " + t(
+                    locale,
+                    "They are still in group {number}'s channel: the platform refused to remove them ({code}).",
+                    number=old.number,
+                    code=exc.code,
+                )
         if new.channel_id:
             await platform.add_members(ChannelRef(platform_name, new.channel_id), [ref])
+        return note
 
     async def _reach_left_out(
         self,

@@ -286,3 +286,17 @@ async def test_single_channel_guest_over_socket_mode(tmp_path: Path) -> None:
         assert set(learners) <= {u for c in breakouts for u in c.members}
         assert any("could not be added" in t for t in dm_texts(emu, guest))
         assert any("single-channel guest" in t for t in dm_texts(emu, tina))
+
+
+async def test_where_only_admins_remove_members_a_move_says_who_stays_behind(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, workspace={"policy": Policy(only_admins_remove_members=True)})
+    try:
+        await plan_session(w)
+        assert "started" in w.final_text(*await w.command(w.trainer, "session start s1"))
+        one, two = sorted((c for c in w.emu.channels.values() if c.name.startswith("peer-s1-g")), key=lambda c: c.name)
+        mover = next(u for u in one.members if u in w.learners)
+        reply = w.final_text(*await w.command(w.trainer, f"group move s1 <@{mover}|m> 2"))
+        assert "moved from group 1 to group 2" in reply and "still in group 1's channel" in reply, reply
+        assert "restricted_action" in reply and mover in two.members and mover in one.members
+    finally:
+        await close_world(w)
