@@ -110,13 +110,16 @@ async def _probe_platforms(settings: Settings, platforms: list[str]) -> bool:
     """Print each platform's probe lines; True when every needed capability is there."""
     all_ok = True
     for name in platforms:
-        if name != "slack":
-            typer.echo(f"\n{name}: no probe yet (only Slack is probed)")
-            continue
-        from adapters.slack.probe import probe
+        if name == "slack":
+            from adapters.slack.probe import probe as probe_slack
 
-        typer.echo("\nslack:")
-        for line in await probe(settings):
+            lines = await probe_slack(settings)
+        else:
+            from adapters.discord.probe import probe as probe_discord
+
+            lines = await probe_discord(settings)
+        typer.echo(f"\n{name}:")
+        for line in lines:
             typer.echo(line.render())
             all_ok = all_ok and (line.ok or not line.needed)
     return all_ok

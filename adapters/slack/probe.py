@@ -10,9 +10,9 @@ to every Web API answer; user groups and trainer ids are read as the running app
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
+from adapters.common import ProbeLine as Line
 from adapters.slack.manifest import bot_scopes
 from adapters.slack.platform import SlackPlatform, channel_name
 from bot.port import PlatformError
@@ -23,20 +23,6 @@ ADMIN_SETTING = (
     "ask a workspace admin to allow members to {what} (Slack admin → Settings & permissions → Permissions → "
     "Channel Management)"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One capability: held or not, and when not, the fix."""
-
-    ok: bool
-    text: str
-    fix: str = ""
-    needed: bool = True  # False: informative only, does not change the exit status
-
-    def render(self) -> str:
-        mark = "ok  " if self.ok else ("FAIL" if self.needed else "note")
-        return f"  {mark} {self.text}" + (f" — fix: {self.fix}" if self.fix and not self.ok else "")
 
 
 def _refusal(exc: PlatformError, what: str) -> str:
