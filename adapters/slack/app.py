@@ -17,12 +17,14 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters import common
 from adapters.slack import render
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ANY = re.compile(r".+")
 WORKING = "⏳ Working on `/peer {text}`…"
+RESPONSE_URL_LIFE = timedelta(minutes=29)  # Slack: 30 minutes; a minute of margin for clocks and queues
 MAX_PROGRESS_UPDATES = 3  # a response_url takes 5 posts: leave room for the final answer
 
 
@@ -456,8 +459,18 @@ class SlackBot:
             else:
                 await ack(**reply_payload(reply))
 
+        pending_id: int | None = None
+
         async def working_on_it() -> None:
+            nonlocal pending_id
             await ack(text=working, response_type="ephemeral")
+            if command.get("response_url"):  # a promise a crash must not break: kept in the database
+                try:
+                    pending_id = await self.core.remember_pending(
+                        PLATFORM, actor.user.id, text, str(command["response_url"]), RESPONSE_URL_LIFE
+                    )
+                except Exception:
+                    log.exception("could not record the pending answer to /peer %s", text)
 
         async def still_working(elapsed: float) -> None:
             nonlocal updates
@@ -469,10 +482,14 @@ class SlackBot:
                     log.info("progress update failed: %s", exc)
 
         async def replace_working(reply: Reply) -> None:
-            sent = await respond(**reply_payload(reply), replace_original=True)
-            if getattr(sent, "status_code", 200) != 200:  # used 5 times or older than 30 minutes: by DM then
-                log.info("response_url refused the reply (%s); sending it by DM", getattr(sent, "body", ""))
-                await self.tell(None, actor.user, reply.message or Message(reply.text))
+            try:
+                sent = await respond(**reply_payload(reply), replace_original=True)
+                if getattr(sent, "status_code", 200) != 200:  # used 5 times or older than 30 minutes: by DM
+                    log.info("response_url refused the reply (%s); sending it by DM", getattr(sent, "body", ""))
+                    await self.tell(None, actor.user, reply.message or Message(reply.text))
+            finally:
+                if pending_id is not None:
+                    await self.core.forget_pending(pending_id)
 
         await common.answer(
             self._after_acks(self.core.handle_command(actor, text, channel)),
@@ -588,6 +605,32 @@ class SlackBot:
         actor = self.actor(event["user"], "", body.get("team_id", ""))
         self.learn_profile(actor.user.id)
         await self.publish_home(actor)
+
+    async def keep_promises(self) -> None:
+        """At start-up: the answers a crash left promised ("Working on …") get an apology, through their
+        response_url while it is valid (replacing the "Working on" message), else by DM. Never raises."""
+        try:
+            promises = await self.core.take_pending(PLATFORM)
+        except Exception:
+            log.exception("could not read the pending answers")
+            return
+        for promise in promises:
+            text = t(
+                self.locale,
+                "Sorry: peerbot restarted while working on `/peer {what}`, so it may not have finished. "
+                "Please check, and run it again if needed.",
+                what=promise.what,
+            )
+            if promise.still_valid and promise.response_url:
+                try:
+                    sent = await AsyncWebhookClient(promise.response_url).send(
+                        text=text, replace_original=True, response_type="ephemeral"
+                    )
+                    if sent.status_code == 200:
+                        continue
+                except Exception as exc:
+                    log.info("response_url of a pending answer refused: %s", exc)
+            await self.tell(None, UserRef(PLATFORM, promise.user_id), Message(text))
 
     async def warm_up(self) -> None:
         """Bolt checks the token with auth.test on the first request and keeps the answer; every request that

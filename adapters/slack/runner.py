@@ -72,6 +72,7 @@ class SlackRunner:
 
     async def start(self) -> None:
         await self.bot.warm_up()
+        await self.bot.keep_promises()
         await self.bot.check_trainer_group()
         app_token = self.settings.slack_app_token
         if app_token is not None and app_token.get_secret_value():

@@ -3,12 +3,15 @@ with SLACK_TRAINER_GROUP set, guests who cannot join a breakout, admin-only work
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from adapters.slack.app import reply_payload
 from adapters.slack.runner import SlackRunner
@@ -298,5 +301,47 @@ async def test_where_only_admins_remove_members_a_move_says_who_stays_behind(tmp
         reply = w.final_text(*await w.command(w.trainer, f"group move s1 <@{mover}|m> 2"))
         assert "moved from group 1 to group 2" in reply and "still in group 1's channel" in reply, reply
         assert "restricted_action" in reply and mover in two.members and mover in one.members
+    finally:
+        await close_world(w)
+
+
+async def test_work_in_flight_at_a_crash_is_apologised_for_after_the_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = await make_world(tmp_path, ack_budget=0.0)
+    try:
+        stuck = asyncio.Event()
+
+        async def never_finishes(*args: Any) -> Reply:
+            await stuck.wait()
+            return Reply("late")
+
+        monkeypatch.setattr(w.app.core, "handle_command", never_finishes)
+        resp, form = await w.driver.slash_command(w.trainer, "session start s1", channel_id=w.general)
+        assert "Working on" in resp.json()["text"]
+        await eventually(lambda: bool(w.runner.bot._background))
+        await asyncio.sleep(0.1)  # the promise is recorded after the ack
+        for task in list(w.runner.bot._background):  # the crash: the work dies with its process
+            task.cancel()
+        await asyncio.gather(*w.runner.bot._background, return_exceptions=True)
+        monkeypatch.undo()
+
+        await restart(w)
+        (apology,) = w.emu.responses_to(form["response_url"])
+        assert apology["replace_original"] and "restarted while working on `/peer session start s1`" in apology["text"]
+        await restart(w)  # told once
+        assert len(w.emu.responses_to(form["response_url"])) == 1
+    finally:
+        await close_world(w)
+
+
+async def test_a_promise_whose_response_url_expired_is_kept_by_dm(tmp_path: Path) -> None:
+    w = await make_world(tmp_path)
+    try:
+        when = w.app.core.ctx.clock.now()
+        await w.app.core.remember_pending("slack", w.learners[0], "checkin s1", "http://127.0.0.1:9/gone", timedelta(0))
+        assert w.app.core.ctx.clock.now() == when
+        await restart(w)
+        assert any("restarted while working on `/peer checkin s1`" in t for t in dm_texts(w.emu, w.learners[0]))
     finally:
         await close_world(w)
