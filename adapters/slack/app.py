@@ -150,6 +150,7 @@ class Profiles:
         self._worker: asyncio.Task[None] | None = None
         self._singles: list[float] = []  # when the last users.info calls were made
         self.coalesce = 0.2
+        self.max_pages = 25
 
     def name(self, user_id: str, fallback: str) -> str:
         known = self._known.get(user_id)
@@ -200,13 +201,13 @@ class Profiles:
 
     async def _from_pages(self) -> None:
         cursor = ""
-        while self._queue:
+        for _page in range(self.max_pages):  # 25 pages = 5,000 people, about a minute and a quarter at Tier 2
             members, cursor = await self.platform.users_page(cursor, locale=True)
             for info in members:
                 self._keep(info)
-            if not cursor:
+            if not cursor or not self._queue:
                 break
-        for user_id in list(self._queue):  # not in the workspace's list (another workspace?): known unknown
+        for user_id in list(self._queue):  # not found in the pages read: the payload's name serves for `ttl`
             self._remember(user_id, "", "")
 
     def _keep(self, info: dict[str, Any]) -> None:
