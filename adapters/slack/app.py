@@ -28,6 +28,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters import common
 from adapters.slack import render
+from adapters.slack.manifest import bot_scopes
 from adapters.slack.platform import PLATFORM, SlackPlatform
 from bot.i18n import t
 from bot.inbound import Actor, CoreAPI
@@ -640,9 +641,24 @@ class SlackBot:
         for middleware in getattr(self.bolt, "_async_middleware_list", []):
             if isinstance(middleware, AsyncSingleTeamAuthorization) and middleware.auth_test_result is None:
                 try:
-                    middleware.auth_test_result = await self.platform.client.auth_test()
+                    middleware.auth_test_result = result = await self.platform.client.auth_test()
                 except Exception as exc:  # Bolt will try again on the first request, as it always did
                     log.warning("auth.test at start-up failed: %s", exc)
+                    continue
+                granted = {
+                    scope.strip()
+                    for key, value in dict(result.headers or {}).items()
+                    if str(key).lower() == "x-oauth-scopes"
+                    for scope in str(value[0] if isinstance(value, list) else value).split(",")
+                    if scope.strip()
+                }
+                missing = sorted(set(bot_scopes()) - granted) if granted else []
+                if missing:  # what fails later with missing_scope, said once now
+                    log.error(
+                        "the Slack token lacks the scopes %s: reinstall the app from `peerbot slack-manifest` "
+                        "(`peerbot check-config --probe` lists every capability)",
+                        ", ".join(missing),
+                    )
 
     async def check_trainer_group(self) -> None:
         """At start-up: read SLACK_TRAINER_GROUP once; if this workspace cannot have user groups (free plan),

@@ -4,6 +4,7 @@ with SLACK_TRAINER_GROUP set, guests who cannot join a breakout, admin-only work
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -343,5 +344,16 @@ async def test_a_promise_whose_response_url_expired_is_kept_by_dm(tmp_path: Path
         assert w.app.core.ctx.clock.now() == when
         await restart(w)
         assert any("restarted while working on `/peer checkin s1`" in t for t in dm_texts(w.emu, w.learners[0]))
+    finally:
+        await close_world(w)
+
+
+async def test_missing_scopes_are_named_at_start_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    w = await make_world(tmp_path)
+    try:
+        w.emu.scopes.discard("reactions:read")
+        with caplog.at_level(logging.ERROR, logger="adapters.slack.app"):
+            await restart(w)
+        assert any("reactions:read" in r.getMessage() and "slack-manifest" in r.getMessage() for r in caplog.records)
     finally:
         await close_world(w)
