@@ -16,6 +16,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.i18n import N_, t
 from bot.messages import Reply
@@ -32,6 +33,20 @@ UNSHOWN = N_(
 )
 
 Deliver = Callable[[Reply], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeLine:
+    """One line of `peerbot check-config --probe`: a capability held or not, and when not, the fix."""
+
+    ok: bool
+    text: str
+    fix: str = ""
+    needed: bool = True  # False: informative only, does not change the exit status
+
+    def render(self) -> str:
+        mark = "ok  " if self.ok else ("FAIL" if self.needed else "note")
+        return f"  {mark} {self.text}" + (f" — fix: {self.fix}" if self.fix and not self.ok else "")
 
 
 def new_reference() -> str:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.settings import ConfigError, describe, load_settings
+from bot.settings import ConfigError, Settings, describe, load_settings
 
 cli = typer.Typer(
     help="peerbot: peer-learning sessions on Slack and Discord.",
@@ -79,8 +79,18 @@ def db_upgrade() -> None:
 
 
 @cli.command("check-config")
-def check_config() -> None:
-    """Print what is configured (secrets masked), then open the database: exit 2 with one line if it fails."""
+def check_config(
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe", help="Also contact each configured platform and check, capability by capability, what it allows."
+        ),
+    ] = False,
+) -> None:
+    """Print what is configured (secrets masked), then open the database: exit 2 with one line if it fails.
+
+    With --probe, one line per platform capability, each failing one naming its fix; exit 2 unless everything
+    the configuration needs is there."""
     from bot.app import check_database, enabled_platforms
 
     settings = load_settings()
@@ -92,6 +102,27 @@ def check_config() -> None:
     typer.echo(f"\nPlatforms enabled: {', '.join(platforms) if platforms else 'none (try `peerbot demo`)'}")
     asyncio.run(check_database(settings))
     typer.echo("Database: opened, answers queries.")
+    if probe and not asyncio.run(_probe_platforms(settings, platforms)):
+        raise typer.Exit(2)
+
+
+async def _probe_platforms(settings: Settings, platforms: list[str]) -> bool:
+    """Print each platform's probe lines; True when every needed capability is there."""
+    all_ok = True
+    for name in platforms:
+        if name == "slack":
+            from adapters.slack.probe import probe as probe_slack
+
+            lines = await probe_slack(settings)
+        else:
+            from adapters.discord.probe import probe as probe_discord
+
+            lines = await probe_discord(settings)
+        typer.echo(f"\n{name}:")
+        for line in lines:
+            typer.echo(line.render())
+            all_ok = all_ok and (line.ok or not line.needed)
+    return all_ok
 
 
 @cli.command("slack-manifest")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from bot.messages import Form, Message, Reply
@@ -26,6 +27,17 @@ class Actor:
     workspace: str = ""
     locale: str = ""
     is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One open promise, as the adapter needs it after a restart."""
+
+    id: int
+    user_id: str
+    what: str
+    response_url: str
+    still_valid: bool  # the url may still be used (its expiry has not passed)
 
 
 class CoreAPI(Protocol):
@@ -65,4 +77,18 @@ class CoreAPI(Protocol):
 
     async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
         """Names for autocomplete (`kind` is `cohort` or `session`)."""
+        ...
+
+    async def remember_pending(
+        self, platform: str, user_id: str, what: str, response_url: str, valid_for: timedelta
+    ) -> int:
+        """An answer promised ("working on it") and reachable through `response_url` for `valid_for`."""
+        ...
+
+    async def forget_pending(self, pending_id: int) -> None:
+        """The promised answer went out."""
+        ...
+
+    async def take_pending(self, platform: str) -> list[Pending]:
+        """After a restart: the promises still open (marked answered: the adapter answers them now)."""
         ...

@@ -19,6 +19,15 @@ class PlatformError(Exception):
         self.detail = detail
 
 
+class ChannelsRestricted(PlatformError):
+    """The workspace lets only its admins create channels: breakouts cannot be made. `setting` names, in the
+    platform's words, the admin setting that would allow it."""
+
+    def __init__(self, code: str, detail: str = "", *, setting: str = "") -> None:
+        super().__init__(code, detail)
+        self.setting = setting
+
+
 class Undeliverable(PlatformError):
     """The recipient cannot receive DMs (closed DMs, left the workspace): retrying will not help."""
 
@@ -91,3 +100,31 @@ class ChecksCapacity(Protocol):
         """Raise `PlatformError` before anything is created if `groups` breakouts cannot fit; else how full the
         platform will be (None when it does not count)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A member a channel refused while the others got in; `reason` is neutral: `single_channel_guest`
+    (already in their one channel), `guest` (guest accounts cannot be added), `deactivated`, or `refused`."""
+
+    user: UserRef
+    reason: str
+
+
+@runtime_checkable
+class ReportsLeftOut(Protocol):
+    """Optional verb for platforms where one member may be refused by a channel (Slack guests): the channel
+    is made for the others, and the core reaches the ones left out another way."""
+
+    def take_left_out(self, channel: ChannelRef) -> list[LeftOut]:
+        """The members the last create/add for `channel` could not bring in (and forget them)."""
+        ...
+
+
+@runtime_checkable
+class OpensThreads(Protocol):
+    """Optional verb for platforms with threads (Slack): when channels cannot be created, a group works in a
+    thread of the cohort channel; the returned ref stands for the thread wherever a channel is expected (posts
+    go into the thread; adding, removing and archiving are no-ops there)."""
+
+    async def open_thread(self, channel: ChannelRef, message: Message) -> ChannelRef: ...

@@ -227,3 +227,19 @@ class DmChannel(SQLModel, table=True):
     workspace: str = Field(max_length=64)
     user_id: str = Field(max_length=64)
     channel_id: str = Field(max_length=64)
+
+
+class PendingReply(SQLModel, table=True):
+    """An answer promised ("Working on …") and not given yet. After a crash the restarted process finds it and
+    apologises through `response_url` while it is valid (Slack: 30 minutes), else by DM. Kept once answered
+    (`answered_at`), like every row here."""
+
+    __tablename__ = "pending_reply"
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=20, index=True)
+    user_id: str = Field(max_length=64)
+    what: str = Field(default="", max_length=250)
+    response_url: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(sa_column=_utc_column())
+    expires_at: datetime = Field(sa_column=_utc_column())
+    answered_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))

@@ -31,6 +31,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "views.open": (),
     "views.publish": (),
     "users.info": ("users:read",),
+    "users.list": ("users:read",),  # profiles by pages after a burst of new people
     "usergroups.list": ("usergroups:read",),
     "usergroups.users.list": ("usergroups:read",),
 }

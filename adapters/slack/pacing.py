@@ -63,6 +63,7 @@ METHOD_TIERS: dict[str, str] = {
     "views.open": "Tier4",
     "views.publish": "Tier4",
     "users.info": "Tier4",
+    "users.list": "Tier2",
     "usergroups.list": "Tier2",
     "usergroups.users.list": "Tier2",
 }

@@ -24,7 +24,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.slack import render
 from adapters.slack.pacing import PacedRateLimitHandler, Pacer
 from bot.messages import Form, Message
-from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.port import ChannelsRestricted, EventSpec, LeftOut, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,11 @@ LIST_PAGE = 200  # conversations.list page size Slack recommends
 # id, the restarted process finds it by that mark instead of creating a duplicate.
 BREAKOUT_MARK = "peerbot breakout "
 INVITE_BATCH = 1000
+# Where a workspace admin lets members create channels (named in the trainer's notice when they cannot).
+CHANNEL_SETTING = "Settings & permissions → Permissions → Channel Management"
+# A group working in a thread of the cohort channel: "<channel id>/<parent ts>" stands for the thread.
+THREAD_SEP = "/"
+PAGE_WHEN_MORE_THAN = 20  # members whose profiles come from users.list pages rather than users.info each
 DELIVERY_EVENT = "peerbot_delivery"
 # Codes meaning "this person cannot get a DM from us", where retrying will not help.
 UNDELIVERABLE = frozenset(
@@ -49,10 +54,17 @@ UNDELIVERABLE = frozenset(
         "user_not_visible",
     }
 )
-# Codes of conversations.invite that concern one user of the batch: retry the others one by one.
-PER_USER_INVITE_ERRORS = frozenset(
-    {"user_not_found", "cant_invite", "already_in_channel", "user_is_restricted", "user_is_ultra_restricted"}
-)
+# Codes of conversations.invite that concern one user of the batch: retry the others one by one, and report
+# the user left out (by the port's neutral reason) so the core reaches them another way.
+LEFT_OUT_REASONS: dict[str, str] = {
+    "ura_max_channels": "single_channel_guest",  # a single-channel guest already in their one channel
+    "user_is_restricted": "guest",
+    "user_is_ultra_restricted": "guest",
+    "cant_invite": "deactivated",
+    "user_disabled": "deactivated",
+    "user_not_found": "refused",
+}
+PER_USER_INVITE_ERRORS = frozenset({"already_in_channel", *LEFT_OUT_REASONS})
 
 _INVALID = re.compile(r"[^a-z0-9_-]+")
 
@@ -100,6 +112,7 @@ class SlackPlatform:
         self._bot_user_id: str | None = None
         self._by_group: dict[str, ChannelRef] = {}
         self._dm_channels: dict[str, str] = {}
+        self._left_out: dict[str, list[LeftOut]] = {}
 
     @classmethod
     def connect(cls, token: str, base_url: str = "https://slack.com/api/", *, time_scale: float = 1.0) -> SlackPlatform:
@@ -153,6 +166,8 @@ class SlackPlatform:
                     partial(self.client.conversations_create, name=candidate, is_private=True),
                 )
             except PlatformError as exc:
+                if exc.code == "restricted_action":
+                    raise ChannelsRestricted(exc.code, "conversations.create", setting=CHANNEL_SETTING) from exc
                 if exc.code != "name_taken":
                     raise
                 if not group_key:
@@ -240,10 +255,11 @@ class SlackPlatform:
                     partial(self.client.conversations_invite, channel=channel.id, users=batch),
                 )
             except PlatformError as exc:
-                if exc.code not in PER_USER_INVITE_ERRORS or len(batch) == 1:
-                    if exc.code == "already_in_channel":
-                        continue
+                if exc.code not in PER_USER_INVITE_ERRORS:
                     raise
+                if len(batch) == 1:
+                    self._leave_out(channel, batch[0], exc.code)
+                    continue
                 for uid in batch:  # find the one(s) Slack refused, invite the rest
                     try:
                         await self._api(
@@ -253,13 +269,32 @@ class SlackPlatform:
                     except PlatformError as one:
                         if one.code not in PER_USER_INVITE_ERRORS:
                             raise
-                        log.warning("could not invite %s to %s: %s", uid, channel.id, one.code)
+                        self._leave_out(channel, uid, one.code)
+
+    def _leave_out(self, channel: ChannelRef, user_id: str, code: str) -> None:
+        if code == "already_in_channel":
+            return
+        log.warning("could not invite %s to %s: %s", user_id, channel.id, code)
+        self._left_out.setdefault(channel.id, []).append(LeftOut(UserRef(PLATFORM, user_id), LEFT_OUT_REASONS[code]))
+
+    def take_left_out(self, channel: ChannelRef) -> list[LeftOut]:
+        """`bot.port.ReportsLeftOut`: who the last invitations to `channel` could not bring in, and why."""
+        return self._left_out.pop(channel.id, [])
+
+    async def open_thread(self, channel: ChannelRef, message: Message) -> ChannelRef:
+        """`bot.port.OpensThreads`: the message opens a thread in `channel`; the ref stands for the thread."""
+        parent = await self._post(channel.id, message)
+        return ChannelRef(PLATFORM, f"{parent.channel.id}{THREAD_SEP}{parent.id}")
 
     async def add_members(self, channel: ChannelRef, members: list[UserRef]) -> None:
+        if THREAD_SEP in channel.id:
+            return  # a thread has no members: the group's message mentions them
         present = set(await self._member_ids(channel))
         await self._invite(channel, [m for m in members if m.id not in present])
 
     async def remove_member(self, channel: ChannelRef, member: UserRef) -> None:
+        if THREAD_SEP in channel.id:
+            return
         try:
             await self._api(
                 "conversations.kick",
@@ -270,6 +305,8 @@ class SlackPlatform:
                 raise
 
     async def archive_channel(self, channel: ChannelRef) -> None:
+        if THREAD_SEP in channel.id:
+            return  # the thread stays in the cohort channel's history
         try:
             await self._api("conversations.archive", lambda: self.client.conversations_archive(channel=channel.id))
         except PlatformError as exc:
@@ -279,13 +316,28 @@ class SlackPlatform:
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
         """The people in a channel: bots (this one included), Slackbot and deactivated accounts excluded."""
         me = await self.bot_user_id()
+        channel = ChannelRef(channel.platform, channel.id.split(THREAD_SEP, 1)[0])  # a thread: its channel's people
         ids = [uid for uid in await self._member_ids(channel) if uid not in {me, "USLACKBOT"}]
-        humans = []
-        for uid in ids:  # users.info is Tier 4: the pacer spaces these calls
-            info = await self.user_info(uid)
-            if not info.get("is_bot") and not info.get("deleted"):
-                humans.append(UserRef(PLATFORM, uid))
-        return humans
+        if len(ids) > PAGE_WHEN_MORE_THAN:
+            infos = await self._profiles_by_pages(set(ids))
+        else:
+            infos = {uid: await self.user_info(uid) for uid in ids}  # users.info is Tier 4: paced
+        return [
+            UserRef(PLATFORM, uid)
+            for uid in ids
+            if uid in infos and not infos[uid].get("is_bot") and not infos[uid].get("deleted")
+        ]
+
+    async def _profiles_by_pages(self, wanted: set[str]) -> dict[str, dict[str, Any]]:
+        """The profiles of `wanted` from `users.list` pages (Tier 2, 200 people a call: 4,000 a minute against
+        users.info's 100), stopping at the page that completes the set."""
+        found: dict[str, dict[str, Any]] = {}
+        cursor = ""
+        while True:
+            members, cursor = await self.users_page(cursor)
+            found |= {str(m["id"]): m for m in members if m.get("id") in wanted}
+            if not cursor or len(found) == len(wanted):
+                return found
 
     async def _member_ids(self, channel: ChannelRef) -> list[str]:
         """Every member id, bots included: enough to know whom to invite, without a users.info each."""
@@ -307,6 +359,8 @@ class SlackPlatform:
 
     async def _post(self, channel_id: str, message: Message) -> MessageRef:
         extra: dict[str, Any] = {}
+        if THREAD_SEP in channel_id:
+            channel_id, extra["thread_ts"] = channel_id.split(THREAD_SEP, 1)
         if message.key:
             extra["metadata"] = {"event_type": DELIVERY_EVENT, "event_payload": {"key": message.key}}
         resp = await self._api(
@@ -391,10 +445,22 @@ class SlackPlatform:
             lambda: self.client.views_publish(user_id=user_id, view=render.home_view(message)),
         )
 
-    async def user_info(self, user_id: str) -> dict[str, Any]:
-        resp = await self._api("users.info", lambda: self.client.users_info(user=user_id))
+    async def user_info(self, user_id: str, *, locale: bool = False) -> dict[str, Any]:
+        """A person's profile; `locale=True` adds their Slack language (`fr-FR`…)."""
+        resp = await self._api(
+            "users.info", lambda: self.client.users_info(user=user_id, include_locale=locale or None)
+        )
         user: dict[str, Any] = resp["user"]
         return user
+
+    async def users_page(self, cursor: str = "", *, locale: bool = False) -> tuple[list[dict[str, Any]], str]:
+        """One page of the workspace's people (Tier 2, 200 a page) and the next cursor ("" at the end)."""
+        resp = await self._api(
+            "users.list",
+            partial(self.client.users_list, limit=LIST_PAGE, cursor=cursor or None, include_locale=locale or None),
+        )
+        members: list[dict[str, Any]] = list(resp["members"])
+        return members, str((resp.get("response_metadata") or {}).get("next_cursor") or "")
 
     async def usergroup_members(self, group: str) -> set[str]:
         """Members of a user group given by id (`S…`) or handle (`trainers`, `@trainers`)."""

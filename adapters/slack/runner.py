@@ -50,6 +50,7 @@ class SlackRunner:
             signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
             trainers=trainers,
             ack_budget=ack_budget,
+            locale=settings.locale,
         )
         self.host = settings.http_host
         self.port = settings.http_port if port is None else port
@@ -70,6 +71,9 @@ class SlackRunner:
         return web.json_response({"ok": True, "platform": "slack"})
 
     async def start(self) -> None:
+        await self.bot.warm_up()
+        await self.bot.keep_promises()
+        await self.bot.check_trainer_group()
         app_token = self.settings.slack_app_token
         if app_token is not None and app_token.get_secret_value():
             handler = AsyncSocketModeHandler(self.bot.bolt, app_token.get_secret_value())

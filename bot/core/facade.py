@@ -5,6 +5,7 @@ reaction to the one that handles it, and turns every refusal into a polite error
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -20,11 +21,12 @@ from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
 from bot.core.pairs import Pairs
+from bot.core.pending import PendingReplies
 from bot.core.timeline import StepResult, Timeline
 from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
-from bot.inbound import Actor
+from bot.inbound import Actor, Pending
 from bot.messages import Form, Message, Reply
 from bot.port import Platform
 from bot.refs import ChannelRef, MessageRef
@@ -68,6 +70,7 @@ class Core:
         self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
         self.commands = Commands(self.ctx, self.timeline, self.views)
         self.alerts = Alerts(self.ctx, self.outbox)
+        self.pending = PendingReplies(self.ctx)
         self.routes: dict[str, Handler] = {
             "help": self.commands.help,
             "cohort create": self.commands.cohort_create,
@@ -240,6 +243,17 @@ class Core:
 
     async def suggest(self, actor: Actor, kind: str, prefix: str) -> list[str]:
         return await self.views.suggest(actor, kind, prefix)
+
+    async def remember_pending(
+        self, platform: str, user_id: str, what: str, response_url: str, valid_for: timedelta
+    ) -> int:
+        return await self.pending.remember(platform, user_id, what, response_url, valid_for)
+
+    async def forget_pending(self, pending_id: int) -> None:
+        await self.pending.forget(pending_id)
+
+    async def take_pending(self, platform: str) -> list[Pending]:
+        return await self.pending.take_open(platform)
 
     async def _click(self, actor: Actor, action: actions.Click) -> Reply:
         match action:

@@ -6,6 +6,7 @@ and write the same `PeerGroup`/`GroupMembership` rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from bot.grouping.arrivals import Waiting, plan_arrivals
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
+from bot.port import ChannelsRestricted, LeftOut, OpensThreads, Platform, PlatformError, ReportsLeftOut
 from bot.refs import ChannelRef, UserRef
 from storage.models import (
     Attendance,
@@ -35,6 +37,8 @@ from storage.models import (
     PeerGroup,
     PeerSession,
 )
+
+log = logging.getLogger(__name__)
 
 FORMAT_TEXTS = {
     "groups": N_(
@@ -542,7 +546,7 @@ class Groups:
             await self._refuse_apart(tx, peer_session, membership.member_id, user_id, target.id)
             membership.group_id, membership.role = target.id, "member"
             self.ctx.audit(tx, actor.user.key, "group.move", peer_session.id, user=user_id, to=target.number)
-        await self._follow_breakout(actor.user.platform, user_id, old, target)
+        note = await self._follow_breakout(actor.user.platform, user_id, old, target, locale)
         return Reply(
             t(
                 locale,
@@ -551,6 +555,7 @@ class Groups:
                 old=old.number,
                 new=target.number,
             )
+            + note
         )
 
     async def group_swap(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
@@ -572,8 +577,8 @@ class Groups:
             first.group_id, second.group_id = second.group_id, first.group_id
             first.role, second.role = second.role, first.role
             self.ctx.audit(tx, actor.user.key, "group.swap", peer_session.id, users=[a, b])
-        await self._follow_breakout(actor.user.platform, a, group_a, group_b)
-        await self._follow_breakout(actor.user.platform, b, group_b, group_a)
+        notes = await self._follow_breakout(actor.user.platform, a, group_a, group_b, locale)
+        notes += await self._follow_breakout(actor.user.platform, b, group_b, group_a, locale)
         return Reply(
             t(
                 locale,
@@ -583,18 +588,106 @@ class Groups:
                 second=b,
                 second_group=group_a.number,
             )
+            + notes
         )
 
     # ------------------------------------------------------------------ breakouts
 
-    async def _follow_breakout(self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup) -> None:
-        """During a session the breakout membership follows the group."""
+    async def _follow_breakout(
+        self, platform_name: str, user_id: str, old: PeerGroup, new: PeerGroup, locale: str
+    ) -> str:
+        """During a session the breakout membership follows the group. The move is recorded already: when the
+        workspace does not let the app remove members (admins only), the person joins the new breakout anyway
+        and the returned note (else "") tells the trainer they are still in the old one."""
         platform = self.ctx.platform(platform_name)
         ref = UserRef(platform_name, user_id)
+        note = ""
         if old.channel_id:
-            await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
+            try:
+                await platform.remove_member(ChannelRef(platform_name, old.channel_id), ref)
+            except PlatformError as exc:
+                log.warning("could not remove %s from group %s's breakout: %s", user_id, old.number, exc)
+                note = " " + t(
+                    locale,
+                    "They are still in group {number}'s channel: the platform refused to remove them ({code}).",
+                    number=old.number,
+                    code=exc.code,
+                )
         if new.channel_id:
             await platform.add_members(ChannelRef(platform_name, new.channel_id), [ref])
+        return note
+
+    async def _reach_left_out(
+        self,
+        platform: Platform,
+        left_out: list[LeftOut],
+        peer_session: PeerSession,
+        group: PeerGroup,
+        members: Sequence[tuple[Member, str]],
+        trainers: Sequence[Member],
+        video: str,
+    ) -> None:
+        """A member the breakout refused (a guest…) does not stop the group: they get a DM with their group's
+        members and the video room, and the trainers are told who and why. A DM that fails is logged."""
+        if not left_out:
+            return
+        by_id = {m.user_id: m for m, _role in members}
+        everyone = ", ".join(f"<@{m.user_id}>" for m, _role in members)
+        for out in left_out:
+            member = by_id.get(out.user.id)
+            if member is None:  # a trainer: they are told below with the others
+                continue
+            locale = self.ctx.locale_of(member)
+            sections = (Section(t(locale, "Video room: {url}", url=video)),) if video else ()
+            text = t(
+                locale,
+                "You could not be added to the private channel of group {number} of “{title}”, so here is your "
+                "group: {members}. Reach them by DM or in the video room.",
+                number=group.number,
+                title=peer_session.title,
+                members=everyone,
+            )
+            try:
+                await platform.send_dm(out.user, Message(text, sections=sections))
+            except PlatformError as exc:
+                log.warning("could not DM %s, left out of group %s: %s", out.user.id, group.number, exc)
+        for trainer in trainers:
+            locale = self.ctx.locale_of(trainer)
+            who = "; ".join(
+                f"<@{out.user.id}>: {t(locale, LEFT_OUT_REASONS.get(out.reason, LEFT_OUT_REASONS['refused']))}"
+                for out in left_out
+            )
+            text = t(
+                locale,
+                "Group {number} of “{title}” runs without some of its members in its channel ({who}). "
+                "Each learner left out got a DM with the group's members and the video room.",
+                number=group.number,
+                title=peer_session.title,
+                who=who,
+            )
+            try:
+                await platform.send_dm(queries.ref(trainer), Message(text))
+            except PlatformError as exc:
+                log.warning("could not tell trainer %s about group %s: %s", trainer.user_id, group.number, exc)
+
+    async def _tell_threads(
+        self,
+        platform: Platform,
+        peer_session: PeerSession,
+        trainers: Sequence[Member],
+        exc: ChannelsRestricted,
+    ) -> None:
+        """One sentence to the trainers: why the groups are in threads, and which admin setting would change it."""
+        log.warning("session %s: channels cannot be created (%s); groups run in threads", peer_session.short_id, exc)
+        for trainer in trainers:
+            text = t(
+                self.ctx.locale_of(trainer),
+                "Only workspace admins may create channels here, so the groups of “{title}” work in threads of the "
+                "cohort channel; for private breakout channels, ask an admin to let members create them ({setting}).",
+                title=peer_session.title,
+                setting=exc.setting or exc.code,
+            )
+            await self.ctx.safe_dm(platform, trainer, Message(text))
 
     async def ensure_breakouts(self, short_id: str) -> int:
         """Create the missing breakout channels; resumable after a crash or a rate-limit failure."""
@@ -608,12 +701,34 @@ class Groups:
         platform = await self.ctx.platform_of(peer_session)
         locale = self.ctx.settings.locale
         created = 0
+        restricted: ChannelsRestricted | None = None
         for group, members in groups:
             name = f"peer-{peer_session.short_id}-g{group.number}"
             refs = [queries.ref(m) for m, _ in members] + [queries.ref(t_) for t_ in trainers]
-            channel = await platform.create_private_channel(
-                name, refs, peer_session.title[:250], group_key=f"{peer_session.short_id}:{group.number}"
-            )
+            if restricted is None:
+                try:
+                    channel = await platform.create_private_channel(
+                        name, refs, peer_session.title[:250], group_key=f"{peer_session.short_id}:{group.number}"
+                    )
+                except ChannelsRestricted as exc:
+                    if not isinstance(platform, OpensThreads) or not peer_session.channel_id:
+                        raise
+                    restricted = exc
+                    await self._tell_threads(platform, peer_session, trainers, exc)
+            if restricted is not None:
+                assert isinstance(platform, OpensThreads)
+                channel = await platform.open_thread(
+                    ChannelRef(platform.name, peer_session.channel_id),
+                    Message(
+                        t(
+                            locale,
+                            "🧵 Group {number} of “{title}”: {members}. Your group works in this thread.",
+                            number=group.number,
+                            title=peer_session.title,
+                            members=", ".join(f"<@{m.user_id}>" for m, _role in members),
+                        )
+                    ),
+                )
             async with self.ctx.db.transaction() as tx:
                 await tx.exec(
                     update(PeerGroup)
@@ -621,6 +736,15 @@ class Groups:
                     .values(channel_id=channel.id)
                 )
             created += 1
+            video = (
+                self.ctx.settings.video_url_template.replace("{room}", name)
+                if self.ctx.settings.video_url_template
+                else ""
+            )
+            if isinstance(platform, ReportsLeftOut):
+                await self._reach_left_out(
+                    platform, platform.take_left_out(channel), peer_session, group, members, trainers, video
+                )
             tutor = next((m for m, role in members if role == "tutor"), None)
             sections = [
                 Section(
@@ -634,9 +758,8 @@ class Groups:
             if peer_session.objectives:
                 sections.insert(0, Section(t(locale, "*Objectives*: {objectives}", objectives=peer_session.objectives)))
             sections.append(Section(t(locale, GROUND_RULES)))
-            if self.ctx.settings.video_url_template:
-                url = self.ctx.settings.video_url_template.replace("{room}", name)
-                sections.append(Section(t(locale, "Video room: {url}", url=url)))
+            if video:
+                sections.append(Section(t(locale, "Video room: {url}", url=video)))
             await platform.post(
                 channel,
                 Message(
@@ -652,6 +775,14 @@ class Groups:
                 ),
             )
         return created
+
+
+LEFT_OUT_REASONS = {
+    "single_channel_guest": N_("a single-channel guest can be in only one channel"),
+    "guest": N_("guest accounts cannot be added to channels by the app"),
+    "deactivated": N_("the account is deactivated"),
+    "refused": N_("the platform refused to add them"),
+}
 
 
 def check_in_button(short_id: str, locale: str) -> Button:

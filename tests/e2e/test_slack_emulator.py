@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,10 +17,24 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.e2e.conftest_slack import bare_client, limited_slack_emulator, slack_client, slack_emulator
-from tests.emulators.slack_api import SlackEmulator
+from adapters.slack.manifest import bot_scopes
+from tests.e2e.conftest_slack import FAST, LIMITED, bare_client, slack_client
+from tests.emulators.slack_api import ALL_SCOPES, Policy, SlackEmulator
 
-__all__ = ["limited_slack_emulator", "slack_client", "slack_emulator"]
+__all__ = ["slack_client"]
+
+
+@pytest.fixture
+async def slack_emulator() -> AsyncIterator[SlackEmulator]:
+    """Every scope granted: these tests exercise the emulator's methods, not the app's manifest."""
+    async with SlackEmulator(time_scale=FAST, rate_limits=False, scopes=ALL_SCOPES) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def limited_slack_emulator() -> AsyncIterator[SlackEmulator]:
+    async with SlackEmulator(time_scale=LIMITED, scopes=ALL_SCOPES) as emu:
+        yield emu
 
 
 async def error_of(call: object) -> SlackApiError:
@@ -283,3 +298,151 @@ async def test_response_url_allows_five_posts(slack_emulator: SlackEmulator) -> 
                 statuses.append(resp.status)
     assert statuses == [200] * 5 + [404]
     assert [p["text"] for p in slack_emulator.responses_to(url)] == [f"step {i}" for i in range(5)]
+
+
+async def test_response_url_expires_after_30_minutes(slack_emulator: SlackEmulator) -> None:
+    slack_emulator.response_url_ttl = 0.05  # 30 minutes, shortened
+    url = slack_emulator.new_response_url()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"text": "in time"}) as resp:
+            assert resp.status == 200
+        await asyncio.sleep(0.1)
+        async with session.post(url, json={"text": "too late"}) as resp:
+            assert (resp.status, await resp.text()) == (404, "expired_url")
+    assert [p["text"] for p in slack_emulator.responses_to(url)] == ["in time"]
+    assert slack_emulator.refused_hooks[-1][1] == "expired_url"
+
+
+async def test_trigger_id_is_single_use(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
+    ann = slack_emulator.seed_user("ann")
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Hi"}, "blocks": [_section("hello")]}
+    trigger = slack_emulator.new_trigger_id(ann)
+    await slack_client.views_open(trigger_id=trigger, view=modal)
+    err = await error_of(slack_client.views_open(trigger_id=trigger, view=modal))
+    assert err.response["error"] == "exchanged_trigger_id"
+
+
+async def test_trigger_id_expires_after_3_seconds(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
+    ann = slack_emulator.seed_user("ann")
+    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Hi"}, "blocks": [_section("hello")]}
+    assert slack_emulator.trigger_ttl == 3.0  # Slack's value by default
+    slack_emulator.trigger_ttl = 0.05
+    stale = slack_emulator.new_trigger_id(ann)
+    await asyncio.sleep(0.1)
+    err = await error_of(slack_client.views_open(trigger_id=stale, view=modal))
+    assert err.response["error"] == "expired_trigger_id"
+
+
+def _section(text: str) -> dict[str, object]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+async def test_missing_scope_names_the_needed_and_the_provided_scopes() -> None:
+    async with SlackEmulator(time_scale=FAST, rate_limits=False) as emu:  # installed from the manifest
+        client = bare_client(emu)
+        assert emu.scopes == set(bot_scopes())
+        # The manifest asks for groups:write (private breakouts), not channels:manage (public channels).
+        err = await error_of(client.conversations_create(name="public-one"))
+        assert err.response["error"] == "missing_scope"
+        assert err.response["needed"] == "channels:manage"
+        assert err.response["provided"] == ",".join(sorted(bot_scopes()))
+        assert (await client.conversations_create(name="private-one", is_private=True))["ok"]
+        emu.scopes.discard("users:read")
+        err = await error_of(client.users_info(user=emu.bot_user_id))
+        assert (err.response["error"], err.response["needed"]) == ("missing_scope", "users:read")
+        assert "users:read" not in err.response["provided"].split(",")
+        assert [c.error for c in emu.calls_of("users.info", ok_only=False)] == ["missing_scope"]
+
+
+async def test_scope_depends_on_the_kind_of_conversation() -> None:
+    async with SlackEmulator(time_scale=FAST, rate_limits=False, scopes={"channels:read", "chat:write"}) as emu:
+        client = bare_client(emu)
+        public = emu.seed_channel("general", [emu.bot_user_id])
+        private = emu.seed_channel("secret", [emu.bot_user_id], is_private=True)
+        assert (await client.conversations_members(channel=public))["ok"]
+        err = await error_of(client.conversations_members(channel=private))
+        assert (err.response["error"], err.response["needed"]) == ("missing_scope", "groups:read")
+        err = await error_of(client.conversations_list(types="public_channel,private_channel"))
+        assert err.response["needed"] == "groups:read"
+
+
+async def test_only_admins_may_create_channels_when_the_workspace_says_so(slack_emulator: SlackEmulator) -> None:
+    slack_emulator.policy = Policy(only_admins_create_channels=True)
+    boss = slack_emulator.seed_user("boss", is_admin=True)
+    bot = bare_client(slack_emulator)
+    err = await error_of(bot.conversations_create(name="peer-1", is_private=True))
+    assert err.response["error"] == "restricted_action"
+    admin = AsyncWebClient(token=slack_emulator.user_token(boss), base_url=slack_emulator.base_url)
+    assert (await admin.conversations_create(name="peer-1", is_private=True))["ok"]
+
+
+async def test_only_admins_may_archive_channels_when_the_workspace_says_so(slack_emulator: SlackEmulator) -> None:
+    bot = bare_client(slack_emulator)
+    cid = (await bot.conversations_create(name="peer-1", is_private=True))["channel"]["id"]
+    slack_emulator.policy = Policy(only_admins_archive_channels=True)
+    err = await error_of(bot.conversations_archive(channel=cid))
+    assert err.response["error"] == "restricted_action"
+    assert not slack_emulator.channels[cid].is_archived
+
+
+async def test_only_admins_may_remove_members_when_the_workspace_says_so(slack_emulator: SlackEmulator) -> None:
+    ann = slack_emulator.seed_user("ann")
+    bot = bare_client(slack_emulator)
+    cid = (await bot.conversations_create(name="peer-1", is_private=True))["channel"]["id"]
+    await bot.conversations_invite(channel=cid, users=ann)
+    slack_emulator.policy = Policy(only_admins_remove_members=True)
+    err = await error_of(bot.conversations_kick(channel=cid, user=ann))
+    assert err.response["error"] == "restricted_action"
+    assert ann in slack_emulator.channels[cid].members
+
+
+async def test_single_channel_guest_cannot_join_a_second_channel(slack_emulator: SlackEmulator) -> None:
+    gus = slack_emulator.seed_user("gus", guest="single")
+    mia = slack_emulator.seed_user("mia", guest="multi")
+    slack_emulator.seed_channel("cohort", [slack_emulator.bot_user_id, gus, mia])
+    bot = bare_client(slack_emulator)
+    cid = (await bot.conversations_create(name="peer-1", is_private=True))["channel"]["id"]
+    err = await error_of(bot.conversations_invite(channel=cid, users=[mia, gus]))
+    assert err.response["error"] == "ura_max_channels"
+    assert slack_emulator.channels[cid].members == [slack_emulator.bot_user_id]  # all or nothing
+    await bot.conversations_invite(channel=cid, users=mia)  # a multi-channel guest may be invited
+    info = (await bot.users_info(user=gus))["user"]
+    assert (info["is_restricted"], info["is_ultra_restricted"]) == (True, True)
+
+
+async def test_a_guest_calling_with_their_own_token_is_restricted(slack_emulator: SlackEmulator) -> None:
+    mia = slack_emulator.seed_user("mia", guest="multi")
+    guest = AsyncWebClient(token=slack_emulator.user_token(mia), base_url=slack_emulator.base_url)
+    err = await error_of(guest.conversations_create(name="mine", is_private=True))
+    assert err.response["error"] == "user_is_restricted"
+    assert (await guest.auth_test())["ok"]
+
+
+async def test_deactivated_user_cannot_be_invited_nor_messaged(
+    slack_emulator: SlackEmulator, slack_client: AsyncWebClient
+) -> None:
+    gone = slack_emulator.seed_user("gone", deleted=True)
+    cid = (await slack_client.conversations_create(name="peer-1", is_private=True))["channel"]["id"]
+    err = await error_of(slack_client.conversations_invite(channel=cid, users=gone))
+    assert err.response["error"] == "cant_invite"
+    err = await error_of(slack_client.chat_postMessage(channel=gone, text="hi"))
+    assert err.response["error"] == "user_disabled"
+
+
+async def test_user_groups_need_a_paid_plan(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
+    slack_emulator.seed_usergroup("trainers", [])
+    slack_emulator.plan = "free"
+    err = await error_of(slack_client.usergroups_list())
+    assert err.response["error"] == "plan_upgrade_required"
+    err = await error_of(slack_client.usergroups_users_list(usergroup="S1"))
+    assert err.response["error"] == "plan_upgrade_required"
+
+
+async def test_users_list_pages_and_locale(slack_emulator: SlackEmulator, slack_client: AsyncWebClient) -> None:
+    for i in range(5):
+        slack_emulator.seed_user(f"u{i}", locale="fr-FR")
+    first = await slack_client.users_list(limit=4, include_locale=True)
+    rest = await slack_client.users_list(limit=4, cursor=first["response_metadata"]["next_cursor"])
+    assert len(first["members"]) + len(rest["members"]) == 6  # the bot and 5 people
+    assert first["members"][1]["locale"] == "fr-FR" and "locale" not in rest["members"][0]
+    assert rest["response_metadata"]["next_cursor"] == ""

@@ -12,6 +12,18 @@ so it is never shorter than the real wait (a client that honours it never retrie
 `time_scale=1`, is exactly what Slack sends. slack_sdk's `AsyncRateLimitErrorRetryHandler` sleeps
 `Retry-After + random()` seconds, i.e. at least 1 s of wall time per 429 whatever the scale: clients are
 expected to pace themselves and treat a 429 as the exception. `rate_limited` counts the 429s sent.
+
+What a real workspace refuses, the emulator refuses too (each rule has its own test in
+tests/e2e/test_slack_emulator.py):
+
+- a token carries scopes (by default the app manifest's bot scopes, as after an install from the manifest);
+  a method called without its scope answers `missing_scope` with `needed` and `provided`;
+- workspace settings (`policy`) may let only admins create channels, archive them or remove members:
+  anyone else, the bot included, gets `restricted_action`;
+- guests: a single-channel guest already in their channel cannot be invited elsewhere (`ura_max_channels`);
+  a guest calling with their own user token gets `user_is_restricted`; deactivated users cannot be invited;
+- plans: on the free plan (`plan="free"`) user groups answer `plan_upgrade_required`;
+- a `response_url` takes 5 posts within 30 minutes, a `trigger_id` one `views.open` within 3 s.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -94,14 +106,67 @@ MISSING_ARG_ERROR: dict[str, str] = {
 }
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 
+# The bot-token scope each method needs today (docs.slack.dev method pages; the 2020 OpenAPI file still names
+# the legacy `channels:write`/`chat:write:bot`). A dict means "depends on the kind of conversation".
+WRITE = {"public": "channels:manage", "private": "groups:write", "im": "im:write", "mpim": "mpim:write"}
+READ = {"public": "channels:read", "private": "groups:read", "im": "im:read", "mpim": "mpim:read"}
+HISTORY = {"public": "channels:history", "private": "groups:history", "im": "im:history", "mpim": "mpim:history"}
+METHOD_SCOPES: dict[str, str | dict[str, str]] = {
+    "auth.test": "",
+    "conversations.create": WRITE,
+    "conversations.invite": WRITE,
+    "conversations.kick": WRITE,
+    "conversations.archive": WRITE,
+    "conversations.setTopic": WRITE,
+    "conversations.setPurpose": WRITE,
+    "conversations.open": WRITE,
+    "conversations.members": READ,
+    "conversations.info": READ,
+    "conversations.list": READ,
+    "conversations.history": HISTORY,
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.postEphemeral": "chat:write",
+    "views.open": "",
+    "views.publish": "",
+    "users.info": "users:read",
+    "users.list": "users:read",
+    "usergroups.list": "usergroups:read",
+    "usergroups.users.list": "usergroups:read",
+    "reactions.add": "reactions:write",
+    "team.info": "team:read",
+}
+ALL_SCOPES = frozenset(
+    scope
+    for needed in METHOD_SCOPES.values()
+    for scope in (needed.values() if isinstance(needed, dict) else [needed])
+    if scope
+)
+LIST_TYPES = {"public_channel": "public", "private_channel": "private", "im": "im", "mpim": "mpim"}
+# Methods a guest may not call with their own token.
+GUEST_REFUSED = frozenset(
+    {
+        "conversations.create",
+        "conversations.invite",
+        "conversations.kick",
+        "conversations.archive",
+        "usergroups.list",
+        "usergroups.users.list",
+    }
+)
+PAID_ONLY = frozenset({"usergroups.list", "usergroups.users.list"})
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL = 30 * 60.0
+
 
 class SlackError(Exception):
     """Raised by a method handler: becomes `{"ok": false, "error": code}` with HTTP 200, as on Slack."""
 
-    def __init__(self, code: str, messages: list[str] | None = None) -> None:
+    def __init__(self, code: str, messages: list[str] | None = None, **extra: str) -> None:
         super().__init__(code)
         self.code = code
         self.messages = messages or []
+        self.extra = extra  # top-level fields next to `error`, e.g. `needed`/`provided` of `missing_scope`
 
 
 @dataclass
@@ -113,6 +178,27 @@ class User:
     deleted: bool = False
     tz: str = "Europe/Paris"
     tz_offset: int = 3600
+    is_restricted: bool = False  # a guest (multi- or single-channel)
+    is_ultra_restricted: bool = False  # a single-channel guest
+    is_admin: bool = False
+    locale: str = "en-US"
+
+
+@dataclass
+class Token:
+    """Who calls and with which scopes: the bot token, or a person's user token."""
+
+    user: str
+    scopes: set[str]
+
+
+@dataclass
+class Policy:
+    """Workspace settings (Settings & Permissions → Channel management): who may do what to channels."""
+
+    only_admins_create_channels: bool = False
+    only_admins_archive_channels: bool = False
+    only_admins_remove_members: bool = False
 
 
 @dataclass
@@ -322,6 +408,10 @@ class SlackEmulator:
         tier_limits: dict[str, Limit] | None = None,
         post_message_limit: Limit = POST_MESSAGE_PER_CHANNEL,
         trigger_ttl: float = 3.0,
+        scopes: Iterable[str] | None = None,
+        plan: str = "pro",
+        policy: Policy | None = None,
+        response_url_ttl: float = RESPONSE_URL_TTL,
     ) -> None:
         self.token = token
         self.team_id = team_id
@@ -331,6 +421,9 @@ class SlackEmulator:
         self.tier_limits = dict(tier_limits or TIER_LIMITS)
         self.post_message_limit = post_message_limit
         self.trigger_ttl = trigger_ttl
+        self.plan = plan
+        self.policy = policy or Policy()
+        self.response_url_ttl = response_url_ttl
         self.spec = load_spec()
         self.tiers: dict[str, str] = json.loads(TIERS_FILE.read_text())
         self.users: dict[str, User] = {}
@@ -343,6 +436,8 @@ class SlackEmulator:
         self.triggers: dict[str, Trigger] = {}
         self.calls: list[Call] = []
         self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url path -> payloads posted to it
+        self.refused_hooks: list[tuple[str, str]] = []  # (path, reason) of response_url posts refused
+        self._response_issued: dict[str, float] = {}
         self.rate_limited = 0
         self._failures: dict[str, list[int]] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -352,6 +447,11 @@ class SlackEmulator:
         self.port = 0
         self.bot_user_id = self.seed_user("peerbot", is_bot=True, user_id="U0PEERBOT")
         self.bot_id = "B0PEERBOT"
+        if scopes is None:
+            from adapters.slack.manifest import bot_scopes  # installed from its manifest, as an admin would
+
+            scopes = bot_scopes()
+        self.tokens: dict[str, Token] = {token: Token(self.bot_user_id, set(scopes))}
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "conversations.create": self._conversations_create,
@@ -371,6 +471,8 @@ class SlackEmulator:
             "views.open": self._views_open,
             "views.publish": self._views_publish,
             "users.info": self._users_info,
+            "users.list": self._users_list,
+            "team.info": self._team_info,
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
             "reactions.add": self._reactions_add,
@@ -412,10 +514,39 @@ class SlackEmulator:
         user_id: str | None = None,
         real_name: str | None = None,
         tz: str = "Europe/Paris",
+        guest: str = "",
+        is_admin: bool = False,
+        locale: str = "en-US",
     ) -> str:
+        """A person (or bot); `guest` is `"multi"` or `"single"` for multi- and single-channel guests."""
+        if guest not in {"", "multi", "single"}:
+            raise ValueError(guest)
         uid = user_id or self._new_id("U")
-        self.users[uid] = User(uid, name, real_name or name.title(), is_bot=is_bot, deleted=deleted, tz=tz)
+        self.users[uid] = User(
+            uid,
+            name,
+            real_name or name.title(),
+            is_bot=is_bot,
+            deleted=deleted,
+            tz=tz,
+            is_restricted=bool(guest),
+            is_ultra_restricted=guest == "single",
+            is_admin=is_admin,
+            locale=locale,
+        )
         return uid
+
+    @property
+    def scopes(self) -> set[str]:
+        """The bot token's scopes (mutable: a test may grant or take one away)."""
+        return self.tokens[self.token].scopes
+
+    def user_token(self, user_id: str, scopes: Iterable[str] = ALL_SCOPES) -> str:
+        """A user token (`xoxp-…`) acting as `user_id`: its guest and admin status apply to its calls."""
+        self._user(user_id)
+        token = f"xoxp-{user_id.lower()}-{next(self._ids)}"
+        self.tokens[token] = Token(user_id, set(scopes))
+        return token
 
     def seed_channel(
         self, name: str, members: list[str], *, is_private: bool = False, creator: str | None = None
@@ -443,6 +574,7 @@ class SlackEmulator:
         """A `response_url` served by this emulator: usable 5 times, like Slack's."""
         path = f"/hooks/{kind}/{next(self._ids)}"
         self.responses[path] = []
+        self._response_issued[path] = time.monotonic()
         return f"http://127.0.0.1:{self.port}{path}"
 
     def responses_to(self, response_url: str) -> list[dict[str, Any]]:
@@ -452,7 +584,11 @@ class SlackEmulator:
         posted = self.responses.get(request.path)
         if posted is None:
             return web.Response(status=404, text="no_active_hooks")
-        if len(posted) >= 5:
+        if time.monotonic() - self._response_issued[request.path] > self.response_url_ttl:
+            self.refused_hooks.append((request.path, "expired_url"))
+            return web.Response(status=404, text="expired_url")
+        if len(posted) >= RESPONSE_URL_USES:
+            self.refused_hooks.append((request.path, "used_url"))
             return web.Response(status=404, text="used_url")
         try:
             body = json.loads(await request.text())
@@ -511,6 +647,7 @@ class SlackEmulator:
         method = request.match_info["method"]
         now = time.monotonic()
         args: dict[str, Any] = {}
+        headers: dict[str, str] = {}
         try:
             args, token = await self._read_args(request)
             failures = self._failures.get(method)
@@ -520,11 +657,15 @@ class SlackEmulator:
                 return web.json_response({"ok": False, "error": "fatal_error"}, status=status)
             if not token:
                 raise SlackError("not_authed")
-            if token != self.token:
+            caller = self.tokens.get(token)
+            if caller is None:
                 raise SlackError("invalid_auth")
+            headers["x-oauth-scopes"] = ",".join(sorted(caller.scopes))  # as Slack adds to every answer
             handler = self._handlers.get(method)
             if handler is None:
                 raise SlackError("unknown_method")
+            self._check_scope(method, args, caller)
+            self._check_caller(method, caller)
             wait = self._take_token(method, args)
             if wait > 0:
                 self.rate_limited += 1
@@ -539,12 +680,12 @@ class SlackEmulator:
             body = handler(args)
         except SlackError as err:
             self.calls.append(Call(method, args, 200, err.code, now))
-            payload: dict[str, Any] = {"ok": False, "error": err.code}
+            payload: dict[str, Any] = {"ok": False, "error": err.code, **err.extra}
             if err.messages:
                 payload["response_metadata"] = {"messages": err.messages}
-            return web.json_response(payload)
+            return web.json_response(payload, headers=headers)
         self.calls.append(Call(method, args, 200, None, now))
-        return web.json_response({"ok": True, **body})
+        return web.json_response({"ok": True, **body}, headers=headers)
 
     def _take_token(self, method: str, args: dict[str, Any]) -> float:
         """Spend one token of the method's bucket; returns 0, or the wall seconds until one is available."""
@@ -563,6 +704,47 @@ class SlackEmulator:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / rate
+
+    def _kinds(self, method: str, args: dict[str, Any]) -> list[str]:
+        """The kinds of conversation a call is about, which decide its scope (public, private, im, mpim)."""
+        if method == "conversations.create":
+            return ["private" if _as_bool(args.get("is_private", False)) else "public"]
+        if method == "conversations.list":
+            types = str(args.get("types") or "public_channel").split(",")
+            return [LIST_TYPES[t.strip()] for t in types if t.strip() in LIST_TYPES]
+        if method == "conversations.open":
+            return ["im" if "," not in str(args.get("users", "")) else "mpim"]
+        cid = str(args.get("channel") or "")
+        if cid.startswith("U"):
+            return ["im"]
+        channel = self.channels.get(cid)
+        if channel is None:
+            return []  # the method's own check answers channel_not_found
+        return ["im" if channel.is_im else "private" if channel.is_private else "public"]
+
+    def _check_scope(self, method: str, args: dict[str, Any], caller: Token) -> None:
+        """`missing_scope` naming the scope needed and the ones the token has, like Slack."""
+        needed = METHOD_SCOPES.get(method, "")
+        wanted = [needed[kind] for kind in self._kinds(method, args)] if isinstance(needed, dict) else [needed]
+        for scope in wanted:
+            if scope and scope not in caller.scopes:
+                raise SlackError("missing_scope", needed=scope, provided=",".join(sorted(caller.scopes)))
+
+    def _check_caller(self, method: str, caller: Token) -> None:
+        """What the caller's own status forbids: guests managing channels, user groups on a free plan."""
+        person = self.users[caller.user]
+        if method in GUEST_REFUSED and person.is_restricted:
+            raise SlackError("user_is_restricted")
+        if method in PAID_ONLY and self.plan == "free":
+            raise SlackError("plan_upgrade_required")
+        policy = self.policy
+        admin_only = {
+            "conversations.create": policy.only_admins_create_channels,
+            "conversations.archive": policy.only_admins_archive_channels,
+            "conversations.kick": policy.only_admins_remove_members,
+        }
+        if admin_only.get(method) and not person.is_admin:
+            raise SlackError("restricted_action")
 
     def _check_spec(self, method: str, args: dict[str, Any]) -> None:
         spec = self.spec.get(method)
@@ -644,6 +826,9 @@ class SlackEmulator:
             raise SlackError("not_in_channel")
         return channel
 
+    def _channels_of(self, uid: str) -> list[Channel]:
+        return [c for c in self.channels.values() if not c.is_im and not c.is_archived and uid in c.members]
+
     def _open_im(self, uid: str) -> Channel:
         user = self._user(uid)
         if user.deleted:
@@ -711,6 +896,8 @@ class SlackEmulator:
                 if not force:
                     raise SlackError("already_in_channel")
                 continue
+            if user.is_ultra_restricted and self._channels_of(uid):
+                raise SlackError("ura_max_channels")  # a single-channel guest already has their channel
             fresh.append(uid)
         channel.members.extend(u for u in dict.fromkeys(fresh))
         return {"channel": self._channel_json(channel)}
@@ -923,21 +1110,48 @@ class SlackEmulator:
         self.home_views[uid] = stored
         return {"view": self._view_json(stored)}
 
+    def _user_json(self, u: User, *, locale: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": u.id,
+            "team_id": self.team_id,
+            "name": u.name,
+            "real_name": u.real_name,
+            "deleted": u.deleted,
+            "is_bot": u.is_bot,
+            "is_admin": u.is_admin,
+            "is_restricted": u.is_restricted,
+            "is_ultra_restricted": u.is_ultra_restricted,
+            "tz": u.tz,
+            "tz_offset": u.tz_offset,
+            "profile": {"real_name": u.real_name, "display_name": u.name},
+        }
+        if locale:
+            out["locale"] = u.locale
+        return out
+
+    def _users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        limit = int(args.get("limit") or 0) or len(self.users) or 1
+        if limit < 1:
+            raise SlackError("invalid_limit")
+        cursor = str(args.get("cursor") or "")
+        if cursor and not re.fullmatch(r"off_\d+", cursor):
+            raise SlackError("invalid_cursor")
+        everyone = list(self.users.values())
+        start = int(cursor.removeprefix("off_")) if cursor else 0
+        page = everyone[start : start + limit]
+        next_cursor = f"off_{start + limit}" if start + limit < len(everyone) else ""
+        with_locale = _as_bool(args.get("include_locale", False))
+        return {
+            "members": [self._user_json(u, locale=with_locale) for u in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _team_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"team": {"id": self.team_id, "name": self.team_name, "plan": "" if self.plan == "free" else self.plan}}
+
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         u = self._user(str(args["user"]))
-        return {
-            "user": {
-                "id": u.id,
-                "team_id": self.team_id,
-                "name": u.name,
-                "real_name": u.real_name,
-                "deleted": u.deleted,
-                "is_bot": u.is_bot,
-                "tz": u.tz,
-                "tz_offset": u.tz_offset,
-                "profile": {"real_name": u.real_name, "display_name": u.name},
-            }
-        }
+        return {"user": self._user_json(u, locale=_as_bool(args.get("include_locale", False)))}
 
     def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
         with_users = _as_bool(args.get("include_users", False))

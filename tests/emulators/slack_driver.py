@@ -54,7 +54,9 @@ class SlackDriver:
         self._seq = itertools.count(1)
 
     async def __aenter__(self) -> SlackDriver:
-        self._session = aiohttp.ClientSession()
+        # No cap on connections: Slack sends a burst over as many connections as it needs, and a client-side
+        # queue would be counted as the app's latency.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self
 
     async def __aexit__(
@@ -130,6 +132,10 @@ class SlackDriver:
             "response_url": self._response_url("commands"),
             "trigger_id": self._trigger_id(user_id),
         }
+
+    async def send_form(self, form: dict[str, str], **kw: Any) -> DriverResponse:
+        """Post a slash command body built beforehand with `slash_command_body` (bursts build them first)."""
+        return await self.send(urlencode(form), "application/x-www-form-urlencoded", **kw)
 
     async def slash_command(
         self, user_id: str, text: str, *, command: str = "/peer", channel_id: str = "C0GENERAL", **kw: Any

@@ -33,7 +33,7 @@ def ids(catalog: Catalog) -> set[str]:
 
 
 def code_msgids() -> set[str]:
-    """What `pybabel extract` finds in its input paths (bot/, adapters/) with the keywords of pyproject.toml."""
+    """What `pybabel extract` finds in its input paths with the keywords configured in pyproject.toml."""
     config = PYPROJECT["tool"]["babel"]["extract_messages"]
     keywords = {**DEFAULT_KEYWORDS, **parse_keywords(config["keywords"])}
     found = set()

@@ -1,0 +1,178 @@
+"""Ack latency of the Slack endpoint under a burst: 500 signed check-in clicks sent at once.
+
+Two processes, as in production: "Slack" (the loopback Web API emulator, rate limits on, and the driver that
+signs and sends the clicks) and "peerbot" (`SlackRunner`'s HTTP server, slack-bolt's signature check and
+dispatch, the adapter's ack, and behind it the core's check-in on the database: SQLite, then PostgreSQL when
+`PEERBOT_TEST_POSTGRES_URL` is reachable). The latency is the time from sending a request to reading its HTTP
+answer, i.e. what Slack waits for (past 3 s it shows the person an error). Goal: p99 <= 300 ms.
+
+Prints, per database: `<db> clicks=500 acked=<n> late(>3s)=<n> p50=<ms> p99=<ms> max=<ms>` and the time until
+every click had its reply through its response_url.
+
+    .venv/bin/python benchmarks/slack_ack.py [--clicks 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.slack.runner import SlackRunner
+from bot.actions import CheckIn
+from bot.app import build
+from bot.clock import FakeClock
+from bot.settings import Settings
+from tests.emulators.slack_api import SlackEmulator
+from tests.emulators.slack_driver import SlackDriver
+
+POSTGRES_URL = os.environ.get("PEERBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+SECRET = "bench-signing-secret"
+START = datetime(2026, 3, 4, 13, 0, tzinfo=UTC)
+TIME_SCALE = 0.01  # the emulator's and the pacer's minute lasts 0.6 s: set-up is quick, limits still apply
+
+
+async def receive(conn: Connection) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+
+# ------------------------------------------------------------------------------------------ Slack's side
+async def wait_for(check: Any, within: float = 120.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("Slack never saw the expected replies")
+        await asyncio.sleep(0.02)
+
+
+async def slack_side(conn: Connection, clicks: int) -> None:
+    async with SlackEmulator(time_scale=TIME_SCALE) as emu:
+        trainer = emu.seed_user("trainer")
+        learners = [emu.seed_user(f"learner{i}") for i in range(clicks)]
+        general = emu.seed_channel("general", [emu.bot_user_id, trainer, *learners])
+        conn.send({"base_url": emu.base_url, "token": emu.token, "trainer": trainer})
+        app_url = await receive(conn)
+        async with SlackDriver(app_url, SECRET, emulator=emu) as driver:
+
+            async def command(text: str) -> None:
+                resp, form = await driver.slash_command(trainer, text, channel_id=general)
+                assert resp.status == 200, resp.text
+                if str((resp.json() or {}).get("text", "")).startswith("⏳"):
+                    posted = lambda: emu.responses_to(form["response_url"])  # noqa: E731
+                    await wait_for(lambda: bool(posted()) and not str(posted()[-1]["text"]).startswith("⏳"))
+
+            await command("cohort create bench")
+            for chunk in range(0, clicks, 100):
+                await command(
+                    "cohort add bench " + " ".join(f"<@{u}|{u.lower()}>" for u in learners[chunk : chunk + 100])
+                )
+            await command('session plan bench "Bench" 2026-03-04 13:00 1h')
+            conn.send("ready")
+            await receive(conn)  # peerbot's clock now says the check-in window is open
+            payloads = [
+                driver.block_action_payload(u, str(CheckIn("s1")), channel_id=general, message_ts="1.000100")
+                for u in learners
+            ]
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(driver._interactive(p) for p in payloads))
+            await wait_for(lambda: all(emu.responses_to(p["response_url"]) for p in payloads))
+            done = time.perf_counter() - started
+    conn.send(
+        {
+            "latencies": [a.elapsed * 1000 for a in answers],
+            "acked": sum(1 for a in answers if a.status == 200),
+            "done": done,
+        }
+    )
+
+
+def run_slack(conn: Connection, clicks: int) -> None:
+    asyncio.run(slack_side(conn, clicks))
+
+
+# ---------------------------------------------------------------------------------------- peerbot's side
+async def measure(url: str, clicks: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    here, there = ctx.Pipe()
+    slack = ctx.Process(target=run_slack, args=(there, clicks), daemon=True)
+    slack.start()
+    try:
+        info = await receive(here)
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            DATABASE_URL=url,
+            SLACK_BOT_TOKEN=info["token"],
+            SLACK_SIGNING_SECRET=SECRET,
+            SLACK_API_URL=info["base_url"],
+            SLACK_TRAINER_IDS=info["trainer"],
+        )
+        clock = FakeClock(START - timedelta(days=2))
+        app = await build(settings, clock=clock, with_scheduler=False)
+        runner = SlackRunner(app.core, settings, time_scale=TIME_SCALE, port=0)
+        app.core.attach(runner.platform)
+        await runner.start()
+        try:
+            here.send(f"http://127.0.0.1:{runner.port}/slack/events")
+            assert await receive(here) == "ready"
+            clock.set(START - timedelta(minutes=5))
+            here.send("go")
+            result: dict[str, Any] = await receive(here)
+        finally:
+            await runner.stop()
+            await app.close()
+    finally:
+        slack.join(timeout=30)
+    return result
+
+
+async def reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [("sqlite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")]
+        try:
+            await reset_postgres(POSTGRES_URL)
+            targets.append(("postgresql", POSTGRES_URL))
+        except OSError as exc:
+            print(f"postgresql skipped: {exc}")
+        for name, url in targets:
+            result = await measure(url, args.clicks)
+            latencies: list[float] = result["latencies"]
+            late = sum(1 for ms in latencies if ms > 3000)
+            print(
+                f"{name} clicks={len(latencies)} acked={result['acked']} late(>3s)={late} "
+                f"p50={pct(latencies, 50):.0f} ms p99={pct(latencies, 99):.0f} ms max={max(latencies):.0f} ms  "
+                f"(goal p99 <= 300 ms); every click answered in {result['done']:.1f} s"
+            )
+            if name == "postgresql":
+                await reset_postgres(url)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
