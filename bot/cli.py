@@ -6,11 +6,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from bot.settings import ConfigError, describe, load_settings
+from bot.errors import PeerError
+from bot.settings import ConfigError, Settings, describe, load_settings
+
+if TYPE_CHECKING:
+    from bot.documents.verify import SessionCheck
+    from storage.db import Database
 
 cli = typer.Typer(
     help="peerbot: peer-learning sessions on Slack and Discord.",
@@ -56,6 +61,54 @@ def demo(
     logging.basicConfig(level=logging.WARNING)
     result = asyncio.run(run_demo(out, learners=learners, seed=seed))
     typer.echo(f"\nDone. Open {result.out_dir.resolve()} for attendance.csv, feedback.csv and retention.csv.")
+
+
+def _open_database() -> tuple[Settings, Database]:
+    from bot.app import check_database
+    from storage.db import Database
+
+    settings = load_settings()
+    asyncio.run(check_database(settings))
+    return settings, Database(settings.database_url)
+
+
+def _refused(exc: PeerError) -> NoReturn:
+    typer.echo(f"peerbot: {exc.text()}", err=True)
+    raise typer.Exit(2)
+
+
+@cli.command()
+def verify(
+    target: Annotated[str, typer.Argument(help="A session's short id, or a cohort's name (all its sessions).")],
+) -> None:
+    """Recompute the evidence hash chain of a session or cohort; exit 1 naming the first altered record."""
+    from bot.documents.targets import resolve
+    from bot.documents.verify import check
+
+    _settings, db = _open_database()
+
+    async def _verify() -> list[SessionCheck]:
+        try:
+            await db.upgrade()
+            return await check(db, (await resolve(db, target)).sessions)
+        finally:
+            await db.dispose()
+
+    try:
+        checks = asyncio.run(_verify())
+    except PeerError as exc:
+        _refused(exc)
+    for item in checks:
+        verdict = item.verdict
+        if verdict.ok:
+            typer.echo(f"{item.session}: intact, {verdict.links} record version(s), chain head {verdict.head}")
+        else:
+            typer.echo(
+                f"{item.session}: ALTERED, first: {item.first}; {len(verdict.problems)} problem(s) in "
+                f"{verdict.links} link(s)"
+            )
+    if any(not item.verdict.ok for item in checks):
+        raise typer.Exit(1)
 
 
 @db_cli.command("upgrade")

@@ -16,7 +16,9 @@ FONT = "DejaVu"
 
 
 class EvidencePDF(FPDF):
-    """A4 portrait with DejaVu Sans; `footer_text` (the evidence fingerprint) is printed on every page."""
+    """A4 portrait with DejaVu Sans; `footer_text` (the evidence fingerprint) is printed on every page.
+
+    The caller adds the pages (`new_section`), so a document of several sheets changes the footer between them."""
 
     def __init__(self, title: str, author: str, created: datetime, footer_text: str = "") -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
@@ -26,16 +28,21 @@ class EvidencePDF(FPDF):
         self.set_author(author)
         self.set_creator("peerbot")
         self.set_creation_date(created)  # the session's date, not "now": the same evidence gives the same file
-        self.footer_text = footer_text
+        self.footers: list[tuple[int, str]] = [(1, footer_text)]  # (from page, text)
         self.set_auto_page_break(auto=True, margin=18)
-        self.add_page()
 
     def footer(self) -> None:
         self.set_y(-14)
         self.set_font(FONT, size=7)
-        if self.footer_text:
-            self.cell(0, 4, self.footer_text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        text = next((t for first, t in reversed(self.footers) if first <= self.page_no()), "")
+        if text:
+            self.cell(0, 4, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.cell(0, 4, f"{self.page_no()}/{{nb}}", align="R")
+
+    def new_section(self, footer_text: str) -> None:
+        """A new page whose footer (and that of the pages that follow) carries `footer_text`."""
+        self.add_page()
+        self.footers.append((self.page_no(), footer_text))
 
     def heading(self, text: str, size: int = 14) -> None:
         self.set_font(FONT, "B", size)

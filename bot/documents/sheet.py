@@ -26,6 +26,7 @@ from bot.documents.pdf import FONT, EvidencePDF
 from bot.i18n import N_, label, t
 from bot.reports import collect
 from bot.settings import Settings
+from storage import chain
 from storage.db import Database
 from storage.models import Cohort
 
@@ -91,13 +92,15 @@ class AttendanceSheet:
         )
 
 
-async def attendance_sheet(db: Database, settings: Settings, short_id: str, fingerprint: str = "") -> AttendanceSheet:
-    """The sheet's content, from the rows `collect` gives the CSV export and `/peer report`."""
+async def attendance_sheet(db: Database, settings: Settings, short_id: str) -> AttendanceSheet:
+    """The sheet's content, from the rows `collect` gives the CSV export and `/peer report`, and the head of the
+    session's evidence chain at this moment."""
     evidence = await collect(db, [short_id])
     async with db.transaction() as tx:
         peer_session = await queries.peer_session(tx, None, short_id)
         cohort = (await tx.exec(select(Cohort).where(col(Cohort.id) == peer_session.cohort_id))).one()
         trainers = [m.display_name or m.user_id for m in await queries.trainers(tx, peer_session)]
+        fingerprint = await (await tx.connection()).run_sync(chain.head, peer_session.id or 0)
     lines = [
         SheetLine(
             learner=row["learner"],
@@ -194,11 +197,22 @@ def _fingerprint_text(sheet: AttendanceSheet, locale: str) -> str:
 
 def sheet_pdf(sheet: AttendanceSheet, locale: str) -> bytes:
     """The sheet as an A4 PDF: header block, one table row per learner (repeated headings), totals."""
+    return sheets_pdf([sheet], locale)
+
+
+def sheets_pdf(sheets: list[AttendanceSheet], locale: str) -> bytes:
+    """Several sheets in one PDF (a cohort's export), each from a new page with its own fingerprint."""
     title = t(locale, "Attendance sheet")
-    pdf = EvidencePDF(
-        f"{title} — {sheet.title}", sheet.organisation or "peerbot", sheet.starts_at, _fingerprint_text(sheet, locale)
-    )
-    pdf.heading(title)
+    first = sheets[0]
+    pdf = EvidencePDF(f"{title} — {first.title}", first.organisation or "peerbot", first.starts_at)
+    for sheet in sheets:
+        pdf.new_section(_fingerprint_text(sheet, locale))
+        add_sheet(pdf, sheet, locale)
+    return pdf.to_bytes()
+
+
+def add_sheet(pdf: EvidencePDF, sheet: AttendanceSheet, locale: str) -> None:
+    pdf.heading(t(locale, "Attendance sheet"))
     for name, value in _header(sheet, locale):
         pdf.field(name, value)
     pdf.ln(3)
@@ -214,7 +228,6 @@ def sheet_pdf(sheet: AttendanceSheet, locale: str) -> bytes:
     pdf.ln(3)
     pdf.heading(t(locale, "Totals"), size=10)
     pdf.paragraph(_totals_text(sheet, locale))
-    return pdf.to_bytes()
 
 
 def _fit_columns(ws: Worksheet, widths: list[int]) -> None:
