@@ -3,67 +3,20 @@ database's, the CSV export's and `/peer report`'s."""
 
 from __future__ import annotations
 
-import asyncio
-import csv
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 from sqlmodel import select
 
-from bot.demo import DemoResult, run_demo
 from bot.documents.sheet import attendance_sheet, sheet_pdf, sheet_xlsx
-from bot.settings import Settings
 from storage.db import Database
 from storage.models import Attendance, PeerSession, PrepAck
-
-ORGANISATION = "Acme Formation"
-
-
-@dataclass
-class Seeded:
-    result: DemoResult
-    url: str
-
-    @property
-    def report(self) -> str:
-        return next(line for line in self.result.transcript if "Trainer's report" in line)
-
-    def csv_rows(self, name: str) -> list[dict[str, str]]:
-        with (self.result.out_dir / name).open(encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
-    """One demo cycle (12 learners: on time, late, excused, absent, prepared or not, answers, quiz scores)."""
-    out = tmp_path_factory.mktemp("seeded")
-    result = asyncio.run(run_demo(out, learners=12, seed=7, echo=None))
-    return Seeded(result, f"sqlite+aiosqlite:///{out / 'peerbot-demo.db'}")
-
-
-@pytest.fixture
-async def db(seeded: Seeded) -> AsyncIterator[Database]:
-    database = Database(seeded.url)
-    yield database
-    await database.dispose()
-
-
-def settings_for(url: str) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, DATABASE_URL=url, PEERBOT_TIMEZONE="Europe/Paris", PEERBOT_ORGANISATION=ORGANISATION
-    )
-
-
-def pdf_text(data: bytes) -> str:
-    return "\n".join(page.extract_text() or "" for page in PdfReader(BytesIO(data)).pages)
+from tests.integration.conftest import ORGANISATION, Seeded, pdf_text, settings_for
 
 
 async def database_counts(db: Database, short: str) -> dict[str, int]:
