@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,9 @@ from bot.app import App, build
 from bot.clock import FakeClock
 from bot.core import queries
 from bot.core.rules import CHECKIN_OPENS
+from bot.documents.charts import session_chart
+from bot.documents.pack import audit_pack
+from bot.documents.targets import resolve
 from bot.messages import ChoiceField, Form, Reply
 from bot.reports import collect, write_csv
 from bot.settings import Settings
@@ -87,7 +91,11 @@ async def run_demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     clock = FakeClock(DEMO_START)
-    settings = Settings(DATABASE_URL=f"sqlite+aiosqlite:///{db_path}", PEERBOT_TIMEZONE="Europe/Paris")  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        DATABASE_URL=f"sqlite+aiosqlite:///{db_path}",
+        PEERBOT_TIMEZONE="Europe/Paris",
+        PEERBOT_ORGANISATION=os.environ.get("PEERBOT_ORGANISATION") or "peerbot demo training centre",
+    )
     say = Transcript(clock, settings.zone, echo)
     rng = random.Random(seed)
     platform = LocalPlatform(closed_dms={"L4"})
@@ -272,7 +280,13 @@ async def _cycle(
     report = await core.handle_command(trainer.actor, f"report {short}")
     say("Trainer's report:\n" + report.text)
     say(f"Evidence written to {out_dir.resolve()}: " + ", ".join(p.name for p in files))
-    return DemoResult(out_dir, files, short, say.lines)
+    chart = out_dir / "chart.png"
+    chart.write_bytes(session_chart(evidence, app.settings.locale))
+    target = await resolve(app.db, "python", cohort_only=True)
+    pack = await audit_pack(app.db, app.settings, target, out_dir / "audit-pack.zip", clock.now(), app.settings.locale)
+    say(f"Audit pack (sheets, charts, workbook, Qualiopi index): {pack.resolve()}")
+    say(f"Session chart: {chart.resolve()}")
+    return DemoResult(out_dir, [*files, chart, pack], short, say.lines)
 
 
 async def _form_anyway(person: LocalUser) -> Form:
