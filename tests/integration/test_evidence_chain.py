@@ -136,3 +136,34 @@ async def test_unchanged_session_gets_no_new_link_from_a_read(world: World) -> N
     assert before == after
     assert (await check(world.app.db, [short]))[0].verdict.head != chain.GENESIS
     assert session.id is not None
+
+
+async def test_upgrading_from_0003_chains_the_records_already_there(world: World) -> None:
+    """A database that has records but no chain yet (revision 0003) gets one link per record, verifying clean."""
+    from alembic import command
+    from sqlalchemy import Connection
+
+    from storage.db import alembic_config
+
+    short = await run_session(world)
+    session_id = (await session_row(world, short)).id
+
+    def migrate(conn: Connection, revision: str) -> None:
+        if revision == "0003":
+            command.downgrade(alembic_config(conn), revision)
+        else:
+            command.upgrade(alembic_config(conn), revision)
+
+    async with world.app.db.engine.begin() as conn:
+        await conn.run_sync(migrate, "0003")
+    async with world.app.db.engine.begin() as conn:
+        await conn.run_sync(migrate, "head")
+    async with world.app.db.transaction() as tx:
+        links = (await tx.exec(select(EvidenceLink).where(EvidenceLink.session_id == session_id))).all()
+        records = len((await tx.exec(select(Attendance).where(Attendance.session_id == session_id))).all()) + len(
+            (await tx.exec(select(PrepAck).where(PrepAck.session_id == session_id))).all()
+        )
+    assert len(links) == records == 7  # one link per record: the backfill chains each current version once
+    assert [link.record for link in sorted(links, key=lambda link: link.seq)][:5] == ["attendance"] * 5
+    [result] = await check(world.app.db, [short])
+    assert result.verdict.ok
