@@ -10,6 +10,7 @@ so the index says "not yet recorded").
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from sqlmodel import col, func, select
 
 from bot.documents.charts import session_chart
 from bot.documents.export import evidence_xlsx
+from bot.documents.learner import LearnerFile, certificate_pdf, learner_file_pdf, learner_files
 from bot.documents.pdf import FONT, EvidencePDF
 from bot.documents.sheet import AttendanceSheet, attendance_sheet, sheet_pdf, sheet_xlsx
 from bot.documents.targets import Target
@@ -82,6 +84,12 @@ code { font-size: .85em; word-break: break-all; }
 <table>
 <tr>{% for h in session_columns %}<th scope="col">{{ h }}</th>{% endfor %}</tr>
 {% for row in session_rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<h2>{{ learners_heading }}</h2>
+<table>
+<tr>{% for h in learner_columns %}<th scope="col">{{ h }}</th>{% endfor %}</tr>
+{% for name, attended, file, certificate in learner_rows %}<tr><td>{{ name }}</td><td>{{ attended }}</td>
+<td><a href="{{ file }}">{{ file }}</a><br><a href="{{ certificate }}">{{ certificate }}</a></td></tr>
 {% endfor %}</table>
 <h2>{{ chain_heading }}</h2>
 <p>{{ chain_text }}</p>
@@ -161,7 +169,11 @@ def indicators(figures: list[SessionFigures], locale: str) -> list[Indicator]:
         Indicator(
             11,
             t(locale, "Achievement of objectives"),
-            t(locale, "Retention quiz scores, 2 or 4 weeks after each session, against its objectives."),
+            t(
+                locale,
+                "Retention quiz scores, 2 or 4 weeks after each session, against its objectives; each learner's "
+                "scores over time in their learner file.",
+            ),
             ["csv/retention.csv", *charts, *sheets],
         ),
         Indicator(
@@ -248,8 +260,30 @@ def _texts(target: Target, settings: Settings, generated_at: datetime, locale: s
     }
 
 
+def learner_folder(file: LearnerFile) -> str:
+    """A path inside the ZIP that a platform id cannot escape from."""
+    return "learners/" + (re.sub(r"[^A-Za-z0-9_-]", "_", file.learner_id) or "_")
+
+
+def _learner_rows(learners: list[LearnerFile], locale: str) -> list[tuple[str, str, str, str]]:
+    return [
+        (
+            file.learner,
+            t(locale, "{attended} of {total} session(s)", attended=len(file.attended), total=len(file.sessions)),
+            f"{learner_folder(file)}/learner-file.pdf",
+            f"{learner_folder(file)}/certificate.pdf",
+        )
+        for file in learners
+    ]
+
+
 def index_html(
-    target: Target, settings: Settings, figures: list[SessionFigures], generated_at: datetime, locale: str
+    target: Target,
+    settings: Settings,
+    figures: list[SessionFigures],
+    learners: list[LearnerFile],
+    generated_at: datetime,
+    locale: str,
 ) -> str:
     env = Environment(autoescape=True)
     return env.from_string(INDEX_HTML).render(
@@ -259,6 +293,9 @@ def index_html(
         session_columns=_session_columns(locale),
         session_rows=_session_rows(figures, locale),
         chains=[(f.sheet.session, f.sheet.fingerprint, _chain_word(f, locale)) for f in figures],
+        learners_heading=t(locale, "Learner files and certificates of attendance"),
+        learner_columns=[t(locale, "Learner"), t(locale, "Attendance"), t(locale, "Files")],
+        learner_rows=_learner_rows(learners, locale),
         **_texts(target, settings, generated_at, locale),
     )
 
@@ -268,7 +305,12 @@ def _chain_word(figure: SessionFigures, locale: str) -> str:
 
 
 def index_pdf(
-    target: Target, settings: Settings, figures: list[SessionFigures], generated_at: datetime, locale: str
+    target: Target,
+    settings: Settings,
+    figures: list[SessionFigures],
+    learners: list[LearnerFile],
+    generated_at: datetime,
+    locale: str,
 ) -> bytes:
     texts = _texts(target, settings, generated_at, locale)
     pdf = EvidencePDF(texts["title"], settings.organisation or "peerbot", generated_at)
@@ -299,6 +341,17 @@ def index_pdf(
             for value in values:
                 row.cell(value)
     pdf.ln(3)
+    pdf.heading(t(locale, "Learner files and certificates of attendance"), size=11)
+    pdf.set_font(FONT, size=7)
+    with pdf.table(col_widths=(25, 20, 55), text_align="LEFT", line_height=4) as table:
+        row = table.row()
+        for name in (t(locale, "Learner"), t(locale, "Attendance"), t(locale, "Files")):
+            row.cell(name)
+        for name, attended, file, certificate in _learner_rows(learners, locale):
+            row = table.row()
+            for value in (name, attended, f"{file}\n{certificate}"):
+                row.cell(value)
+    pdf.ln(3)
     pdf.heading(texts["chain_heading"], size=11)
     pdf.paragraph(texts["chain_text"])
     pdf.set_font(FONT, size=7)
@@ -324,8 +377,13 @@ async def audit_pack(
         entries[f.files[0]] = sheet_pdf(f.sheet, locale)
         entries[f.files[1]] = sheet_xlsx(f.sheet, locale)
         entries[f.files[2]] = session_chart(one, locale)
-    entries["index.html"] = index_html(target, settings, figures, generated_at, locale).encode()
-    entries["index.pdf"] = index_pdf(target, settings, figures, generated_at, locale)
+    learners = learner_files([f.sheet for f in figures], evidence)
+    for file in learners:
+        folder = learner_folder(file)
+        entries[f"{folder}/learner-file.pdf"] = learner_file_pdf(file, locale)
+        entries[f"{folder}/certificate.pdf"] = certificate_pdf(file, generated_at, locale)
+    entries["index.html"] = index_html(target, settings, figures, learners, generated_at, locale).encode()
+    entries["index.pdf"] = index_pdf(target, settings, figures, learners, generated_at, locale)
     out.parent.mkdir(parents=True, exist_ok=True)
     stamp = generated_at.astimezone(settings.zone).timetuple()[:6]
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -93,7 +93,9 @@ async def test_audit_pack_maps_the_indicators_to_evidence_with_the_reports_numbe
     short = seeded.result.session
     archive = zipfile.ZipFile(out)
     names = set(archive.namelist())
+    learners = {r["learner_id"] for r in seeded.csv_rows("attendance.csv")}
     assert names == {
+        *(f"learners/{learner}/{kind}.pdf" for learner in learners for kind in ("learner-file", "certificate")),
         "index.html",
         "index.pdf",
         "evidence.xlsx",
@@ -150,3 +152,34 @@ def test_audit_pack_in_french(seeded: Seeded, tmp_path: Path) -> None:
     html = archive.read("index.html").decode()
     assert '<html lang="fr">' in html and "Indicateurs Qualiopi et leurs preuves" in html
     assert "pas encore enregistré" in " ".join(pdf_text(archive.read("index.pdf")).split())
+    certificate = next(n for n in archive.namelist() if n.endswith("certificate.pdf"))
+    text = " ".join(pdf_text(archive.read(certificate)).split())
+    assert "Certificat de réalisation" in text and "« python »" in text
+
+
+def test_learner_files_and_certificates_in_the_pack(seeded: Seeded, tmp_path: Path) -> None:
+    out = tmp_path / "pack.zip"
+    assert peerbot(seeded, tmp_path, "audit-pack", "python", "--out", str(out)).returncode == 0
+    archive = zipfile.ZipFile(out)
+    retention = {r["learner_id"]: r for r in seeded.csv_rows("retention.csv")}
+    feedback = {r["learner_id"]: r for r in seeded.csv_rows("feedback.csv")}
+    for row in seeded.csv_rows("attendance.csv"):
+        file = " ".join(pdf_text(archive.read(f"learners/{row['learner_id']}/learner-file.pdf")).split())
+        certificate = " ".join(pdf_text(archive.read(f"learners/{row['learner_id']}/certificate.pdf")).split())
+        assert f"Learner file — {row['learner']}" in file
+        assert "Write fixtures; parametrize tests; read a failure report" in file
+        present = row["status"] in {"on_time", "late"}
+        assert f"{int(present)} of 1 session(s), {'1 h 30 min' if present else '0 h 00 min'}" in file
+        words = {"on_time": "on time", "late": "late", "excused": "excused", "absent": "absent"}
+        assert words[row["status"]] in file
+        if row["absence_reason"]:
+            assert f"({row['absence_reason']})" in file
+        quiz = retention[row["learner_id"]]
+        row_text = file.split("Retention score", 1)[1]  # the session's line of the table
+        if quiz["answered"] == "yes":
+            assert f" {quiz['score']}/{quiz['max_score']}" in row_text
+        else:
+            assert " — " in row_text + " "
+        assert ("yes" in row_text) == (feedback[row["learner_id"]]["answered"] == "yes")
+        assert f"{ORGANISATION} certifies that {row['learner']} attended {int(present)} of the 1" in certificate
+        assert "Camille (trainer)" in certificate
