@@ -1,4 +1,5 @@
-"""Charts of one session (PNG, matplotlib's Agg renderer): Likert answers, response rates, retention scores.
+"""Charts (PNG, matplotlib's Agg renderer): per session the Likert answers, response rates and retention scores;
+per cohort the trends across its sessions.
 
 One picture with three panels, on an opaque light card with dark text, so it reads the same in a chat's dark
 and light themes. The numbers come from `bot.reports.collect`, like the CSV files and `/peer report`;
@@ -11,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from io import BytesIO
 
+from babel.numbers import format_decimal
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -121,3 +123,55 @@ def render(data: ChartData, locale: str) -> bytes:
 
 def session_chart(evidence: Evidence, locale: str) -> bytes:
     return render(chart_data(evidence), locale)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One session's point on the cohort's trend chart (None: nothing to show yet, e.g. no quiz answered)."""
+
+    label: str
+    attendance: float | None  # share present, 0–1
+    satisfaction: float | None  # mean rating, 1–5
+    retention: float | None  # mean score, 0–1
+
+
+def trends_chart(title: str, trends: list[Trend], locale: str) -> bytes:
+    """The cohort across its sessions: attendance and retention rates (%), and satisfaction (1–5) below."""
+    fig = Figure(figsize=(9.0, 6.0), dpi=DPI, facecolor=CARD, layout="constrained")
+    FigureCanvasAgg(fig)
+    rates, satisfaction = fig.subplots(2, 1, sharex=True, height_ratios=(1.4, 1))
+    labels = [trend.label for trend in trends]
+    for values, name, colour, marker in (
+        ([t_.attendance for t_ in trends], t(locale, "attendance rate"), LIKERT_COLOURS[4], "o"),
+        ([t_.retention for t_ in trends], t(locale, "retention score"), LIKERT_COLOURS[0], "s"),
+    ):
+        points = [(x, 100 * v) for x, v in zip(labels, values, strict=True) if v is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            rates.plot(xs, ys, marker=marker, color=colour, label=name)
+            for x, y in points:
+                rates.annotate(f"{y:.0f}%", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", color=INK)
+    rates.set_ylim(0, 110)
+    rates.set_ylabel("%", color=INK)
+    rates.legend(loc="lower left", frameon=False, labelcolor=INK)
+    rates.set_title(t(locale, "Attendance and retention by session"), color=INK, loc="left")
+    points = [(x, v) for x, v in zip(labels, [t_.satisfaction for t_ in trends], strict=True) if v is not None]
+    if points:
+        xs, ys = zip(*points, strict=True)
+        satisfaction.plot(xs, ys, marker="D", color=LIKERT_COLOURS[3], markeredgecolor=LIKERT_COLOURS[4])
+        for x, y in points:
+            value = format_decimal(round(y, 1), format="0.0", locale=locale)
+            satisfaction.annotate(value, (x, y), textcoords="offset points", xytext=(0, 6), ha="center", color=INK)
+    satisfaction.set_ylim(1, 5.4)
+    satisfaction.set_ylabel(t(locale, "satisfaction (1–5)"), color=INK)
+    satisfaction.set_title(t(locale, "Satisfaction by session"), color=INK, loc="left")
+    satisfaction.set_xticks(range(len(labels)), labels)
+    for axes in fig.axes:
+        axes.set_facecolor(CARD)
+        axes.tick_params(colors=INK)
+        for spine in axes.spines.values():
+            spine.set_color(INK)
+    fig.suptitle(title, color=INK, fontweight="bold")
+    out = BytesIO()
+    fig.savefig(out, format="png", facecolor=CARD, metadata={"Software": None})
+    return out.getvalue()

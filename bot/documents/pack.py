@@ -22,7 +22,7 @@ from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment
 from sqlmodel import col, func, select
 
-from bot.documents.charts import session_chart
+from bot.documents.charts import Trend, session_chart, trends_chart
 from bot.documents.export import evidence_xlsx
 from bot.documents.learner import LearnerFile, certificate_pdf, learner_file_pdf, learner_files
 from bot.documents.pdf import FONT, EvidencePDF
@@ -147,6 +147,26 @@ async def session_figures(db: Database, settings: Settings, short: str, chain_ok
     )
 
 
+TRENDS = "cohort-trends.png"
+
+
+def cohort_trends(figures: list[SessionFigures], locale: str) -> list[Trend]:
+    """The points of the cohort's trend chart: the same figures as the index's session table."""
+
+    def day(sheet: AttendanceSheet) -> str:
+        return format_date(sheet.starts_at.astimezone(sheet.zone).date(), "d MMM", locale=locale)
+
+    return [
+        Trend(
+            f"{f.sheet.session}\n{day(f.sheet)}",
+            f.attendance_rate,
+            f.satisfaction,
+            f.retention,
+        )
+        for f in figures
+    ]
+
+
 def indicators(figures: list[SessionFigures], locale: str) -> list[Indicator]:
     sheets = [f.files[0] for f in figures]
     charts = [f.files[2] for f in figures]
@@ -164,7 +184,7 @@ def indicators(figures: list[SessionFigures], locale: str) -> list[Indicator]:
                 enrolled=enrolled,
                 sessions=len(figures),
             ),
-            ["evidence.xlsx", "csv/attendance.csv", "csv/feedback.csv", "csv/retention.csv"],
+            [TRENDS, "evidence.xlsx", "csv/attendance.csv", "csv/feedback.csv", "csv/retention.csv"],
         ),
         Indicator(
             11,
@@ -201,8 +221,12 @@ def indicators(figures: list[SessionFigures], locale: str) -> list[Indicator]:
         Indicator(
             32,
             t(locale, "Improvement"),
-            t(locale, "The trainer's notes and what changed between sessions: not yet recorded."),
-            [],
+            t(
+                locale,
+                "The trainer's notes: not yet recorded. What changed between sessions: the cohort's trends "
+                "(attendance, satisfaction, retention).",
+            ),
+            [TRENDS],
         ),
     ]
 
@@ -372,6 +396,8 @@ async def audit_pack(
     entries: dict[str, bytes] = {}
     entries.update({f"csv/{name}": data for name, data in csv_files(evidence).items()})
     entries["evidence.xlsx"] = evidence_xlsx([f.sheet for f in figures], evidence, locale)
+    title = t(locale, "Cohort {cohort}", cohort=target.name)
+    entries[TRENDS] = trends_chart(title, cohort_trends(figures, locale), locale)
     for f in figures:
         one = await collect(db, [f.sheet.session])
         entries[f.files[0]] = sheet_pdf(f.sheet, locale)

@@ -7,7 +7,7 @@ from io import BytesIO
 
 from PIL import Image
 
-from bot.documents.charts import DPI, SIZE_INCHES, chart_data, render
+from bot.documents.charts import DPI, SIZE_INCHES, Trend, chart_data, render, trends_chart
 from bot.reports import collect
 from storage.db import Database
 from tests.integration.conftest import Seeded
@@ -45,3 +45,21 @@ async def test_chart_png_is_a_light_card_with_drawing_on_it(seeded: Seeded, db: 
         assert dark > 2000  # dark text on the light card
         blue = sum(n for n, colour in colours if colour == (0x05, 0x71, 0xB0))
         assert blue > 1000  # the "5 = agree" bars are there
+
+
+def test_cohort_trends_chart_draws_every_session() -> None:
+    """Three sessions, one without quiz answers yet: the points that exist are drawn, on the light card."""
+    trends = [
+        Trend("s1\n4 Mar", 0.8, 4.1, 0.67),
+        Trend("s2\n11 Mar", 0.9, 4.4, 0.75),
+        Trend("s3\n18 Mar", 0.7, 3.9, None),
+    ]
+    image = Image.open(BytesIO(trends_chart("Cohort python", trends, "fr")))
+    assert image.format == "PNG" and image.size == (900, 600)
+    rgb = image.convert("RGB")
+    assert rgb.getpixel((2, 2)) == (255, 255, 255)
+    colours = rgb.getcolors(maxcolors=1 << 20)
+    assert colours is not None
+    drawn = sum(n for n, colour in colours if colour != (255, 255, 255))
+    assert drawn > 0.03 * image.size[0] * image.size[1]
+    assert sum(n for n, colour in colours if colour == (0xCA, 0x00, 0x20)) > 100  # the retention line

@@ -20,7 +20,7 @@ from PIL import Image
 
 from bot.documents.verify import check
 from storage.db import Database
-from tests.integration.conftest import ORGANISATION, Seeded, pdf_text
+from tests.integration.conftest import ORGANISATION, Seeded, pdf_text, settings_for
 
 
 def peerbot(seeded: Seeded, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -105,6 +105,7 @@ async def test_audit_pack_maps_the_indicators_to_evidence_with_the_reports_numbe
         f"sessions/{short}/attendance-sheet.pdf",
         f"sessions/{short}/attendance-sheet.xlsx",
         f"sessions/{short}/chart.png",
+        "cohort-trends.png",
     }
     for name in ("attendance.csv", "feedback.csv", "retention.csv"):
         assert archive.read(f"csv/{name}") == (seeded.result.out_dir / name).read_bytes()
@@ -142,6 +143,24 @@ async def test_audit_pack_maps_the_indicators_to_evidence_with_the_reports_numbe
     assert chart.format == "PNG" and chart.size[0] > 500
     workbook = load_workbook(BytesIO(archive.read("evidence.xlsx")))
     assert f"{short} attendance" in workbook.sheetnames
+    trends = Image.open(BytesIO(archive.read("cohort-trends.png")))
+    assert trends.format == "PNG" and trends.size == (900, 600)
+
+
+async def test_cohort_trend_points_are_the_reports_figures(seeded: Seeded, db: Database) -> None:
+    from bot.documents.pack import cohort_trends, session_figures
+
+    short = seeded.result.session
+    [trend] = cohort_trends([await session_figures(db, settings_for(seeded.url), short, True)], "en")
+    attendance = seeded.csv_rows("attendance.csv")
+    feedback = [r for r in seeded.csv_rows("feedback.csv") if r["answered"] == "yes"]
+    ratings = [int(r[k]) for r in feedback for k in ("clarity", "interactions", "progress", "safety", "focus")]
+    percent = re.search(r"mean score (\d+)%", seeded.report)
+    assert percent is not None and trend.retention is not None
+    assert trend.label == f"{short}\n4 Mar"
+    assert trend.attendance == sum(r["status"] in {"on_time", "late"} for r in attendance) / len(attendance)
+    assert trend.satisfaction == mean(ratings)
+    assert f"{trend.retention * 100:.0f}" == percent.group(1)
 
 
 def test_audit_pack_in_french(seeded: Seeded, tmp_path: Path) -> None:
@@ -151,7 +170,7 @@ def test_audit_pack_in_french(seeded: Seeded, tmp_path: Path) -> None:
     archive = zipfile.ZipFile(out)
     html = archive.read("index.html").decode()
     assert '<html lang="fr">' in html and "Indicateurs Qualiopi et leurs preuves" in html
-    assert "pas encore enregistré" in " ".join(pdf_text(archive.read("index.pdf")).split())
+    assert "pas encore enregistrées" in " ".join(pdf_text(archive.read("index.pdf")).split())
     certificate = next(n for n in archive.namelist() if n.endswith("certificate.pdf"))
     text = " ".join(pdf_text(archive.read(certificate)).split())
     assert "Certificat de réalisation" in text and "« python »" in text
