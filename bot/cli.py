@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
+from bot.errors import PeerError
+from bot.i18n import LOCALES
 from bot.settings import ConfigError, Settings, describe, load_settings
+
+if TYPE_CHECKING:
+    from bot.documents.verify import SessionCheck
+    from storage.db import Database
+
+T = TypeVar("T")
 
 cli = typer.Typer(
     help="peerbot: peer-learning sessions on Slack and Discord.",
@@ -55,7 +64,121 @@ def demo(
 
     logging.basicConfig(level=logging.WARNING)
     result = asyncio.run(run_demo(out, learners=learners, seed=seed))
-    typer.echo(f"\nDone. Open {result.out_dir.resolve()} for attendance.csv, feedback.csv and retention.csv.")
+    typer.echo(
+        f"\nDone. Open {result.out_dir.resolve()} for attendance.csv, feedback.csv, retention.csv, chart.png "
+        f"and audit-pack.zip (index.html inside maps the Qualiopi indicators to the evidence)."
+    )
+
+
+def _open_database() -> tuple[Settings, Database]:
+    from bot.app import check_database
+    from storage.db import Database
+
+    settings = load_settings()
+    asyncio.run(check_database(settings))
+    return settings, Database(settings.database_url)
+
+
+def _refused(exc: PeerError) -> NoReturn:
+    typer.echo(f"peerbot: {exc.text()}", err=True)
+    raise typer.Exit(2)
+
+
+@cli.command()
+def verify(
+    target: Annotated[str, typer.Argument(help="A session's short id, or a cohort's name (all its sessions).")],
+) -> None:
+    """Recompute the evidence hash chain of a session or cohort; exit 1 naming the first altered record."""
+    from bot.documents.targets import resolve
+    from bot.documents.verify import check
+
+    _settings, db = _open_database()
+
+    async def _verify() -> list[SessionCheck]:
+        return await check(db, (await resolve(db, target)).sessions)
+
+    checks = _run_with(db, _verify)
+    for item in checks:
+        verdict = item.verdict
+        if verdict.ok:
+            typer.echo(f"{item.session}: intact, {verdict.links} record version(s), chain head {verdict.head}")
+        else:
+            typer.echo(
+                f"{item.session}: ALTERED, first: {item.first}; {len(verdict.problems)} problem(s) in "
+                f"{verdict.links} link(s)"
+            )
+    if any(not item.verdict.ok for item in checks):
+        raise typer.Exit(1)
+
+
+def _run_with(db: Database, work: Callable[[], Awaitable[T]]) -> T:
+    """Migrate, run `work`, close the engine; a polite refusal (no such cohort) ends in one line, exit 2."""
+
+    async def _go() -> T:
+        try:
+            await db.upgrade()
+            return await work()
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(_go())
+    except PeerError as exc:
+        _refused(exc)
+
+
+@cli.command()
+def export(
+    target: Annotated[str, typer.Argument(help="A session's short id, or a cohort's name (all its sessions).")],
+    fmt: Annotated[str, typer.Argument(metavar="[csv|xlsx|pdf]", help="csv (three files), xlsx or pdf.")] = "pdf",
+    out: Annotated[Path | None, typer.Option(help="Folder for csv, file for xlsx and pdf.")] = None,
+    locale: Annotated[str, typer.Option(help="en or fr (default: PEERBOT_LOCALE).")] = "",
+) -> None:
+    """Write the evidence of a session or cohort: the CSV files, one workbook, or the attendance sheets in PDF."""
+    from bot.documents.export import FORMATS
+    from bot.documents.export import export as write
+    from bot.documents.targets import resolve
+
+    if fmt not in FORMATS:
+        typer.echo(f"peerbot: the format is one of {', '.join(FORMATS)}, not {fmt!r}.", err=True)
+        raise typer.Exit(2)
+    settings, db = _open_database()
+    language = _language(locale, settings)
+    path = out or Path(f"{target}-evidence" if fmt == "csv" else f"{target}-evidence.{fmt}")
+
+    async def _export() -> list[Path]:
+        return await write(db, settings, await resolve(db, target), fmt, path, language)
+
+    for written in _run_with(db, _export):
+        typer.echo(f"Wrote {written.resolve()}")
+
+
+@cli.command("audit-pack")
+def audit_pack(
+    cohort: Annotated[str, typer.Argument(help="The cohort's name.")],
+    out: Annotated[Path, typer.Option(help="The ZIP file to write.")] = Path("audit-pack.zip"),
+    locale: Annotated[str, typer.Option(help="en or fr (default: PEERBOT_LOCALE).")] = "",
+) -> None:
+    """Every document of a cohort in one ZIP, with an index mapping the Qualiopi indicators to their evidence."""
+    from datetime import UTC, datetime
+
+    from bot.documents.pack import audit_pack as write
+    from bot.documents.targets import resolve
+
+    settings, db = _open_database()
+    language = _language(locale, settings)
+
+    async def _pack() -> Path:
+        return await write(db, settings, await resolve(db, cohort, cohort_only=True), out, datetime.now(UTC), language)
+
+    typer.echo(f"Wrote {_run_with(db, _pack).resolve()}")
+
+
+def _language(locale: str, settings: Settings) -> str:
+    if locale and locale not in LOCALES:
+        typer.echo(f"peerbot: --locale is one of {', '.join(LOCALES)}.", err=True)
+        raise typer.Exit(2)
+    return locale or settings.locale
 
 
 @db_cli.command("upgrade")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,9 @@ from bot.app import App, build
 from bot.clock import FakeClock
 from bot.core import queries
 from bot.core.rules import CHECKIN_OPENS
+from bot.documents.charts import session_chart
+from bot.documents.pack import audit_pack
+from bot.documents.targets import resolve
 from bot.messages import ChoiceField, Form, Reply
 from bot.reports import collect, write_csv
 from bot.settings import Settings
@@ -78,8 +82,15 @@ class Transcript:
 
 
 async def run_demo(
-    out_dir: Path, learners: int = 12, seed: int = 7, echo: Callable[[str], None] | None = print
+    out_dir: Path,
+    learners: int = 12,
+    seed: int = 7,
+    echo: Callable[[str], None] | None = print,
+    *,
+    second_week: bool = True,
 ) -> DemoResult:
+    """The whole cycle on the local platform; `second_week` adds a second session whose absences raise a
+    dropout alert (the evidence tests turn it off to read a one-session cohort)."""
     if not 4 <= learners <= len(FIRST_NAMES):
         raise ValueError(f"--learners must be between 4 and {len(FIRST_NAMES)}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,19 +98,30 @@ async def run_demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     clock = FakeClock(DEMO_START)
-    settings = Settings(DATABASE_URL=f"sqlite+aiosqlite:///{db_path}", PEERBOT_TIMEZONE="Europe/Paris")  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        DATABASE_URL=f"sqlite+aiosqlite:///{db_path}",
+        PEERBOT_TIMEZONE="Europe/Paris",
+        PEERBOT_ORGANISATION=os.environ.get("PEERBOT_ORGANISATION") or "peerbot demo training centre",
+    )
     say = Transcript(clock, settings.zone, echo)
     rng = random.Random(seed)
     platform = LocalPlatform(closed_dms={"L4"})
     app = await build(settings, {"local": platform}, clock=clock, with_scheduler=False)
     try:
-        return await _cycle(app, platform, clock, say, rng, learners, out_dir)
+        return await _cycle(app, platform, clock, say, rng, learners, out_dir, second_week)
     finally:
         await app.close()
 
 
 async def _cycle(
-    app: App, platform: LocalPlatform, clock: FakeClock, say: Transcript, rng: random.Random, count: int, out_dir: Path
+    app: App,
+    platform: LocalPlatform,
+    clock: FakeClock,
+    say: Transcript,
+    rng: random.Random,
+    count: int,
+    out_dir: Path,
+    second_week: bool,
 ) -> DemoResult:
     core = app.core
     trainer = LocalUser(core, platform, "T1", "Camille (trainer)", trainer=True)
@@ -277,19 +299,25 @@ async def _cycle(
     report = await core.handle_command(trainer.actor, f"report {short}")
     say("Trainer's report:\n" + report.text)
 
-    # A second session a week later: the two who missed the first miss it too, and the alert says so.
-    second = await _ok(trainer.command('session plan python "Mocking with pytest" 2026-03-25 14:00 1h'))
-    second_start = start + timedelta(days=21)
-    clock.set(second_start)
-    for person in people:
-        if person not in (no_show, excused):
-            await _ok(person.click(str(CheckIn(second.extra["session"]))))
-    await advance_to(second_start, "second session")
-    await advance_to(second_start + timedelta(hours=1), "its end")
-    alerts = await _ok(trainer.command("alerts python"))
-    say("Trainer asks who may be drifting away (`/peer alerts python`):\n" + alerts.text)
+    if second_week:  # a second session: the two who missed the first miss it too, and the alert says so
+        second = await _ok(trainer.command('session plan python "Mocking with pytest" 2026-03-25 14:00 1h'))
+        second_start = start + timedelta(days=21)
+        clock.set(second_start)
+        for person in people:
+            if person not in (no_show, excused):
+                await _ok(person.click(str(CheckIn(second.extra["session"]))))
+        await advance_to(second_start, "second session")
+        await advance_to(second_start + timedelta(hours=1), "its end")
+        alerts = await _ok(trainer.command("alerts python"))
+        say("Trainer asks who may be drifting away (`/peer alerts python`):\n" + alerts.text)
     say(f"Evidence written to {out_dir.resolve()}: " + ", ".join(p.name for p in files))
-    return DemoResult(out_dir, files, short, say.lines)
+    chart = out_dir / "chart.png"
+    chart.write_bytes(session_chart(evidence, app.settings.locale))
+    target = await resolve(app.db, "python", cohort_only=True)
+    pack = await audit_pack(app.db, app.settings, target, out_dir / "audit-pack.zip", clock.now(), app.settings.locale)
+    say(f"Audit pack (sheets, charts, workbook, Qualiopi index): {pack.resolve()}")
+    say(f"Session chart: {chart.resolve()}")
+    return DemoResult(out_dir, [*files, chart, pack], short, say.lines)
 
 
 async def _form_anyway(person: LocalUser) -> Form:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
@@ -170,19 +171,28 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
     return evidence
 
 
-def write_csv(evidence: Evidence, out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+def csv_files(evidence: Evidence) -> dict[str, bytes]:
+    """The three CSV files by name (UTF-8, header first), for `write_csv` and for archives."""
+    files = {}
     for name, columns, rows in (
         ("attendance.csv", ATTENDANCE_COLUMNS, evidence.attendance),
         ("feedback.csv", FEEDBACK_COLUMNS, evidence.feedback),
         ("retention.csv", RETENTION_COLUMNS, evidence.retention),
     ):
+        handle = io.StringIO(newline="")
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        files[name] = handle.getvalue().encode("utf-8")
+    return files
+
+
+def write_csv(evidence: Evidence, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in csv_files(evidence).items():
         path = out_dir / name
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+        path.write_bytes(data)
         written.append(path)
     return written
 

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="PEERBOT_LOG_LEVEL")
     outbox_interval_seconds: float = Field(15.0, alias="PEERBOT_OUTBOX_INTERVAL", gt=0, le=3600)
     video_url_template: str = Field("", alias="PEERBOT_VIDEO_URL_TEMPLATE")
+    organisation: str = Field("", alias="PEERBOT_ORGANISATION", max_length=200)
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.chain import ChainedSession
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _IN_UNIT_OF_WORK: ContextVar[bool] = ContextVar("peerbot_in_unit_of_work", default=False)
 PING_TIMEOUT = 10.0  # seconds; asyncpg alone waits 60 s for a host that drops packets
@@ -145,7 +147,9 @@ class Database:
     def __init__(self, raw_url: str, **engine_kwargs: Any) -> None:
         self.raw_url = raw_url
         self.engine = make_engine(raw_url, **engine_kwargs)
-        self._factory = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._factory = async_sessionmaker(
+            self.engine, class_=AsyncSession, sync_session_class=ChainedSession, expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -243,3 +243,19 @@ class PendingReply(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_utc_column())
     expires_at: datetime = Field(sa_column=_utc_column())
     answered_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class EvidenceLink(SQLModel, table=True):
+    """One link of a session's hash chain (`storage.chain`): a version of an attendance, preparation or
+    questionnaire record, hashed with the link before it. Append-only: a record changed later gets a new link."""
+
+    __tablename__ = "evidence_link"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    seq: int
+    record: str = Field(max_length=16)  # attendance | prep_ack | submission | answer
+    record_id: int
+    content_hash: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -6,6 +6,7 @@ import csv
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,9 @@ async def test_demo_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     other = await run_demo(tmp_path / "c", seed=4, echo=None)
     for name in ("attendance.csv", "feedback.csv", "retention.csv"):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+    pack_a, pack_b = (zipfile.ZipFile(tmp_path / d / "audit-pack.zip") for d in "ab")
+    assert pack_a.namelist() == pack_b.namelist()
+    assert pack_a.read("index.html") == pack_b.read("index.html")  # same seed, same clock: the same index
     strip = [line.replace(str(tmp_path / "a"), "") for line in first.transcript]
     assert strip == [line.replace(str(tmp_path / "b"), "") for line in second.transcript]
     assert (tmp_path / "a" / "attendance.csv").read_text() != (
@@ -76,6 +80,9 @@ def test_demo_command_line(tmp_path: Path) -> None:
     assert "groups formed" in result.stdout or "group(s) formed" in result.stdout
     assert str(out.resolve()) in result.stdout
     assert len(rows(out / "attendance.csv")) == 8
+    for name in ("audit-pack.zip", "chart.png"):  # written, and the transcript says where
+        assert (out / name).stat().st_size > 0 and str((out / name).resolve()) in result.stdout
+    assert {"index.html", "index.pdf"} <= set(zipfile.ZipFile(out / "audit-pack.zip").namelist())
 
 
 async def test_demo_in_french_records_the_same_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
