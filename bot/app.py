@@ -17,6 +17,7 @@ from bot.core import Core
 from bot.port import Platform
 from bot.settings import ConfigError, Settings
 from scheduler import jobs
+from scheduler.leader import LeaderElector
 from scheduler.service import JobScheduler
 from storage.db import Database, DatabaseUnavailable
 
@@ -38,8 +39,47 @@ class App:
     core: Core
     scheduler: JobScheduler | None
     runners: list[Runner] = field(default_factory=list)
+    elector: LeaderElector | None = None
+    _catch_up: asyncio.Task[None] | None = None
+
+    async def lead(self) -> None:
+        """Start the scheduler paused and take part in the leader election: the replica holding the lock runs the
+        jobs and, each time it is elected, catches up on the steps that fell due while no one (or a replica that
+        died) was leading. On SQLite this process is the leader at once."""
+        scheduler = self.scheduler
+        assert scheduler is not None
+        scheduler.start(paused=True)
+
+        async def elected() -> None:
+            scheduler.resume()
+            self._catch_up = asyncio.create_task(self._caught_up(), name="peerbot-catch-up")
+
+        async def demoted() -> None:
+            scheduler.pause()
+
+        async def leading() -> None:
+            scheduler.poll()
+
+        self.elector = LeaderElector(
+            self.settings.database_url, on_elected=elected, on_demoted=demoted, while_leading=leading
+        )
+        await self.elector.start()
+
+    async def _caught_up(self) -> None:
+        try:
+            done = await self.core.advance()
+        except Exception:  # the scheduler's own jobs retry; a failed catch-up must not end the process
+            log.exception("catch-up after the election failed")
+            return
+        log.info("scheduler leader: %d overdue step(s) caught up", len(done))
 
     async def close(self) -> None:
+        if self.elector is not None:
+            await self.elector.stop()  # first: a standby takes over while this process winds down
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catch_up
         for runner in self.runners:
             await runner.stop()
         if self.scheduler is not None:
@@ -146,7 +186,8 @@ async def preflight(settings: Settings) -> None:
 
 
 async def run(settings: Settings) -> None:
-    """`peerbot run`: start the configured adapters, the scheduler, and catch up on anything missed."""
+    """`peerbot run`: start the configured adapters, then the scheduler: run by this process when it wins the
+    leader election (always on SQLite), on standby otherwise; the leader catches up on anything missed."""
     await preflight(settings)
     app = await build(settings)
     await _attach_adapters(app)
@@ -159,14 +200,9 @@ async def run(settings: Settings) -> None:
         with startup_errors(settings):  # the port may still be taken between the check and the bind
             for runner in app.runners:
                 await runner.start()
-        assert app.scheduler is not None
-        app.scheduler.start()
-        caught_up = await app.core.advance()
-        log.info(
-            "peerbot running on %s; %d overdue step(s) caught up",
-            ", ".join(enabled_platforms(settings)),
-            len(caught_up),
-        )
+        await app.lead()
+        assert app.elector is not None
+        log.info("peerbot running on %s; scheduler: %s", ", ".join(enabled_platforms(settings)), app.elector.role.value)
         await stop.wait()
     finally:
         await app.close()
