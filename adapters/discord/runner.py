@@ -25,6 +25,8 @@ DEFAULT_API = "https://discord.com/api/v10"
 class DiscordRunner:
     """Owns the client and its gateway task; `platform` is usable by the core as soon as `start` returns."""
 
+    name = "discord"
+
     def __init__(self, core: CoreAPI, settings: Settings, *, global_rate: float = 45.0, **client_options: Any) -> None:
         if settings.discord_token is None or settings.discord_guild_id is None:
             raise ValueError("DISCORD_TOKEN and DISCORD_GUILD_ID are required for the Discord adapter")
@@ -62,6 +64,11 @@ class DiscordRunner:
         if self._task in done:
             ready.cancel()
             self._task.result()
+
+    async def ready(self) -> bool:
+        """The gateway task runs and the client has received READY (discord.py reconnects by itself)."""
+        running = self._task is not None and not self._task.done()
+        return running and self.client.is_ready() and not self.client.is_closed()
 
     async def stop(self) -> None:
         await self.client.close()

@@ -25,6 +25,7 @@ from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
 from bot.inbound import Actor
 from bot.messages import Form, Message, Reply
+from bot.metrics import Metrics
 from bot.port import Platform
 from bot.refs import ChannelRef, MessageRef
 from bot.settings import Settings
@@ -56,8 +57,11 @@ class Core:
         clock: Clock,
         scheduler: SchedulerPort | None = None,
         grouping_budget: float = 0.2,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ctx = Context(db, settings, clock, scheduler, dict(platforms), grouping_budget)
+        if metrics is not None:
+            self.ctx.metrics = metrics
         self.views = Views(self.ctx)
         self.groups = Groups(self.ctx)
         self.pairs = Pairs(self.ctx)
@@ -120,11 +124,19 @@ class Core:
 
     async def handle_command(self, actor: Actor, text: str | Sequence[str], channel: ChannelRef | None = None) -> Reply:
         """Run `/peer <text>` (or its tokens); every refusal comes back as a polite, ephemeral error reply."""
+        name = "(unparsed)"
         try:
             command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
-            return await settled(lambda: self.execute(actor, command, channel))
+            name = command.name
+            reply = await settled(lambda: self.execute(actor, command, channel))
         except PeerError as exc:
+            self.ctx.metrics.command(name, "refused")
             return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+        except Exception:
+            self.ctx.metrics.command(name, "error")
+            raise
+        self.ctx.metrics.command(name, "ok" if reply.ok else "refused")
+        return reply
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if command.name in grammar.TRAINER_COMMANDS:
@@ -151,11 +163,26 @@ class Core:
         try:
             action = actions.parse_click(action_id)
         except actions.BadActionId:
+            self.ctx.metrics.action("(unknown)", "refused")
             return Reply(t(self.ctx.reply_locale(actor), "This button is not one of mine any more."), ok=False)
+        return await self._counted(actor, type(action).__name__, lambda: settled(lambda: self._click(actor, action)))
+
+    async def _counted(
+        self, actor: Actor, kind: str, work: Callable[[], Awaitable[Reply]], *, field_error: bool = False
+    ) -> Reply:
+        """Run a click, form or reaction use case and count it by kind and outcome; a refusal becomes a reply
+        (naming the form field at fault when `field_error`)."""
         try:
-            return await settled(lambda: self._click(actor, action))
+            reply = await work()
         except PeerError as exc:
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+            self.ctx.metrics.action(kind, "refused")
+            extra = {"field": exc.field} if field_error and exc.field else {}
+            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
+        except Exception:
+            self.ctx.metrics.action(kind, "error")
+            raise
+        self.ctx.metrics.action(kind, "ok" if reply.ok else "refused")
+        return reply
 
     async def form_for(self, actor: Actor, action_id: str) -> Form | Reply:
         """The form a button opens (Answer, Share takeaways), or an error reply."""
@@ -167,17 +194,15 @@ class Core:
         try:
             action = actions.parse_submit(form_id)
         except actions.BadActionId:
+            self.ctx.metrics.action("(unknown)", "refused")
             return Reply(t(self.ctx.reply_locale(actor), "This form is not one of mine any more."), ok=False)
-        try:
-            match action:
-                case actions.SubmitQuestionnaire(delivery=delivery):
-                    return await settled(lambda: self.forms.answer(actor, delivery, values))
-                case actions.SubmitTakeaways(group=group):
-                    text = values.get("takeaways", "")
-                    return await settled(lambda: self.forms.record_takeaways(actor, group, text))
-        except PeerError as exc:
-            extra = {"field": exc.field} if exc.field else {}
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
+        match action:
+            case actions.SubmitQuestionnaire(delivery=delivery):
+                work = lambda: settled(lambda: self.forms.answer(actor, delivery, values))  # noqa: E731
+            case actions.SubmitTakeaways(group=group):
+                text = values.get("takeaways", "")
+                work = lambda: settled(lambda: self.forms.record_takeaways(actor, group, text))  # noqa: E731
+        return await self._counted(actor, type(action).__name__, work, field_error=True)
 
     async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:
         """✅ on the prep post marks prep done; ✅ on the check-in announcement checks in."""
@@ -193,12 +218,15 @@ class Core:
         if peer_session is None:
             return None
         short = peer_session.short_id
-        try:
-            if kind == "prep":
-                return await settled(lambda: self.attendance.prep_done(actor, short, method="reaction"))
-            return await settled(lambda: self.attendance.check_in(actor, short, method="reaction"))
-        except PeerError as exc:
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+        if kind == "prep":
+            return await self._counted(
+                actor,
+                "PrepDoneReaction",
+                lambda: settled(lambda: self.attendance.prep_done(actor, short, method="reaction")),
+            )
+        return await self._counted(
+            actor, "CheckInReaction", lambda: settled(lambda: self.attendance.check_in(actor, short, method="reaction"))
+        )
 
     async def home(self, actor: Actor) -> Message:
         return await self.views.home(actor)

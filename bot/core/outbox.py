@@ -132,7 +132,12 @@ class Outbox:
         return await self._send_claimed(delivery_id, int(row[0]), now)
 
     async def _send_claimed(self, delivery_id: int, token: int, now: datetime) -> str:
-        """Build, send and record a row this worker has claimed (with claim token `token`)."""
+        """Build, send and record a row this worker has claimed (with claim token `token`); counted by outcome."""
+        kind, outcome = await self._send_claimed_row(delivery_id, token, now)
+        self.ctx.metrics.delivery(kind, outcome)
+        return outcome
+
+    async def _send_claimed_row(self, delivery_id: int, token: int, now: datetime) -> tuple[str, str]:
         async with self.ctx.db.transaction() as tx:
             delivery = await tx.get(Delivery, delivery_id)
             assert delivery is not None
@@ -142,7 +147,7 @@ class Outbox:
             message = await self._delivery_message(tx, delivery, peer_session, member)
         if message is None:
             await self._mark(delivery_id, token, "skipped")
-            return "skipped"
+            return delivery.kind, "skipped"
         platform = await self.ctx.platform_of(peer_session)
         try:
             ref = await platform.send_dm(queries.ref(member), message)
@@ -150,15 +155,15 @@ class Outbox:
             await self._mark(
                 delivery_id, token, DeliveryState.UNDELIVERABLE, error=exc.code, notify=(peer_session, delivery)
             )
-            return "undeliverable"
+            return delivery.kind, "undeliverable"
         except PlatformError as exc:
             retry_at = rules.delivery_retry_due(delivery.attempts, now)
             state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
             await self._mark(delivery_id, token, state, error=exc.code, due=retry_at)
-            return "failed"
+            return delivery.kind, "failed"
         if not await self._mark(delivery_id, token, "sent", message_id=ref.id, sent_at=now):
-            return "superseded"
-        return "sent"
+            return delivery.kind, "superseded"
+        return delivery.kind, "sent"
 
     async def _mark(
         self,
