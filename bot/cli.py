@@ -27,9 +27,10 @@ def run() -> None:
     """Start the adapters configured in the environment (.env)."""
     from bot.app import enabled_platforms
     from bot.app import run as run_app
+    from bot.logs import configure
 
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings)
     if not enabled_platforms(settings):
         typer.echo(
             "peerbot: no chat platform is configured.\n"

@@ -14,7 +14,7 @@ from bot.clock import Clock
 from bot.core import queries, rules
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
-from bot.core.context import Context, SchedulerPort
+from bot.core.context import Context, SchedulerPort, log
 from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
@@ -24,6 +24,7 @@ from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
 from bot.inbound import Actor
+from bot.logs import request_context, session_context
 from bot.messages import Form, Message, Reply
 from bot.metrics import Metrics
 from bot.port import Platform
@@ -124,19 +125,23 @@ class Core:
 
     async def handle_command(self, actor: Actor, text: str | Sequence[str], channel: ChannelRef | None = None) -> Reply:
         """Run `/peer <text>` (or its tokens); every refusal comes back as a polite, ephemeral error reply."""
-        name = "(unparsed)"
-        try:
-            command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
-            name = command.name
-            reply = await settled(lambda: self.execute(actor, command, channel))
-        except PeerError as exc:
-            self.ctx.metrics.command(name, "refused")
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
-        except Exception:
-            self.ctx.metrics.command(name, "error")
-            raise
-        self.ctx.metrics.command(name, "ok" if reply.ok else "refused")
-        return reply
+        with request_context():
+            name, session = "(unparsed)", ""
+            try:
+                command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
+                name, session = command.name, command.session or ""
+                with session_context(session):
+                    reply = await settled(lambda: self.execute(actor, command, channel))
+            except PeerError as exc:
+                reply = Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+            except Exception:
+                self.ctx.metrics.command(name, "error")
+                raise
+            outcome = "ok" if reply.ok else "refused"
+            self.ctx.metrics.command(name, outcome)
+            session = str(reply.extra.get("session", "")) or session  # a plan names its new session
+            log.debug("command %s: %s", name, outcome, extra={"session": session})
+            return reply
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if command.name in grammar.TRAINER_COMMANDS:
@@ -172,17 +177,19 @@ class Core:
     ) -> Reply:
         """Run a click, form or reaction use case and count it by kind and outcome; a refusal becomes a reply
         (naming the form field at fault when `field_error`)."""
-        try:
-            reply = await work()
-        except PeerError as exc:
-            self.ctx.metrics.action(kind, "refused")
-            extra = {"field": exc.field} if field_error and exc.field else {}
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
-        except Exception:
-            self.ctx.metrics.action(kind, "error")
-            raise
-        self.ctx.metrics.action(kind, "ok" if reply.ok else "refused")
-        return reply
+        with request_context():
+            try:
+                reply = await work()
+            except PeerError as exc:
+                extra = {"field": exc.field} if field_error and exc.field else {}
+                reply = Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
+            except Exception:
+                self.ctx.metrics.action(kind, "error")
+                raise
+            outcome = "ok" if reply.ok else "refused"
+            self.ctx.metrics.action(kind, outcome)
+            log.debug("%s: %s", kind, outcome)
+            return reply
 
     async def form_for(self, actor: Actor, action_id: str) -> Form | Reply:
         """The form a button opens (Answer, Share takeaways), or an error reply."""

@@ -26,6 +26,7 @@ from bot.core.rules import DeliveryKind, DeliveryState
 from bot.core.views import Views
 from bot.errors import PeerError
 from bot.i18n import N_, Text, t
+from bot.logs import session_context
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import PlatformError, Undeliverable
 from storage.models import Delivery, Member, PeerSession, PrepAck, Submission
@@ -135,6 +136,7 @@ class Outbox:
         """Build, send and record a row this worker has claimed (with claim token `token`); counted by outcome."""
         kind, outcome = await self._send_claimed_row(delivery_id, token, now)
         self.ctx.metrics.delivery(kind, outcome)
+        log.debug("delivery %d (%s): %s", delivery_id, kind, outcome)
         return outcome
 
     async def _send_claimed_row(self, delivery_id: int, token: int, now: datetime) -> tuple[str, str]:
@@ -145,6 +147,19 @@ class Outbox:
             peer_session = await tx.get(PeerSession, delivery.session_id)
             assert member is not None and peer_session is not None
             message = await self._delivery_message(tx, delivery, peer_session, member)
+        with session_context(peer_session.short_id):
+            return await self._send(delivery_id, token, now, delivery, peer_session, member, message)
+
+    async def _send(
+        self,
+        delivery_id: int,
+        token: int,
+        now: datetime,
+        delivery: Delivery,
+        peer_session: PeerSession,
+        member: Member,
+        message: Message | None,
+    ) -> tuple[str, str]:
         if message is None:
             await self._mark(delivery_id, token, "skipped")
             return delivery.kind, "skipped"
