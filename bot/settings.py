@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     metrics: Literal["on", "off"] = Field("on", alias="PEERBOT_METRICS")
     outbox_interval_seconds: float = Field(15.0, alias="PEERBOT_OUTBOX_INTERVAL", gt=0, le=3600)
     video_url_template: str = Field("", alias="PEERBOT_VIDEO_URL_TEMPLATE")
+    retention_days: int = Field(0, alias="PEERBOT_RETENTION_DAYS", ge=0, le=36500)
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")

@@ -19,6 +19,7 @@ from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
 from bot.core.pairs import Pairs
+from bot.core.privacy import Privacy
 from bot.core.timeline import StepResult, Timeline
 from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
@@ -71,6 +72,7 @@ class Core:
         self.attendance = Attendance(self.ctx, self.groups)
         self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
         self.commands = Commands(self.ctx, self.timeline, self.views)
+        self.privacy = Privacy(self.ctx)
         self.routes: dict[str, Handler] = {
             "help": self.commands.help,
             "cohort create": self.commands.cohort_create,
@@ -116,10 +118,12 @@ class Core:
         return await self.outbox.deliver_due(limit)
 
     async def sweep(self) -> int:
-        """The scheduler's periodic pass: place learners who waited too long for a group, then send due DMs;
-        returns how many DMs went out."""
+        """The scheduler's periodic pass: place learners who waited too long for a group, send due DMs, and (at
+        most hourly, when PEERBOT_RETENTION_DAYS is set) purge old free text; returns how many DMs went out."""
         await self.timeline.place_waiting()
-        return await self.outbox.deliver_due()
+        sent = await self.outbox.deliver_due()
+        await self.privacy.purge_expired()
+        return sent
 
     # ------------------------------------------------------------------ the adapters' entry points
 
