@@ -133,6 +133,14 @@ class SubmitTakeaways:
         return f"takeaways:submit:{self.group}"
 
 
+@dataclass(frozen=True, slots=True)
+class ForgetMe:
+    """The confirmation form of `/peer forget-me` (the person is the one who submits it, never an id in it)."""
+
+    def __str__(self) -> str:
+        return "forget:submit:me"
+
+
 Action = (
     PrepDone
     | CheckIn
@@ -142,10 +150,11 @@ Action = (
     | OpenTextItem
     | OpenTakeaways
     | SubmitTakeaways
+    | ForgetMe
 )
 Click = PrepDone | CheckIn | OpenQuestionnaire | AnswerItem | OpenTextItem | OpenTakeaways
 """What a button can carry (the others are form ids)."""
-Submit = SubmitQuestionnaire | SubmitTakeaways
+Submit = SubmitQuestionnaire | SubmitTakeaways | ForgetMe
 """What a submitted form can carry."""
 
 _MAX_ID = 255  # Slack's action_id limit; Discord's custom_id allows 100, our ids stay well under both
@@ -174,6 +183,8 @@ def parse(raw: str) -> Action:
             return OpenTakeaways(_number(entity))
         case "takeaways", "submit":
             return SubmitTakeaways(_number(entity))
+        case "forget", "submit" if entity == "me":
+            return ForgetMe()
         case (("survey" | "quiz"), _):
             return _parse_questionnaire(Questionnaire(feature), verb, entity, raw)
     raise BadActionId(raw)
@@ -198,7 +209,7 @@ def _parse_questionnaire(questionnaire: Questionnaire, verb: str, entity: str, r
 def parse_click(raw: str) -> Click:
     """A button's action; a form id arriving as a click is not ours either."""
     action = parse(raw)
-    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways):
+    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | ForgetMe):
         raise BadActionId(raw)
     return action
 
@@ -206,6 +217,6 @@ def parse_click(raw: str) -> Click:
 def parse_submit(raw: str) -> Submit:
     """A form's action; a button id arriving as a form is not ours either."""
     action = parse(raw)
-    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways):
+    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | ForgetMe):
         raise BadActionId(raw)
     return action

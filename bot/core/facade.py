@@ -99,6 +99,7 @@ class Core:
             "absent": self.attendance.absent,
             "raise": self.commands.raise_hand,
             "mydata": self.commands.mydata,
+            "forget-me": self.privacy.forget_me_form,
         }
 
     def attach(self, platform: Platform) -> None:
@@ -213,6 +214,8 @@ class Core:
             case actions.SubmitTakeaways(group=group):
                 text = values.get("takeaways", "")
                 work = lambda: settled(lambda: self.forms.record_takeaways(actor, group, text))  # noqa: E731
+            case actions.ForgetMe():
+                work = lambda: self.privacy.forget_me(actor, values)  # noqa: E731
         return await self._counted(actor, type(action).__name__, work, field_error=True)
 
     async def handle_reaction(self, actor: Actor, message: MessageRef, emoji: str) -> Reply | None:

@@ -1,5 +1,5 @@
-"""Data protection: erasing one person (`peerbot erase --member`), and purging free text older than
-PEERBOT_RETENTION_DAYS.
+"""Data protection: erasing one person (`/peer forget-me`, confirmed in a form, or `peerbot erase --member`), and
+purging free text older than PEERBOT_RETENTION_DAYS.
 
 Erasure keeps what an auditor needs under a pseudonym: the member row stays (so attendance, preparation,
 submission counts and scores per session stay right), but its platform id and name become a random
@@ -19,8 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from bot import actions, grammar
 from bot.core.context import Context, log
 from bot.core.rules import DeliveryState
+from bot.errors import Invalid
+from bot.i18n import _, t
+from bot.inbound import Actor
+from bot.messages import Form, Reply, TextField
+from bot.refs import ChannelRef
 from storage.models import Answer, AuditEvent, Delivery, Member, PeerGroup, PeerSession, Submission
 
 PURGE_EVERY = timedelta(hours=1)  # the sweep runs every few seconds; the purge need not
@@ -47,6 +53,38 @@ class Privacy:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._last_purge: datetime | None = None
+
+    async def forget_me_form(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        """`/peer forget-me`: the confirmation form (nothing is erased until it is submitted with the word)."""
+        locale = self.ctx.reply_locale(actor)
+        word = t(locale, "ERASE")
+        intro = t(
+            locale,
+            "This erases your name, your platform id and your free-text answers from peerbot. Your attendance "
+            "and scores stay for the training's audit, under a pseudonym nobody can link to you. It cannot be "
+            "undone.",
+        )
+        form = Form(
+            str(actions.ForgetMe()),
+            t(locale, "Forget me"),
+            (TextField("confirm", t(locale, "Type {word} to confirm", word=word), multiline=False, required=True),),
+            t(locale, "Erase my data"),
+            intro=intro,
+        )
+        return Reply(intro, form=form)  # the text for a client that cannot open the form
+
+    async def forget_me(self, actor: Actor, values: dict[str, str]) -> Reply:
+        """The submitted confirmation: the word in the person's language (or English), then the erasure."""
+        locale = self.ctx.reply_locale(actor)
+        word = t(locale, "ERASE")
+        if values.get("confirm", "").strip().upper() not in {word.upper(), "ERASE"}:
+            raise Invalid(
+                _("Type {word} to confirm, or close this window to keep your data.", word=word), field="confirm"
+            )
+        erased = await self.erase_member(actor.user.platform, actor.user.id, by="self")
+        if erased is None:
+            return Reply(t(locale, "I store nothing about you."))
+        return Reply(t(locale, "Done: peerbot no longer knows who you are. If you use it again, you start afresh."))
 
     async def erase_member(self, platform: str, user_id: str, *, by: str = "admin") -> Erased | None:
         """Pseudonymise the member `platform:user_id`; None when no such member is stored."""

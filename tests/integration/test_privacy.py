@@ -121,3 +121,37 @@ def test_erase_command_line(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert again.returncode == 1 and "No member slack:U0ERASE is stored" in again.stderr
+
+
+async def test_forget_me_asks_to_confirm_then_erases_the_person_who_submits(world: World) -> None:
+    await answered(world)
+    learner = world.learners[0]
+    reply = await learner.command("forget-me")
+    assert reply.ok and reply.form is not None
+    form = reply.form
+    assert [f.field_id for f in form.fields] == ["confirm"] and "cannot be undone" in form.intro
+    wrong = await learner.submit(form, {"confirm": "yes"})
+    assert not wrong.ok and wrong.extra == {"field": "confirm"}
+    assert await texts(world) == ["My private thoughts about L12"]  # nothing erased yet
+
+    done = await learner.submit(form, {"confirm": " erase "})
+    assert done.ok and done.text.startswith("Done: peerbot no longer knows who you are.")
+    assert await texts(world) == []
+    assert (await learner.command("mydata")).ok
+    assert world.platform.dms_to("L1")[-1].message.text == "I store nothing about you."
+    async with world.app.db.transaction() as tx:
+        erased = (await tx.exec(select(AuditEvent).where(AuditEvent.action == "member.erase"))).one()
+    assert erased.actor == "self"
+
+
+async def test_forget_me_in_french_takes_the_french_word(world: World) -> None:
+    from dataclasses import replace
+
+    learner = world.learners[1]
+    actor = replace(learner.actor, locale="fr")
+    form = (await world.core.handle_command(actor, "forget-me")).form
+    assert form is not None and form.fields[0].label == "Tapez EFFACER pour confirmer"
+    refused = await world.core.handle_form(actor, form.form_id, {"confirm": "non"})
+    assert refused.text == "Tapez EFFACER pour confirmer, ou fermez cette fenêtre pour garder vos données."
+    reply = await world.core.handle_form(actor, form.form_id, {"confirm": "effacer"})
+    assert reply.text == "Je ne conserve rien à votre sujet."  # L2 never used peerbot: nothing was stored
