@@ -409,3 +409,20 @@ async def test_absence_reason_with_quotes_arrives_intact(world: DiscordWorld) ->
             )
         ).one()
     assert (row.status, row.absence_reason) == ("excused", reason)
+
+
+async def test_forget_me_opens_a_confirmation_modal_and_erases_on_submit(world: DiscordWorld) -> None:
+    w, emu = world, world.emu
+    assert "created" in await w.command(w.trainer, ["cohort", "create"], cohort="forgetful")  # now stored
+    opened = await emu.slash(w.trainer, "peer", ["forget-me"], {}, within=10)
+    await emu.wait_until(lambda: opened.modal is not None, within=10)
+    assert opened.modal is not None and opened.modal["custom_id"] == "forget:submit:me"
+    refused = await emu.submit_modal(w.trainer, opened, {"confirm": "no"})
+    assert "Type ERASE to confirm" in refused.text, refused.text
+    # A Discord modal closes on submit: the person runs the command again.
+    again = await emu.slash(w.trainer, "peer", ["forget-me"], {}, within=10)
+    await emu.wait_until(lambda: again.modal is not None, within=10)
+    done = await emu.submit_modal(w.trainer, again, {"confirm": "ERASE"})
+    assert "no longer knows who you are" in done.text, done.text
+    async with w.app.db.transaction() as tx:
+        assert (await tx.exec(select(Member).where(Member.user_id == str(w.trainer.id)))).first() is None
