@@ -155,6 +155,14 @@ class SendNudge:
         return f"alerts:send:{self.cohort}.{self.member}"
 
 
+@dataclass(frozen=True, slots=True)
+class ForgetMe:
+    """The confirmation form of `/peer forget-me` (the person is the one who submits it, never an id in it)."""
+
+    def __str__(self) -> str:
+        return "forget:submit:me"
+
+
 Action = (
     PrepDone
     | CheckIn
@@ -166,10 +174,11 @@ Action = (
     | SubmitTakeaways
     | Nudge
     | SendNudge
+    | ForgetMe
 )
 Click = PrepDone | CheckIn | OpenQuestionnaire | AnswerItem | OpenTextItem | OpenTakeaways | Nudge
 """What a button can carry (the others are form ids)."""
-Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge
+Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge | ForgetMe
 """What a submitted form can carry."""
 
 _MAX_ID = 255  # Slack's action_id limit; Discord's custom_id allows 100, our ids stay well under both
@@ -198,6 +207,8 @@ def parse(raw: str) -> Action:
             return OpenTakeaways(_number(entity))
         case "takeaways", "submit":
             return SubmitTakeaways(_number(entity))
+        case "forget", "submit" if entity == "me":
+            return ForgetMe()
         case (("survey" | "quiz"), _):
             return _parse_questionnaire(Questionnaire(feature), verb, entity, raw)
         case ("alerts", ("nudge" | "send")):
@@ -226,7 +237,7 @@ def _parse_questionnaire(questionnaire: Questionnaire, verb: str, entity: str, r
 def parse_click(raw: str) -> Click:
     """A button's action; a form id arriving as a click is not ours either."""
     action = parse(raw)
-    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge):
+    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | ForgetMe):
         raise BadActionId(raw)
     return action
 
@@ -234,6 +245,6 @@ def parse_click(raw: str) -> Click:
 def parse_submit(raw: str) -> Submit:
     """A form's action; a button id arriving as a form is not ours either."""
     action = parse(raw)
-    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge):
+    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | ForgetMe):
         raise BadActionId(raw)
     return action

@@ -12,11 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiohttp import web
+
 from bot.clock import Clock, SystemClock
 from bot.core import Core
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bot.metrics import Metrics
 from bot.port import Platform
 from bot.settings import ConfigError, Settings
 from scheduler import jobs
+from scheduler.leader import LeaderElector
 from scheduler.service import JobScheduler
 from storage.db import Database, DatabaseUnavailable
 
@@ -26,9 +31,15 @@ log = logging.getLogger("peerbot")
 class Runner(Protocol):
     """A started platform adapter (Slack app, Discord client): it owns its connections."""
 
+    name: str
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def ready(self) -> bool:
+        """Connected to its platform (for /readyz)."""
+        ...
 
 
 @dataclass
@@ -38,8 +49,65 @@ class App:
     core: Core
     scheduler: JobScheduler | None
     runners: list[Runner] = field(default_factory=list)
+    elector: LeaderElector | None = None
+    http: HttpServer | None = None
+    _catch_up: asyncio.Task[None] | None = None
+
+    async def readiness(self) -> dict[str, str]:
+        """What /readyz reports: the database answers, every platform is connected, the scheduler election has
+        decided (leader or standby). Each check is bounded, so a hung database makes the probe fail, not hang."""
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await self.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # whatever the driver raises, the answer is "not ready", never a 500
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        for runner in self.runners:
+            checks[runner.name] = "connected" if await runner.ready() else "not connected"
+        checks["scheduler"] = self.elector.role.value if self.elector is not None else "not started"
+        return checks
+
+    async def lead(self) -> None:
+        """Start the scheduler paused and take part in the leader election: the replica holding the lock runs the
+        jobs and, each time it is elected, catches up on the steps that fell due while no one (or a replica that
+        died) was leading. On SQLite this process is the leader at once."""
+        scheduler = self.scheduler
+        assert scheduler is not None
+        scheduler.start(paused=True)
+
+        async def elected() -> None:
+            scheduler.resume()
+            self._catch_up = asyncio.create_task(self._caught_up(), name="peerbot-catch-up")
+
+        async def demoted() -> None:
+            scheduler.pause()
+
+        async def leading() -> None:
+            scheduler.poll()
+
+        self.elector = LeaderElector(
+            self.settings.database_url, on_elected=elected, on_demoted=demoted, while_leading=leading
+        )
+        await self.elector.start()
+
+    async def _caught_up(self) -> None:
+        try:
+            done = await self.core.advance()
+        except Exception:  # the scheduler's own jobs retry; a failed catch-up must not end the process
+            log.exception("catch-up after the election failed")
+            return
+        log.info("scheduler leader: %d overdue step(s) caught up", len(done))
 
     async def close(self) -> None:
+        if self.elector is not None:
+            await self.elector.stop()  # first: a standby takes over while this process winds down
+        if self.http is not None:
+            await self.http.stop()
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catch_up
         for runner in self.runners:
             await runner.stop()
         if self.scheduler is not None:
@@ -61,7 +129,8 @@ async def build(
     scheduler = (
         JobScheduler(settings.database_url, settings.zone, settings.outbox_interval_seconds) if with_scheduler else None
     )
-    core = Core(db, dict(platforms or {}), settings, clock or SystemClock(), scheduler)
+    metrics = Metrics(enabled=settings.metrics == "on")
+    core = Core(db, dict(platforms or {}), settings, clock or SystemClock(), scheduler, metrics=metrics)
     return App(settings, db, core, scheduler)
 
 
@@ -69,13 +138,71 @@ def enabled_platforms(settings: Settings) -> list[str]:
     return [name for name, on in (("slack", settings.slack_enabled), ("discord", settings.discord_enabled)) if on]
 
 
+READY = frozenset({"ok", "connected", "leader", "standby"})
+READY_TIMEOUT = 3.0  # seconds for the database check of /readyz
+
+
+class HttpServer:
+    """The process's one HTTP server, for every platform set-up (Socket Mode and Discord-only included):
+    GET /healthz (the process answers), GET /readyz (it can do its work: 503 with the failing checks otherwise),
+    GET /metrics (Prometheus text format, unless PEERBOT_METRICS=off), and in Slack HTTP mode the adapter's
+    POST /slack/events, mounted before `start`."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.web = web.Application()
+        self.web.router.add_get("/healthz", self._healthz)
+        self.web.router.add_get("/readyz", self._readyz)
+        if app.core.ctx.metrics.enabled:
+            self.web.router.add_get("/metrics", self._metrics)
+        self.port = app.settings.http_port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, port: int | None = None) -> None:
+        """Listen on PEERBOT_HTTP_HOST:PEERBOT_HTTP_PORT (`port=0`: any free port, for tests)."""
+        self._runner = web.AppRunner(self.web, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.app.settings.http_host, self.port if port is None else port).start()
+        self.port = int(self._runner.addresses[0][1])
+        log.info("HTTP server on http://%s:%d (/healthz, /readyz, /metrics)", self.app.settings.http_host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        checks = await self.app.readiness()
+        failing = sorted(name for name, value in checks.items() if value not in READY)
+        body = {"ready": not failing, "checks": checks, "not_ready": failing}
+        return web.json_response(body, status=503 if failing else 200)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        metrics, elector = self.app.core.ctx.metrics, self.app.elector
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await metrics.refresh(
+                    self.app.db, self.app.core.ctx.clock.now(), leader=bool(elector and elector.is_leader)
+                )
+        except Exception as exc:  # the counters are still worth serving; the database gauges keep their last value
+            log.warning("metrics: could not read the database gauges (%s)", type(exc).__name__)
+        return web.Response(body=metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 async def _attach_adapters(app: App) -> None:
+    """Build the configured adapters and the HTTP server; Slack's HTTP route is mounted on that server."""
+    app.http = HttpServer(app)
     if app.settings.slack_enabled:
         from adapters.slack.runner import SlackRunner
 
         slack = SlackRunner(app.core, app.settings)
         app.core.attach(slack.platform)
         app.runners.append(slack)
+        if app.settings.slack_http_mode:
+            slack.mount(app.http.web)
     if app.settings.discord_enabled:
         from adapters.discord.runner import DiscordRunner
         from storage.dm_channels import DmChannelStore
@@ -103,8 +230,8 @@ def startup_errors(settings: Settings) -> Iterator[None]:
         where = f"{settings.http_host}:{settings.http_port}"
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
-                f"PEERBOT_HTTP_PORT: {where} is already in use (Slack HTTP mode listens there); "
-                "stop the program using it or choose another port"
+                f"PEERBOT_HTTP_PORT: {where} is already in use (peerbot's HTTP server listens there: health, "
+                "metrics, Slack HTTP mode); stop the program using it or choose another port"
             ) from None
         if exc.errno == errno.EACCES:
             raise ConfigError(
@@ -130,7 +257,7 @@ async def check_database(settings: Settings) -> None:
 
 
 async def check_http_port(settings: Settings) -> None:
-    """Listen on the Slack HTTP address and let go, the way aiohttp will bind it, to find a taken port early."""
+    """Listen on the HTTP server's address and let go, the way aiohttp will bind it, to find a taken port early."""
     with startup_errors(settings):
         server = await asyncio.get_running_loop().create_server(
             asyncio.Protocol, settings.http_host, settings.http_port
@@ -142,13 +269,13 @@ async def check_http_port(settings: Settings) -> None:
 async def preflight(settings: Settings) -> None:
     """What `peerbot run` needs, checked before anything starts: no migration, connection or bound port is left
     half-done when one of them is wrong."""
-    if settings.slack_http_mode:
-        await check_http_port(settings)
+    await check_http_port(settings)  # every replica serves /healthz, /readyz and /metrics
     await check_database(settings)
 
 
 async def run(settings: Settings) -> None:
-    """`peerbot run`: start the configured adapters, the scheduler, and catch up on anything missed."""
+    """`peerbot run`: start the configured adapters, then the scheduler: run by this process when it wins the
+    leader election (always on SQLite), on standby otherwise; the leader catches up on anything missed."""
     await preflight(settings)
     app = await build(settings)
     await _attach_adapters(app)
@@ -159,16 +286,13 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         with startup_errors(settings):  # the port may still be taken between the check and the bind
+            assert app.http is not None
+            await app.http.start()  # first: /healthz answers, and /readyz says what is not ready yet
             for runner in app.runners:
                 await runner.start()
-        assert app.scheduler is not None
-        app.scheduler.start()
-        caught_up = await app.core.advance()
-        log.info(
-            "peerbot running on %s; %d overdue step(s) caught up",
-            ", ".join(enabled_platforms(settings)),
-            len(caught_up),
-        )
+        await app.lead()
+        assert app.elector is not None
+        log.info("peerbot running on %s; scheduler: %s", ", ".join(enabled_platforms(settings)), app.elector.role.value)
         await stop.wait()
     finally:
         await app.close()

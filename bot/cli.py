@@ -36,9 +36,10 @@ def run() -> None:
     """Start the adapters configured in the environment (.env)."""
     from bot.app import enabled_platforms
     from bot.app import run as run_app
+    from bot.logs import configure
 
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings)
     if not enabled_platforms(settings):
         typer.echo(
             "peerbot: no chat platform is configured.\n"
@@ -199,6 +200,43 @@ def db_upgrade() -> None:
 
     asyncio.run(_upgrade())
     typer.echo("Database is up to date.")
+
+
+@cli.command()
+def erase(
+    member: Annotated[str, typer.Option(help="The person as platform:user_id, e.g. slack:U012ABC or discord:1234.")],
+) -> None:
+    """Erase a person: their name and platform id become a pseudonym, their free-text answers are removed;
+    attendance and scores stay under the pseudonym for the audit trail."""
+    from bot.app import check_database
+    from bot.clock import SystemClock
+    from bot.core import Context
+    from bot.core.privacy import Privacy
+    from storage.db import Database
+
+    platform, _, user_id = member.partition(":")
+    if not platform or not user_id:
+        typer.echo("peerbot: give the person as platform:user_id, e.g. --member slack:U012ABC", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+
+    async def _erase() -> None:
+        await check_database(settings)
+        db = Database(settings.database_url)
+        try:
+            await db.upgrade()
+            erased = await Privacy(Context(db, settings, SystemClock())).erase_member(platform, user_id, by="cli")
+        finally:
+            await db.dispose()
+        if erased is None:
+            typer.echo(f"peerbot: No member {member} is stored.", err=True)
+            raise typer.Exit(1)
+        typer.echo(
+            f"Erased {member}: now {platform}:{erased.pseudonym}; {erased.answers} free-text answer(s) removed, "
+            f"{erased.audit} audit entr(y/ies) rewritten, {erased.deliveries} queued DM(s) skipped."
+        )
+
+    asyncio.run(_erase())
 
 
 @cli.command("check-config")

@@ -70,6 +70,7 @@ USAGE: dict[str, str] = {
     "absent": N_('/peer absent <session> "<reason>"'),
     "raise": "/peer raise",
     "mydata": "/peer mydata",
+    "forget-me": "/peer forget-me",
 }
 GROUPED = ("cohort", "session", "group", "quiz")  # first words followed by a verb
 PAIR_COMMANDS = frozenset({"cohort apart", "cohort together", "cohort unpair"})
@@ -503,7 +504,7 @@ def _parse_args(name: str, args: list[str]) -> Command:
         if len(args) < count:
             raise _usage_error(name, problem)
 
-    if name in {"help", "raise", "mydata"}:
+    if name in {"help", "raise", "mydata", "forget-me"}:
         return Command(name)
     if name in {"checkin", "prep-done"}:
         if len(args) > 1:

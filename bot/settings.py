@@ -31,9 +31,12 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", alias="PEERBOT_HTTP_HOST")
     http_port: int = Field(3000, alias="PEERBOT_HTTP_PORT", ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="PEERBOT_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="PEERBOT_LOG_FORMAT")
+    metrics: Literal["on", "off"] = Field("on", alias="PEERBOT_METRICS")
     outbox_interval_seconds: float = Field(15.0, alias="PEERBOT_OUTBOX_INTERVAL", gt=0, le=3600)
     video_url_template: str = Field("", alias="PEERBOT_VIDEO_URL_TEMPLATE")
     organisation: str = Field("", alias="PEERBOT_ORGANISATION", max_length=200)
+    retention_days: int = Field(0, alias="PEERBOT_RETENTION_DAYS", ge=0, le=36500)
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 
 from scheduler import jobs
 from storage.db import sync_url
@@ -34,11 +35,32 @@ class JobScheduler:
         )
         self.outbox_interval = outbox_interval
 
-    def start(self) -> None:
-        self.scheduler.start()
+    def start(self, *, paused: bool = False) -> None:
+        """Start; `paused` on a replica that is not (yet) the leader: its `add_job` calls still write to the
+        shared job store (a session planned through any replica gets its jobs), but it runs none of them."""
+        self.scheduler.start(paused=paused)
         self.scheduler.add_job(
             jobs.drain_outbox, "interval", seconds=self.outbox_interval, id="outbox:drain", replace_existing=True
         )
+
+    @property
+    def running_jobs(self) -> bool:
+        """True while this process runs the jobs (started and not paused)."""
+        return bool(self.scheduler.state == STATE_RUNNING)
+
+    def resume(self) -> None:
+        """This replica became the leader: run the due jobs, and from now on the others at their time."""
+        self.scheduler.resume()
+
+    def pause(self) -> None:
+        """This replica is no longer the leader: run no more jobs (one already running finishes)."""
+        if self.scheduler.running:
+            self.scheduler.pause()
+
+    def poll(self) -> None:
+        """Look at the job store again now: another replica may have added a job due before the next one this
+        scheduler knew of (APScheduler only re-reads the store when it wakes up)."""
+        self.scheduler.wakeup()
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -619,3 +619,7 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     @app_commands.command(name="mydata", description="What peerbot stores about you")
     async def mydata(self, interaction: discord.Interaction[PeerBot]) -> None:
         await self.run(interaction, "mydata")
+
+    @app_commands.command(name="forget-me", description="Erase what peerbot knows about you (asks to confirm)")
+    async def forget_me(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "forget-me")

@@ -26,6 +26,8 @@ PURGE_EVERY = 6 * 3600.0  # seconds between two passes over the archived breakou
 class DiscordRunner:
     """Owns the client and its gateway task; `platform` is usable by the core as soon as `start` returns."""
 
+    name = "discord"
+
     def __init__(
         self,
         core: CoreAPI,
@@ -95,6 +97,11 @@ class DiscordRunner:
             except Exception:
                 log.exception("could not delete the archived breakouts past their retention")
             await asyncio.sleep(self.purge_every)
+
+    async def ready(self) -> bool:
+        """The gateway task runs and the client has received READY (discord.py reconnects by itself)."""
+        running = self._task is not None and not self._task.done()
+        return running and self.client.is_ready() and not self.client.is_closed()
 
     async def stop(self) -> None:
         if self._purge is not None:

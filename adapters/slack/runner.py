@@ -1,5 +1,7 @@
-"""The Slack adapter as `bot.app` starts it: Socket Mode when SLACK_APP_TOKEN is set, else an HTTP server
-(POST /slack/events for commands, interactivity and events; GET /healthz for load balancers)."""
+"""The Slack adapter as `bot.app` starts it: Socket Mode when SLACK_APP_TOKEN is set, else HTTP mode (POST
+/slack/events for commands, interactivity and events). `peerbot run` mounts that route on the composition root's
+server (beside /healthz, /readyz and /metrics); started without `mount`, the runner serves it on a server of its
+own (with a GET /healthz), as the adapter's tests use it."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ BAD_APP_TOKEN = frozenset(
 
 class SlackRunner:
     """Owns the Slack connections; `platform` is what the core registers as `platforms["slack"]`."""
+
+    name = "slack"
 
     def __init__(
         self,
@@ -56,12 +60,25 @@ class SlackRunner:
         self.port = settings.http_port if port is None else port
         self._web: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._mounted = False
+        self._serving = False
 
     def web_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/slack/events", self._events)
         app.router.add_get("/healthz", self._healthz)
         return app
+
+    def mount(self, app: web.Application) -> None:
+        """Serve POST /slack/events on `app` (the composition root's server) instead of a server of its own."""
+        app.router.add_post("/slack/events", self._events)
+        self._mounted = True
+
+    async def ready(self) -> bool:
+        """Socket Mode: the WebSocket is up. HTTP mode: the route is being served."""
+        if self._socket is not None:
+            return bool(await self._socket.client.is_connected())
+        return self._serving
 
     async def _events(self, request: web.Request) -> web.Response:
         bolt_response = await self.bot.bolt.async_dispatch(await to_bolt_request(request))
@@ -95,6 +112,10 @@ class SlackRunner:
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: connected in Socket Mode")
             return
+        self._serving = True
+        if self._mounted:
+            log.info("Slack: serving POST /slack/events (HTTP mode)")
+            return
         self._web = web.AppRunner(self.web_app(), access_log=None)
         await self._web.setup()
         await web.TCPSite(self._web, self.host, self.port).start()
@@ -102,6 +123,7 @@ class SlackRunner:
         log.info("Slack: listening on http://%s:%d/slack/events", self.host, self.port)
 
     async def stop(self) -> None:
+        self._serving = False
         await self.bot.drain()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]

@@ -1,4 +1,5 @@
-"""What every service is built with: the database, the platforms, the settings, the clock and the scheduler,
+"""What every service is built with: the database, the platforms, the settings, the clock, the scheduler and the
+metrics,
 plus the small helpers that need only those (the audit trail, languages, time stamps, a DM that may fail).
 
 One object instead of five constructor arguments per service; anything richer than these helpers is a
@@ -21,6 +22,7 @@ from bot.errors import PeerError
 from bot.i18n import _, supported
 from bot.inbound import Actor
 from bot.messages import Message, Timestamp
+from bot.metrics import Metrics
 from bot.port import Platform, PlatformError
 from bot.refs import UserRef
 from bot.settings import Settings
@@ -54,6 +56,7 @@ class Context:
     scheduler: SchedulerPort | None = None
     platforms: dict[str, Platform] = field(default_factory=dict)
     grouping_budget: float = 0.2
+    metrics: Metrics = field(default_factory=lambda: Metrics(enabled=False))
 
     def platform(self, name: str) -> Platform:
         try:

@@ -16,18 +16,21 @@ from bot.core import queries, rules
 from bot.core.alerts import Alerts
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
-from bot.core.context import Context, SchedulerPort
+from bot.core.context import Context, SchedulerPort, log
 from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
 from bot.core.pairs import Pairs
 from bot.core.pending import PendingReplies
+from bot.core.privacy import Privacy
 from bot.core.timeline import StepResult, Timeline
 from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
 from bot.i18n import _, t
 from bot.inbound import Actor, Pending
+from bot.logs import request_context, session_context
 from bot.messages import Form, Message, Reply
+from bot.metrics import Metrics
 from bot.port import Platform
 from bot.refs import ChannelRef, MessageRef
 from bot.settings import Settings
@@ -59,8 +62,11 @@ class Core:
         clock: Clock,
         scheduler: SchedulerPort | None = None,
         grouping_budget: float = 0.2,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ctx = Context(db, settings, clock, scheduler, dict(platforms), grouping_budget)
+        if metrics is not None:
+            self.ctx.metrics = metrics
         self.views = Views(self.ctx)
         self.groups = Groups(self.ctx)
         self.pairs = Pairs(self.ctx)
@@ -71,6 +77,7 @@ class Core:
         self.commands = Commands(self.ctx, self.timeline, self.views)
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
+        self.privacy = Privacy(self.ctx)
         self.routes: dict[str, Handler] = {
             "help": self.commands.help,
             "cohort create": self.commands.cohort_create,
@@ -98,6 +105,7 @@ class Core:
             "absent": self.attendance.absent,
             "raise": self.commands.raise_hand,
             "mydata": self.commands.mydata,
+            "forget-me": self.privacy.forget_me_form,
         }
 
     def attach(self, platform: Platform) -> None:
@@ -117,21 +125,35 @@ class Core:
         return await self.outbox.deliver_due(limit)
 
     async def sweep(self) -> int:
-        """The scheduler's periodic pass: place learners who waited too long for a group, then send due DMs;
-        returns how many DMs went out."""
+        """The scheduler's periodic pass: place learners who waited too long for a group, send due DMs, and (at
+        most hourly, when PEERBOT_RETENTION_DAYS is set) purge old free text; returns how many DMs went out."""
         await self.timeline.place_waiting()
         await self.alerts.weekly()
-        return await self.outbox.deliver_due()
+        sent = await self.outbox.deliver_due()
+        await self.privacy.purge_expired()
+        return sent
 
     # ------------------------------------------------------------------ the adapters' entry points
 
     async def handle_command(self, actor: Actor, text: str | Sequence[str], channel: ChannelRef | None = None) -> Reply:
         """Run `/peer <text>` (or its tokens); every refusal comes back as a polite, ephemeral error reply."""
-        try:
-            command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
-            return await settled(lambda: self.execute(actor, command, channel))
-        except PeerError as exc:
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+        with request_context():
+            name, session = "(unparsed)", ""
+            try:
+                command = grammar.parse(text) if isinstance(text, str) else grammar.parse_tokens(text)
+                name, session = command.name, command.session or ""
+                with session_context(session):
+                    reply = await settled(lambda: self.execute(actor, command, channel))
+            except PeerError as exc:
+                reply = Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+            except Exception:
+                self.ctx.metrics.command(name, "error")
+                raise
+            outcome = "ok" if reply.ok else "refused"
+            self.ctx.metrics.command(name, outcome)
+            session = str(reply.extra.get("session", "")) or session  # a plan names its new session
+            log.debug("command %s: %s", name, outcome, extra={"session": session})
+            return reply
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         if command.name in grammar.TRAINER_COMMANDS:
@@ -158,11 +180,28 @@ class Core:
         try:
             action = actions.parse_click(action_id)
         except actions.BadActionId:
+            self.ctx.metrics.action("(unknown)", "refused")
             return Reply(t(self.ctx.reply_locale(actor), "This button is not one of mine any more."), ok=False)
-        try:
-            return await settled(lambda: self._click(actor, action))
-        except PeerError as exc:
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+        return await self._counted(actor, type(action).__name__, lambda: settled(lambda: self._click(actor, action)))
+
+    async def _counted(
+        self, actor: Actor, kind: str, work: Callable[[], Awaitable[Reply]], *, field_error: bool = False
+    ) -> Reply:
+        """Run a click, form or reaction use case and count it by kind and outcome; a refusal becomes a reply
+        (naming the form field at fault when `field_error`)."""
+        with request_context():
+            try:
+                reply = await work()
+            except PeerError as exc:
+                extra = {"field": exc.field} if field_error and exc.field else {}
+                reply = Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
+            except Exception:
+                self.ctx.metrics.action(kind, "error")
+                raise
+            outcome = "ok" if reply.ok else "refused"
+            self.ctx.metrics.action(kind, outcome)
+            log.debug("%s: %s", kind, outcome)
+            return reply
 
     async def form_for(self, actor: Actor, action_id: str) -> Form | Reply:
         """The form a button opens (Answer, Share takeaways), or an error reply."""
@@ -174,20 +213,20 @@ class Core:
         try:
             action = actions.parse_submit(form_id)
         except actions.BadActionId:
+            self.ctx.metrics.action("(unknown)", "refused")
             return Reply(t(self.ctx.reply_locale(actor), "This form is not one of mine any more."), ok=False)
-        try:
-            match action:
-                case actions.SubmitQuestionnaire(delivery=delivery):
-                    return await settled(lambda: self.forms.answer(actor, delivery, values))
-                case actions.SubmitTakeaways(group=group):
-                    text = values.get("takeaways", "")
-                    return await settled(lambda: self.forms.record_takeaways(actor, group, text))
-                case actions.SendNudge(cohort=cohort, member=member):
-                    message = values.get("message", "")
-                    return await self.alerts.send_nudge(actor, cohort, member, message)
-        except PeerError as exc:
-            extra = {"field": exc.field} if exc.field else {}
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False, extra=extra)
+        match action:
+            case actions.SubmitQuestionnaire(delivery=delivery):
+                work = lambda: settled(lambda: self.forms.answer(actor, delivery, values))  # noqa: E731
+            case actions.SubmitTakeaways(group=group):
+                text = values.get("takeaways", "")
+                work = lambda: settled(lambda: self.forms.record_takeaways(actor, group, text))  # noqa: E731
+            case actions.SendNudge(cohort=cohort, member=member):
+                message = values.get("message", "")
+                work = lambda: self.alerts.send_nudge(actor, cohort, member, message)  # noqa: E731
+            case actions.ForgetMe():
+                work = lambda: self.privacy.forget_me(actor, values)  # noqa: E731
+        return await self._counted(actor, type(action).__name__, work, field_error=True)
 
     async def handle_reaction(
         self, actor: Actor, message: MessageRef, emoji: str, *, recovered: bool = False
@@ -208,12 +247,15 @@ class Core:
         if peer_session is None:
             return None
         short = peer_session.short_id
-        try:
-            if kind == "prep":
-                return await settled(lambda: self.attendance.prep_done(actor, short, method=method))
-            return await settled(lambda: self.attendance.check_in(actor, short, method=method))
-        except PeerError as exc:
-            return Reply(exc.text(self.ctx.reply_locale(actor)), ok=False)
+        if kind == "prep":
+            return await self._counted(
+                actor,
+                "PrepDoneReaction",
+                lambda: settled(lambda: self.attendance.prep_done(actor, short, method=method)),
+            )
+        return await self._counted(
+            actor, "CheckInReaction", lambda: settled(lambda: self.attendance.check_in(actor, short, method=method))
+        )
 
     async def reaction_posts(self, platform: str) -> list[MessageRef]:
         """The prep posts and check-in announcements on `platform` whose ✅ still count (prep not over, check-in

@@ -2,6 +2,12 @@
 retention quiz) is a row queued with an idempotency key, then claimed, sent and recorded in separate
 transactions, with a lease so a crashed worker's claims come back. Kept apart from the timeline because
 the scheduler's outbox worker runs it on its own clock.
+
+Several replicas may drain one PostgreSQL outbox at once: a worker claims the next due row in one statement
+whose sub-select skips the rows another worker is claiming (`FOR UPDATE SKIP LOCKED`), so two workers never
+hold the same claim and never wait for each other; SQLite has one writer and renders no locking clause. The
+claim's `attempts` value is its token: the outcome is recorded only while that claim is still the row's, so a
+worker whose lease ran out (and whose row another worker took over) cannot overwrite the newer record.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import actions
 from bot.core import dropout, queries, rules
-from bot.core.context import Context
+from bot.core.context import Context, log
 from bot.core.rules import DeliveryKind, DeliveryState
 from bot.core.views import Views
 from bot.errors import PeerError
 from bot.i18n import N_, Text, t
+from bot.logs import session_context
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import PlatformError, Undeliverable
 from storage.models import Cohort, Delivery, Member, PeerSession, PrepAck, Submission
@@ -71,16 +78,38 @@ class Outbox:
         The trainers' "could not reach" notices queued by this pass go out with it."""
         await self.recover_deliveries()
         now = self.ctx.clock.now()
-        sent = await self.deliver(await self._due(now, limit), now)
-        return sent + await self.deliver(await self._due(now, limit, kind=DeliveryKind.UNREACHABLE), now)
+        sent = await self._drain(now, limit)
+        return sent + await self._drain(now, limit, kind=DeliveryKind.UNREACHABLE)
 
-    async def _due(self, now: datetime, limit: int, *, kind: str = "") -> list[int]:
+    async def _drain(self, now: datetime, limit: int, *, kind: str = "") -> int:
+        """Claim and send the due rows one at a time until none is left (or `limit` were claimed): a row
+        another replica claims meanwhile is skipped, never waited for nor sent twice."""
+        sent = 0
+        for _ in range(limit):
+            claim = await self._claim_next(now, kind)
+            if claim is None:
+                break
+            sent += await self._send_claimed(*claim, now) == "sent"
+        return sent
+
+    async def _claim_next(self, now: datetime, kind: str) -> tuple[int, int] | None:
+        """Claim the oldest due row in one statement; returns (id, attempts), the claim and its token."""
+        due = select(Delivery.id).where(Delivery.state == DeliveryState.PENDING, col(Delivery.due_at) <= now)
+        if kind:
+            due = due.where(Delivery.kind == kind)
+        oldest = (
+            due.order_by(col(Delivery.due_at), col(Delivery.id)).limit(1).with_for_update(skip_locked=True)
+        ).scalar_subquery()
         async with self.ctx.db.transaction() as tx:
-            query = select(Delivery.id).where(Delivery.state == DeliveryState.PENDING, col(Delivery.due_at) <= now)
-            if kind:
-                query = query.where(Delivery.kind == kind)
-            rows = await tx.exec(query.order_by(col(Delivery.due_at), col(Delivery.id)).limit(limit))
-            return [i for i in rows.all() if i is not None]
+            row = (
+                await tx.exec(
+                    update(Delivery)  # type: ignore[call-overload]
+                    .where(col(Delivery.id) == oldest, col(Delivery.state) == DeliveryState.PENDING)
+                    .values(state="sending", claimed_at=now, attempts=col(Delivery.attempts) + 1)
+                    .returning(col(Delivery.id), col(Delivery.attempts))
+                )
+            ).first()
+        return None if row is None else (int(row[0]), int(row[1]))
 
     async def deliver(self, ids: list[int], now: datetime | None = None) -> int:
         """Send these deliveries now if they are still pending (the end sends the trainers' summary at once);
@@ -89,40 +118,72 @@ class Outbox:
         return sum([await self._deliver_one(delivery_id, moment) == "sent" for delivery_id in ids])
 
     async def _deliver_one(self, delivery_id: int, now: datetime) -> str:
+        """Claim one given row if it is still pending (a single conditional update: atomic on both databases)."""
         async with self.ctx.db.transaction() as tx:
-            claimed = await tx.exec(
-                update(Delivery)  # type: ignore[call-overload]
-                .where(col(Delivery.id) == delivery_id, col(Delivery.state) == DeliveryState.PENDING)
-                .values(state="sending", claimed_at=now, attempts=col(Delivery.attempts) + 1)
-            )
-            if claimed.rowcount != 1:
-                return ""
+            row = (
+                await tx.exec(
+                    update(Delivery)  # type: ignore[call-overload]
+                    .where(col(Delivery.id) == delivery_id, col(Delivery.state) == DeliveryState.PENDING)
+                    .values(state="sending", claimed_at=now, attempts=col(Delivery.attempts) + 1)
+                    .returning(col(Delivery.attempts))
+                )
+            ).first()
+        if row is None:
+            return ""
+        return await self._send_claimed(delivery_id, int(row[0]), now)
+
+    async def _send_claimed(self, delivery_id: int, token: int, now: datetime) -> str:
+        """Build, send and record a row this worker has claimed (with claim token `token`); counted by outcome."""
+        kind, outcome = await self._send_claimed_row(delivery_id, token, now)
+        self.ctx.metrics.delivery(kind, outcome)
+        log.debug("delivery %d (%s): %s", delivery_id, kind, outcome)
+        return outcome
+
+    async def _send_claimed_row(self, delivery_id: int, token: int, now: datetime) -> tuple[str, str]:
+        async with self.ctx.db.transaction() as tx:
             delivery = await tx.get(Delivery, delivery_id)
             assert delivery is not None
             member = await tx.get(Member, delivery.member_id)
             peer_session = await tx.get(PeerSession, delivery.session_id)
             assert member is not None and peer_session is not None
             message = await self._delivery_message(tx, delivery, peer_session, member)
+        with session_context(peer_session.short_id):
+            return await self._send(delivery_id, token, now, delivery, peer_session, member, message)
+
+    async def _send(
+        self,
+        delivery_id: int,
+        token: int,
+        now: datetime,
+        delivery: Delivery,
+        peer_session: PeerSession,
+        member: Member,
+        message: Message | None,
+    ) -> tuple[str, str]:
         if message is None:
-            await self._mark(delivery_id, "skipped")
-            return "skipped"
+            await self._mark(delivery_id, token, "skipped")
+            return delivery.kind, "skipped"
         platform = await self.ctx.platform_of(peer_session)
         try:
             ref = await platform.send_dm(queries.ref(member), message)
         except Undeliverable as exc:
-            await self._mark(delivery_id, DeliveryState.UNDELIVERABLE, error=exc.code, notify=(peer_session, delivery))
-            return "undeliverable"
+            await self._mark(
+                delivery_id, token, DeliveryState.UNDELIVERABLE, error=exc.code, notify=(peer_session, delivery)
+            )
+            return delivery.kind, "undeliverable"
         except PlatformError as exc:
             retry_at = rules.delivery_retry_due(delivery.attempts, now)
             state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
-            await self._mark(delivery_id, state, error=exc.code, due=retry_at)
-            return "failed"
-        await self._mark(delivery_id, "sent", message_id=ref.id, sent_at=now)
-        return "sent"
+            await self._mark(delivery_id, token, state, error=exc.code, due=retry_at)
+            return delivery.kind, "failed"
+        if not await self._mark(delivery_id, token, "sent", message_id=ref.id, sent_at=now):
+            return delivery.kind, "superseded"
+        return delivery.kind, "sent"
 
     async def _mark(
         self,
         delivery_id: int,
+        token: int,
         state: str,
         *,
         error: str = "",
@@ -130,9 +191,11 @@ class Outbox:
         message_id: str = "",
         sent_at: datetime | None = None,
         notify: tuple[PeerSession, Delivery] | None = None,
-    ) -> None:
-        """Record a delivery's outcome; an undeliverable learner DM also queues, in the same transaction, one
-        notice per trainer and kind of DM (so a crash can neither lose nor repeat it)."""
+    ) -> bool:
+        """Record a delivery's outcome while this worker's claim (`token`) is still the row's; an undeliverable
+        learner DM also queues, in the same transaction, one notice per trainer and kind of DM (so a crash can
+        neither lose nor repeat it). False when another worker took the row over after the lease ran out: its
+        record wins (the platform's dedupe made the second send of the same key a no-op)."""
         values: dict[str, Any] = {"state": state}
         if error:
             values["last_error"] = error[:500]
@@ -143,7 +206,18 @@ class Outbox:
         if sent_at is not None:
             values["sent_at"] = sent_at
         async with self.ctx.db.transaction() as tx:
-            await tx.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))  # type: ignore[call-overload]
+            mine = await tx.exec(
+                update(Delivery)  # type: ignore[call-overload]
+                .where(
+                    col(Delivery.id) == delivery_id,
+                    col(Delivery.state) == DeliveryState.SENDING,
+                    col(Delivery.attempts) == token,
+                )
+                .values(**values)
+            )
+            if mine.rowcount != 1:
+                log.warning("delivery %d: claim %d was taken over after its lease; not recorded", delivery_id, token)
+                return False
             if notify is not None and notify[1].kind not in (
                 DeliveryKind.SUMMARY,
                 DeliveryKind.UNREACHABLE,
@@ -156,6 +230,7 @@ class Outbox:
                     await self.enqueue(
                         tx, DeliveryKind.UNREACHABLE, peer_session, trainer, self.ctx.clock.now(), key=key
                     )
+        return True
 
     async def _delivery_message(
         self, tx: AsyncSession, delivery: Delivery, peer_session: PeerSession, member: Member

@@ -26,6 +26,7 @@ from bot.errors import Invalid, PeerError
 from bot.grouping import Notice, size_bounds
 from bot.i18n import N_, Text, _, t
 from bot.localtime import same_wall_time_later
+from bot.logs import session_context
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import ChecksCapacity, EventSpec, PlatformError
 from bot.questionnaires import FEEDBACK_ITEMS
@@ -109,11 +110,12 @@ class Timeline:
     async def advance_session(self, short_id: str) -> list[StepResult]:
         """Run the session's due steps; a fault in them is logged, retried later and told to the trainers once,
         and never stops the other sessions' steps."""
-        try:
-            return await self._advance_session(short_id)
-        except Exception as exc:  # one session's fault (a platform outage, a bug, bad data) must not stop the rest
-            await self._step_failed(short_id, exc)
-            return []
+        with session_context(short_id):
+            try:
+                return await self._advance_session(short_id)
+            except Exception as exc:  # one session's fault (a platform outage, a bug, bad data) must not stop the rest
+                await self._step_failed(short_id, exc)
+                return []
 
     async def _step_failed(self, short_id: str, exc: Exception) -> None:
         reference = secrets.token_hex(4)

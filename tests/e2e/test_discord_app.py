@@ -665,10 +665,10 @@ async def test_a_dm_crashed_after_its_send_is_not_sent_twice_after_the_nonce_win
     w.clock.set(w.start + timedelta(hours=2))
     real_mark = w.app.core.outbox._mark
 
-    async def crash_after_send(delivery_id: int, state: str, **kw: Any) -> None:
+    async def crash_after_send(delivery_id: int, token: int, state: str, **kw: Any) -> bool:
         if state == "sent":
             raise SystemExit("the process died between the send and its bookkeeping")
-        await real_mark(delivery_id, state, **kw)
+        return await real_mark(delivery_id, token, state, **kw)
 
     monkeypatch.setattr(w.app.core.outbox, "_mark", crash_after_send)
     with pytest.raises(SystemExit):
@@ -856,3 +856,20 @@ async def test_the_whole_cycle_on_a_gated_server_with_exactly_the_invites_permis
     refused = await w.command(t, ["session", "start"], session="s3")
     assert "no room for 2 breakouts" in refused, refused
     assert set(emu.channels) == before
+
+
+async def test_forget_me_opens_a_confirmation_modal_and_erases_on_submit(world: DiscordWorld) -> None:
+    w, emu = world, world.emu
+    assert "created" in await w.command(w.trainer, ["cohort", "create"], cohort="forgetful")  # now stored
+    opened = await emu.slash(w.trainer, "peer", ["forget-me"], {}, within=10)
+    await emu.wait_until(lambda: opened.modal is not None, within=10)
+    assert opened.modal is not None and opened.modal["custom_id"].startswith("forget:submit:me")
+    refused = await emu.submit_modal(w.trainer, opened, {"confirm": "no"})
+    assert "Type ERASE to confirm" in refused.text, refused.text
+    # A Discord modal closes on submit: the person runs the command again.
+    again = await emu.slash(w.trainer, "peer", ["forget-me"], {}, within=10)
+    await emu.wait_until(lambda: again.modal is not None, within=10)
+    done = await emu.submit_modal(w.trainer, again, {"confirm": "ERASE"})
+    assert "no longer knows who you are" in done.text, done.text
+    async with w.app.db.transaction() as tx:
+        assert (await tx.exec(select(Member).where(Member.user_id == str(w.trainer.id)))).first() is None

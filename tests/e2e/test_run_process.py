@@ -119,6 +119,7 @@ async def test_run_with_a_refused_app_token_exits_2_with_one_line(tmp_path: Path
     async with SlackSocketEmulator(time_scale=0.01) as slack:
         env = process_env(
             DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+            PEERBOT_HTTP_PORT=str(free_port()),  # the health server listens in Socket Mode too
             SLACK_BOT_TOKEN=slack.token,  # Socket Mode: no signing secret needed
             SLACK_APP_TOKEN="xapp-1-revoked",
             SLACK_API_URL=slack.base_url,
@@ -155,6 +156,7 @@ async def test_run_with_the_http_port_taken_stops_before_connecting_anything(tmp
     assert proc.returncode == 2, stderr.decode()[-2000:]
     assert stderr.decode().strip().splitlines() == [
         f"peerbot: configuration error: PEERBOT_HTTP_PORT: 127.0.0.1:{port} is already in use "
-        "(Slack HTTP mode listens there); stop the program using it or choose another port"
+        "(peerbot's HTTP server listens there: health, metrics, Slack HTTP mode); "
+        "stop the program using it or choose another port"
     ]
     assert not (tmp_path / "run.db").exists()

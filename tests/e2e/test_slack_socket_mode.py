@@ -117,6 +117,7 @@ async def test_a_refused_app_token_stops_start_up_with_a_clear_error(tmp_path: P
         try:
             with pytest.raises(ConfigError, match="SLACK_APP_TOKEN"):
                 await asyncio.wait_for(runner.start(), 5)  # slack_sdk alone would retry every 10 s, forever
+            assert not await runner.ready()  # /readyz would say Slack is not connected
         finally:
             await app.close()
         expected = "invalid_auth" if wrong.startswith("xapp-") else "not_allowed_token_type"
@@ -131,6 +132,7 @@ async def test_connects_with_the_app_token_and_keeps_the_link_alive(world: Socke
     assert [c.error for c in opens] == [None] and len(w.emu.connections) == 1
     await eventually(lambda: conn.pings >= 1)  # slack_sdk pings on connect and every ping_interval
     assert w.emu.refused_links == 0
+    assert await w.runner.ready()  # what /readyz reports for Slack in Socket Mode
     # The emulator's side of the contract: only an app-level token may open a connection.
     for token, error in ((w.emu.token, "not_allowed_token_type"), ("xapp-1-wrong", "invalid_auth")):
         with pytest.raises(SlackApiError) as exc:
