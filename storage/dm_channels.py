@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import DmChannel
@@ -19,32 +20,22 @@ class DmChannelStore:
     def __init__(self, db: Database, platform: str, workspace: str) -> None:
         self.db, self.platform, self.workspace = db, platform, workspace
 
+    async def _row(self, tx: AsyncSession, user_id: str) -> DmChannel | None:
+        query = select(DmChannel).where(
+            DmChannel.platform == self.platform, DmChannel.workspace == self.workspace, DmChannel.user_id == user_id
+        )
+        return (await tx.exec(query)).first()
+
     async def get(self, user_id: str) -> str | None:
         async with self.db.transaction() as tx:
-            row = (
-                await tx.exec(
-                    select(DmChannel).where(
-                        DmChannel.platform == self.platform,
-                        DmChannel.workspace == self.workspace,
-                        DmChannel.user_id == user_id,
-                    )
-                )
-            ).first()
+            row = await self._row(tx, user_id)
             return row.channel_id if row is not None else None
 
     async def put(self, user_id: str, channel_id: str) -> None:
         """Remember (or correct) a person's DM channel; a concurrent writer of the same row wins harmlessly."""
         try:
             async with self.db.transaction() as tx:
-                row = (
-                    await tx.exec(
-                        select(DmChannel).where(
-                            DmChannel.platform == self.platform,
-                            DmChannel.workspace == self.workspace,
-                            DmChannel.user_id == user_id,
-                        )
-                    )
-                ).first()
+                row = await self._row(tx, user_id)
                 if row is None:
                     tx.add(
                         DmChannel(
