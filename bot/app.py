@@ -197,8 +197,9 @@ async def _attach_adapters(app: App) -> None:
     app.http = HttpServer(app)
     if app.settings.slack_enabled:
         from adapters.slack.runner import SlackRunner
+        from storage.seen_events import SeenEventStore
 
-        slack = SlackRunner(app.core, app.settings)
+        slack = SlackRunner(app.core, app.settings, seen=SeenEventStore(app.db, "slack"))
         app.core.attach(slack.platform)
         app.runners.append(slack)
         if app.settings.slack_http_mode:

@@ -229,6 +229,16 @@ class DmChannel(SQLModel, table=True):
     channel_id: str = Field(max_length=64)
 
 
+class SeenEvent(SQLModel, table=True):
+    """A platform event already handled, so a redelivery is acknowledged without being run again by any
+    replica (Slack retries an event it thinks was not acknowledged, possibly to another replica)."""
+
+    __tablename__ = "seen_event"
+    platform: str = Field(max_length=16, primary_key=True)
+    event_id: str = Field(max_length=100, primary_key=True)
+    seen_at: datetime = Field(sa_column=_utc_column())
+
+
 class PendingReply(SQLModel, table=True):
     """An answer promised ("Working on …") and not given yet. After a crash the restarted process finds it and
     apologises through `response_url` while it is valid (Slack: 30 minutes), else by DM. Kept once answered

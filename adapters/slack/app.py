@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
@@ -290,14 +290,21 @@ class _App(AsyncApp):
             self.gate.settle(flag)
 
 
-class SeenEvents:
-    """The last `size` event ids, so Slack's redeliveries are acknowledged without being run again."""
+class SeenEvents(Protocol):
+    """Which event ids were handled, so Slack's redeliveries are acknowledged without being run again.
+    `peerbot run` keeps them in the database (`storage.seen_events`) so that every replica knows them."""
+
+    async def first_time(self, event_id: str) -> bool: ...
+
+
+class RecentEvents:
+    """The last `size` event ids in memory: enough for one process (the adapter's own tests)."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def first_time(self, event_id: str) -> bool:
+    async def first_time(self, event_id: str) -> bool:
         if event_id in self._ids:
             return False
         self._ids[event_id] = None
@@ -345,6 +352,7 @@ class SlackBot:
         ack_budget: float = 2.0,
         progress_every: float = 20.0,
         locale: str = "en",
+        seen: SeenEvents | None = None,
     ) -> None:
         self.core = core
         self.platform = platform
@@ -354,7 +362,7 @@ class SlackBot:
         self.locale = locale  # the workspace's default language (PEERBOT_LOCALE), for adapter notices
         self.ack_budget = ack_budget
         self.progress_every = progress_every
-        self.seen = SeenEvents()
+        self.seen: SeenEvents = seen if seen is not None else RecentEvents()
         self._background: set[asyncio.Task[None]] = set()
         self.bolt = _App(
             client=platform.client,
@@ -375,7 +383,7 @@ class SlackBot:
         self, body: dict[str, Any], next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and not self.seen.first_time(event_id):
+        if isinstance(event_id, str) and not await self.seen.first_time(event_id):
             log.info("event %s already handled; acknowledging the redelivery", event_id)
             return BoltResponse(status=200, body="")
         await next()

@@ -13,7 +13,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
-from adapters.slack.app import SlackBot, TrainerDirectory
+from adapters.slack.app import SeenEvents, SlackBot, TrainerDirectory
 from adapters.slack.platform import SlackPlatform
 from bot.inbound import CoreAPI
 from bot.settings import ConfigError, Settings
@@ -39,6 +39,7 @@ class SlackRunner:
         time_scale: float = 1.0,
         port: int | None = None,
         ack_budget: float = 2.0,
+        seen: SeenEvents | None = None,
     ) -> None:
         if not settings.slack_enabled or settings.slack_bot_token is None:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN is set")
@@ -55,6 +56,7 @@ class SlackRunner:
             trainers=trainers,
             ack_budget=ack_budget,
             locale=settings.locale,
+            seen=seen,
         )
         self.host = settings.http_host
         self.port = settings.http_port if port is None else port

@@ -19,6 +19,7 @@ import pytest
 from adapters.slack.runner import SlackRunner
 from bot.app import App, build
 from bot.clock import FakeClock
+from storage.seen_events import SeenEventStore
 from tests.conftest import T0, make_settings
 from tests.e2e.conftest_slack import FAST
 from tests.emulators.slack_api import SlackEmulator
@@ -72,7 +73,8 @@ async def make_world(
     )
     clock = FakeClock(T0)
     app = await build(settings, clock=clock, with_scheduler=False)
-    runner = SlackRunner(app.core, settings, time_scale=FAST, port=0, ack_budget=ack_budget)
+    seen = SeenEventStore(app.db, "slack")  # as `peerbot run` builds it: redeliveries known to every replica
+    runner = SlackRunner(app.core, settings, time_scale=FAST, port=0, ack_budget=ack_budget, seen=seen)
     app.core.attach(runner.platform)
     await runner.start()
     driver = SlackDriver(f"http://127.0.0.1:{runner.port}/slack/events", SECRET, emulator=emu)
@@ -180,6 +182,29 @@ async def test_prep_button_reaction_and_retried_event(world: SlackWorld) -> None
 
     shown = w.final_text(*await w.command(w.trainer, "session show s1"))
     assert "prepared 2" in shown, shown  # one by button, one by reaction (delivered twice, counted once)
+
+
+async def test_a_redelivered_event_reaching_another_replica_is_not_run_again(world: SlackWorld) -> None:
+    """Behind a load balancer Slack's retry may reach another replica: the event ids are in the database."""
+    w = world
+    await plan_session(w)
+    await w.app.core.timeline.post_prep("s1")
+    prep = w.emu.history(w.general)[-1]
+    other = SlackRunner(w.app.core, w.runner.settings, time_scale=FAST, port=0, seen=SeenEventStore(w.app.db, "slack"))
+    await other.start()
+    try:
+        first, event_id = await w.driver.reaction_added(w.learners[1], "white_check_mark", w.general, prep.ts)
+        await eventually(lambda: any(e.user == w.learners[1] for e in w.emu.ephemerals))
+        async with SlackDriver(f"http://127.0.0.1:{other.port}/slack/events", SECRET, emulator=w.emu) as driver:
+            retried, _ = await driver.reaction_added(
+                w.learners[1], "white_check_mark", w.general, prep.ts, event_id=event_id, retry_num=1
+            )
+        assert (first.status, retried.status) == (200, 200)
+        await other.bot.drain()
+        await asyncio.sleep(0.2)  # time enough for a wrongly processed redelivery to show up
+        assert len([e for e in w.emu.ephemerals if e.user == w.learners[1]]) == 1
+    finally:
+        await other.stop()
 
 
 async def eventually(check: Callable[[], bool], within: float = 3.0) -> None:
