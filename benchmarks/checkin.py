@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` too, run as a script
 
 from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
@@ -25,18 +27,7 @@ from bot.actions import CheckIn
 from bot.app import build
 from bot.clock import FakeClock
 from bot.settings import Settings
-
-POSTGRES_URL = os.environ.get("PEERBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-async def reset_postgres(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
+from tests.conftest import POSTGRES_URL, reset_postgres
 
 
 async def measure(url: str, learners: int, window: float, seed: int) -> tuple[float, list[float]]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` too, run as a script
 
 from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
@@ -22,19 +24,9 @@ from bot.actions import CheckIn
 from bot.app import build
 from bot.clock import FakeClock
 from bot.settings import Settings
+from tests.conftest import POSTGRES_URL, reset_postgres
 
-POSTGRES_URL = os.environ.get("PEERBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 GOAL_MS = 100.0
-
-
-async def reset_postgres(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
 
 
 async def measure(url: str, mentions: int) -> tuple[float, list[float]]:

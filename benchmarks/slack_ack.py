@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
@@ -34,10 +33,10 @@ from bot.actions import CheckIn
 from bot.app import build
 from bot.clock import FakeClock
 from bot.settings import Settings
+from tests.conftest import POSTGRES_URL, reset_postgres
 from tests.emulators.slack_api import SlackEmulator
 from tests.emulators.slack_driver import SlackDriver
 
-POSTGRES_URL = os.environ.get("PEERBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SECRET = "bench-signing-secret"
 START = datetime(2026, 3, 4, 13, 0, tzinfo=UTC)
 TIME_SCALE = 0.01  # the emulator's and the pacer's minute lasts 0.6 s: set-up is quick, limits still apply
@@ -134,16 +133,6 @@ async def measure(url: str, clicks: int) -> dict[str, Any]:
     finally:
         slack.join(timeout=30)
     return result
-
-
-async def reset_postgres(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-    finally:
-        await conn.close()
 
 
 def pct(values: list[float], q: int) -> float:

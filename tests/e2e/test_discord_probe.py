@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 from adapters.discord.invite import NEEDED
+from tests.e2e.test_run_process import probe
 from tests.emulators.discord_emulator import DiscordEmulator
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def check_config(emu: DiscordEmulator, tmp_path: Path, **env: str) -> tuple[int, list[str]]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_", "DATABASE_"))}
-    values = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'probe.db'}",
-        "DISCORD_TOKEN": emu.token,
-        "DISCORD_GUILD_ID": str(emu.guild_id),
-        "DISCORD_API_URL": emu.api_url,
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "check-config",
-        "--probe",
-        cwd=tmp_path,
-        env={**clean, **values},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None and "Traceback" not in out.decode(), out.decode()
-    lines = [line.strip() for line in out.decode().split("discord:", 1)[1].splitlines() if line.strip()]
-    return proc.returncode, lines
+    values = {"DISCORD_TOKEN": emu.token, "DISCORD_GUILD_ID": str(emu.guild_id), "DISCORD_API_URL": emu.api_url}
+    code, out = await probe(tmp_path, values | env)
+    return code, [line.strip() for line in out.split("discord:", 1)[1].splitlines() if line.strip()]
 
 
 async def test_discord_probe_of_a_server_where_the_bot_has_what_it_needs(tmp_path: Path) -> None:

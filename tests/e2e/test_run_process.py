@@ -20,6 +20,8 @@ from tests.emulators.slack_driver import SlackDriver
 
 SECRET = "run-process-signing-secret"
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def process_env(**settings: str) -> dict[str, str]:
     """This environment without any peerbot setting, plus `settings`: what a fresh shell with a .env gives."""
@@ -32,6 +34,20 @@ async def start_run(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.P
         sys.executable, "-m", "bot.cli", "run", cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+
+
+async def probe(tmp_path: Path, settings: dict[str, str]) -> tuple[int, str]:
+    """`peerbot check-config --probe` in a subprocess with `settings` (a throwaway SQLite database unless given):
+    its exit status and everything it printed."""
+    defaults = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'probe.db'}", "PYTHONPATH": str(ROOT)}
+    env = process_env(**(defaults | settings))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "check-config", "--probe", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None and "Traceback" not in out.decode(), out.decode()
+    return proc.returncode, out.decode()
 
 
 def free_port() -> int:

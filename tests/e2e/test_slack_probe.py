@@ -3,41 +3,16 @@ capability, exit 0 only when everything the configuration needs is there."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 from tests.e2e.conftest_slack import FAST
+from tests.e2e.test_run_process import probe
 from tests.emulators.slack_api import Policy, SlackEmulator
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def check_config(emu: SlackEmulator, tmp_path: Path, **env: str) -> tuple[int, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PEERBOT_", "SLACK_", "DISCORD_", "DATABASE_"))}
-    values = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'probe.db'}",
-        "SLACK_BOT_TOKEN": emu.token,
-        "SLACK_SIGNING_SECRET": "secret",
-        "SLACK_API_URL": emu.base_url,
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "check-config",
-        "--probe",
-        cwd=tmp_path,
-        env={**clean, **values},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    values = {"SLACK_BOT_TOKEN": emu.token, "SLACK_SIGNING_SECRET": "secret", "SLACK_API_URL": emu.base_url}
+    return await probe(tmp_path, values | env)
 
 
 def probe_lines(out: str) -> list[str]:
