@@ -99,10 +99,13 @@ async def cohort(tx: AsyncSession, actor: Actor, name: str) -> Cohort:
     return row
 
 
-async def peer_session(tx: AsyncSession, actor: Actor | None, short_id: str) -> PeerSession:
+async def peer_session(tx: AsyncSession, actor: Actor | None, short_id: str, *, lock: bool = False) -> PeerSession:
     """The session by short id, only if it belongs to the actor's workspace (one query); `None` for the
-    scheduler, which acts on every workspace."""
+    scheduler, which acts on every workspace. `lock`: its row locked until the transaction ends (`FOR NO KEY
+    UPDATE`, PostgreSQL; SQLite has one writer), read as the lock holder before left it."""
     query = select(PeerSession).where(PeerSession.short_id == short_id.lower())
+    if lock:
+        query = query.with_for_update(key_share=True, of=PeerSession).execution_options(populate_existing=True)
     if actor is not None:
         query = (
             query.join(Cohort, col(Cohort.id) == col(PeerSession.cohort_id))

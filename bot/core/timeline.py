@@ -310,7 +310,9 @@ class Timeline:
         warnings: list[Text | str] = []
         arrivals = Arrivals()
         async with self.ctx.db.transaction() as tx:
-            peer_session = await queries.peer_session(tx, None, short_id)
+            # Locked, then read again: a trainer's start and the scheduler's, at the same instant on PostgreSQL,
+            # would otherwise both see a session not yet started and both form groups.
+            peer_session = await queries.peer_session(tx, None, short_id, lock=True)
             if not rules.can_start(peer_session.state):
                 return ""
             assert peer_session.id is not None

@@ -203,3 +203,24 @@ async def test_steps_already_due_when_a_session_is_planned_run_at_once(database_
             assert runs.one() == 2  # each step once, however many passes ran
     finally:
         await app.close()
+
+
+async def test_a_trainers_start_and_the_scheduled_start_at_the_same_instant_start_once(world: World) -> None:
+    """The trainer types `session start` as the scheduler's start job fires: one set of groups, one start."""
+    short = await plan(world, "size=3")
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start - timedelta(minutes=5))
+    for learner in world.learners[:9]:
+        assert (await learner.click(str(CheckIn(short)))).ok
+    world.clock.set(start)
+    typed, _scheduled = await asyncio.gather(
+        world.trainer.command(f"session start {short}"), world.app.core.timeline.start(short, by="scheduler")
+    )
+    assert typed.ok, typed.text
+    groups = await layout(world, short)
+    assert sorted(len(g) for g in groups.values()) == [3, 3, 3], groups
+    assert len(set().union(*groups.values())) == 9
+    async with world.app.db.transaction() as tx:
+        starts = (await tx.exec(select(func.count()).where(AuditEvent.action == "session.start"))).one()
+    assert starts == 1
+    assert len([c for c in world.platform.channels.values() if c.name.startswith(f"peer-{short}-")]) == 3
