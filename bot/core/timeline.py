@@ -410,7 +410,7 @@ class Timeline:
 
     async def wrap_up(self, short_id: str) -> str:
         async with self.ctx.db.transaction() as tx:
-            peer_session = await queries.peer_session(tx, None, short_id)
+            peer_session = await queries.peer_session(tx, None, short_id, lock=True)  # vs a trainer's end
             assert peer_session.id is not None
             if peer_session.state != SessionState.RUNNING:
                 return ""
@@ -447,7 +447,7 @@ class Timeline:
         await self.wrap_up(short_id)
         now = self.ctx.clock.now()
         async with self.ctx.db.transaction() as tx:
-            peer_session = await queries.peer_session(tx, None, short_id)
+            peer_session = await queries.peer_session(tx, None, short_id, lock=True)  # a trainer's and the scheduler's
             if peer_session.state != SessionState.RUNNING:
                 return ""
             assert peer_session.id is not None

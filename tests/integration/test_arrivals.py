@@ -224,3 +224,23 @@ async def test_a_trainers_start_and_the_scheduled_start_at_the_same_instant_star
         starts = (await tx.exec(select(func.count()).where(AuditEvent.action == "session.start"))).one()
     assert starts == 1
     assert len([c for c in world.platform.channels.values() if c.name.startswith(f"peer-{short}-")]) == 3
+
+
+async def test_a_trainers_end_and_the_scheduled_end_at_the_same_instant_end_once(world: World) -> None:
+    short = await plan(world, "size=3")
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start)
+    for learner in world.learners[:6]:
+        assert (await learner.click(str(CheckIn(short)))).ok
+    assert (await world.trainer.command(f"session start {short}")).ok
+    world.clock.set(start + timedelta(minutes=60))
+    typed, _scheduled = await asyncio.gather(
+        world.trainer.command(f"session end {short}"), world.app.core.timeline.end(short, by="scheduler")
+    )
+    assert typed.ok or "is ended" in typed.text, typed.text  # whichever came second is told it is over
+    async with world.app.db.transaction() as tx:
+        ends = (await tx.exec(select(func.count()).where(AuditEvent.action == "session.end"))).one()
+        wrapups = (await tx.exec(select(func.count()).where(AuditEvent.action == "wrapup"))).one()
+    assert (ends, wrapups) == (1, 1)
+    prompts = [p for p in world.platform.messages.values() if "wrap up" in p.message.text]
+    assert len(prompts) == 2  # one per group, not two
