@@ -397,7 +397,7 @@ class Commands:
 
     async def session_cancel(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
         async with self.ctx.db.transaction() as tx:
-            peer_session = await queries.peer_session(tx, actor, command.session)
+            peer_session = await queries.peer_session(tx, actor, command.session, lock=True)  # vs a start now
             if not rules.can_cancel(peer_session.state):
                 raise Invalid(
                     _(

@@ -244,3 +244,21 @@ async def test_a_trainers_end_and_the_scheduled_end_at_the_same_instant_end_once
     assert (ends, wrapups) == (1, 1)
     prompts = [p for p in world.platform.messages.values() if "wrap up" in p.message.text]
     assert len(prompts) == 2  # one per group, not two
+
+
+async def test_a_cancel_racing_the_scheduled_start_either_cancels_or_is_refused(world: World) -> None:
+    """Never both: a session cancelled after its groups formed would keep breakouts nobody closes."""
+    short = await plan(world, "size=3")
+    start = (await session_row(world, short)).starts_at
+    world.clock.set(start - timedelta(minutes=5))
+    for learner in world.learners[:6]:
+        assert (await learner.click(str(CheckIn(short)))).ok
+    world.clock.set(start)
+    cancel, started = await asyncio.gather(
+        world.trainer.command(f"session cancel {short}"), world.app.core.timeline.start(short, by="scheduler")
+    )
+    state = (await session_row(world, short)).state
+    if cancel.ok:
+        assert state == "cancelled" and not started and not await layout(world, short)
+    else:
+        assert state == "running" and "has not started" in cancel.text and started
