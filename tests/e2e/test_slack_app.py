@@ -318,3 +318,40 @@ async def test_cohort_import_enrolls_only_the_humans_of_a_channel(world: SlackWo
     assert "imported 3 new learner(s)" in reply, reply
     shown = w.final_text(*await w.command(w.trainer, "cohort show c1"))
     assert shown.count("level 2") == 3 and other_bot not in shown and gone not in shown
+
+
+async def test_dropout_alert_and_an_edited_check_in_through_slack(world: SlackWorld) -> None:
+    """Two sessions held, learner0 at neither: `/peer alerts` lists them with a button, which opens the
+    friendly message prefilled in a modal; the trainer's edited text reaches the learner by DM."""
+    w = world
+    await plan_session(w)  # s1 on 2026-03-02 at 10:00 Paris
+    second = 'session plan c1 "Week 2" 2026-03-09 10:00 1h size=4 groups_from=enrolled'
+    assert "Planned session `s2`" in w.final_text(*await w.command(w.trainer, second))
+    for short, start in (("s1", T0 + timedelta(hours=1)), ("s2", T0 + timedelta(days=7, hours=1))):
+        w.clock.set(start)
+        for learner in w.learners[1:5]:
+            assert "Checked in" in w.final_text(*await w.command(learner, f"checkin {short}"))
+        assert "started" in w.final_text(*await w.command(w.trainer, f"session start {short}"))
+        w.clock.set(start + timedelta(hours=1))
+        assert "ended" in w.final_text(*await w.command(w.trainer, f"session end {short}"))
+
+    ack, form = await w.command(w.trainer, "alerts c1")
+    posted = w.emu.responses_to(form["response_url"])
+    listed = posted[-1] if posted else ack
+    absent = w.learners[0]
+    assert f"<@{absent}>: absent from the last two sessions" in json.dumps(listed), listed
+    buttons = [e for b in listed["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    nudge = next(b["action_id"] for b in buttons if b["action_id"].startswith("alerts:nudge:"))
+
+    resp = await w.driver.block_action(w.trainer, nudge, channel_id=w.general)
+    assert resp.status == 200 and resp.elapsed < 3
+    await w.runner.bot.drain()
+    (modal,) = w.emu.views.values()
+    assert modal.user == w.trainer
+    (field,) = [b for b in modal.view["blocks"] if b["type"] == "input"]
+    assert "we have missed you" in field["element"]["initial_value"]  # prefilled, editable
+    sent = await w.driver.view_submission(w.trainer, {**modal.view, "id": modal.id}, {field["block_id"]: "Monday?"})
+    assert sent.status == 200 and f"Sent to <@{absent}>." in json.dumps(sent.json()), sent.json()
+    await w.runner.bot.drain()
+    dm = next(c for c in w.emu.channels.values() if c.is_im and c.im_user == absent)
+    assert w.emu.history(dm.id)[-1].text == "Monday?"
