@@ -280,6 +280,10 @@ async def run_scenario(w: SlackWorld) -> None:
         answer = await submit(w, user, view, quiz_choices(view, expected[user]))
         assert answer["response_action"] == "update", answer
         assert f"Your score: {expected[user]}/{len(QUIZ)}." in view_text(answer), answer
+        shown = view_text(answer)  # retrieval practice: every question with its right answer
+        lines = shown.splitlines()
+        assert all(any(question in line and right in line for line in lines) for question, right, _ in QUIZ), shown
+        assert sum(line.startswith("✅") for line in lines) == expected[user], shown
 
     for user in attendees:
         subs, stored = await answers_of(w, user, "retention")
