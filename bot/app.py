@@ -21,21 +21,11 @@ from bot.metrics import Metrics
 from bot.port import Platform
 from bot.settings import ConfigError, Settings
 from scheduler import jobs
-from scheduler.leader import GATEWAY_KEY, LeaderElector
+from scheduler.leader import LeaderElector
 from scheduler.service import JobScheduler
 from storage.db import Database, DatabaseUnavailable
 
 log = logging.getLogger("peerbot")
-
-
-class DiscordGateway(Protocol):
-    """The Discord runner's split start, so that only one replica holds the gateway."""
-
-    async def login(self) -> None: ...
-
-    async def open_gateway(self) -> None: ...
-
-    async def close_gateway(self) -> None: ...
 
 
 class Runner(Protocol):
@@ -60,8 +50,6 @@ class App:
     scheduler: JobScheduler | None
     runners: list[Runner] = field(default_factory=list)
     elector: LeaderElector | None = None
-    gateway: LeaderElector | None = None  # which replica holds Discord's gateway (when Discord is configured)
-    discord: DiscordGateway | None = None
     http: HttpServer | None = None
     _catch_up: asyncio.Task[None] | None = None
 
@@ -78,8 +66,6 @@ class App:
         for runner in self.runners:
             checks[runner.name] = "connected" if await runner.ready() else "not connected"
         checks["scheduler"] = self.elector.role.value if self.elector is not None else "not started"
-        if self.gateway is not None:
-            checks["discord gateway"] = self.gateway.role.value
         return checks
 
     async def lead(self) -> None:
@@ -105,20 +91,6 @@ class App:
         )
         await self.elector.start()
 
-    async def hold_gateway(self, runner: DiscordGateway) -> None:
-        """Discord: every replica logs in over REST (to send its DMs), but only one holds the gateway, elected like
-        the scheduler: Discord would hand each event to every session of the shard, so N replicas would handle
-        each reaction N times. A standby opens the gateway when the holder dies; on SQLite this process holds it."""
-        await runner.login()
-        self.gateway = LeaderElector(
-            self.settings.database_url,
-            on_elected=runner.open_gateway,
-            on_demoted=runner.close_gateway,
-            key=GATEWAY_KEY,
-            what="Discord gateway",
-        )
-        await self.gateway.start()
-
     async def _caught_up(self) -> None:
         try:
             done = await self.core.advance()
@@ -128,9 +100,8 @@ class App:
         log.info("scheduler leader: %d overdue step(s) caught up", len(done))
 
     async def close(self) -> None:
-        for elector in (self.elector, self.gateway):
-            if elector is not None:
-                await elector.stop()  # first: a standby takes over while this process winds down
+        if self.elector is not None:
+            await self.elector.stop()  # first: a standby takes over while this process winds down
         if self.http is not None:
             await self.http.stop()
         if self._catch_up is not None:
@@ -241,7 +212,6 @@ async def _attach_adapters(app: App) -> None:
         discord_runner = DiscordRunner(app.core, app.settings, dm_store=dm_store)
         app.core.attach(discord_runner.platform)
         app.runners.append(discord_runner)
-        app.discord = discord_runner
 
 
 # ------------------------------------------------------------------------------------------------- start-up checks
@@ -320,10 +290,7 @@ async def run(settings: Settings) -> None:
             assert app.http is not None
             await app.http.start()  # first: /healthz answers, and /readyz says what is not ready yet
             for runner in app.runners:
-                if runner.name != "discord":  # its gateway is held by one elected replica
-                    await runner.start()
-        if app.discord is not None:
-            await app.hold_gateway(app.discord)
+                await runner.start()
         await app.lead()
         assert app.elector is not None
         log.info("peerbot running on %s; scheduler: %s", ", ".join(enabled_platforms(settings)), app.elector.role.value)

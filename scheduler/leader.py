@@ -28,14 +28,8 @@ from storage.db import async_url
 
 log = logging.getLogger(__name__)
 
-
-def lock_key(role: str) -> int:
-    """An advisory lock's 64-bit key: locks are per database, so one key per role and peerbot database."""
-    return int.from_bytes(hashlib.sha256(f"peerbot:{role}".encode()).digest()[:8], "big", signed=True)
-
-
-LOCK_KEY = lock_key("scheduler-leader")
-GATEWAY_KEY = lock_key("discord-gateway")  # the one replica connected to Discord's gateway
+# The lock's 64-bit key: advisory locks are per database, so one key per peerbot database is enough.
+LOCK_KEY = int.from_bytes(hashlib.sha256(b"peerbot:scheduler-leader").digest()[:8], "big", signed=True)
 RETRY_SECONDS = 2.0  # a standby's attempt and a leader's check, each this often: takeover well within 10 s
 CHECK_TIMEOUT = 3.0  # a leader whose connection does not answer within this has lost it
 # Server side: a peer that vanished without closing its socket (lost network) is dropped after ~ idle + n*interval.
@@ -67,13 +61,12 @@ class LeaderElector:
         while_leading: Callback = _nothing,
         retry: float = RETRY_SECONDS,
         key: int = LOCK_KEY,
-        what: str = "scheduler leader",
     ) -> None:
         url = async_url(database_url)
         self.postgres = url.get_backend_name() == "postgresql"
         self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.on_elected, self.on_demoted, self.while_leading = on_elected, on_demoted, while_leading
-        self.retry, self.key, self.what = retry, key, what  # `what`: the role's name in the logs
+        self.retry, self.key = retry, key
         self.role = Role.STARTING
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -115,12 +108,12 @@ class LeaderElector:
             try:
                 await self._step()
             except Exception:  # a bug in a callback must not end the election: log it and go on
-                log.exception("%s election: unexpected failure", self.what)
+                log.exception("scheduler leader election: unexpected failure")
 
     async def _step(self) -> None:
         if self.is_leader:
             if not await self._still_connected():
-                log.warning("%s: lost the database connection holding the lock; standing by", self.what)
+                log.warning("scheduler leader: lost the database connection holding the lock; standing by")
                 await self._drop()
                 await self._become(Role.STANDBY)
             else:
@@ -137,7 +130,7 @@ class LeaderElector:
                 conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key), timeout=CHECK_TIMEOUT
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("%s election: database unavailable (%s); retrying", self.what, type(exc).__name__)
+            log.warning("scheduler leader election: database unavailable (%s); retrying", type(exc).__name__)
             await self._drop()
             await self._become(Role.STANDBY)
             return
@@ -162,9 +155,9 @@ class LeaderElector:
         if role == before:
             return
         if role == Role.LEADER:
-            log.info("%s: elected on this replica", self.what)
+            log.info("scheduler leader: elected; this replica runs the scheduled jobs")
             await self.on_elected()
         elif before == Role.LEADER:
             await self.on_demoted()
         else:
-            log.info("%s: another replica holds it; standing by", self.what)
+            log.info("scheduler leader: another replica leads; standing by")

@@ -69,14 +69,6 @@ class DiscordRunner:
         return len(guild.channels) if guild is not None else None
 
     async def start(self) -> None:
-        """Log in and open the gateway: one process, or the tests."""
-        await self.login()
-        await self.open_gateway()
-
-    async def login(self) -> None:
-        """Log in over REST only: enough for the core to send DMs and manage channels. Among several replicas only
-        the elected gateway holder also opens the gateway (`open_gateway`), so events and interactions are
-        handled once."""
         api = self.settings.discord_api_url.rstrip("/")
         if api != DEFAULT_API:  # a self-hosted proxy or the test emulator
             discord.http.Route.BASE = api
@@ -86,35 +78,13 @@ class DiscordRunner:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway[1])
         assert self.client.user is not None
         self.platform.bot_user_id = self.client.user.id
-
-    async def open_gateway(self) -> None:
-        """Connect to the gateway and wait for READY (which also reads back reactions made while no one held it)."""
-        if self._task is not None and not self._task.done():
-            return
-        self._task = asyncio.create_task(self.client.connect(reconnect=True), name="peerbot-discord-gateway")
+        self._task = asyncio.create_task(self.client.connect(reconnect=True))
         ready = asyncio.create_task(self.client.wait_until_ready())
         done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
             ready.cancel()
             self._task.result()
         self._purge = asyncio.create_task(self._purge_archives())
-        log.info("Discord: this replica holds the gateway")
-
-    async def close_gateway(self) -> None:
-        """Leave the gateway to another replica and keep REST (the outbox may still send DMs from here)."""
-        for task in (self._purge, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, discord.DiscordException):
-                    await task
-        self._purge = self._task = None
-        ws = self.client.ws
-        if ws is not None and ws.open:
-            await ws.close(code=1000)
-        # `Client.clear()` would also drop the persistent views; only READY must be forgotten, so that the next
-        # holder's `open_gateway` here waits for a fresh one.
-        self.client._ready.clear()
-        log.info("Discord: gateway left to another replica")
 
     async def _purge_archives(self) -> None:
         """Frees archived breakouts past their retention (DISCORD_ARCHIVE_DAYS) now and then: Discord-only
@@ -129,13 +99,9 @@ class DiscordRunner:
             await asyncio.sleep(self.purge_every)
 
     async def ready(self) -> bool:
-        """Holding the gateway: its task runs and the client has received READY (discord.py reconnects by
-        itself). Not holding it (another replica does): logged in over REST."""
-        if self.client.is_closed() or self.client.user is None:
-            return False
-        if self._task is None:
-            return True
-        return not self._task.done() and self.client.is_ready()
+        """The gateway task runs and the client has received READY (discord.py reconnects by itself)."""
+        running = self._task is not None and not self._task.done()
+        return running and self.client.is_ready() and not self.client.is_closed()
 
     async def stop(self) -> None:
         if self._purge is not None:

@@ -984,16 +984,6 @@ class DiscordEmulator:
         self._inject.append((route, retry_after))
 
     # ---- gateway --------------------------------------------------------------------------------------
-    @property
-    def identified(self) -> int:
-        """How many gateway sessions were ever identified (a resume is not a new one)."""
-        return len(self._sessions)
-
-    @property
-    def open_gateways(self) -> int:
-        """Gateway connections open now, whichever session they carry."""
-        return sum(1 for s in self._sessions.values() if s.ws is not None and not s.ws.closed)
-
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         session = self._current
         if session is None:
