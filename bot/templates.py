@@ -226,8 +226,8 @@ def _check(drafts: list[_Draft]) -> list[TemplateItem]:
         if key in used:
             key = f"i{number}"
         used.add(key)
-        options_fr = draft.options_fr if draft.fr else ()
-        items.append(TemplateItem(key, draft.item_type, draft.en, draft.fr, draft.options, options_fr))
+        french = draft.fr or (draft.en if draft.options_fr else "")  # French answers alone: the question as is
+        items.append(TemplateItem(key, draft.item_type, draft.en, french, draft.options, draft.options_fr))
     return items
 
 
