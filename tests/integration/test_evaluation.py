@@ -15,11 +15,16 @@ from bot.messages import ChoiceField, LikertField, TextField
 from storage.models import Cohort, Delivery, Member, PeerSession, QuestionnaireItem
 from tests.conftest import World
 
-CUSTOM = """likert: The pace suited me. // Le rythme me convenait.
-choice: Which phase helped most? [Preparation | Exchange | Synthesis] // Quelle phase vous a le plus aidé ? [Préparation | Échange | Synthèse]
-# a comment line, ignored
-text: One thing you will try next week? // Une chose que vous essaierez la semaine prochaine ?
-likert: I would recommend this session."""
+CUSTOM = "\n".join(
+    [
+        "likert: The pace suited me. // Le rythme me convenait.",
+        "choice: Which phase helped most? [Preparation | Exchange | Synthesis] "
+        "// Quelle phase vous a le plus aidé ? [Préparation | Échange | Synthèse]",
+        "# a comment line, ignored",
+        "text: One thing you will try next week? // Une chose que vous essaierez la semaine prochaine ?",
+        "likert: I would recommend this session.",
+    ]
+)
 
 
 async def cohort(world: World, name: str = "py") -> None:
@@ -91,7 +96,7 @@ async def test_the_edit_form_shows_the_default_then_the_trainers_items_are_asked
     assert done.ok, done.text
 
     fr_form = await world.learners[1].open_form(world.learners[1].invite(Questionnaire.SURVEY))
-    assert [f.label for f in fr_form.fields][0] == "Le rythme me convenait."
+    assert fr_form.fields[0].label == "Le rythme me convenait."
     assert fr_form.fields[3].label == "I would recommend this session."  # no French written: the English
     fr_choice = fr_form.fields[1]
     assert isinstance(fr_choice, ChoiceField) and fr_choice.options[1] == ("1", "Échange")
