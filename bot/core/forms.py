@@ -83,8 +83,7 @@ class Forms:
             subject = await self._subject(tx, delivery, member)
             items = await self._items(tx, peer_session, delivery)
             await self._refuse_if_closed(tx, peer_session, subject, delivery.kind, open_only=open_only)
-        # The language the DM came in, unless the platform tells the person's own with the click.
-        locale = self.ctx.reply_locale(actor) if actor.locale else self.ctx.locale_of(member)
+        locale = self.ctx.reply_locale(actor)
         questionnaire = actions.Questionnaire.of_kind(delivery.kind)
         if questionnaire is actions.Questionnaire.SURVEY:
             return feedback_form(delivery_id, peer_session.title, items, locale)

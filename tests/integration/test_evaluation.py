@@ -3,6 +3,7 @@ the local platform (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot.actions import Questionnaire, SaveQuestionnaire
 from bot.localtime import same_wall_time_later
-from bot.messages import ChoiceField, LikertField, TextField
+from bot.messages import ChoiceField, Form, LikertField, TextField
 from storage.models import Cohort, Delivery, Member, PeerSession, QuestionnaireItem
 from tests.conftest import World
 
@@ -81,6 +82,7 @@ async def test_the_edit_form_shows_the_default_then_the_trainers_items_are_asked
     await held(world, short)
     dm = world.platform.dms_to("L1")[-1].message.text
     assert "4 questions" in dm, dm
+    assert "Deux minutes pour 4 questions" in world.platform.dms_to("L2")[-1].message.text
     form = await world.learners[0].open_form(world.learners[0].invite(Questionnaire.SURVEY))
     kinds = [type(f) for f in form.fields]
     assert kinds == [LikertField, ChoiceField, TextField, LikertField]
@@ -95,7 +97,9 @@ async def test_the_edit_form_shows_the_default_then_the_trainers_items_are_asked
     done = await world.learners[0].submit(form, {"i1": "4", "i2": "1", "i3": "Pair work", "i4": "5"})
     assert done.ok, done.text
 
-    fr_form = await world.learners[1].open_form(world.learners[1].invite(Questionnaire.SURVEY))
+    l2 = world.learners[1]
+    fr_form = await world.core.form_for(replace(l2.actor, locale="fr"), str(l2.invite(Questionnaire.SURVEY)))
+    assert isinstance(fr_form, Form)
     assert fr_form.fields[0].label == "Le rythme me convenait."
     assert fr_form.fields[3].label == "I would recommend this session."  # no French written: the English
     fr_choice = fr_form.fields[1]
