@@ -11,10 +11,15 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.actions import Questionnaire, SaveQuestionnaire
+from bot.documents.charts import chart_data, render
+from bot.documents.learner import learner_file_pdf, learner_files
+from bot.documents.sheet import attendance_sheet
 from bot.localtime import same_wall_time_later
 from bot.messages import ChoiceField, Form, LikertField, TextField
+from bot.reports import collect, csv_files
 from storage.models import Cohort, Delivery, Member, PeerSession, QuestionnaireItem
 from tests.conftest import World
+from tests.integration.conftest import pdf_text
 
 CUSTOM = "\n".join(
     [
@@ -118,6 +123,14 @@ async def test_the_edit_form_shows_the_default_then_the_trainers_items_are_asked
             )
         ).all()
     assert asked[0] == "The pace suited me." and len(asked) == 4
+
+    evidence = await collect(world.app.db, [short])
+    files = csv_files(evidence)
+    assert files["feedback.csv"].decode().splitlines()[0].endswith(",i1,i2,i3,i4")
+    assert "The pace suited me.,Le rythme me convenait." in files["questions.csv"].decode()
+    chart = chart_data(evidence)  # Likert charts for Likert items only
+    assert list(chart.likert) == ["i1", "i4"] and chart.likert["i1"] == [0, 1, 0, 1, 0]
+    assert render(chart, "fr").startswith(b"\x89PNG")
 
     report = (await world.trainer.command(f"report {short}")).text
     assert "The pace suited me.: 3.0" in report, report
@@ -323,6 +336,13 @@ async def test_the_follow_up_reaches_learners_and_their_observer_once(world: Wor
     report = (await world.trainer.command(f"report {short}")).text
     assert "Follow-up: 1 learner answer(s), self-rating 4.0; 1 observer answer(s), rating 5.0" in report, report
     assert "“Fixtures in my tests”" in report and "“Writes fixtures now”" in report
+    evidence = await collect(world.app.db, [short])
+    assert "followup.csv" in csv_files(evidence)
+    sheet = await attendance_sheet(world.app.db, world.app.settings, short)
+    (mine_file,) = [f for f in learner_files([sheet], evidence) if f.learner_id == "L1"]
+    text = " ".join(pdf_text(learner_file_pdf(mine_file, "en")).split())
+    assert "Behavioural follow-up" in text and "applies it 4/5" in text and "Writes fixtures now" in text, text
+
     late = await world.trainer.command(f"followup plan {short} 8")
     assert not late.ok and "already been sent" in late.text
 
