@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.e2e.test_discord_app import DiscordWorld, component_labels, last_with, plan, world  # noqa: F401
+from tests.e2e import test_discord_app
+from tests.e2e.test_discord_app import DiscordWorld, component_labels, last_with, plan
+
+world = test_discord_app.world  # the same gated guild, client and database
 
 CUSTOM = (
     "likert: The pace suited me. // Le rythme me convenait.\n"

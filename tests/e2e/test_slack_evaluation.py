@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.e2e.test_slack_app import SlackWorld, T0, plan_session, world  # noqa: F401
+from tests.e2e import test_slack_app
+from tests.e2e.test_slack_app import T0, SlackWorld, plan_session
+
+world = test_slack_app.world  # the same workspace, app and signed HTTP endpoint
 
 CUSTOM = (
     "likert: The pace suited me. // Le rythme me convenait.\n"
