@@ -357,6 +357,10 @@ async def test_a_follow_up_planned_after_the_end_and_replanned_before_it_goes(wo
         rows = (await tx.exec(select(Delivery.kind, Delivery.state).where(Delivery.kind != "feedback"))).all()
     followups = sorted((k, s) for k, s in rows if k in {"followup", "observation"})
     assert followups == [("followup", "pending"), ("followup", "skipped"), ("observation", "pending")]
+    assert await world.core.privacy.erase_member("local", "L1", by="test") is not None
+    async with world.app.db.transaction() as tx:
+        observation = (await tx.exec(select(Delivery.state).where(Delivery.kind == "observation"))).one()
+    assert observation == "skipped"  # nobody is asked about a learner who was erased
     refused = await world.learners[0].command(f"followup plan {short} 4")
     assert not refused.ok and "Only trainers" in refused.text
     bad = await world.trainer.command(f"followup plan {short} 0")
