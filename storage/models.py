@@ -97,7 +97,7 @@ class PeerSession(SQLModel, table=True):
     retention_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     retention2_days: int = Field(default=0)  # a second retention quiz this long after the end (0: none)
     followup_weeks: int = Field(default=0)  # behavioural follow-up this many weeks after the end (0: none)
-    followup_observer_id: int | None = Field(default=None, foreign_key="member.id")
+    followup_observer_id: int | None = Field(default=None)  # a member id (no foreign key: see migration 0009)
     followup_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     event_closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))  # the platform event ended
@@ -201,7 +201,7 @@ class Delivery(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     sent_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     message_id: str = Field(default="", max_length=64)
-    subject_id: int | None = Field(default=None, foreign_key="member.id")  # an observer's DM: about this learner
+    subject_id: int | None = Field(default=None)  # an observer's DM is about this learner (a member id)
 
 
 class Submission(SQLModel, table=True):

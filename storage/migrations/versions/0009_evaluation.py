@@ -1,7 +1,9 @@
 """evaluation: cohort questionnaire templates, items asked in French, a second retention quiz, behavioural
 follow-up (its weeks and observer on the session, the learner an observer's DM is about on the delivery)
 
-Nothing is added to the chained records (submission, answer), so existing evidence chains verify unchanged.
+Nothing is added to the chained records (submission, answer), so existing evidence chains verify unchanged. The
+new member ids carry no foreign key: adding one (or dropping its column) makes SQLite copy the whole table, which
+fails once other tables' rows point at it; plain `ADD COLUMN` / `DROP COLUMN` do not.
 
 Revision ID: 0009
 Revises: 0006
@@ -44,27 +46,21 @@ def upgrade() -> None:
         batch.add_column(sa.Column("followup_weeks", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("followup_observer_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("followup_queued_at", storage.types.UTCDateTime(timezone=True), nullable=True))
-        batch.create_foreign_key(
-            "fk_peer_session_followup_observer_id_member", "member", ["followup_observer_id"], ["id"]
-        )
     with op.batch_alter_table("delivery") as batch:
         batch.add_column(sa.Column("subject_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key("fk_delivery_subject_id_member", "member", ["subject_id"], ["id"])
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("delivery") as batch:
-        batch.drop_constraint("fk_delivery_subject_id_member", type_="foreignkey")
-        batch.drop_column("subject_id")
-    with op.batch_alter_table("peer_session") as batch:
-        batch.drop_constraint("fk_peer_session_followup_observer_id_member", type_="foreignkey")
-        batch.drop_column("followup_queued_at")
-        batch.drop_column("followup_observer_id")
-        batch.drop_column("followup_weeks")
-        batch.drop_column("retention2_days")
-    with op.batch_alter_table("questionnaire_item") as batch:
-        batch.drop_column("options_fr_json")
-        batch.drop_column("text_fr")
+    for table, column in (
+        ("delivery", "subject_id"),
+        ("peer_session", "followup_queued_at"),
+        ("peer_session", "followup_observer_id"),
+        ("peer_session", "followup_weeks"),
+        ("peer_session", "retention2_days"),
+        ("questionnaire_item", "options_fr_json"),
+        ("questionnaire_item", "text_fr"),
+    ):
+        op.drop_column(table, column)  # SQLite 3.35+ drops a plain column in place
     with op.batch_alter_table("questionnaire_template", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_questionnaire_template_cohort_id"))
     op.drop_table("questionnaire_template")
