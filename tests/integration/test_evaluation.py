@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from io import BytesIO
 from pathlib import Path
 
+from openpyxl import load_workbook
 from sqlmodel import select
 from typer.testing import CliRunner
 
 from bot.actions import Questionnaire, SaveQuestionnaire
 from bot.documents.charts import chart_data, render
+from bot.documents.export import evidence_xlsx
 from bot.documents.learner import learner_file_pdf, learner_files
 from bot.documents.sheet import attendance_sheet
 from bot.localtime import same_wall_time_later
@@ -128,6 +131,11 @@ async def test_the_edit_form_shows_the_default_then_the_trainers_items_are_asked
     files = csv_files(evidence)
     assert files["feedback.csv"].decode().splitlines()[0].endswith(",i1,i2,i3,i4")
     assert "The pace suited me.,Le rythme me convenait." in files["questions.csv"].decode()
+    sheet = await attendance_sheet(world.app.db, world.app.settings, short)
+    workbook = load_workbook(BytesIO(evidence_xlsx([sheet], evidence, "fr")))
+    assert workbook.sheetnames[1:] == ["questionnaire d'avis", "quiz de rétention", "questions"]
+    header = [c.value for c in next(workbook["questionnaire d'avis"].iter_rows(max_row=1))]
+    assert header[-4:] == ["i1", "i2", "i3", "i4"]
     chart = chart_data(evidence)  # Likert charts for Likert items only
     assert list(chart.likert) == ["i1", "i4"] and chart.likert["i1"] == [0, 1, 0, 1, 0]
     assert render(chart, "fr").startswith(b"\x89PNG")
