@@ -327,6 +327,8 @@ async def test_the_follow_up_reaches_learners_and_their_observer_once(world: Wor
     assert len(mine) == 1 and "three questions on how you apply" in mine[0].message.text
     observed = [p for p in world.platform.dms_to("M1") if "🔁" in p.message.text]
     assert len(observed) == 2 and "as Learner 1's observer" in observed[0].message.text
+    home = await world.core.home(world.user("M1").actor)
+    assert [s.text for s in home.sections].count("Follow-up: Testing") == 2  # one per learner to observe
     assert not any("🔁" in p.message.text for p in world.platform.dms_to("L3"))  # absent: nothing to follow up
 
     l1 = world.learners[0]
@@ -338,6 +340,8 @@ async def test_the_follow_up_reaches_learners_and_their_observer_once(world: Wor
     obs_form = await observer.open_form(str(observed[0].message.buttons[0].action_id))
     assert "Learner 1" in obs_form.fields[0].label
     assert (await observer.submit(obs_form, {"applied": "Writes fixtures now", "rating": "5"})).ok
+    home = await world.core.home(observer.actor)
+    assert [s.text for s in home.sections].count("Follow-up: Testing") == 1  # the other learner's is left
     twice = await observer.submit(obs_form, {"applied": "again", "rating": "1"})
     assert not twice.ok and "first answers are kept" in twice.text
 
