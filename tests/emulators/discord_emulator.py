@@ -433,6 +433,8 @@ def _text_input_problems(comp: dict[str, Any], where: str) -> list[str]:
     """A modal's text input as Discord checks it: label 1–45, placeholder ≤ 100, min_length 0–4000,
     max_length 1–4000, a prefilled value of at most 4000 characters (and within max_length)."""
     problems = []
+    if not 1 <= len(str(comp.get("custom_id", ""))) <= 100:
+        problems.append(f"{where}.custom_id: Must be between 1 and 100 in length.")
     if "label" in comp and not 1 <= len(str(comp["label"])) <= 45:
         problems.append(f"{where}.label: Must be between 1 and 45 in length.")
     if len(str(comp.get("placeholder") or "")) > 100:
