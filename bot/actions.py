@@ -21,15 +21,17 @@ class Questionnaire(StrEnum):
 
     SURVEY = "survey"
     QUIZ = "quiz"
-
-    @property
-    def kind(self) -> str:
-        return "retention" if self is Questionnaire.QUIZ else "feedback"
+    FOLLOWUP = "followup"
 
     @classmethod
     def of_kind(cls, kind: str) -> Questionnaire:
-        """The questionnaire that delivers `kind` (`retention` → quiz, feedback and its reminder → survey)."""
-        return cls.QUIZ if kind == "retention" else cls.SURVEY
+        """The questionnaire that delivers `kind` (both retention quizzes → quiz, the follow-up and the
+        observer's → followup, feedback and its reminder → survey)."""
+        if kind in {"retention", "retention2"}:
+            return cls.QUIZ
+        if kind in {"followup", "observation"}:
+            return cls.FOLLOWUP
+        return cls.SURVEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,11 @@ class AnswerItem:
     """One answer button, for platforms that show a form one item at a time (Discord: at most 5 components
     per modal): the click records that item's answer."""
 
-    VERBS: ClassVar[dict[Questionnaire, str]] = {Questionnaire.SURVEY: "rate", Questionnaire.QUIZ: "pick"}
+    VERBS: ClassVar[dict[Questionnaire, str]] = {
+        Questionnaire.SURVEY: "rate",
+        Questionnaire.QUIZ: "pick",
+        Questionnaire.FOLLOWUP: "rate",
+    }
 
     questionnaire: Questionnaire
     delivery: int
@@ -156,6 +162,16 @@ class SendNudge:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveQuestionnaire:
+    """The form of `/peer questionnaire edit`: submitting it replaces the cohort's questionnaire."""
+
+    cohort: int
+
+    def __str__(self) -> str:
+        return f"template:save:{self.cohort}"
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetMe:
     """The confirmation form of `/peer forget-me` (the person is the one who submits it, never an id in it)."""
 
@@ -174,11 +190,12 @@ Action = (
     | SubmitTakeaways
     | Nudge
     | SendNudge
+    | SaveQuestionnaire
     | ForgetMe
 )
 Click = PrepDone | CheckIn | OpenQuestionnaire | AnswerItem | OpenTextItem | OpenTakeaways | Nudge
 """What a button can carry (the others are form ids)."""
-Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge | ForgetMe
+Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe
 """What a submitted form can carry."""
 
 _MAX_ID = 255  # Slack's action_id limit; Discord's custom_id allows 100, our ids stay well under both
@@ -207,9 +224,11 @@ def parse(raw: str) -> Action:
             return OpenTakeaways(_number(entity))
         case "takeaways", "submit":
             return SubmitTakeaways(_number(entity))
+        case "template", "save":
+            return SaveQuestionnaire(_number(entity))
         case "forget", "submit" if entity == "me":
             return ForgetMe()
-        case (("survey" | "quiz"), _):
+        case (("survey" | "quiz" | "followup"), _):
             return _parse_questionnaire(Questionnaire(feature), verb, entity, raw)
         case ("alerts", ("nudge" | "send")):
             cohort, _dot, member = entity.partition(".")
@@ -237,7 +256,7 @@ def _parse_questionnaire(questionnaire: Questionnaire, verb: str, entity: str, r
 def parse_click(raw: str) -> Click:
     """A button's action; a form id arriving as a click is not ours either."""
     action = parse(raw)
-    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | ForgetMe):
+    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe):
         raise BadActionId(raw)
     return action
 
@@ -245,6 +264,6 @@ def parse_click(raw: str) -> Click:
 def parse_submit(raw: str) -> Submit:
     """A form's action; a button id arriving as a form is not ours either."""
     action = parse(raw)
-    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | ForgetMe):
+    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe):
         raise BadActionId(raw)
     return action

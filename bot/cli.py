@@ -29,6 +29,8 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database commands.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+questionnaire_cli = typer.Typer(help="A cohort's post-session questionnaire.", no_args_is_help=True)
+cli.add_typer(questionnaire_cli, name="questionnaire")
 
 
 @cli.command()
@@ -200,6 +202,36 @@ def db_upgrade() -> None:
 
     asyncio.run(_upgrade())
     typer.echo("Database is up to date.")
+
+
+@questionnaire_cli.command("import")
+def questionnaire_import(
+    cohort: Annotated[str, typer.Argument(help="The cohort's name.")],
+    file: Annotated[Path, typer.Argument(help="A YAML list of items: type (likert, choice, text), en, fr, options.")],
+    workspace: Annotated[
+        str, typer.Option(help="The workspace id (or platform:id) when several have a cohort of this name.")
+    ] = "",
+) -> None:
+    """Replace a cohort's post-session questionnaire (3 to 10 items) from a YAML file; sessions that have
+    already ended keep the questions they asked."""
+    from bot.clock import SystemClock
+    from bot.core import Context
+    from bot.core.templates import Templates
+
+    try:
+        data = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"peerbot: cannot read {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings, db = _open_database()
+
+    async def _import() -> str:
+        found, count = await Templates(Context(db, settings, SystemClock())).import_yaml(
+            cohort, data, workspace=workspace
+        )
+        return f"Questionnaire of {found.name}: {count} items saved; asked after each session that ends from now on."
+
+    typer.echo(_run_with(db, _import))
 
 
 @cli.command()

@@ -48,8 +48,8 @@ USAGE: dict[str, str] = {
         '/peer session plan <cohort> "<title, at most 200 characters>" <YYYY-MM-DD, within 2 years> '
         "<HH:MM>[±HH:MM] <duration, at most 12h> "
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url, at most 1000 characters>"] '
-        '[prep_before=<duration, at most 4w>] [objectives="<text, at most 1000 characters>"] [retention=2w|4w] '
-        "[groups_from=checked_in|enrolled]"
+        '[prep_before=<duration, at most 4w>] [objectives="<text, at most 1000 characters>"] '
+        "[retention=2w|4w[,<second quiz, in weeks, up to 26w>]] [groups_from=checked_in|enrolled]"
     ),
     "session show": N_("/peer session show <session>"),
     "session start": N_("/peer session start <session>"),
@@ -60,6 +60,8 @@ USAGE: dict[str, str] = {
         '"<wrong answer>" ["<wrong answer>" ...] (at most 8 wrong answers)'
     ),
     "report": N_("/peer report <session>"),
+    "questionnaire edit": N_("/peer questionnaire edit <cohort>"),
+    "followup plan": N_("/peer followup plan <session> <weeks 1-52> [observer=@user]"),
     "alerts": N_("/peer alerts <cohort>"),
     "group show": N_("/peer group show <session>"),
     "group move": N_("/peer group move <session> <@user> <group number 1-999>"),
@@ -72,10 +74,12 @@ USAGE: dict[str, str] = {
     "mydata": "/peer mydata",
     "forget-me": "/peer forget-me",
 }
-GROUPED = ("cohort", "session", "group", "quiz")  # first words followed by a verb
+GROUPED = ("cohort", "session", "group", "quiz", "questionnaire", "followup")  # first words followed by a verb
 PAIR_COMMANDS = frozenset({"cohort apart", "cohort together", "cohort unpair"})
 TRAINER_COMMANDS = frozenset(
-    k for k in USAGE if k.split()[0] in {"cohort", "session", "quiz", "report", "group", "alerts"}
+    k
+    for k in USAGE
+    if k.split()[0] in {"cohort", "session", "quiz", "report", "group", "alerts", "questionnaire", "followup"}
 )
 
 # `fullmatch` only: `$` also matches before a final newline, which let `cohort create "abc\n"` through.
@@ -111,6 +115,7 @@ class Command:
     options: dict[str, str] = field(default_factory=dict)
     texts: tuple[str, ...] = ()
     group: int | None = None
+    weeks: int | None = None
 
 
 def tokenize(text: str) -> list[str]:
@@ -373,8 +378,8 @@ def _check_plan_options(options: dict[str, str], name: str) -> None:
         raise _usage_error(
             name, _("Group size `{size}` must be a whole number from 2 to 6.", size=shown(options["size"]))
         )
-    if "retention" in options and options["retention"] not in {"2w", "4w"}:
-        raise _usage_error(name, _("Retention must be `2w` or `4w`."))
+    if "retention" in options:
+        retention_weeks(options["retention"], name)
     if "prep_before" in options:
         _bounded_duration(
             options["prep_before"], name, MAX_PREP_BEFORE, _("prep_before must be more than 0 and at most 4w.")
@@ -392,6 +397,31 @@ def _check_plan_options(options: dict[str, str], name: str) -> None:
                     limit=MAX_LONG_TEXT,
                 ),
             )
+
+
+MAX_SECOND_RETENTION = 26  # weeks: the second retention quiz comes at most half a year after the session
+
+
+def retention_weeks(raw: str, name: str = "session plan") -> tuple[int, int]:
+    """`retention=2w` or `2w,6w`: the first quiz at 2 or 4 weeks, an optional second one later, in whole weeks
+    up to MAX_SECOND_RETENTION (0 when there is none). Whole weeks keep the quiz at the session's wall time."""
+    first, comma, second = raw.partition(",")
+    if first not in {"2w", "4w"}:
+        raise _usage_error(name, _("Retention must be `2w` or `4w`."))
+    if not comma:
+        return int(first[0]), 0
+    weeks = _whole(second[:-1], 1, MAX_SECOND_RETENTION) if second.endswith("w") else None
+    if weeks is None or weeks <= int(first[0]):
+        raise _usage_error(
+            name,
+            _(
+                "The second retention quiz `{raw}` must come after the first, in whole weeks up to {limit}w "
+                "(e.g. retention=2w,6w).",
+                raw=shown(second),
+                limit=MAX_SECOND_RETENTION,
+            ),
+        )
+    return int(first[0]), weeks
 
 
 def plan_start(day: date, at: time, zone: tzinfo, now: datetime) -> tuple[datetime, Text | None]:
@@ -563,6 +593,12 @@ def _parse_args(name: str, args: list[str]) -> Command:
         if len(args) > 2 + 9:
             raise _usage_error(name, _("At most 8 wrong answers."))
         return Command(name, session=parse_session_id(args[0], name), texts=_quiz_texts(args[1:], name))
+    if name == "questionnaire edit":
+        if len(args) != 1:
+            raise _usage_error(name, _("Say which cohort."))
+        return Command(name, cohort=parse_cohort_name(args[0], name))
+    if name == "followup plan":
+        return _parse_followup(args, name)
     if name == "group move":
         need(3, _("Say which session, whom, and to which group number."))
         group = _whole(args[2], 1, MAX_GROUP)
@@ -581,6 +617,29 @@ def _parse_args(name: str, args: list[str]) -> Command:
             users=((parse_user(args[1], name), None), (parse_user(args[2], name), None)),
         )
     raise _usage_error(name, _("I could not read that command."))  # pragma: no cover - every USAGE key is handled
+
+
+MAX_FOLLOWUP_WEEKS = 52
+
+
+def _parse_followup(args: list[str], name: str) -> Command:
+    """`followup plan <session> <weeks> [observer=@user]`: weeks as `6` or `6w`, 1 to 52."""
+    if len(args) not in {2, 3}:
+        raise _usage_error(name, _("Say which session and after how many weeks."))
+    raw = args[1].lower().removesuffix("w")
+    weeks = _whole(raw, 1, MAX_FOLLOWUP_WEEKS)
+    if weeks is None:
+        raise _usage_error(
+            name,
+            _("`{raw}` is not a number of weeks from 1 to {limit}.", raw=shown(args[1]), limit=MAX_FOLLOWUP_WEEKS),
+        )
+    users: tuple[tuple[str, int | None], ...] = ()
+    if len(args) == 3:
+        key, eq, value = args[2].partition("=")
+        if key.lower() != "observer" or not eq:
+            raise _usage_error(name, _("Unknown option `{key}`.", key=shown(key)))
+        users = ((parse_user(value, name), None),)
+    return Command(name, session=parse_session_id(args[0], name), weeks=weeks, users=users)
 
 
 def _quiz_texts(texts: list[str], name: str) -> tuple[str, ...]:

@@ -107,7 +107,13 @@ ATTENDANCE_STATUSES = {
 }
 ROLES = {"trainer": N_("trainer"), "learner": N_("learner")}
 GROUP_ROLES = {"tutor": N_("tutor"), "tutee": N_("tutee")}
-QUESTIONNAIRE_KINDS = {"feedback": N_("feedback"), "retention": N_("retention")}
+QUESTIONNAIRE_KINDS = {
+    "feedback": N_("feedback"),
+    "retention": N_("retention"),
+    "retention2": N_("second retention quiz"),
+    "followup": N_("behavioural follow-up"),
+    "observation": N_("observer's follow-up about you"),
+}
 
 
 def label(locale: str, words: Mapping[str, str], code: str) -> str:

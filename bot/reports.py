@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 from typing import TYPE_CHECKING
@@ -56,8 +57,33 @@ FEEDBACK_NAMES = {
     "safety": N_("safety"),
     "focus": N_("focus"),
 }
-FEEDBACK_COLUMNS = ["session", "title", "learner_id", "learner", "delivery", "answered", "submitted_at", *FEEDBACK_KEYS]
-RETENTION_COLUMNS = ["session", "title", "learner_id", "learner", "delivery", "answered", "score", "max_score"]
+FEEDBACK_BASE = ["session", "title", "learner_id", "learner", "delivery", "answered", "submitted_at"]
+FEEDBACK_COLUMNS = [*FEEDBACK_BASE, *FEEDBACK_KEYS]  # with the default questionnaire (see `feedback_columns`)
+RETENTION_COLUMNS = [
+    "session",
+    "title",
+    "learner_id",
+    "learner",
+    "delivery",
+    "answered",
+    "score",
+    "max_score",
+    "second_delivery",  # the second retention quiz (`retention=2w,6w`): the questions missed in the first
+    "second_answered",
+    "second_score",
+    "second_max_score",
+]
+QUESTION_COLUMNS = ["session", "questionnaire", "position", "key", "type", "question", "question_fr", "options"]
+FOLLOWUP_PART = ["delivery", "answered", "rating", "applied", "obstacles"]
+FOLLOWUP_COLUMNS = [
+    "session",
+    "title",
+    "learner_id",
+    "learner",
+    *FOLLOWUP_PART,
+    "observer",
+    *(f"observer_{c}" for c in FOLLOWUP_PART),
+]
 
 
 @dataclass
@@ -65,6 +91,24 @@ class Evidence:
     attendance: list[dict[str, str]]
     feedback: list[dict[str, str]]
     retention: list[dict[str, str]]
+    questions: list[dict[str, str]] = field(default_factory=list)  # every item as it was asked, per session
+    followup: list[dict[str, str]] = field(default_factory=list)  # learners with a behavioural follow-up
+
+    def feedback_columns(self) -> list[str]:
+        """The feedback CSV's columns: the default items', then each custom item key in order of appearance
+        (a session's keys mean the questions `questions.csv` lists for it)."""
+        keys = list(FEEDBACK_KEYS)
+        for row in self.questions:
+            if row["questionnaire"] == "feedback" and row["key"] not in keys:
+                keys.append(row["key"])
+        return [*FEEDBACK_BASE, *keys]
+
+    def items(self, session: str, questionnaire: str = "feedback") -> list[dict[str, str]]:
+        """The items one session asked in one questionnaire, in order."""
+        return [r for r in self.questions if r["session"] == session and r["questionnaire"] == questionnaire]
+
+    def items_of(self, questionnaire: str) -> list[dict[str, str]]:
+        return [r for r in self.questions if r["questionnaire"] == questionnaire]
 
 
 async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
@@ -103,9 +147,27 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
             items = {
                 i.id: i
                 for i in (
-                    await s.exec(select(QuestionnaireItem).where(QuestionnaireItem.session_id == session.id))
+                    await s.exec(
+                        select(QuestionnaireItem)
+                        .where(QuestionnaireItem.session_id == session.id)
+                        .order_by(col(QuestionnaireItem.kind), col(QuestionnaireItem.position))
+                    )
                 ).all()
             }
+            evidence.questions += [
+                {
+                    "session": session.short_id,
+                    "questionnaire": i.kind,
+                    "position": str(i.position),
+                    "key": i.item_key,
+                    "type": i.item_type,
+                    "question": i.text,
+                    "question_fr": i.text_fr,
+                    "options": " | ".join(json.loads(i.options_json or "[]")),
+                }
+                for i in items.values()
+            ]
+            feedback_keys = [i.item_key for i in items.values() if i.kind == "feedback"] or FEEDBACK_KEYS
             submissions = {
                 (sub.member_id, sub.kind): sub
                 for sub in (await s.exec(select(Submission).where(Submission.session_id == session.id))).all()
@@ -121,10 +183,14 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
                 item = items[answer.item_id]
                 value = str(answer.value_int) if item.item_type == "likert" else answer.value_text
                 answers.setdefault(answer.submission_id, {})[item.item_key] = value
-            deliveries = {
-                (d.member_id, d.kind): d.state
-                for d in (await s.exec(select(Delivery).where(Delivery.session_id == session.id))).all()
-            }
+            delivery_rows = (
+                await s.exec(select(Delivery).where(Delivery.session_id == session.id).order_by(col(Delivery.id)))
+            ).all()
+            deliveries = {(d.subject_id or d.member_id, d.kind): d.state for d in delivery_rows}  # the latest
+            observers = {d.subject_id: d.member_id for d in delivery_rows if d.kind == "observation"}
+            names: dict[int | None, Member | None] = {m.id: m for _e, m in learners}
+            for observer_id in set(observers.values()) - set(names):
+                names[observer_id] = await s.get(Member, observer_id)
             for enrollment, member in learners:
                 base = {
                     "session": session.short_id,
@@ -155,10 +221,11 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
                         "delivery": deliveries.get((member.id or 0, "feedback"), "not sent"),
                         "answered": "yes" if feedback and feedback.completed else "no",
                         "submitted_at": feedback.submitted_at.isoformat() if feedback and feedback.completed else "",
-                        **{k: values.get(k, "") for k in FEEDBACK_KEYS},
+                        **{k: values.get(k, "") for k in feedback_keys},
                     }
                 )
                 quiz = submissions.get((member.id or 0, "retention"))
+                second = submissions.get((member.id or 0, "retention2"))
                 evidence.retention.append(
                     {
                         **base,
@@ -166,21 +233,44 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
                         "answered": "yes" if quiz and quiz.completed else "no",
                         "score": str(quiz.score) if quiz and quiz.score is not None else "",
                         "max_score": str(quiz.max_score) if quiz and quiz.max_score is not None else "",
+                        "second_delivery": deliveries.get((member.id or 0, "retention2"), ""),
+                        "second_answered": "yes" if second and second.completed else "",
+                        "second_score": str(second.score) if second and second.score is not None else "",
+                        "second_max_score": str(second.max_score) if second and second.max_score is not None else "",
                     }
                 )
+                if (member.id or 0, "followup") in deliveries or (member.id or 0, "observation") in deliveries:
+                    row = {**base}
+                    for prefix, kind in (("", "followup"), ("observer_", "observation")):
+                        done = submissions.get((member.id or 0, kind))
+                        given = answers.get(done.id or 0, {}) if done else {}
+                        row[f"{prefix}delivery"] = deliveries.get((member.id or 0, kind), "")
+                        row[f"{prefix}answered"] = "yes" if done and done.completed else ""
+                        for key in ("rating", "applied", "obstacles"):
+                            row[f"{prefix}{key}"] = given.get(key, "")
+                    watcher = names.get(observers.get(member.id))
+                    row["observer"] = watcher.display_name if watcher is not None else ""
+                    evidence.followup.append(row)
     return evidence
 
 
 def csv_files(evidence: Evidence) -> dict[str, bytes]:
-    """The three CSV files by name (UTF-8, header first), for `write_csv` and for archives."""
+    """The CSV files by name (UTF-8, header first), for `write_csv` and for archives: attendance, feedback and
+    retention always; the questions as asked when a cohort has its own questionnaire, and the follow-up when
+    one was planned."""
     files = {}
-    for name, columns, rows in (
+    tables = [
         ("attendance.csv", ATTENDANCE_COLUMNS, evidence.attendance),
-        ("feedback.csv", FEEDBACK_COLUMNS, evidence.feedback),
+        ("feedback.csv", evidence.feedback_columns(), evidence.feedback),
         ("retention.csv", RETENTION_COLUMNS, evidence.retention),
-    ):
+    ]
+    if any(r["key"] not in FEEDBACK_KEYS for r in evidence.items_of("feedback")):
+        tables.append(("questions.csv", QUESTION_COLUMNS, evidence.questions))
+    if evidence.followup:
+        tables.append(("followup.csv", FOLLOWUP_COLUMNS, evidence.followup))
+    for name, columns, rows in tables:
         handle = io.StringIO(newline="")
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
         files[name] = handle.getvalue().encode("utf-8")
@@ -218,28 +308,84 @@ async def session_report(views: Views, short_id: str, locale: str = "en") -> str
     )
     answered = [r for r in evidence.feedback if r["answered"] == "yes"]
     if answered:
-        averages = ", ".join(
-            f"{label(locale, FEEDBACK_NAMES, k)} {_one_decimal(mean(int(r[k]) for r in answered if r[k]), locale)}"
-            for k in FEEDBACK_KEYS[:-1]
-            if any(r[k] for r in answered)
-        )
-        lines.append(
-            t(locale, "Feedback: {count} answer(s); averages (1–5): {averages}", count=len(answered), averages=averages)
-        )
-        comments = [r["open"] for r in answered if r["open"]]
-        lines += ["  " + t(locale, "“{comment}”", comment=c) for c in comments[:10]]
-    scored = [r for r in evidence.retention if r["answered"] == "yes"]
-    if scored:
-        ratio = mean(int(r["score"]) / int(r["max_score"]) for r in scored if r["max_score"] not in {"", "0"})
-        lines.append(
-            t(
-                locale,
-                "Retention quiz: {count} answer(s), mean score {percent}%",
-                count=len(scored),
-                percent=f"{ratio * 100:.0f}",
-            )
-        )
+        lines += _feedback_lines(evidence, short_id, answered, locale)
+    for key, template in (
+        ("", N_("Retention quiz: {count} answer(s), mean score {percent}%")),
+        ("second_", N_("Second retention quiz: {count} answer(s), mean score {percent}%")),
+    ):
+        scored = [
+            r for r in evidence.retention if r[f"{key}answered"] == "yes" and r[f"{key}max_score"] not in {"", "0"}
+        ]
+        if scored:
+            ratio = mean(int(r[f"{key}score"]) / int(r[f"{key}max_score"]) for r in scored)
+            lines.append(t(locale, template, count=len(scored), percent=f"{ratio * 100:.0f}"))
+    lines += _followup_lines(evidence, locale)
     return "\n".join(lines)
+
+
+def item_name(row: dict[str, str], locale: str) -> str:
+    """How a report names an item: a default item by its short name, the trainer's own by its question."""
+    if row["key"] in FEEDBACK_NAMES and row["questionnaire"] == "feedback":
+        return label(locale, FEEDBACK_NAMES, row["key"])
+    return row["question_fr"] if locale == "fr" and row["question_fr"] else row["question"]
+
+
+def _feedback_lines(evidence: Evidence, short_id: str, answered: list[dict[str, str]], locale: str) -> list[str]:
+    """Averages of the rated items, counts of the choices, and the comments."""
+    items = evidence.items(short_id) or [
+        {"key": k, "type": "open" if k == "open" else "likert", "questionnaire": "feedback", "question": k}
+        for k in FEEDBACK_KEYS
+    ]
+    rated = [i for i in items if i["type"] == "likert" and any(r.get(i["key"]) for r in answered)]
+    count = len(answered)
+    if all(i["key"] in FEEDBACK_NAMES for i in rated) and all(i["type"] != "choice" for i in items):
+        means = {i["key"]: mean(int(r[i["key"]]) for r in answered if r.get(i["key"])) for i in rated}
+        averages = ", ".join(f"{item_name(i, locale)} {_one_decimal(means[i['key']], locale)}" for i in rated)
+        lines = [t(locale, "Feedback: {count} answer(s); averages (1–5): {averages}", count=count, averages=averages)]
+    else:
+        lines = [t(locale, "Feedback: {count} answer(s); averages (1–5):", count=count)]
+        for item in items:
+            given = [r[item["key"]] for r in answered if r.get(item["key"])]
+            if item["type"] == "likert" and given:
+                average = _one_decimal(mean(int(v) for v in given), locale)
+                lines.append(f"• {item_name(item, locale)}: {average}")
+            elif item["type"] == "choice" and given:
+                options = item.get("options", "").split(" | ")
+                counts = ", ".join(f"{o} {given.count(o)}" for o in options if given.count(o))
+                lines.append(f"• {item_name(item, locale)}: {counts}")
+    comments = [r[i["key"]] for r in answered for i in items if i["type"] == "open" and r.get(i["key"])]
+    lines += ["  " + t(locale, "“{comment}”", comment=c) for c in comments[:10]]
+    return lines
+
+
+def _followup_lines(evidence: Evidence, locale: str) -> list[str]:
+    """The behavioural follow-up: how many answered, the mean ratings, what they say they apply."""
+    rows = evidence.followup
+    mine = [r for r in rows if r["answered"] == "yes"]
+    seen = [r for r in rows if r["observer_answered"] == "yes"]
+    if not mine and not seen:
+        return []
+
+    def rating(found: list[dict[str, str]], key: str) -> str:
+        values = [int(r[key]) for r in found if r[key]]
+        return _one_decimal(mean(values), locale) if values else "—"
+
+    lines = [
+        t(
+            locale,
+            "Follow-up: {learners} learner answer(s), self-rating {self_rating}; {observers} observer answer(s), "
+            "rating {observer_rating}",
+            learners=len(mine),
+            self_rating=rating(mine, "rating"),
+            observers=len(seen),
+            observer_rating=rating(seen, "observer_rating"),
+        )
+    ]
+    for r in rows:
+        for key in ("applied", "obstacles", "observer_applied", "observer_obstacles"):
+            if r[key]:
+                lines.append("  " + t(locale, "{learner}: “{comment}”", learner=r["learner"], comment=r[key]))
+    return lines[:21]
 
 
 async def my_data(db: Database, user: UserRef, locale: str = "en") -> str:

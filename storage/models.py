@@ -95,6 +95,10 @@ class PeerSession(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     ended_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     retention_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    retention2_days: int = Field(default=0)  # a second retention quiz this long after the end (0: none)
+    followup_weeks: int = Field(default=0)  # behavioural follow-up this many weeks after the end (0: none)
+    followup_observer_id: int | None = Field(default=None)  # a member id (no foreign key: see migration 0009)
+    followup_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     event_closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))  # the platform event ended
     created_by: int = Field(foreign_key="member.id")
@@ -160,6 +164,23 @@ class QuestionnaireItem(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     options_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     correct: str = Field(default="", max_length=200)
+    text_fr: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # as asked in French
+    options_fr_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+
+
+class QuestionnaireTemplate(SQLModel, table=True):
+    """A cohort's own post-session questionnaire (`bot.templates`); without one, the default applies. Copied
+    into the session's `QuestionnaireItem` rows at the end, so a later edit never rewrites what was asked.
+    Configuration, not evidence: the audit trail keeps each edit. `draft` keeps a refused edit for the next
+    opening of the form (a Discord modal closes on submit)."""
+
+    __tablename__ = "questionnaire_template"
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: int = Field(foreign_key="cohort.id", unique=True, index=True)
+    items_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    draft: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    updated_at: datetime = Field(sa_column=_utc_column())
+    updated_by: str = Field(default="", max_length=100)
 
 
 class Delivery(SQLModel, table=True):
@@ -180,6 +201,7 @@ class Delivery(SQLModel, table=True):
     claimed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     sent_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     message_id: str = Field(default="", max_length=64)
+    subject_id: int | None = Field(default=None)  # an observer's DM is about this learner (a member id)
 
 
 class Submission(SQLModel, table=True):

@@ -482,6 +482,7 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
     @app_commands.describe(
         day="Date, YYYY-MM-DD", time="Start time, HH:MM (24 h)", duration="e.g. 90m or 1h30m",
         prep_before="How long before the start the preparation is posted, e.g. 2d",
+        second_retention="Weeks after the session for a second quiz on the questions each learner missed",
     )  # fmt: skip
     @app_commands.choices(
         format=[app_commands.Choice(name=f, value=f) for f in ("groups", "tutoring", "review", "sharing")],
@@ -503,12 +504,15 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
         objectives: str | None = None,
         retention: app_commands.Choice[str] | None = None,
         groups_from: app_commands.Choice[str] | None = None,
+        second_retention: app_commands.Range[int, 3, 26] | None = None,
     ) -> None:
+        first = retention.value if retention else ("2w" if second_retention else None)
+        retention_value = f"{first},{second_retention}w" if second_retention else first
         await self.run(
             interaction, "session", "plan", word(cohort), title, word(day), word(time), word(duration),
             *option("format", format.value if format else None), *option("size", size), *option("prep", prep),
             *option("prep_before", word(prep_before) if prep_before else None), *option("objectives", objectives),
-            *option("retention", retention.value if retention else None),
+            *option("retention", retention_value),
             *option("groups_from", groups_from.value if groups_from else None),
         )  # fmt: skip
 
@@ -542,6 +546,28 @@ class QuizCommands(PeerCommands, name="quiz", description="Retention quiz (train
     ) -> None:  # fmt: skip
         wrong = [w for w in (wrong1, wrong2, wrong3, wrong4) if w]
         await self.run(interaction, "quiz", "add", word(session), question, correct, *wrong)
+
+
+class QuestionnaireCommands(PeerCommands, name="questionnaire", description="Questionnaires (trainers)"):
+    @app_commands.command(name="edit", description="Edit the cohort's post-session questionnaire")
+    @app_commands.autocomplete(cohort=PeerCommands.cohort_names)
+    async def edit(self, interaction: discord.Interaction[PeerBot], cohort: str) -> None:
+        await self.run(interaction, "questionnaire", "edit", word(cohort))
+
+
+class FollowupCommands(PeerCommands, name="followup", description="Behavioural follow-up (trainers)"):
+    @app_commands.command(name="plan", description="Ask learners (and an observer) how they apply the session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    @app_commands.describe(weeks="Weeks after the session", observer="A tutor or manager asked about each learner")
+    async def plan(
+        self,
+        interaction: discord.Interaction[PeerBot],
+        session: str,
+        weeks: app_commands.Range[int, 1, 52],
+        observer: discord.Member | None = None,
+    ) -> None:
+        extra = [f"observer={mention(observer)}"] if observer else []
+        await self.run(interaction, "followup", "plan", word(session), str(weeks), *extra)
 
 
 class GroupCommands(PeerCommands, name="group", description="Groups of a running session (trainers)"):
@@ -582,6 +608,8 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     session_commands = SessionCommands()
     quiz_commands = QuizCommands()
     group_commands = GroupCommands()
+    questionnaire_commands = QuestionnaireCommands()
+    followup_commands = FollowupCommands()
 
     @app_commands.command(name="help", description="What I can do for you")
     async def help(self, interaction: discord.Interaction[PeerBot]) -> None:

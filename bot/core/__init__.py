@@ -10,7 +10,9 @@ scheduler) and the services it calls, named in its constructor:
 - `attendance.Attendance(groups)` — prep, check-in, absence;
 - `outbox.Outbox(views)` — the DMs that must arrive once (the trainers' summary included);
 - `forms.Forms` — questionnaires and takeaways;
-- `timeline.Timeline(groups, outbox, views)` — the session's steps;
+- `templates.Templates` — a cohort's own post-session questionnaire (edit form, YAML import);
+- `followups.FollowUps(outbox)` — the behavioural follow-up, N weeks after a session;
+- `timeline.Timeline(groups, outbox, views, followups)` — the session's steps;
 - `commands.Commands(timeline, views)` — the other `/peer` commands;
 - `facade.Core` — builds them, routes commands, clicks, forms and reactions.
 

@@ -301,6 +301,7 @@ class Commands:
         fmt = opts.get("format", "groups")
         size = int(opts.get("size", "2" if fmt == "tutoring" else "4"))
         lead = grammar.parse_duration_arg(opts.get("prep_before", "1d"), "session plan")
+        retention = grammar.retention_weeks(opts.get("retention", "2w"))
         async with self.ctx.db.transaction() as tx:
             cohort = await queries.cohort(tx, actor, command.cohort)
             creator = await queries.actor_member(tx, actor)
@@ -316,7 +317,8 @@ class Commands:
                 duration_minutes=int(command.duration.total_seconds() // 60),
                 prep_material=opts.get("prep", ""),
                 prep_lead_minutes=int(lead.total_seconds() // 60),
-                retention_days=28 if opts.get("retention") == "4w" else 14,
+                retention_days=retention[0] * 7,
+                retention2_days=retention[1] * 7,
                 groups_from=opts.get("groups_from", "checked_in"),
                 channel_id=cohort.channel_id,
                 created_by=creator.id,

@@ -17,12 +17,14 @@ from bot.core.alerts import Alerts
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort, log
+from bot.core.followups import FollowUps
 from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
 from bot.core.pairs import Pairs
 from bot.core.pending import PendingReplies
 from bot.core.privacy import Privacy
+from bot.core.templates import Templates
 from bot.core.timeline import StepResult, Timeline
 from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
@@ -73,7 +75,9 @@ class Core:
         self.outbox = Outbox(self.ctx, self.views)
         self.forms = Forms(self.ctx)
         self.attendance = Attendance(self.ctx, self.groups)
-        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
+        self.followups = FollowUps(self.ctx, self.outbox)
+        self.templates = Templates(self.ctx)
+        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views, self.followups)
         self.commands = Commands(self.ctx, self.timeline, self.views)
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
@@ -96,6 +100,8 @@ class Core:
             "quiz add": self.commands.quiz_add,
             "report": self.commands.report,
             "alerts": self.alerts.command,
+            "questionnaire edit": self.templates.edit_form,
+            "followup plan": self.followups.plan,
             "group show": self.groups.group_show,
             "group move": self.groups.group_move,
             "group swap": self.groups.group_swap,
@@ -224,6 +230,9 @@ class Core:
             case actions.SendNudge(cohort=cohort, member=member):
                 message = values.get("message", "")
                 work = lambda: self.alerts.send_nudge(actor, cohort, member, message)  # noqa: E731
+            case actions.SaveQuestionnaire(cohort=cohort):
+                text = values.get("items", "")
+                work = lambda: self.templates.save(actor, cohort, text)  # noqa: E731
             case actions.ForgetMe():
                 work = lambda: self.privacy.forget_me(actor, values)  # noqa: E731
         return await self._counted(actor, type(action).__name__, work, field_error=True)

@@ -15,12 +15,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context
-from bot.core.rules import DeliveryKind, SessionState
+from bot.core.rules import DeliveryKind, DeliveryState, SessionState
 from bot.errors import Forbidden, Invalid, NotFound
 from bot.i18n import _, t
 from bot.inbound import Actor
 from bot.messages import Form, Reply, TextField
-from bot.questionnaires import feedback_form, item_label, quiz_form
+from bot.questionnaires import feedback_form, followup_form, item_label, quiz_form
 from storage.models import (
     Answer,
     Cohort,
@@ -32,6 +32,8 @@ from storage.models import (
     QuestionnaireItem,
     Submission,
 )
+
+QUIZZES = frozenset({DeliveryKind.RETENTION, DeliveryKind.RETENTION2})  # scored, with the answers shown after
 
 
 class Forms:
@@ -51,35 +53,52 @@ class Forms:
         assert peer_session is not None
         return delivery, peer_session, member
 
-    @staticmethod
-    def _questionnaire_kind(delivery: Delivery) -> str:
-        return "retention" if delivery.kind == DeliveryKind.RETENTION else "feedback"
+    async def _subject(self, tx: AsyncSession, delivery: Delivery, member: Member) -> Member:
+        """Whose answers these are: the learner an observer's DM is about, else the person answering."""
+        if delivery.kind == DeliveryKind.OBSERVATION and delivery.subject_id is not None:
+            subject = await tx.get(Member, delivery.subject_id)
+            assert subject is not None
+            return subject
+        return member
 
-    async def _items(self, tx: AsyncSession, session_id: int, kind: str) -> list[QuestionnaireItem]:
+    async def _items(self, tx: AsyncSession, peer_session: PeerSession, delivery: Delivery) -> list[QuestionnaireItem]:
+        """The items this DM asks, in order; the second retention quiz asks those its learner missed."""
         rows = await tx.exec(
             select(QuestionnaireItem)
-            .where(QuestionnaireItem.session_id == session_id, QuestionnaireItem.kind == kind)
+            .where(
+                QuestionnaireItem.session_id == peer_session.id,
+                QuestionnaireItem.kind == rules.item_kind(delivery.kind),
+            )
             .order_by(col(QuestionnaireItem.position))
         )
-        return list(rows.all())
+        items = list(rows.all())
+        if delivery.kind != DeliveryKind.RETENTION2:
+            return items
+        missed = set(await queries.missed_items(tx, peer_session, delivery.member_id))
+        return [item for item in items if item.id in missed]
 
     async def questionnaire_form(self, actor: Actor, delivery_id: int, *, open_only: bool = False) -> Form:
         async with self.ctx.db.transaction() as tx:
             delivery, peer_session, member = await self._delivery_for(tx, actor, delivery_id)
-            kind = self._questionnaire_kind(delivery)
-            assert peer_session.id is not None
-            items = await self._items(tx, peer_session.id, kind)
-            await self._refuse_if_closed(tx, peer_session, member, kind, open_only=open_only)
+            subject = await self._subject(tx, delivery, member)
+            items = await self._items(tx, peer_session, delivery)
+            await self._refuse_if_closed(tx, peer_session, subject, delivery.kind, open_only=open_only)
         locale = self.ctx.reply_locale(actor)
-        if kind == DeliveryKind.FEEDBACK:
+        questionnaire = actions.Questionnaire.of_kind(delivery.kind)
+        if questionnaire is actions.Questionnaire.SURVEY:
             return feedback_form(delivery_id, peer_session.title, items, locale)
+        if questionnaire is actions.Questionnaire.FOLLOWUP:
+            name = subject.display_name if delivery.kind == DeliveryKind.OBSERVATION else ""
+            return followup_form(delivery_id, peer_session.title, items, locale, name)
         return quiz_form(delivery_id, peer_session.title, items, locale)
 
     async def _refuse_if_closed(
-        self, tx: AsyncSession, peer_session: PeerSession, member: Member, kind: str, *, open_only: bool = False
+        self, tx: AsyncSession, peer_session: PeerSession, subject: Member, kind: str, *, open_only: bool = False
     ) -> Submission | None:
         """Refuse a closed questionnaire, or a completed one unless only its optional open question is coming
-        (one item at a time, the open question may come after the last rating)."""
+        (one item at a time, the open question may come after the last rating). The first retention quiz
+        closes once the second one has gone out: the second asks what the first missed, which must stay put."""
+        kind = rules.submission_kind(kind)
         if kind == DeliveryKind.FEEDBACK and rules.feedback_closed(peer_session, self.ctx.clock.now()):
             raise Invalid(
                 _(
@@ -87,10 +106,25 @@ class Forms:
                     days=rules.SURVEY_OPEN_FOR.days,
                 )
             )
+        if kind == DeliveryKind.RETENTION:
+            second = (
+                await tx.exec(
+                    select(Delivery.id).where(
+                        Delivery.session_id == peer_session.id,
+                        Delivery.member_id == subject.id,
+                        Delivery.kind == DeliveryKind.RETENTION2,
+                        Delivery.state == DeliveryState.SENT,
+                    )
+                )
+            ).first()
+            if second is not None:
+                raise Invalid(_("This quiz is closed: its second round has been sent to you, answer that one instead."))
         found = (
             await tx.exec(
                 select(Submission).where(
-                    Submission.session_id == peer_session.id, Submission.member_id == member.id, Submission.kind == kind
+                    Submission.session_id == peer_session.id,
+                    Submission.member_id == subject.id,
+                    Submission.kind == kind,
                 )
             )
         ).first()
@@ -102,16 +136,17 @@ class Forms:
         """Record answers (a whole form, or one item at a time). All-or-nothing; first answers are kept."""
         async with self.ctx.db.transaction() as tx:
             delivery, peer_session, member = await self._delivery_for(tx, actor, delivery_id)
-            kind = self._questionnaire_kind(delivery)
+            subject = await self._subject(tx, delivery, member)
+            kind = rules.submission_kind(delivery.kind)
             locale = self.ctx.reply_locale(actor)
-            assert peer_session.id is not None and member.id is not None
-            items = {item.item_key: item for item in await self._items(tx, peer_session.id, kind)}
+            assert peer_session.id is not None and subject.id is not None
+            items = {item.item_key: item for item in await self._items(tx, peer_session, delivery)}
             open_only = bool(values) and all(k in items and items[k].item_type == "open" for k in values)
-            submission = await self._refuse_if_closed(tx, peer_session, member, kind, open_only=open_only)
+            submission = await self._refuse_if_closed(tx, peer_session, subject, delivery.kind, open_only=open_only)
             parsed = self._validate_answers(items, values, locale)
             if submission is None:
                 submission = Submission(
-                    session_id=peer_session.id, member_id=member.id, kind=kind, submitted_at=self.ctx.clock.now()
+                    session_id=peer_session.id, member_id=subject.id, kind=kind, submitted_at=self.ctx.clock.now()
                 )
                 tx.add(submission)
                 await tx.flush()
@@ -152,7 +187,7 @@ class Forms:
             if required <= answered and not submission.completed:
                 submission.completed = True
                 submission.submitted_at = self.ctx.clock.now()
-                if kind == DeliveryKind.RETENTION:
+                if kind in QUIZZES:
                     answers = (await tx.exec(select(Answer).where(Answer.submission_id == submission.id))).all()
                     submission.score = sum(1 for a in answers if a.correct)
                     submission.max_score = len(items)
@@ -160,10 +195,10 @@ class Forms:
             completed, score, total = submission.completed, submission.score, submission.max_score
             review = (
                 await self._quiz_review(tx, submission.id, items.values(), locale)
-                if completed and kind == DeliveryKind.RETENTION
+                if completed and kind in QUIZZES
                 else []
             )
-        if completed and kind == DeliveryKind.RETENTION:
+        if completed and kind in QUIZZES:
             text = t(locale, "Your score: {score}/{total}.", score=score, total=total)
             return Reply("\n".join([text, *review]), extra={"score": str(score)})
         if completed:
@@ -222,7 +257,8 @@ class Forms:
                         ),
                         field=key,
                     )
-                parsed[key] = (int(raw), options[int(raw)], raw == item.correct)
+                correct = raw == item.correct if item.kind == DeliveryKind.RETENTION else None
+                parsed[key] = (int(raw), options[int(raw)], correct)
             elif raw:
                 parsed[key] = (None, raw[:3000], None)
         return parsed

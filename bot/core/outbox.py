@@ -29,7 +29,7 @@ from bot.i18n import N_, Text, t
 from bot.logs import session_context
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import PlatformError, Undeliverable
-from storage.models import Cohort, Delivery, Member, PeerSession, PrepAck, Submission
+from storage.models import Cohort, Delivery, Member, PeerSession, PrepAck, QuestionnaireItem, Submission
 
 PREP_REMINDER = N_("⏰ “{title}” starts {0}. You have not marked the preparation done yet:\n{material}")
 
@@ -49,14 +49,23 @@ class Outbox:
         due: datetime,
         *,
         key: str = "",
+        subject: Member | None = None,
     ) -> int | None:
-        """Queue a DM once: a second call with the same key does nothing. Returns the new row's id."""
+        """Queue a DM once: a second call with the same key does nothing. Returns the new row's id. `subject`:
+        the learner an observer's DM is about."""
         key = key or f"{kind}:{peer_session.short_id}:{member.id}"
         exists = (await tx.exec(select(Delivery.id).where(Delivery.idempotency_key == key))).first()
         if exists is not None:
             return None
         assert peer_session.id is not None and member.id is not None
-        row = Delivery(idempotency_key=key, kind=kind, session_id=peer_session.id, member_id=member.id, due_at=due)
+        row = Delivery(
+            idempotency_key=key,
+            kind=kind,
+            session_id=peer_session.id,
+            member_id=member.id,
+            due_at=due,
+            subject_id=subject.id if subject is not None else None,
+        )
         tx.add(row)
         await tx.flush()
         return row.id
@@ -269,9 +278,15 @@ class Outbox:
             text = (
                 t(
                     locale,
-                    "📝 Thank you for taking part in “{title}”. Two minutes for 6 questions? Your answers improve the "
-                    "next sessions.",
+                    "📝 Thank you for taking part in “{title}”. Two minutes for {count} questions? Your answers "
+                    "improve the next sessions.",
                     title=peer_session.title,
+                    count=await queries.count(
+                        tx,
+                        QuestionnaireItem,
+                        QuestionnaireItem.session_id == peer_session.id,
+                        QuestionnaireItem.kind == DeliveryKind.FEEDBACK,
+                    ),
                 )
                 if delivery.kind == DeliveryKind.FEEDBACK
                 else t(
@@ -302,6 +317,27 @@ class Outbox:
                 retry=retry,
                 buttons=(answer_button(delivery, locale),),
             )
+        if delivery.kind == DeliveryKind.RETENTION2:
+            if rules.delivery_outdated(delivery.kind, peer_session.state):
+                return None
+            count = len(await queries.missed_items(tx, peer_session, member.id or 0))
+            if count == 0:
+                return None  # every answer was right (or the quiz had no question): nothing to practise
+            return Message(
+                t(
+                    locale,
+                    "🧠 {weeks} weeks after “{title}”: {count} question(s) to practise again, those you missed or "
+                    "left unanswered in the first quiz.",
+                    weeks=peer_session.retention2_days // 7,
+                    title=peer_session.title,
+                    count=count,
+                ),
+                key=key,
+                retry=retry,
+                buttons=(answer_button(delivery, locale),),
+            )
+        if delivery.kind in (DeliveryKind.FOLLOWUP, DeliveryKind.OBSERVATION):
+            return await self._followup(tx, delivery, peer_session, member, locale)
         if delivery.kind == DeliveryKind.SUMMARY:
             return await self._summary(tx, peer_session, locale, key)
         if delivery.kind == DeliveryKind.ALERTS:
@@ -312,6 +348,44 @@ class Outbox:
         if delivery.kind == DeliveryKind.UNREACHABLE:
             return await self._unreachable(tx, delivery, peer_session, locale, key)
         raise ValueError(f"unknown delivery kind {delivery.kind}")
+
+    async def _followup(
+        self, tx: AsyncSession, delivery: Delivery, peer_session: PeerSession, member: Member, locale: str
+    ) -> Message | None:
+        """The follow-up DM, to the learner or to their observer; none once answered or cancelled."""
+        subject = await tx.get(Member, delivery.subject_id) if delivery.subject_id else member
+        assert subject is not None
+        done = (
+            await tx.exec(
+                select(Submission).where(
+                    Submission.session_id == peer_session.id,
+                    Submission.member_id == subject.id,
+                    Submission.kind == delivery.kind,
+                    Submission.completed,
+                )
+            )
+        ).first()
+        if done is not None or rules.delivery_outdated(delivery.kind, peer_session.state):
+            return None
+        text = (
+            t(
+                locale,
+                "🔁 {weeks} week(s) after “{title}”: three questions on how you apply what you learned.",
+                weeks=peer_session.followup_weeks,
+                title=peer_session.title,
+            )
+            if delivery.kind == DeliveryKind.FOLLOWUP
+            else t(
+                locale,
+                "🔁 {weeks} week(s) after “{title}”: as {name}'s observer, three questions on how they apply what "
+                "they learned.",
+                weeks=peer_session.followup_weeks,
+                title=peer_session.title,
+                name=subject.display_name,
+            )
+        )
+        retry = delivery.attempts > 1
+        return Message(text, key=delivery.idempotency_key, retry=retry, buttons=(answer_button(delivery, locale),))
 
     async def _summary(self, tx: AsyncSession, peer_session: PeerSession, locale: str, key: str) -> Message:
         """The trainer's end-of-session summary, built when it is sent (so a restart sends the same one)."""

@@ -116,7 +116,10 @@ class Privacy:
             )
             deliveries = await tx.exec(
                 update(Delivery)  # type: ignore[call-overload]
-                .where(col(Delivery.member_id) == member.id, col(Delivery.state) == DeliveryState.PENDING)
+                .where(
+                    (col(Delivery.member_id) == member.id) | (col(Delivery.subject_id) == member.id),  # or about them
+                    col(Delivery.state) == DeliveryState.PENDING,
+                )
                 .values(state="skipped", last_error="member erased")
             )
             self.ctx.audit(tx, by, "member.erase", None, member=member.id, pseudonym=pseudonym)

@@ -13,12 +13,14 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core import rules
 from bot.core.rules import ACTIVE, Role
 from bot.errors import Forbidden, NotFound
 from bot.i18n import _, supported
 from bot.inbound import Actor
 from bot.refs import UserRef
 from storage.models import (
+    Answer,
     Cohort,
     Enrollment,
     GroupMembership,
@@ -27,6 +29,7 @@ from storage.models import (
     PeerGroup,
     PeerSession,
     QuestionnaireItem,
+    Submission,
     Workspace,
 )
 
@@ -197,6 +200,26 @@ async def quiz_size(tx: AsyncSession, peer_session: PeerSession) -> int:
         QuestionnaireItem.session_id == peer_session.id,
         QuestionnaireItem.kind == "retention",
     )
+
+
+async def missed_items(tx: AsyncSession, peer_session: PeerSession, member_id: int) -> list[int]:
+    """The first retention quiz's items this learner did not answer right (`rules.missed_items`)."""
+    items = await tx.exec(
+        select(QuestionnaireItem.id)
+        .where(QuestionnaireItem.session_id == peer_session.id, QuestionnaireItem.kind == "retention")
+        .order_by(col(QuestionnaireItem.position))
+    )
+    right = await tx.exec(
+        select(Answer.item_id)
+        .join(Submission, col(Submission.id) == col(Answer.submission_id))
+        .where(
+            Submission.session_id == peer_session.id,
+            Submission.member_id == member_id,
+            Submission.kind == "retention",
+            col(Answer.correct).is_(True),
+        )
+    )
+    return rules.missed_items([i for i in items.all() if i is not None], set(right.all()))
 
 
 async def groups(tx: AsyncSession, session_id: int) -> GroupRows:

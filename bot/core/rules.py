@@ -64,6 +64,9 @@ class DeliveryKind(StrEnum):
     FEEDBACK = "feedback"
     FEEDBACK_REMINDER = "feedback_reminder"
     RETENTION = "retention"
+    RETENTION2 = "retention2"  # the second retention quiz: the questions the learner missed in the first
+    FOLLOWUP = "followup"  # behavioural follow-up: the learner on applying what they learned
+    OBSERVATION = "observation"  # the same about the learner, to their observer (tutor or manager)
     SUMMARY = "summary"  # to each trainer at the end: attendance, groups, takeaways
     ALERTS = "alerts"  # to each trainer, once a week: the learners at risk of dropping out
     UNREACHABLE = "unreachable"  # to each trainer: the learners a kind of DM could not reach
@@ -317,7 +320,7 @@ def delivery_outdated(kind: str, state: str) -> bool:
         return state not in NOT_STARTED
     if kind in (DeliveryKind.FEEDBACK, DeliveryKind.FEEDBACK_REMINDER):
         return state == SessionState.CLOSED
-    if kind == DeliveryKind.RETENTION:
+    if kind in (DeliveryKind.RETENTION, DeliveryKind.RETENTION2, DeliveryKind.FOLLOWUP, DeliveryKind.OBSERVATION):
         return state == SessionState.CANCELLED
     if kind in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE, DeliveryKind.ALERTS):
         return False  # news for the trainers: still worth sending after a restart, whatever the state
@@ -341,6 +344,23 @@ def step_retry_after(failures: int) -> timedelta:
     """How long before a session's failed step is tried again: 1, 2, 4 … minutes, at most an hour, so a
     platform outage is ridden out without hammering it."""
     return timedelta(minutes=min(60, 2 ** min(failures, 6)))
+
+
+def submission_kind(kind: str) -> str:
+    """The `Submission.kind` a learner DM collects: the feedback reminder collects the feedback."""
+    return DeliveryKind.FEEDBACK if kind == DeliveryKind.FEEDBACK_REMINDER else kind
+
+
+def item_kind(kind: str) -> str:
+    """The `QuestionnaireItem.kind` a learner DM asks: the second quiz asks (some of) the first quiz's items."""
+    return DeliveryKind.RETENTION if kind == DeliveryKind.RETENTION2 else submission_kind(kind)
+
+
+def missed_items(item_ids: Sequence[int], right: Collection[int]) -> list[int]:
+    """What the second retention quiz asks: the first quiz's items not answered right, in order. All of them
+    when the first quiz went unanswered (nothing was recalled); none when all were right (then no second quiz
+    is sent: there is nothing to practise)."""
+    return [item for item in item_ids if item not in right]
 
 
 def dm_family(kind: str) -> str:

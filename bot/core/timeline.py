@@ -7,6 +7,7 @@ trainer's summary).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context, log
+from bot.core.followups import FollowUps
 from bot.core.groups import Arrivals, Groups, check_in_button
 from bot.core.outbox import Outbox
 from bot.core.rules import DeliveryKind, SessionState, Step
+from bot.core.templates import items_for
 from bot.core.views import Views
 from bot.errors import Invalid, PeerError
 from bot.grouping import Notice, size_bounds
@@ -29,7 +32,6 @@ from bot.localtime import same_wall_time_later
 from bot.logs import session_context
 from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import ChecksCapacity, EventSpec, PlatformError
-from bot.questionnaires import FEEDBACK_ITEMS
 from bot.refs import ChannelRef
 from storage.models import (
     Attendance,
@@ -61,8 +63,9 @@ class StepResult:
 class Timeline:
     """The steps of a session, each idempotent, in the order they happen."""
 
-    def __init__(self, ctx: Context, groups: Groups, outbox: Outbox, views: Views) -> None:
+    def __init__(self, ctx: Context, groups: Groups, outbox: Outbox, views: Views, followups: FollowUps) -> None:
         self.ctx, self.groups, self.outbox, self.views = ctx, groups, outbox, views
+        self.followups = followups
 
     async def advance(self) -> list[StepResult]:
         """Run every step that is due for every active session, then deliver due DMs (catch-up on start)."""
@@ -460,16 +463,21 @@ class Timeline:
                     .order_by(col(Member.id))
                 )
             ).all()
-            self._copy_feedback_items(tx, peer_session)
+            await self._copy_feedback_items(tx, peer_session)
             # "Two weeks later" at the same local wall time, across a DST change (the 24 h reminder stays 24 h).
             retention_due = same_wall_time_later(now, peer_session.retention_days // 7, self.ctx.settings.zone)
+            second_due = same_wall_time_later(now, peer_session.retention2_days // 7, self.ctx.settings.zone)
             for member in attendees:
                 await self.outbox.enqueue(tx, "feedback", peer_session, member, now)
                 await self.outbox.enqueue(
                     tx, "feedback_reminder", peer_session, member, now + rules.SURVEY_REMINDER_AFTER
                 )
                 await self.outbox.enqueue(tx, "retention", peer_session, member, retention_due)
+                if peer_session.retention2_days:
+                    await self.outbox.enqueue(tx, DeliveryKind.RETENTION2, peer_session, member, second_due)
             peer_session.retention_queued_at = now
+            if peer_session.followup_weeks:
+                await self.followups.queue(tx, peer_session, list(attendees), now)
             self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
             groups = await queries.groups(tx, peer_session.id)
             summaries = [
@@ -538,17 +546,22 @@ class Timeline:
         self.ctx.notify_scheduler(peer_session)
         return t(self.ctx.settings.locale, "feedback closed")
 
-    def _copy_feedback_items(self, tx: AsyncSession, peer_session: PeerSession) -> None:
+    async def _copy_feedback_items(self, tx: AsyncSession, peer_session: PeerSession) -> None:
+        """The cohort's questionnaire as it stands at the end, in both languages: what this session asks for
+        good, whatever later edits of the template."""
         assert peer_session.id is not None
-        for position, (key, item_type, text) in enumerate(FEEDBACK_ITEMS, start=1):
+        for position, item in enumerate(await items_for(tx, peer_session.cohort_id), start=1):
             tx.add(
                 QuestionnaireItem(
                     session_id=peer_session.id,
                     kind="feedback",
                     position=position,
-                    item_key=key,
-                    item_type=item_type,
-                    text=t(self.ctx.settings.locale, text),
+                    item_key=item.key,
+                    item_type=item.item_type,
+                    text=item.en,
+                    text_fr=item.fr,
+                    options_json=json.dumps(list(item.options), ensure_ascii=False),
+                    options_fr_json=json.dumps(list(item.options_fr), ensure_ascii=False),
                 )
             )
 

@@ -27,6 +27,8 @@ from storage.models import (
     Submission,
 )
 
+QUESTIONNAIRES = ("feedback", "retention", "retention2", "followup", "observation")  # DMs answered by a form
+
 
 class Views:
     """What a person or a trainer sees of their sessions."""
@@ -62,16 +64,20 @@ class Views:
                     .join(PeerSession, col(PeerSession.id) == col(Delivery.session_id))
                     .where(
                         Delivery.member_id == member.id,
-                        col(Delivery.kind).in_(("feedback", "retention")),
+                        col(Delivery.kind).in_(QUESTIONNAIRES),
                         Delivery.state == DeliveryState.SENT,
                     )
                 )
             ).all()
+            whose = {member.id, *(d.subject_id for d, _p in pending if d.subject_id is not None)}
             answered = {
-                (sub.session_id, sub.kind)
+                (sub.session_id, sub.kind, sub.member_id)
                 for sub in (
                     await tx.exec(
-                        select(Submission).where(Submission.member_id == member.id, Submission.completed == True)  # noqa: E712
+                        select(Submission).where(
+                            col(Submission.member_id).in_(whose),
+                            Submission.completed == True,  # noqa: E712
+                        )
                     )
                 ).all()
             }
@@ -104,9 +110,9 @@ class Views:
         todo = [
             (d, p)
             for d, p in pending
-            if (p.id, "retention" if d.kind == DeliveryKind.RETENTION else "feedback") not in answered
+            if (p.id, rules.submission_kind(d.kind), d.subject_id or member.id) not in answered
         ]
-        todo = [(d, p) for d, p in todo if d.kind == DeliveryKind.RETENTION or p.state != SessionState.CLOSED]
+        todo = [(d, p) for d, p in todo if d.kind != DeliveryKind.FEEDBACK or p.state != SessionState.CLOSED]
         if todo:
             sections.append(Section(t(locale, "*Questionnaires waiting for you*")))
             for delivery, p in todo[:10]:
@@ -114,6 +120,8 @@ class Views:
                 text = (
                     t(locale, "Retention quiz: {title}", title=p.title)
                     if questionnaire is actions.Questionnaire.QUIZ
+                    else t(locale, "Follow-up: {title}", title=p.title)
+                    if questionnaire is actions.Questionnaire.FOLLOWUP
                     else t(locale, "Feedback: {title}", title=p.title)
                 )
                 sections.append(Section(text))
@@ -239,6 +247,7 @@ class Views:
             .where(
                 QuestionnaireItem.session_id == peer_session.id,
                 QuestionnaireItem.kind == "retention",
+                Submission.kind == "retention",  # the first round: the second re-asks what each one missed
                 col(Submission.completed).is_(True),
             )
         )

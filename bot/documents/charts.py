@@ -18,10 +18,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from bot.i18n import label, t
-from bot.reports import FEEDBACK_KEYS, FEEDBACK_NAMES, Evidence
+from bot.i18n import t
+from bot.reports import FEEDBACK_KEYS, Evidence, item_name
 
-LIKERT_KEYS = FEEDBACK_KEYS[:-1]  # the five rated items; "open" is free text
+LIKERT_KEYS = FEEDBACK_KEYS[:-1]  # the default questionnaire's five rated items; "open" is free text
+MAX_NAME = 45  # characters of a trainer's own question shown beside its bar
 # ColorBrewer RdBu (colour-blind safe), disagree → agree; the neutral middle is grey.
 LIKERT_COLOURS = ("#ca0020", "#f4a582", "#bababa", "#92c5de", "#0571b0")
 CARD, INK = "#ffffff", "#222222"
@@ -31,17 +32,29 @@ SIZE_INCHES, DPI = (9.0, 7.5), 100
 @dataclass(frozen=True)
 class ChartData:
     title: str
-    likert: dict[str, list[int]]  # item → how many answered 1, 2, 3, 4, 5
+    likert: dict[str, list[int]]  # item → how many answered 1, 2, 3, 4, 5 (Likert items only)
     questionnaire: tuple[int, int]  # answered, delivered
     quiz: tuple[int, int]  # answered, delivered
     scores: dict[int, int]  # score → how many learners
     max_score: int
+    items: tuple[dict[str, str], ...] = ()  # the Likert items as asked (`Evidence.questions` rows), in order
 
 
 def chart_data(evidence: Evidence) -> ChartData:
-    """What the chart shows, from the rows of one session."""
+    """What the chart shows, from the rows of one session: the Likert items of its questionnaire (the
+    default's five, or the trainer's own; choice and open items have no 1–5 scale to draw)."""
     answered = [r for r in evidence.feedback if r["answered"] == "yes"]
-    likert = {k: [sum(r[k] == str(v) for r in answered) for v in range(1, 6)] for k in LIKERT_KEYS}
+    session = evidence.attendance[0]["session"] if evidence.attendance else ""
+    asked = evidence.items(session)
+    rows = (
+        tuple(q for q in asked if q["type"] == "likert")
+        if asked
+        else tuple(
+            {"key": k, "type": "likert", "questionnaire": "feedback", "question": k, "question_fr": ""}
+            for k in LIKERT_KEYS
+        )
+    )
+    likert = {q["key"]: [sum(r.get(q["key"]) == str(v) for r in answered) for v in range(1, 6)] for q in rows}
     # Rates among the learners the DM reached: an undeliverable DM (closed DMs) is not a missing answer.
     sent = [r for r in evidence.feedback if r["delivery"] == "sent"]
     quiz_sent = [r for r in evidence.retention if r["delivery"] == "sent"]
@@ -55,14 +68,23 @@ def chart_data(evidence: Evidence) -> ChartData:
         quiz=(len(scored), len(quiz_sent)),
         scores=dict(sorted(Counter(int(r["score"]) for r in scored).items())),
         max_score=max_score,
+        items=rows,
     )
 
 
+def _short(name: str) -> str:
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
+
+
 def _likert_panel(axes: Axes, data: ChartData, locale: str) -> None:
-    names = [label(locale, FEEDBACK_NAMES, k) for k in LIKERT_KEYS]
+    if not data.items:
+        axes.set_axis_off()
+        axes.text(0.5, 0.5, t(locale, "This questionnaire has no 1–5 rating."), ha="center", color=INK)
+        return
+    names = [_short(item_name(q, locale)) for q in data.items]
     shares = []
-    for key in LIKERT_KEYS:
-        counts = data.likert[key]
+    for q in data.items:
+        counts = data.likert[q["key"]]
         total = sum(counts) or 1
         shares.append([100 * c / total for c in counts])
     # Diverging: disagreement (1, 2 and half the neutral 3) to the left of zero, agreement to the right.

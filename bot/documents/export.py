@@ -11,7 +11,15 @@ from bot.documents.sheet import AttendanceSheet, attendance_sheet, sheets_pdf, w
 from bot.documents.targets import Target
 from bot.errors import NotFound
 from bot.i18n import _, t
-from bot.reports import FEEDBACK_COLUMNS, RETENTION_COLUMNS, Evidence, collect, write_csv
+from bot.reports import (
+    FEEDBACK_KEYS,
+    FOLLOWUP_COLUMNS,
+    QUESTION_COLUMNS,
+    RETENTION_COLUMNS,
+    Evidence,
+    collect,
+    write_csv,
+)
 from bot.settings import Settings
 from storage.db import Database
 
@@ -19,7 +27,8 @@ FORMATS = ("csv", "xlsx", "pdf")
 
 
 def evidence_xlsx(sheets: list[AttendanceSheet], evidence: Evidence, locale: str) -> bytes:
-    """One worksheet per session's attendance sheet, then the feedback and retention rows (the CSV columns)."""
+    """One worksheet per session's attendance sheet, then the feedback and retention rows (the CSV columns), and
+    the questions as asked and the follow-up when there are any (as `csv_files` writes them)."""
     workbook = Workbook()
     first = workbook.active
     assert first is not None
@@ -27,14 +36,19 @@ def evidence_xlsx(sheets: list[AttendanceSheet], evidence: Evidence, locale: str
     word = t(locale, "attendance")
     for sheet in sheets:
         write_sheet(workbook.create_sheet(f"{sheet.session} {word}"[:31]), sheet, locale)
-    for title, columns, rows in (
-        (t(locale, "feedback"), FEEDBACK_COLUMNS, evidence.feedback),
+    tables = [
+        (t(locale, "feedback"), evidence.feedback_columns(), evidence.feedback),
         (t(locale, "retention"), RETENTION_COLUMNS, evidence.retention),
-    ):
+    ]
+    if any(r["key"] not in FEEDBACK_KEYS for r in evidence.items_of("feedback")):  # a trainer's own items
+        tables.append((t(locale, "questions"), QUESTION_COLUMNS, evidence.questions))
+    if evidence.followup:
+        tables.append((t(locale, "follow-up"), FOLLOWUP_COLUMNS, evidence.followup))
+    for title, columns, rows in tables:
         ws = workbook.create_sheet(title[:31])
         ws.append(columns)
         for row in rows:
-            ws.append([row[c] for c in columns])
+            ws.append([row.get(c, "") for c in columns])
         ws.freeze_panes = "A2"
         ws.auto_filter.ref = ws.dimensions
         ws.page_setup.paperSize = ws.PAPERSIZE_A4

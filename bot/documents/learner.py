@@ -1,5 +1,6 @@
 """Per learner: the learner file (every session of the cohort: objectives, preparation, attendance, feedback,
-retention score) and the certificate of attendance (the sessions attended and their total duration).
+retention scores, the behavioural follow-up with the observer's view) and the certificate of attendance (the
+sessions attended and their total duration).
 
 Both are built from the attendance sheets and the rows of `collect`, so a learner's line reads the same on
 their file, their certificate, the session's sheet and the CSV export.
@@ -26,7 +27,8 @@ class LearnerSession:
     reason: str
     prepared: bool
     feedback_given: bool
-    score: str  # "2/3", or "" when the quiz was not answered
+    score: str  # "2/3", or "" when the quiz was not answered; "2/3 → 1/1" with the second quiz
+    followup: dict[str, str] | None = None  # the `Evidence.followup` row, when a follow-up was planned
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,11 @@ def learner_files(sheets: list[AttendanceSheet], evidence: Evidence) -> list[Lea
     """One file per learner enrolled in the sessions' cohort, in the sheets' learner order."""
     feedback = {(r["session"], r["learner_id"]): r["answered"] == "yes" for r in evidence.feedback}
     scores = {
-        (r["session"], r["learner_id"]): f"{r['score']}/{r['max_score']}" if r["answered"] == "yes" else ""
+        (r["session"], r["learner_id"]): (f"{r['score']}/{r['max_score']}" if r["answered"] == "yes" else "")
+        + (f" → {r['second_score']}/{r['second_max_score']}" if r.get("second_answered") == "yes" else "")
         for r in evidence.retention
     }
+    followups = {(r["session"], r["learner_id"]): r for r in evidence.followup}
     files: dict[str, LearnerFile] = {}
     for sheet in sheets:
         for line in sheet.lines:
@@ -69,7 +73,8 @@ def learner_files(sheets: list[AttendanceSheet], evidence: Evidence) -> list[Lea
                     line.reason,
                     line.prepared,
                     feedback.get(key, False),
-                    scores.get(key, ""),
+                    scores.get(key, "").strip(),
+                    followups.get(key),
                 )
             )
     return list(files.values())
@@ -138,7 +143,30 @@ def learner_file_pdf(file: LearnerFile, locale: str) -> bytes:
                 s.score or "—",
             ):
                 row.cell(value)
+    _followup_section(pdf, file, locale)
     return pdf.to_bytes()
+
+
+def _followup_section(pdf: EvidencePDF, file: LearnerFile, locale: str) -> None:
+    """The behavioural follow-up: what the learner says they apply, and what their observer saw."""
+    answered = [
+        s for s in file.sessions if s.followup and "yes" in (s.followup["answered"], s.followup["observer_answered"])
+    ]
+    if not answered:
+        return
+    pdf.ln(4)
+    pdf.heading(t(locale, "Behavioural follow-up"), size=11)
+    for s in answered:
+        row = s.followup or {}
+        lines = [s.sheet.title]
+        for prefix, who in (("", t(locale, "Learner")), ("observer_", t(locale, "Observer"))):
+            if row[f"{prefix}answered"] != "yes":
+                continue
+            name = f"{who} ({row['observer']})" if prefix and row["observer"] else who
+            rating = row[f"{prefix}rating"] or "—"
+            lines.append(t(locale, "{who}: applies it {rating}/5", who=name, rating=rating))
+            lines += [f"  “{row[prefix + key]}”" for key in ("applied", "obstacles") if row[prefix + key]]
+        pdf.paragraph("\n".join(lines))
 
 
 def certificate_pdf(file: LearnerFile, issued: datetime, locale: str) -> bytes:

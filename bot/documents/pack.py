@@ -126,7 +126,8 @@ async def session_figures(db: Database, settings: Settings, short: str, chain_ok
     sheet = await attendance_sheet(db, settings, short)
     totals = sheet.totals
     answered = [r for r in evidence.feedback if r["answered"] == "yes"]
-    ratings = [int(r[k]) for r in answered for k in FEEDBACK_KEYS[:-1] if r[k]]
+    rated = [q["key"] for q in evidence.items(short) if q["type"] == "likert"] or FEEDBACK_KEYS[:-1]
+    ratings = [int(r[k]) for r in answered for k in rated if r.get(k)]
     scored = [
         int(r["score"]) / int(r["max_score"])
         for r in evidence.retention

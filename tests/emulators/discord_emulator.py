@@ -429,6 +429,26 @@ def _route(method: str, template: str) -> Callable[[Callable[..., Any]], Callabl
     return register
 
 
+def _text_input_problems(comp: dict[str, Any], where: str) -> list[str]:
+    """A modal's text input as Discord checks it: label 1–45, placeholder ≤ 100, min_length 0–4000,
+    max_length 1–4000, a prefilled value of at most 4000 characters (and within max_length)."""
+    problems = []
+    if not 1 <= len(str(comp.get("custom_id", ""))) <= 100:
+        problems.append(f"{where}.custom_id: Must be between 1 and 100 in length.")
+    if "label" in comp and not 1 <= len(str(comp["label"])) <= 45:
+        problems.append(f"{where}.label: Must be between 1 and 45 in length.")
+    if len(str(comp.get("placeholder") or "")) > 100:
+        problems.append(f"{where}.placeholder: Must be 100 or fewer in length.")
+    if not 0 <= int(comp.get("min_length") or 0) <= 4000:
+        problems.append(f"{where}.min_length: int value should be between 0 and 4000.")
+    maximum = int(comp.get("max_length") or 4000)
+    if not 1 <= maximum <= 4000:
+        problems.append(f"{where}.max_length: int value should be between 1 and 4000.")
+    if len(str(comp.get("value") or "")) > min(maximum, 4000):
+        problems.append(f"{where}.value: Must be {min(maximum, 4000)} or fewer in length.")
+    return problems
+
+
 class DiscordEmulator:
     """One guild, one bot application, its users; REST on /api/v10 and a gateway on /gateway."""
 
@@ -1747,6 +1767,9 @@ class DiscordEmulator:
         for i, comp in enumerate(comps):
             if comp.get("type") == 18 and len(str(comp.get("label", ""))) > 45:
                 errors.append(f"data.components.{i}.label: Must be 45 or fewer in length.")
+            leaves = [*comp.get("components", []), *([comp["component"]] if "component" in comp else [])]
+            for j, leaf in enumerate(c for c in leaves if c.get("type") == 4):
+                errors += _text_input_problems(leaf, f"data.components.{i}.components.{j}")
         if errors:
             raise invalid_form(errors)
 

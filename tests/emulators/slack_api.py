@@ -364,6 +364,16 @@ def _check_element(el: Any, where: str) -> list[str]:
             problems.append(f"must be less than 76 characters [json-pointer:{where}/text]")
         if len(str(el.get("value", ""))) > 2000:
             problems.append(f"must be less than 2001 characters [json-pointer:{where}/value]")
+    if el.get("type") == "plain_text_input":  # Block Kit: max_length 1–3000, min_length 0–3000, placeholder ≤ 150
+        maximum = int(el.get("max_length", 3000))
+        if not 1 <= maximum <= 3000:
+            problems.append(f"max_length must be between 1 and 3000 [json-pointer:{where}/max_length]")
+        if not 0 <= int(el.get("min_length", 0)) <= 3000:
+            problems.append(f"min_length must be between 0 and 3000 [json-pointer:{where}/min_length]")
+        if len(str(el.get("initial_value", ""))) > maximum:
+            problems.append(f"must be less than {maximum + 1} characters [json-pointer:{where}/initial_value]")
+        if _plain_len(el.get("placeholder")) > 150:
+            problems.append(f"must be less than 151 characters [json-pointer:{where}/placeholder]")
     options = el.get("options")
     if isinstance(options, list) and len(options) > 100:
         problems.append(f"no more than 100 items allowed [json-pointer:{where}/options]")

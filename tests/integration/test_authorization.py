@@ -17,11 +17,12 @@ from bot.actions import (
     OpenTakeaways,
     PrepDone,
     Questionnaire,
+    SaveQuestionnaire,
     SubmitQuestionnaire,
     SubmitTakeaways,
 )
 from bot.messages import Reply
-from storage.models import Delivery, GroupMembership, Member
+from storage.models import Cohort, Delivery, GroupMembership, Member
 from tests.conftest import World
 from tests.integration.test_session_flow import plan, session_row
 
@@ -42,6 +43,8 @@ TRAINER_COMMANDS = [
     'quiz add {s} "Which fixture scope lasts longest?" "session" "function"',
     "report {s}",
     "alerts py",
+    "questionnaire edit py",
+    "followup plan {s} 4 observer=<@M1>",
     "session start {s}",
     "group move {s} <@L1> 2",
     "group swap {s} <@L1> <@L5>",
@@ -104,6 +107,7 @@ async def test_only_the_cohorts_trainers_and_admins_act_on_it(world: World) -> N
             group_id = await check_actions_while_running(world, learner, other_trainer, outsider, elsewhere)
 
     await check_questionnaires(world, learner, other_trainer, elsewhere)
+    await check_template_form(world, learner, other_trainer, elsewhere)
     # The group's takeaways are closed once the session is over, even for its members.
     assert "is over" in (await learner.click(str(OpenTakeaways(group_id)))).text
     assert (await admin.command("cohort show py")).ok  # a workspace admin acts on every cohort
@@ -139,6 +143,18 @@ async def check_actions_while_running(world: World, learner: LocalUser, *others:
     reply = await learner.core.handle_form(learner.actor, str(SubmitTakeaways(group_id)), {"takeaways": "Fixtures"})
     assert reply.ok, reply.text
     return int(group_id)
+
+
+async def check_template_form(world: World, *others: LocalUser) -> None:
+    """The questionnaire editor's form, submitted by someone who may not edit the cohort (a forged form)."""
+    async with world.app.db.transaction() as tx:
+        cohort_id = (await tx.exec(select(Cohort.id).where(Cohort.name == "py"))).one()
+    assert cohort_id is not None
+    form = str(SaveQuestionnaire(cohort_id))
+    items = {"items": "likert: A\nlikert: B\ntext: C"}
+    for person in others:
+        await refused(world, lambda p=person: p.core.handle_form(p.actor, form, items))
+    assert (await world.trainer.core.handle_form(world.trainer.actor, form, items)).ok
 
 
 async def check_questionnaires(world: World, learner: LocalUser, *others: LocalUser) -> None:

@@ -105,7 +105,18 @@ def test_questionnaire_kinds_match_storage() -> None:
     assert Questionnaire.of_kind("retention") is Questionnaire.QUIZ
     assert Questionnaire.of_kind("feedback") is Questionnaire.SURVEY
     assert Questionnaire.of_kind("feedback_reminder") is Questionnaire.SURVEY
-    assert [q.kind for q in Questionnaire] == ["feedback", "retention"]
+    assert Questionnaire.of_kind("retention2") is Questionnaire.QUIZ
+    assert Questionnaire.of_kind("followup") is Questionnaire.FOLLOWUP
+    assert Questionnaire.of_kind("observation") is Questionnaire.FOLLOWUP
+    rate = AnswerItem(Questionnaire.FOLLOWUP, 7, "rating", "4")
+    assert actions.parse_click(str(rate)) == rate
+
+
+def test_questionnaire_template_form_id_round_trips() -> None:
+    form = actions.SaveQuestionnaire(12)
+    assert actions.parse_submit(str(form)) == form
+    with pytest.raises(BadActionId):
+        actions.parse_click(str(form))
 
 
 def test_every_command_of_the_grammar_has_a_route(tmp_path: Path) -> None:

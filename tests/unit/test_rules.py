@@ -97,6 +97,9 @@ def test_enum_values_are_the_stored_strings() -> None:
         "feedback",
         "feedback_reminder",
         "retention",
+        "retention2",
+        "followup",
+        "observation",
         "summary",
         "alerts",
         "unreachable",
@@ -478,6 +481,9 @@ def test_the_feedback_closes_with_the_session_or_after_the_actual_end() -> None:
         ("feedback", {"closed"}),
         ("feedback_reminder", {"closed"}),
         ("retention", {"cancelled"}),
+        ("retention2", {"cancelled"}),
+        ("followup", {"cancelled"}),
+        ("observation", {"cancelled"}),
         ("summary", set()),  # the trainers' news goes out whatever the state, even after a restart
         ("unreachable", set()),
         ("alerts", set()),
@@ -485,6 +491,14 @@ def test_the_feedback_closes_with_the_session_or_after_the_actual_end() -> None:
 )
 def test_a_queued_dm_the_state_made_pointless(kind: str, outdated_in: set[str]) -> None:
     assert {state.value for state in SessionState if rules.delivery_outdated(kind, state)} == outdated_in
+
+
+def test_the_second_quiz_asks_the_missed_items_all_when_unanswered_none_when_perfect() -> None:
+    assert rules.missed_items([1, 2, 3], {2}) == [1, 3]
+    assert rules.missed_items([1, 2, 3], set()) == [1, 2, 3]  # never answered: nothing was recalled
+    assert rules.missed_items([1, 2, 3], {1, 2, 3}) == []  # all right: no second quiz is sent
+    assert rules.item_kind("retention2") == "retention" and rules.submission_kind("retention2") == "retention2"
+    assert rules.submission_kind("feedback_reminder") == "feedback" == rules.item_kind("feedback_reminder")
 
 
 def test_a_questionnaire_and_its_reminder_are_one_family_for_the_unreachable_notice() -> None:
