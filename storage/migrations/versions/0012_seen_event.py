@@ -1,7 +1,7 @@
 """seen events: platform events already handled, so any replica acknowledges a redelivery without running it
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.types
 
 revision = "0012"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
