@@ -80,7 +80,9 @@ async def test_sign_in_sets_a_secure_session_cookie_and_the_link_is_single_use(
     assert token.encode() not in raw and token.split(".")[0].encode() not in raw
 
 
-async def test_every_page_shows_the_databases_figures(world: DashboardWorld, client: TestClient[object, object]) -> None:
+async def test_every_page_shows_the_databases_figures(
+    world: DashboardWorld, client: TestClient[object, object]
+) -> None:
     await sign_in(client, world)
     home = await client.get("/dashboard/")
     assert home.status == 200
@@ -97,7 +99,7 @@ async def test_every_page_shows_the_databases_figures(world: DashboardWorld, cli
     for row in attendance:
         assert row["learner"] in cohort
     assert f"/dashboard/cohorts/{python}/trends.png" in cohort
-    assert "<th scope=\"col\">" in cohort and "<caption>" in cohort
+    assert '<th scope="col">' in cohort and "<caption>" in cohort
 
     session = await (await client.get(f"/dashboard/sessions/{short}")).text()
     assert "Attendance list" in session and "Medical appointment" in session  # the excused learner's reason
@@ -125,7 +127,9 @@ async def test_every_page_shows_the_databases_figures(world: DashboardWorld, cli
         assert image.size[0] >= 800 and image.getextrema()[0] < 100  # drawn, not blank
 
 
-async def test_every_download_is_the_export_of_the_cli(world: DashboardWorld, client: TestClient[object, object]) -> None:
+async def test_every_download_is_the_export_of_the_cli(
+    world: DashboardWorld, client: TestClient[object, object]
+) -> None:
     await sign_in(client, world)
     python = await cohort_id(client, "python")
     short = world.demo.session
@@ -145,7 +149,9 @@ async def test_every_download_is_the_export_of_the_cli(world: DashboardWorld, cl
     data, _ = await download(f"/dashboard/sessions/{short}/export/pdf")
     assert "Attendance sheet" in pdf_text(data) and ORGANISATION in pdf_text(data)
     data, _ = await download(f"/dashboard/sessions/{short}/export/csv.zip")
-    assert zipfile.ZipFile(io.BytesIO(data)).read("attendance.csv") == (world.demo.out_dir / "attendance.csv").read_bytes()
+    assert (
+        zipfile.ZipFile(io.BytesIO(data)).read("attendance.csv") == (world.demo.out_dir / "attendance.csv").read_bytes()
+    )
     data, disposition = await download(f"/dashboard/cohorts/{python}/export/audit-pack.zip")
     assert "python-audit-pack.zip" in disposition
     names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
