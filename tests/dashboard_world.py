@@ -49,6 +49,9 @@ class DashboardWorld:
         assert found is not None
         return found.group(1)
 
+    def user_in(self, user_id: str, *, trainer: bool = True) -> LocalUser:
+        return LocalUser(self.app.core, self.platform, user_id, user_id, trainer=trainer)
+
     async def close(self) -> None:
         await self.http.stop()
         await self.app.close()

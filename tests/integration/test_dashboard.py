@@ -299,3 +299,31 @@ async def test_replicas_share_the_key_and_refuse_a_link_another_one_accepted(
         assert home.status == 200
     finally:
         await second.close()
+
+
+async def test_a_planned_session_and_a_cohort_without_sessions_read_politely(
+    world: DashboardWorld, client: TestClient[object, object]
+) -> None:
+    """Nothing recorded yet: the pages still answer (rates shown as "—"), files are made from what exists, and a
+    cohort with no session says so instead of offering empty files."""
+    assert (await world.other.command("cohort create empty")).ok
+    await sign_in(client, world, world.other)
+    theirs, empty = await cohort_id(client, "other"), await cohort_id(client, "empty")
+    cohort = await client.get(f"/dashboard/cohorts/{theirs}")
+    assert cohort.status == 200 and "Secret plans of T2" in await cohort.text()
+    session = await client.get(f"/dashboard/sessions/{world.other_session}")
+    text = await session.text()
+    assert session.status == 200 and "not yet" in text and "—" in text
+    sheet = await client.get(f"/dashboard/sessions/{world.other_session}/export/pdf")
+    assert sheet.status == 200 and "Secret plans of T2" in pdf_text(await sheet.read())
+    chart = await client.get(f"/dashboard/sessions/{world.other_session}/chart.png")
+    assert chart.status == 200 and Image.open(io.BytesIO(await chart.read())).size[0] >= 800
+    page = await client.get(f"/dashboard/cohorts/{empty}")
+    body = await page.text()
+    assert page.status == 200 and "No session planned yet." in body and "/export/" not in body
+    refused = await client.get(f"/dashboard/cohorts/{empty}/export/audit-pack.zip")
+    assert refused.status == 404 and "has no session yet" in await refused.text()
+    # Taken off the cohort's trainers: the next page is refused, although the cookie is still valid.
+    assert (await world.other.command("cohort trainers add other <@T3>")).ok
+    assert (await world.user_in("T3").command("cohort trainers remove other <@T2>")).ok
+    assert (await client.get(f"/dashboard/cohorts/{theirs}")).status == 403
