@@ -97,7 +97,8 @@ class Dashboard:
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
         app[ACCESS_KEY] = self.access
-        app.router.add_get("/login", self.login)
+        app.router.add_get("/login", self.confirm)
+        app.router.add_post("/login", self.login)
         app.router.add_post("/logout", self.logout)
         app.router.add_get("/", self.cohorts)
         app.router.add_get("/cohorts/{cohort:[0-9]{1,9}}", self.cohort)
@@ -181,8 +182,16 @@ class Dashboard:
 
     # ------------------------------------------------------------------ signing in and out
 
+    async def confirm(self, request: web.Request) -> web.StreamResponse:
+        """The link's page: a button that signs in (a preview bot fetching the link spends nothing)."""
+        token = request.query.get("token", "")
+        await self.access.peek(token)
+        return self.page(self._request_locale(request), "signin.html", token=token)
+
     async def login(self, request: web.Request) -> web.StreamResponse:
-        viewer = await self.access.redeem(request.query.get("token", ""))
+        form = await request.post()
+        token = form.get("token")
+        viewer = await self.access.redeem(token if isinstance(token, str) else "")
         response = web.HTTPSeeOther(f"{PREFIX}/", headers=HEADERS)
         response.set_cookie(
             COOKIE,

@@ -1,5 +1,6 @@
 """Who may read the web dashboard: `/peer dashboard` DMs a trainer a signed, single-use sign-in link valid
-15 minutes; opening it gives a signed session cookie valid 8 hours. No password is ever stored.
+15 minutes; opening it shows a "Sign in" button (a chat app's link preview fetches the page without spending the
+link), and pressing it gives a signed session cookie valid 8 hours. No password is ever stored.
 
 The link carries a random nonce signed with the dashboard key; the database keeps only the nonce's SHA-256, and
 one conditional UPDATE marks it used, so a replayed link is refused on every replica. The cookie carries who the
@@ -168,15 +169,32 @@ class DashboardAccess:
 
     # ------------------------------------------------------------------ signing in
 
-    async def redeem(self, token: str) -> Viewer:
-        """Spend a link: refused when forged, unknown, expired or already used (by anyone, on any replica)."""
+    async def _digest(self, token: str) -> str:
+        """The stored hash of the link's nonce, once its signature is checked."""
         try:
             payload = (await self._serializer(LINK_SALT)).loads(token)
             nonce = str(payload["n"])
         except (BadData, KeyError, TypeError):
             raise Refused(401, _("This sign-in link is not valid."), _sign_in_again()) from None
+        return nonce_hash(nonce)
+
+    async def peek(self, token: str) -> None:
+        """Check a link without spending it: opening it shows a "Sign in" button, so a chat app that fetches the
+        link for a preview (Discord's embeds, Slack's unfurls) does not use it up."""
+        digest = await self._digest(token)
+        async with self.ctx.db.transaction() as tx:
+            row = (await tx.exec(select(DashboardLink).where(DashboardLink.nonce_hash == digest))).first()
+        if row is None:
+            raise Refused(401, _("This sign-in link is not valid."), _sign_in_again())
+        if row.used_at is not None:
+            raise Refused(403, _("This sign-in link has already been used."), _sign_in_again())
+        if row.expires_at <= self.ctx.clock.now():
+            raise Refused(401, _("This sign-in link has expired (links last 15 minutes)."), _sign_in_again())
+
+    async def redeem(self, token: str) -> Viewer:
+        """Spend a link: refused when forged, unknown, expired or already used (by anyone, on any replica)."""
+        digest = await self._digest(token)
         now = self.ctx.clock.now()
-        digest = nonce_hash(nonce)
         async with self.ctx.db.transaction() as tx:
             spent = await tx.exec(  # type: ignore[call-overload]
                 update(DashboardLink)

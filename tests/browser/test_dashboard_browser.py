@@ -81,7 +81,10 @@ async def test_a_trainer_reads_the_dashboard_in_chromium(served: DashboardWorld,
 
             # Sign in: the link lands on the cohorts page with a session cookie the page's scripts cannot read.
             await page.goto(link)
-            assert page.url == f"{base}/dashboard/"
+            await expect(page.locator("h1")).to_have_text("Sign in to the dashboard")
+            await page.screenshot(path=str(SCREENSHOTS / "sign-in.png"), full_page=True)
+            await page.get_by_role("button", name="Sign in").click()
+            await page.wait_for_url(f"{base}/dashboard/")
             await expect(page.locator("h1")).to_have_text("Your cohorts")
             [cookie] = await context.cookies()
             assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/dashboard"

@@ -10,9 +10,10 @@ import zipfile
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from openpyxl import load_workbook
 from PIL import Image
@@ -47,8 +48,18 @@ def path_of(link: str) -> str:
     return f"{parts.path}?{parts.query}"
 
 
+async def open_link(client: TestClient[object, object], link: str) -> ClientResponse:
+    """What a click on the link does: its page (a "Sign in" button), then the button (a POST of the token)."""
+    page = await client.get(path_of(link), allow_redirects=False)
+    if page.status != 200:
+        return page
+    assert 'method="post" action="/dashboard/login"' in await page.text()
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    return await client.post("/dashboard/login", data={"token": token}, allow_redirects=False)
+
+
 async def sign_in(client: TestClient[object, object], world: DashboardWorld, user: object = None) -> None:
-    response = await client.get(path_of(await world.link(user)), allow_redirects=False)  # type: ignore[arg-type]
+    response = await open_link(client, await world.link(user))  # type: ignore[arg-type]
     assert response.status == 303 and response.headers["Location"] == "/dashboard/"
 
 
@@ -65,7 +76,10 @@ async def test_sign_in_sets_a_secure_session_cookie_and_the_link_is_single_use(
 ) -> None:
     link = await world.link()
     assert link.startswith("http://127.0.0.1:3000/dashboard/login?token=")  # PEERBOT_PUBLIC_URL unset: host:port
-    response = await client.get(path_of(link), allow_redirects=False)
+    for _preview in range(3):  # a chat app fetching the link for a preview does not spend it
+        page = await client.get(path_of(link), allow_redirects=False)
+        assert page.status == 200 and "Set-Cookie" not in page.headers
+    response = await open_link(client, link)
     assert response.status == 303
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/dashboard" in cookie
@@ -74,6 +88,9 @@ async def test_sign_in_sets_a_secure_session_cookie_and_the_link_is_single_use(
     again = await client.get(path_of(link), allow_redirects=False)
     assert again.status == 403
     assert "already been used" in await again.text()
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    replay = await client.post("/dashboard/login", data={"token": token}, allow_redirects=False)
+    assert replay.status == 403 and "Set-Cookie" not in replay.headers
     # The database keeps only the nonce's hash: the token appears nowhere in it.
     token = link.split("token=")[1]
     raw = (Path(world.app.settings.database_url.split("///")[1])).read_bytes()
@@ -209,13 +226,18 @@ async def test_expired_forged_links_and_bad_cookies_are_refused(
     world.clock.advance(timedelta(minutes=15, seconds=1))
     expired = await client.get(path_of(link), allow_redirects=False)
     assert expired.status == 401 and "expired" in await expired.text()
-    assert "Set-Cookie" not in expired.headers
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    posted = await client.post("/dashboard/login", data={"token": token}, allow_redirects=False)
+    assert posted.status == 401 and "Set-Cookie" not in posted.headers
 
     fresh = path_of(await world.link())
     forged = fresh[:-3] + ("AAA" if not fresh.endswith("AAA") else "BBB")
     for bad in (forged, "/dashboard/login?token=", "/dashboard/login", "/dashboard/login?token=x.y"):
         response = await client.get(bad, allow_redirects=False)
         assert response.status == 401 and "not valid" in await response.text(), bad
+        token = bad.partition("token=")[2]
+        posted = await client.post("/dashboard/login", data={"token": token}, allow_redirects=False)
+        assert posted.status == 401 and "Set-Cookie" not in posted.headers
 
     nobody = await client.get("/dashboard/")
     assert nobody.status == 401 and "sign in" in (await nobody.text()).lower()
@@ -267,7 +289,9 @@ async def test_french_pages_and_the_public_url(demo: DemoResult, tmp_path: Path)
         assert link.startswith("https://bot.example.org/dashboard/login?token=")
         assert "Votre tableau de bord" in world.platform.dms_to("T1")[-1].message.text
         async with TestClient(TestServer(world.http.web)) as client:
-            response = await client.get(path_of(link), allow_redirects=False)
+            page = await client.get(path_of(link), headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+            assert "Se connecter au tableau de bord" in await page.text()
+            response = await open_link(client, link)
             assert "Secure" in response.headers["Set-Cookie"]  # an https public URL: the cookie never goes in clear
             cookie = response.cookies["peerbot_dashboard"].value
             home = await client.get("/dashboard/", headers={"Cookie": f"peerbot_dashboard={cookie}"})
