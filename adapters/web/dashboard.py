@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from babel.core import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_time
 from babel.numbers import format_decimal, format_percent
 from jinja2 import Environment, FileSystemLoader
@@ -116,12 +115,9 @@ class Dashboard:
 
     def _request_locale(self, request: web.Request) -> str:
         """Before anyone is signed in: the browser's language when peerbot speaks it, else PEERBOT_LOCALE."""
-        for part in request.headers.get("Accept-Language", "").split(","):
-            try:
-                code = Locale.parse(part.split(";")[0].strip().replace("-", "_")).language
-            except (ValueError, UnknownLocaleError):
-                continue
-            if supported(code):
+        for part in request.headers.get("Accept-Language", "").split(",")[:20]:
+            code = supported(part.split(";")[0].strip()[:3].lower().rstrip("-_"))  # "fr-FR;q=0.9" → "fr"
+            if code:
                 return code
         return self.settings.locale
 
@@ -189,8 +185,10 @@ class Dashboard:
         return self.page(self._request_locale(request), "signin.html", token=token)
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        token = form.get("token")
+        try:
+            token = (await request.post()).get("token")
+        except ValueError:  # a body that is not a form (undecodable bytes): the same as no token
+            token = None
         viewer = await self.access.redeem(token if isinstance(token, str) else "")
         response = web.HTTPSeeOther(f"{PREFIX}/", headers=HEADERS)
         response.set_cookie(

@@ -351,3 +351,46 @@ async def test_a_planned_session_and_a_cohort_without_sessions_read_politely(
     assert (await world.other.command("cohort trainers add other <@T3>")).ok
     assert (await world.user_in("T3").command("cohort trainers remove other <@T2>")).ok
     assert (await client.get(f"/dashboard/cohorts/{theirs}")).status == 403
+
+
+NASTY = [
+    "/dashboard/login?token=" + "A" * 5000,
+    "/dashboard/login?token=%00%ff",
+    "/dashboard/login?token=eyJuIjpudWxsfQ.x",
+    "/dashboard/cohorts/0",
+    "/dashboard/cohorts/123456789",
+    "/dashboard/cohorts/1/learners/%00",
+    "/dashboard/cohorts/1/learners/..%2F..%2Fetc",
+    "/dashboard/cohorts/1/learners/L1/passwd.pdf",
+    "/dashboard/sessions/%E2%80%AE",
+    "/dashboard/sessions/" + "s" * 300 + "/chart.png",
+    "/dashboard/static/../../bot/settings.py",
+    "/dashboard/nope",
+    "/dashboard",
+]
+
+
+async def test_odd_requests_get_polite_pages_never_a_500(
+    world: DashboardWorld, client: TestClient[object, object]
+) -> None:
+    headers = [
+        {},
+        {"Cookie": "peerbot_dashboard=" + "x" * 3000, "Accept-Language": "*;q=0.1, zz, -"},
+        {"Cookie": 'peerbot_dashboard="\\""', "Accept-Language": "fr-CA"},
+    ]
+    for extra in headers:
+        for path in NASTY:
+            response = await client.get(path, headers=extra, allow_redirects=False)
+            assert response.status in {301, 308, 401, 403, 404}, (path, extra, response.status)
+            if response.status >= 400 and response.url.path.startswith("/dashboard/"):  # not `..` resolved away
+                assert "<h1>" in await response.text()
+    await sign_in(client, world)
+    for path in NASTY:
+        response = await client.get(path, allow_redirects=False)
+        assert response.status in {301, 308, 401, 403, 404}, (path, response.status)
+    odd = await client.post(
+        "/dashboard/login", data=b"\xff\xfe", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert odd.status == 401
+    wrong_method = await client.post("/dashboard/")
+    assert wrong_method.status == 405 and "<h1>" in await wrong_method.text()
