@@ -42,6 +42,32 @@ def _need_browser() -> None:
         pytest.skip("missing: " + ", ".join(missing))
 
 
+# The lowest WCAG contrast ratio between a text element's colour and the background it sits on (page scripts are
+# off; Playwright's evaluate runs in its own world).
+LOWEST_CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[0-9.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  let lowest = 21, where = "";
+  for (const el of document.querySelectorAll("h1,h2,p,a,th,td,caption,dt,dd,li,button,figcaption,code,span")) {
+    if (!el.textContent.trim() || !el.getClientRects().length) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < lowest) { lowest = ratio; where = el.tagName + ": " + el.textContent.trim().slice(0, 40); }
+  }
+  return [lowest, where];
+}"""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -95,6 +121,10 @@ async def test_a_trainer_reads_the_dashboard_in_chromium(served: DashboardWorld,
             # Keyboard: the first Tab reaches the skip link, the next ones the navigation and the cohort's link.
             await page.keyboard.press("Tab")
             await expect(page.locator(":focus")).to_have_text("Skip to the content")
+            ring = await page.locator(":focus").evaluate(
+                "e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]"
+            )
+            assert ring[0] != "none" and float(ring[1].removesuffix("px")) >= 2  # a focus ring one can see
             await page.keyboard.press("Tab")
             await expect(page.locator(":focus")).to_have_text("Your cohorts")
 
@@ -109,6 +139,8 @@ async def test_a_trainer_reads_the_dashboard_in_chromium(served: DashboardWorld,
             assert chart.ok and chart.headers["content-type"] == "image/png" and len(await chart.body()) > 10_000
             assert await page.locator("img:not([alt])").count() == 0
             assert await page.locator("th:not([scope])").count() == 0
+            lowest, where = await page.evaluate(LOWEST_CONTRAST)
+            assert lowest >= 4.5, (lowest, where)  # WCAG AA for body text
             await page.wait_for_load_state("load")
             await page.screenshot(path=str(SCREENSHOTS / "cohort.png"), full_page=True)
 
@@ -133,6 +165,8 @@ async def test_a_trainer_reads_the_dashboard_in_chromium(served: DashboardWorld,
             await expect(page.get_by_text("The chain is intact.")).to_be_visible()
             chart = await context.request.get(f"{base}/dashboard/sessions/{demo.session}/chart.png")
             assert chart.ok and chart.headers["content-type"] == "image/png"
+            lowest, where = await page.evaluate(LOWEST_CONTRAST)
+            assert lowest >= 4.5, (lowest, where)
             await page.wait_for_load_state("load")  # the chart drawn before the picture is taken
             await page.screenshot(path=str(SCREENSHOTS / "session.png"), full_page=True)
 
