@@ -145,8 +145,9 @@ READY_TIMEOUT = 3.0  # seconds for the database check of /readyz
 class HttpServer:
     """The process's one HTTP server, for every platform set-up (Socket Mode and Discord-only included):
     GET /healthz (the process answers), GET /readyz (it can do its work: 503 with the failing checks otherwise),
-    GET /metrics (Prometheus text format, unless PEERBOT_METRICS=off), and in Slack HTTP mode the adapter's
-    POST /slack/events, mounted before `start`."""
+    GET /metrics (Prometheus text format, unless PEERBOT_METRICS=off), the trainers' web dashboard under
+    /dashboard (PEERBOT_DASHBOARD=on), and in Slack HTTP mode the adapter's POST /slack/events, mounted before
+    `start`."""
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -155,6 +156,10 @@ class HttpServer:
         self.web.router.add_get("/readyz", self._readyz)
         if app.core.ctx.metrics.enabled:
             self.web.router.add_get("/metrics", self._metrics)
+        if app.settings.dashboard_on:
+            from adapters.web.dashboard import mount
+
+            mount(self.web, app.core.dashboard, app.db, app.settings, app.core.ctx.clock)
         self.port = app.settings.http_port
         self._runner: web.AppRunner | None = None
 

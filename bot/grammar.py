@@ -63,6 +63,7 @@ USAGE: dict[str, str] = {
     "questionnaire edit": N_("/peer questionnaire edit <cohort>"),
     "followup plan": N_("/peer followup plan <session> <weeks 1-52> [observer=@user]"),
     "alerts": N_("/peer alerts <cohort>"),
+    "dashboard": "/peer dashboard",
     "group show": N_("/peer group show <session>"),
     "group move": N_("/peer group move <session> <@user> <group number 1-999>"),
     "group swap": N_("/peer group swap <session> <@user> <@user>"),
@@ -79,7 +80,8 @@ PAIR_COMMANDS = frozenset({"cohort apart", "cohort together", "cohort unpair"})
 TRAINER_COMMANDS = frozenset(
     k
     for k in USAGE
-    if k.split()[0] in {"cohort", "session", "quiz", "report", "group", "alerts", "questionnaire", "followup"}
+    if k.split()[0]
+    in {"cohort", "session", "quiz", "report", "group", "alerts", "questionnaire", "followup", "dashboard"}
 )
 
 # `fullmatch` only: `$` also matches before a final newline, which let `cohort create "abc\n"` through.
@@ -534,7 +536,9 @@ def _parse_args(name: str, args: list[str]) -> Command:
         if len(args) < count:
             raise _usage_error(name, problem)
 
-    if name in {"help", "raise", "mydata", "forget-me"}:
+    if name in {"help", "raise", "mydata", "forget-me", "dashboard"}:
+        if name == "dashboard" and args:
+            raise _usage_error(name, _("`/peer dashboard` takes nothing after it."))
         return Command(name)
     if name in {"checkin", "prep-done"}:
         if len(args) > 1:

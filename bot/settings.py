@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     video_url_template: str = Field("", alias="PEERBOT_VIDEO_URL_TEMPLATE")
     organisation: str = Field("", alias="PEERBOT_ORGANISATION", max_length=200)
     retention_days: int = Field(0, alias="PEERBOT_RETENTION_DAYS", ge=0, le=36500)
+    dashboard: Literal["on", "off"] = Field("off", alias="PEERBOT_DASHBOARD")
+    public_url: str = Field("", alias="PEERBOT_PUBLIC_URL")
+    secret_key: SecretStr | None = Field(None, alias="PEERBOT_SECRET_KEY", min_length=32)
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -84,9 +87,21 @@ class Settings(BaseSettings):
     @field_validator("slack_api_url", "discord_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        if not value:
+            return value
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        """The address people open: http(s), no query, no trailing slash (paths are appended to it)."""
+        if not value:
+            return value
+        if not value.startswith(("http://", "https://")) or any(c in value for c in "?#") or value.strip() != value:
+            raise ValueError(f"not an http(s) base URL: {value!r}; e.g. https://peerbot.example.org")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _platforms_complete(self) -> Self:
@@ -131,6 +146,15 @@ class Settings(BaseSettings):
     @property
     def discord_enabled(self) -> bool:
         return self.discord_token is not None and self.discord_guild_id is not None
+
+    @property
+    def dashboard_on(self) -> bool:
+        return self.dashboard == "on"
+
+    @property
+    def dashboard_base_url(self) -> str:
+        """Where the dashboard's links point: PEERBOT_PUBLIC_URL, else this process's own HTTP address."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
 
     @property
     def trainer_ids(self) -> frozenset[str]:

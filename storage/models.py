@@ -291,3 +291,31 @@ class EvidenceLink(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class DashboardLink(SQLModel, table=True):
+    """A single-use dashboard sign-in link DMed by `/peer dashboard`: only the SHA-256 of its nonce is kept, so a
+    database read gives no working link; `used_at` is set by one conditional UPDATE, so two replicas never both
+    accept the same link. Kept once used or expired, like the audit trail."""
+
+    __tablename__ = "dashboard_link"
+    id: int | None = Field(default=None, primary_key=True)
+    nonce_hash: str = Field(max_length=64, unique=True)
+    platform: str = Field(max_length=16)
+    workspace: str = Field(max_length=64)
+    user_id: str = Field(max_length=64)
+    is_admin: bool = False
+    locale: str = Field(default="", max_length=8)
+    created_at: datetime = Field(sa_column=_utc_column())
+    expires_at: datetime = Field(sa_column=_utc_column())
+    used_at: datetime | None = Field(default=None, sa_column=_utc_column(nullable=True))
+
+
+class AppSecret(SQLModel, table=True):
+    """A secret generated once and shared by every replica through the database (the dashboard's signing key
+    when PEERBOT_SECRET_KEY is not set)."""
+
+    __tablename__ = "app_secret"
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=_utc_column())

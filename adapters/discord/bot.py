@@ -625,6 +625,10 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     async def alerts(self, interaction: discord.Interaction[PeerBot], cohort: str) -> None:
         await self.run(interaction, "alerts", word(cohort))
 
+    @app_commands.command(name="dashboard", description="Get a sign-in link to the web dashboard (trainers)")
+    async def dashboard(self, interaction: discord.Interaction[PeerBot]) -> None:
+        await self.run(interaction, "dashboard")
+
     @app_commands.command(name="checkin", description="Check in to your session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def checkin(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:

@@ -17,6 +17,7 @@ from bot.core.alerts import Alerts
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort, log
+from bot.core.dashboard import DashboardAccess
 from bot.core.followups import FollowUps
 from bot.core.forms import Forms
 from bot.core.groups import Groups
@@ -82,6 +83,7 @@ class Core:
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
         self.privacy = Privacy(self.ctx)
+        self.dashboard = DashboardAccess(self.ctx)
         self.routes: dict[str, Handler] = {
             "help": self.commands.help,
             "cohort create": self.commands.cohort_create,
@@ -102,6 +104,7 @@ class Core:
             "alerts": self.alerts.command,
             "questionnaire edit": self.templates.edit_form,
             "followup plan": self.followups.plan,
+            "dashboard": self.dashboard.command,
             "group show": self.groups.group_show,
             "group move": self.groups.group_move,
             "group swap": self.groups.group_swap,

@@ -873,3 +873,19 @@ async def test_forget_me_opens_a_confirmation_modal_and_erases_on_submit(world: 
     assert "no longer knows who you are" in done.text, done.text
     async with w.app.db.transaction() as tx:
         assert (await tx.exec(select(Member).where(Member.user_id == str(w.trainer.id)))).first() is None
+
+
+async def test_peer_dashboard_dms_a_sign_in_link_for_the_discord_trainer(world: DiscordWorld) -> None:
+    w, emu = world, world.emu
+    w.app.settings.dashboard = "on"  # the same settings object the core reads
+    reply = await w.command(w.trainer, ["dashboard"])
+    assert "sign-in link to the dashboard by DM" in reply, reply
+    await emu.wait_until(lambda: emu.dm_with(w.trainer) is not None)
+    dm = emu.dm_with(w.trainer)
+    assert dm is not None
+    text = list(dm.messages.values())[-1].content
+    found = re.search(r"/dashboard/login\?token=([A-Za-z0-9_.-]+)", text)
+    assert found is not None, text
+    viewer = await w.app.core.dashboard.redeem(found.group(1))
+    assert (viewer.platform, viewer.user_id) == ("discord", str(w.trainer.id))
+    assert "Only trainers" in await w.command(w.learners[0], ["dashboard"])

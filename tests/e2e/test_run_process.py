@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -71,6 +72,14 @@ async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> None:
     raise AssertionError("peerbot run never became healthy")
 
 
+def dm_link(slack: SlackEmulator, user: str) -> str | None:
+    """The dashboard link in the newest DM to `user`, if any."""
+    dm = next((c for c in slack.channels.values() if c.is_im and c.im_user == user), None)
+    texts = [m.text for m in slack.history(dm.id)] if dm is not None else []
+    found = re.search(r"http://\S+/dashboard/login\?token=[A-Za-z0-9_.-]+", texts[-1]) if texts else None
+    return found.group(0) if found else None
+
+
 async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> None:
     port = free_port()
     db = tmp_path / "run.db"
@@ -92,6 +101,7 @@ async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> No
             DISCORD_APPLICATION_ID=str(discord_emu.application_id),
             DISCORD_TRAINER_ROLE="Trainer",
             DISCORD_API_URL=discord_emu.api_url,
+            PEERBOT_DASHBOARD="on",
         )
         proc = await start_run(tmp_path, env)
         try:
@@ -110,6 +120,19 @@ async def test_run_serves_slack_and_discord_in_one_process(tmp_path: Path) -> No
                 assert "Planned session `s1`" in str(resp.json())
                 refused, _ = await driver.slash_command(learner, "session start s1", channel_id=general)
                 assert "Only trainers" in str(refused.json())
+                # The dashboard on the same server: the DMed link signs the trainer in.
+                await driver.slash_command(trainer, "dashboard", channel_id=general)
+                for _ in range(200):  # the DM goes out right after the ack
+                    if (link := dm_link(slack, trainer)) is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                assert link is not None and link.startswith(f"http://127.0.0.1:{port}/dashboard/login?token=")
+                async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:  # an IP host
+                    async with browser.get(link) as page:
+                        assert page.status == 200 and "Sign in" in await page.text()
+                    token = link.split("token=")[1]
+                    async with browser.post(f"http://127.0.0.1:{port}/dashboard/login", data={"token": token}) as home:
+                        assert home.status == 200 and "slackers" in await home.text()
 
             await discord_emu.wait_until(lambda: bool(discord_emu.guild_commands), within=20)
             inter = await discord_emu.slash(d_trainer, "peer", ["cohort", "create"], {"cohort": "gamers"}, within=20)

@@ -355,3 +355,21 @@ async def test_dropout_alert_and_an_edited_check_in_through_slack(world: SlackWo
     await w.runner.bot.drain()
     dm = next(c for c in w.emu.channels.values() if c.is_im and c.im_user == absent)
     assert w.emu.history(dm.id)[-1].text == "Monday?"
+
+
+async def test_peer_dashboard_dms_a_sign_in_link_for_the_slack_trainer(tmp_path: Path) -> None:
+    w = await make_world(tmp_path, PEERBOT_DASHBOARD="on", PEERBOT_PUBLIC_URL="https://peerbot.example.org")
+    try:
+        ack, form = await w.command(w.trainer, "dashboard")
+        assert "sign-in link to the dashboard by DM" in w.final_text(ack, form)
+        dm = next(c for c in w.emu.channels.values() if c.is_im and c.im_user == w.trainer)
+        found = re.search(
+            r"https://peerbot\.example\.org/dashboard/login\?token=([A-Za-z0-9_.-]+)", w.emu.history(dm.id)[-1].text
+        )
+        assert found is not None
+        viewer = await w.app.core.dashboard.redeem(found.group(1))
+        assert (viewer.platform, viewer.user_id, viewer.is_admin) == ("slack", w.trainer, True)  # SLACK_TRAINER_IDS
+        ack, form = await w.command(w.learners[0], "dashboard")
+        assert "Only trainers" in w.final_text(ack, form)
+    finally:
+        await close_world(w)

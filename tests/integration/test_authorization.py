@@ -76,7 +76,21 @@ async def refused(world: World, act: Callable[[], Awaitable[Reply | Any]]) -> st
 
 def test_the_matrix_covers_every_trainer_command() -> None:
     covered = {grammar.parse(c.format(channel="C1", s="s1", g=1)).name for c in TRAINER_COMMANDS}
-    assert covered | {"cohort create"} == set(grammar.TRAINER_COMMANDS)
+    assert covered | {"cohort create", "dashboard"} == set(grammar.TRAINER_COMMANDS)
+
+
+async def test_any_trainer_or_admin_may_ask_for_a_dashboard_link_and_no_one_else(world: World) -> None:
+    """`/peer dashboard` acts on no cohort (the dashboard shows each trainer their own): like `cohort create`, it is
+    for every trainer and admin; learners, outsiders and people of another workspace who are not trainers are
+    refused without a row written."""
+    outsider = LocalUser(world.app.core, world.platform, "O1", "Outsider")
+    elsewhere = LocalUser(world.app.core, world.platform, "LW", "Learner elsewhere", workspace="ws2")
+    for person in (world.learners[0], outsider, elsewhere):
+        assert "Only trainers" in await refused(world, lambda p=person: p.command("dashboard"))
+    other_trainer = LocalUser(world.app.core, world.platform, "TB", "Other trainer", trainer=True)
+    admin = LocalUser(world.app.core, world.platform, "AD", "Admin", admin=True)
+    for person in (world.trainer, other_trainer, admin):  # the dashboard is off here: the reply says how to turn it on
+        assert "PEERBOT_DASHBOARD=on" in await refused(world, lambda p=person: p.command("dashboard"))
 
 
 async def test_only_the_cohorts_trainers_and_admins_act_on_it(world: World) -> None:

@@ -36,9 +36,11 @@ def code_msgids() -> set[str]:
     """What `pybabel extract` finds in its input paths with the keywords configured in pyproject.toml."""
     config = PYPROJECT["tool"]["babel"]["extract_messages"]
     keywords = {**DEFAULT_KEYWORDS, **parse_keywords(config["keywords"])}
+    methods = [(m["pattern"], m["method"]) for m in PYPROJECT["tool"]["babel"]["mappings"]]  # Python and Jinja2
     found = set()
     for path in config["input_paths"]:
-        for _filename, _lineno, message, _comments, _context in extract_from_dir(str(ROOT / path), keywords=keywords):
+        extracted = extract_from_dir(str(ROOT / path), method_map=methods, keywords=keywords)
+        for _filename, _lineno, message, _comments, _context in extracted:
             assert isinstance(message, str), f"plural or empty message {message!r}"
             found.add(message)
     return found
