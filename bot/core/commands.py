@@ -464,8 +464,9 @@ class Commands:
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, actor, command.session)
             missed = await self.views.missed_questions(tx, peer_session, locale)
+            formats = await self.timeline.formats.report_lines(tx, peer_session, locale)
         report = await session_report(self.views, peer_session.short_id, locale)
-        return Reply("\n".join([report, *missed]))
+        return Reply("\n".join([report, *missed, *formats]))
 
     # ------------------------------------------------------------------ learner commands
 

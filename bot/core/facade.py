@@ -17,6 +17,7 @@ from bot.core.alerts import Alerts
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort, log
+from bot.core.formats import Formats
 from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
@@ -73,7 +74,8 @@ class Core:
         self.outbox = Outbox(self.ctx, self.views)
         self.forms = Forms(self.ctx)
         self.attendance = Attendance(self.ctx, self.groups)
-        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
+        self.formats = Formats(self.ctx, self.outbox)
+        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views, self.formats)
         self.commands = Commands(self.ctx, self.timeline, self.views)
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
@@ -125,9 +127,11 @@ class Core:
         return await self.outbox.deliver_due(limit)
 
     async def sweep(self) -> int:
-        """The scheduler's periodic pass: place learners who waited too long for a group, send due DMs, and (at
+        """The scheduler's periodic pass: place learners who waited too long for a group, move the sharing timers
+        on, send due DMs, and (at
         most hourly, when PEERBOT_RETENTION_DAYS is set) purge old free text; returns how many DMs went out."""
         await self.timeline.place_waiting()
+        await self.formats.tick_all()
         await self.alerts.weekly()
         sent = await self.outbox.deliver_due()
         await self.privacy.purge_expired()
@@ -315,4 +319,8 @@ class Core:
                 return Reply("", form=await self.forms.takeaways_form(actor, group))
             case actions.Nudge(cohort=cohort, member=member):
                 return Reply("", form=await self.alerts.nudge_form(actor, cohort, member))
+            case actions.AcceptAgreement(group=group):
+                return await self.formats.accept(actor, group)
+            case actions.ReportMeeting(group=group, minutes=minutes):
+                return await self.formats.report_meeting(actor, group, minutes)
         raise Invalid(_("This button is not one of mine any more."))

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context, log
+from bot.core.formats import Formats
 from bot.core.groups import Arrivals, Groups, check_in_button
 from bot.core.outbox import Outbox
 from bot.core.rules import DeliveryKind, SessionState, Step
@@ -61,8 +62,11 @@ class StepResult:
 class Timeline:
     """The steps of a session, each idempotent, in the order they happen."""
 
-    def __init__(self, ctx: Context, groups: Groups, outbox: Outbox, views: Views) -> None:
+    def __init__(
+        self, ctx: Context, groups: Groups, outbox: Outbox, views: Views, formats: Formats | None = None
+    ) -> None:
         self.ctx, self.groups, self.outbox, self.views = ctx, groups, outbox, views
+        self.formats = formats or Formats(ctx, outbox)
 
     async def advance(self) -> list[StepResult]:
         """Run every step that is due for every active session, then deliver due DMs (catch-up on start)."""
@@ -150,6 +154,7 @@ class Timeline:
             peer_session = await queries.peer_session(tx, None, short_id)
         if peer_session.state == rules.SessionState.RUNNING:
             await self.groups.ensure_breakouts(short_id)  # resumes a start that crashed or hit a rate limit
+            await self.formats.tick(short_id)  # the sharing timer, the tutoring agreements
         elif peer_session.state == rules.SessionState.ENDED:
             await self.finish_end(short_id)  # resumes an end that crashed before its breakouts were closed
         results: list[StepResult] = []
@@ -388,6 +393,7 @@ class Timeline:
         created = await self.groups.ensure_breakouts(short_id)
         if arrivals.joined or arrivals.blocked:
             await self.groups.announce_arrivals(peer_session, arrivals)
+        await self.formats.tick(short_id)
         self.ctx.notify_scheduler(peer_session)
         if not learners:
             low, _high = size_bounds(peer_session.format, peer_session.group_size)
@@ -421,6 +427,7 @@ class Timeline:
                 return ""
             self.ctx.audit(tx, "scheduler", "wrapup", peer_session.id)
             groups = await queries.groups(tx, peer_session.id)
+        await self.formats.tick(short_id)  # the sharing timers show that time is up, above the takeaways prompt
         platform = await self.ctx.platform_of(peer_session)
         locale = self.ctx.settings.locale
         for group, _members in groups:
@@ -468,6 +475,7 @@ class Timeline:
                 )
                 await self.outbox.enqueue(tx, "retention", peer_session, member, retention_due)
             peer_session.retention_queued_at = now
+            await self.formats.queue_meeting_questions(tx, peer_session)
             self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
             groups = await queries.groups(tx, peer_session.id)
             summaries = [
