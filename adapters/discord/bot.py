@@ -487,6 +487,7 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
         format=[app_commands.Choice(name=f, value=f) for f in ("groups", "tutoring", "review", "sharing")],
         retention=[app_commands.Choice(name=w, value=w) for w in ("2w", "4w")],
         groups_from=[app_commands.Choice(name=g, value=g) for g in ("checked_in", "enrolled")],
+        named=[app_commands.Choice(name=n, value=n) for n in ("yes", "no")],
     )
     async def plan(
         self,
@@ -503,6 +504,8 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
         objectives: str | None = None,
         retention: app_commands.Choice[str] | None = None,
         groups_from: app_commands.Choice[str] | None = None,
+        reviewers: app_commands.Range[int, 1, 5] | None = None,
+        named: app_commands.Choice[str] | None = None,
     ) -> None:
         await self.run(
             interaction, "session", "plan", word(cohort), title, word(day), word(time), word(duration),
@@ -510,6 +513,7 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
             *option("prep_before", word(prep_before) if prep_before else None), *option("objectives", objectives),
             *option("retention", retention.value if retention else None),
             *option("groups_from", groups_from.value if groups_from else None),
+            *option("reviewers", reviewers), *option("named", named.value if named else None),
         )  # fmt: skip
 
     @app_commands.command(name="show", description="Show a session")
@@ -542,6 +546,17 @@ class QuizCommands(PeerCommands, name="quiz", description="Retention quiz (train
     ) -> None:  # fmt: skip
         wrong = [w for w in (wrong1, wrong2, wrong3, wrong4) if w]
         await self.run(interaction, "quiz", "add", word(session), question, correct, *wrong)
+
+
+class ReviewCommands(PeerCommands, name="review", description="Peer review (trainers)"):
+    @app_commands.command(name="criteria", description="Set the rubric of a peer review session (1 to 4 criteria)")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def criteria(
+        self, interaction: discord.Interaction[PeerBot], session: str, criterion1: str,
+        criterion2: str | None = None, criterion3: str | None = None, criterion4: str | None = None,
+    ) -> None:  # fmt: skip
+        criteria = [c for c in (criterion1, criterion2, criterion3, criterion4) if c is not None]
+        await self.run(interaction, "review", "criteria", word(session), *criteria)
 
 
 class GroupCommands(PeerCommands, name="group", description="Groups of a running session (trainers)"):
@@ -581,6 +596,7 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     cohort_commands = CohortCommands()
     session_commands = SessionCommands()
     quiz_commands = QuizCommands()
+    review_commands = ReviewCommands()
     group_commands = GroupCommands()
 
     @app_commands.command(name="help", description="What I can do for you")
@@ -611,6 +627,11 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def absent(self, interaction: discord.Interaction[PeerBot], session: str, reason: str) -> None:
         await self.run(interaction, "absent", word(session), reason)
+
+    @app_commands.command(name="submit", description="Hand in your work for a peer review session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def submit(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
+        await self.run(interaction, "submit", *([word(session)] if session else []))
 
     @app_commands.command(name="raise", description="Ask the trainer for help in your breakout")
     async def raise_(self, interaction: discord.Interaction[PeerBot]) -> None:

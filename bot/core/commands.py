@@ -318,6 +318,8 @@ class Commands:
                 prep_lead_minutes=int(lead.total_seconds() // 60),
                 retention_days=28 if opts.get("retention") == "4w" else 14,
                 groups_from=opts.get("groups_from", "checked_in"),
+                reviewers=int(opts.get("reviewers", "2")),
+                named_reviews=opts.get("named") == "yes",
                 channel_id=cohort.channel_id,
                 created_by=creator.id,
                 created_at=self.ctx.clock.now(),
@@ -354,6 +356,18 @@ class Commands:
             session=peer_session.short_id,
         )
         note = [clock_note.render(locale)] if clock_note else []
+        if fmt == "review":
+            note.append(
+                t(
+                    locale,
+                    "Peer review: learners hand in their work with `/peer submit {session}` (or the button on the "
+                    "announcements) before the start; each work gets {count} reviewer(s), {named}. Set the rubric with "
+                    '`/peer review criteria {session} "criterion" …`.',
+                    session=peer_session.short_id,
+                    count=peer_session.reviewers,
+                    named=t(locale, "named") if peer_session.named_reviews else t(locale, "anonymous"),
+                )
+            )
         return Reply("\n".join([planned, *note, quiz]), extra={"session": peer_session.short_id})
 
     async def session_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:

@@ -97,6 +97,8 @@ class Core:
             "session cancel": self.commands.session_cancel,
             "quiz add": self.commands.quiz_add,
             "report": self.commands.report,
+            "review criteria": self.formats.reviews.criteria_command,
+            "submit": self.formats.reviews.submit_command,
             "alerts": self.alerts.command,
             "group show": self.groups.group_show,
             "group move": self.groups.group_move,
@@ -230,6 +232,11 @@ class Core:
                 work = lambda: self.alerts.send_nudge(actor, cohort, member, message)  # noqa: E731
             case actions.ForgetMe():
                 work = lambda: self.privacy.forget_me(actor, values)  # noqa: E731
+            case actions.SubmitWork(session=short):
+                text = values.get("work", "")
+                work = lambda: settled(lambda: self.formats.reviews.record_work(actor, short, text))  # noqa: E731
+            case actions.SubmitReview(assignment=assignment):
+                work = lambda: settled(lambda: self.formats.reviews.record_review(actor, assignment, values))  # noqa: E731
         return await self._counted(actor, type(action).__name__, work, field_error=True)
 
     async def handle_reaction(
@@ -323,4 +330,8 @@ class Core:
                 return await self.formats.accept(actor, group)
             case actions.ReportMeeting(group=group, minutes=minutes):
                 return await self.formats.report_meeting(actor, group, minutes)
+            case actions.OpenWork(session=short):
+                return Reply("", form=await self.formats.reviews.work_form(actor, short))
+            case actions.OpenReview(assignment=assignment):
+                return Reply("", form=await self.formats.reviews.review_form(actor, assignment))
         raise Invalid(_("This button is not one of mine any more."))

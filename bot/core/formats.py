@@ -25,6 +25,7 @@ from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context, log
 from bot.core.outbox import Outbox
+from bot.core.review import Reviews
 from bot.core.rules import DeliveryKind, SessionState
 from bot.errors import Invalid, NotFound
 from bot.i18n import _, t
@@ -36,6 +37,7 @@ from storage.models import Delivery, GroupMembership, Member, PeerGroup, PeerSes
 
 TIMER_STEP = timedelta(minutes=2)  # the timer shows minutes left rounded to this: one edit per step at most
 CLAIMED = "claimed"  # format_message_id while its message is being posted (a crash then leaves none, not two)
+FORMATS = ("sharing", "tutoring", "review")  # the formats that do more than form groups
 MEETING_MINUTES = (0, 15, 30, 45, 60, 90, 120)  # the answers to "did you meet, how long" (0: we did not meet)
 
 
@@ -104,6 +106,7 @@ class Formats:
 
     def __init__(self, ctx: Context, outbox: Outbox) -> None:
         self.ctx, self.outbox = ctx, outbox
+        self.reviews = Reviews(ctx, outbox)
         outbox.composers[DeliveryKind.TUTORING_CHECK] = self._meeting_question
 
     async def tick_all(self) -> None:
@@ -123,10 +126,15 @@ class Formats:
                 log.exception("session %s: the format's tick failed", short_id)
 
     async def tick(self, short_id: str) -> None:
-        """Post what is missing in each breakout, and move the sharing timers on; a no-op for other formats."""
+        """Post what is missing in each breakout, move the sharing timers on, assign the reviewers of a peer
+        review (once); a no-op for the other formats."""
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, None, short_id)
-            if peer_session.state != SessionState.RUNNING or peer_session.format not in ("sharing", "tutoring"):
+            if peer_session.state != SessionState.RUNNING or peer_session.format not in FORMATS:
+                return
+            if peer_session.format == "review":
+                if await self.reviews.assign(tx, peer_session) and self.ctx.scheduler is not None:
+                    self.ctx.scheduler.outbox_due(self.ctx.clock.now())
                 return
             assert peer_session.id is not None
             groups = [
@@ -340,8 +348,20 @@ class Formats:
             )
         return Reply(t(locale, "Accepted: your agreement is recorded (fingerprint `{hash}`).", hash=digest[:16]))
 
-    async def queue_meeting_questions(self, tx: AsyncSession, peer_session: PeerSession) -> None:
-        """At the end: every member of a tutoring pair is asked by DM whether the pair met, and how long."""
+    async def wrap_up(self, short_id: str) -> None:
+        """At the wrap-up: the sharing timers show that time is up; late reviewers are reminded."""
+        await self.tick(short_id)
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            await self.reviews.remind(tx, peer_session)
+
+    async def at_end(self, tx: AsyncSession, peer_session: PeerSession) -> None:
+        """At the end, in its transaction: the tutoring meeting questions and the review feedback are queued."""
+        await self.reviews.queue_feedback(tx, peer_session)
+        await self._queue_meeting_questions(tx, peer_session)
+
+    async def _queue_meeting_questions(self, tx: AsyncSession, peer_session: PeerSession) -> None:
+        """Every member of a tutoring pair is asked by DM whether the pair met, and how long."""
         if peer_session.format != "tutoring":
             return
         assert peer_session.id is not None
@@ -401,6 +421,8 @@ class Formats:
     async def report_lines(self, tx: AsyncSession, peer_session: PeerSession, locale: str) -> list[str]:
         """The trainer's view of a tutoring session: per pair, who accepted when (and the text's hash), and what
         each said about meeting."""
+        if peer_session.format == "review":
+            return await self.reviews.report_lines(tx, peer_session, locale)
         if peer_session.format != "tutoring" or peer_session.id is None:
             return []
         rows = {

@@ -220,7 +220,10 @@ class Timeline:
             return Message(
                 text.split("\n")[0],
                 sections=(Section(text, (stamp,)),),
-                buttons=(Button(str(actions.PrepDone(peer_session.short_id)), t(locale, "Done"), ButtonStyle.PRIMARY),),
+                buttons=(
+                    Button(str(actions.PrepDone(peer_session.short_id)), t(locale, "Done"), ButtonStyle.PRIMARY),
+                    *work_button(peer_session, locale),
+                ),
             )
 
         message_id = await self._announce(peer_session, compose, learners)
@@ -263,7 +266,7 @@ class Timeline:
             return Message(
                 text.split("—")[0].strip(),
                 sections=(Section(text, (stamp,)),),
-                buttons=(check_in_button(peer_session.short_id, locale),),
+                buttons=(check_in_button(peer_session.short_id, locale), *work_button(peer_session, locale)),
             )
 
         message_id = await self._announce(peer_session, compose, learners)
@@ -427,7 +430,7 @@ class Timeline:
                 return ""
             self.ctx.audit(tx, "scheduler", "wrapup", peer_session.id)
             groups = await queries.groups(tx, peer_session.id)
-        await self.formats.tick(short_id)  # the sharing timers show that time is up, above the takeaways prompt
+        await self.formats.wrap_up(short_id)  # the sharing timers show that time is up; late reviewers reminded
         platform = await self.ctx.platform_of(peer_session)
         locale = self.ctx.settings.locale
         for group, _members in groups:
@@ -475,7 +478,7 @@ class Timeline:
                 )
                 await self.outbox.enqueue(tx, "retention", peer_session, member, retention_due)
             peer_session.retention_queued_at = now
-            await self.formats.queue_meeting_questions(tx, peer_session)
+            await self.formats.at_end(tx, peer_session)
             self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
             groups = await queries.groups(tx, peer_session.id)
             summaries = [
@@ -557,6 +560,13 @@ class Timeline:
                     text=t(self.ctx.settings.locale, text),
                 )
             )
+
+
+def work_button(peer_session: PeerSession, locale: str) -> tuple[Button, ...]:
+    """ "Submit my work" beside the prep and check-in buttons of a peer review session (work is due by the start)."""
+    if peer_session.format != "review":
+        return ()
+    return (Button(str(actions.OpenWork(peer_session.short_id)), t(locale, "Submit my work")),)
 
 
 NOTICES = {

@@ -50,3 +50,32 @@ async def test_tutoring_agreement_and_meeting_on_discord(discord_world: DiscordW
     assert "did not meet" in met.text, met.text
     report = await w.command(w.trainer, ["report"], session="s1")
     assert "Tutoring agreements" in report and "did not meet" in report
+
+
+async def test_peer_review_through_discord_modals(discord_world: DiscordWorld) -> None:  # noqa: F811
+    w, emu = discord_world, discord_world.emu
+    await plan(w, format="review", reviewers=1)
+    assert "Rubric" in await w.command(w.trainer, ["review", "criteria"], session="s1", criterion1="Clarity")
+    writers = w.learners[:3]
+    for number, learner in enumerate(writers):
+        inter = await emu.slash(learner, "peer", ["submit"], {"session": "s1"}, within=10)
+        assert inter.modal is not None and inter.modal["custom_id"].startswith("review:hand:s1")
+        handed = await emu.submit_modal(learner, inter, {"work": f"Essay {number}"})
+        await handed.wait_message()
+        assert "handed in" in handed.text, handed.text
+    w.clock.set(w.start)
+    assert "started" in await w.command(w.trainer, ["session", "start"], session="s1")
+    await w.app.core.deliver_due()
+    reviewer = writers[0]
+    request = last_with(emu.messages_in(emu.dm_channels[reviewer.id]), "review:open:")
+    assert "> Essay" in request.content
+    opened = await emu.click(reviewer, request, request.custom_ids()[0])
+    assert opened.modal is not None
+    sent = await emu.submit_modal(reviewer, opened, {"c1": "3", "comment": "Clear"})
+    await sent.wait_message()
+    assert "Review sent" in sent.text, sent.text
+    w.clock.set(w.start + timedelta(minutes=61))
+    assert "ended" in await w.command(w.trainer, ["session", "end"], session="s1")
+    await w.app.core.deliver_due()
+    report = await w.command(w.trainer, ["report"], session="s1")
+    assert "1 of 3 review(s) done" in report, report
