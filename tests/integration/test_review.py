@@ -162,3 +162,25 @@ async def test_named_reviews_and_refusals(world: World) -> None:
     await world.advance(start + timedelta(hours=1))
     feedback = [p for p in world.platform.dms_to(world.learners[1].user_id) if p.message.text.startswith("📬")]
     assert f"<@{world.learners[0].user_id}>: Good start" in feedback[0].message.sections[1].text
+
+
+async def test_mydata_shows_and_erasure_clears_the_formats_free_text(world: World) -> None:
+    short = await review_session(world, "reviewers=1")
+    author, reviewer = world.learners[:2]
+    await hand_in(author, short, "My essay on fixtures")
+    await hand_in(reviewer, short, "Another essay")
+    await world.advance((await session_row(world, short)).starts_at)
+    button = review_buttons(world, reviewer)[0]
+    assert (await reviewer.submit(await reviewer.open_form(button), {"c1": "3", "comment": "Nice scoping"})).ok
+    await reviewer.command("mydata")
+    mydata = world.platform.dms_to(reviewer.user_id)[-1].message.text
+    assert "work for `s2`: Another essay" in mydata and "review given for `s2`: Nice scoping" in mydata
+
+    erased = await world.core.privacy.erase_member("local", reviewer.user_id)
+    assert erased is not None and erased.answers == 2
+    async with world.app.db.transaction() as tx:
+        texts = [w.content for w in (await tx.exec(select(WorkSubmission))).all()]
+        comments = [r.comment for r in (await tx.exec(select(ReviewAssignment))).all()]
+    assert sorted(texts) == ["", "My essay on fixtures"] and comments == ["", ""]
+    [checked] = await check(world.app.db, [short])
+    assert checked.verdict.ok  # cleared through the ORM: the chain holds the cleared versions
