@@ -27,7 +27,7 @@ from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Form, Message, Reply, Section, TextField
 from bot.refs import ChannelRef
 from bot.reviewing import assign_reviewers, review_outliers
-from storage.models import Delivery, Member, PeerSession, ReviewAssignment, ReviewCriterion, WorkSubmission
+from storage.models import AuditEvent, Delivery, Member, PeerSession, ReviewAssignment, ReviewCriterion, WorkSubmission
 
 MAX_WORK = 3000  # characters of a work handed in (a Discord paragraph field holds 3,000)
 DEFAULT_CRITERION = N_("Overall quality")
@@ -190,7 +190,10 @@ class Reviews:
         """At the start (once): assign the reviewers and queue their DMs; returns how many reviews are assigned."""
         if peer_session.format != "review" or peer_session.id is None:
             return 0
-        if await queries.count(tx, ReviewAssignment, ReviewAssignment.session_id == peer_session.id):
+        done = await queries.count(
+            tx, AuditEvent, AuditEvent.session_id == peer_session.id, AuditEvent.action == "review.assign"
+        )
+        if done:  # once, even when nobody handed anything in
             return 0
         works = (await tx.exec(select(WorkSubmission).where(WorkSubmission.session_id == peer_session.id))).all()
         by_author = {w.member_id: w for w in works}

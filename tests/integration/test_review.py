@@ -12,7 +12,7 @@ from sqlmodel import select
 from adapters.local.driver import LocalUser
 from bot import actions
 from bot.documents.verify import check
-from storage.models import Delivery, Member, ReviewAssignment, WorkSubmission
+from storage.models import AuditEvent, Delivery, Member, ReviewAssignment, WorkSubmission
 from tests.conftest import World
 from tests.integration.test_session_flow import plan, session_row
 
@@ -184,3 +184,15 @@ async def test_mydata_shows_and_erasure_clears_the_formats_free_text(world: Worl
     assert sorted(texts) == ["", "My essay on fixtures"] and comments == ["", ""]
     [checked] = await check(world.app.db, [short])
     assert checked.verdict.ok  # cleared through the ORM: the chain holds the cleared versions
+
+
+async def test_nothing_handed_in_assigns_nothing_once(world: World) -> None:
+    short = await review_session(world)
+    start = (await session_row(world, short)).starts_at
+    await world.advance(start)
+    await world.advance(start + timedelta(minutes=5))
+    async with world.app.db.transaction() as tx:
+        marks = (await tx.exec(select(AuditEvent).where(AuditEvent.action == "review.assign"))).all()
+    assert len(marks) == 1 and '"reviews": 0' in marks[0].detail
+    report = await world.trainer.command(f"report {short}")
+    assert "0 of 12 learner(s) handed in their work; 0 of 0 review(s) done" in report.text
