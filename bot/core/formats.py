@@ -125,7 +125,7 @@ class Formats:
             except Exception:  # one session's fault must not stop the others' timers
                 log.exception("session %s: the format's tick failed", short_id)
 
-    async def tick(self, short_id: str) -> None:
+    async def tick(self, short_id: str, *, final: bool = False) -> None:
         """Post what is missing in each breakout, move the sharing timers on, assign the reviewers of a peer
         review (once); a no-op for the other formats."""
         async with self.ctx.db.transaction() as tx:
@@ -142,7 +142,7 @@ class Formats:
             ]
         for group, members in groups:
             if peer_session.format == "sharing":
-                await self._sharing(peer_session, group, [m for m, _role in members])
+                await self._sharing(peer_session, group, [m for m, _role in members], final=final)
             elif not group.format_message_id:
                 await self._post_agreement(peer_session, group, [m for m, _role in members])
 
@@ -166,8 +166,11 @@ class Formats:
 
     # ------------------------------------------------------------------ sharing
 
-    async def _sharing(self, peer_session: PeerSession, group: PeerGroup, members: list[Member]) -> None:
-        now = self.ctx.clock.now()
+    async def _sharing(
+        self, peer_session: PeerSession, group: PeerGroup, members: list[Member], *, final: bool = False
+    ) -> None:
+        """`final`: the wrap-up has come (even early, a session ended by hand): the timer shows that time is up."""
+        now = max(self.ctx.clock.now(), sharing_until(peer_session)) if final else self.ctx.clock.now()
         present = [m.id for m in members if m.id is not None]
         by_id = {m.id: m for m in members}
         if not group.format_message_id:
@@ -350,7 +353,7 @@ class Formats:
 
     async def wrap_up(self, short_id: str) -> None:
         """At the wrap-up: the sharing timers show that time is up; late reviewers are reminded."""
-        await self.tick(short_id)
+        await self.tick(short_id, final=True)
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, None, short_id)
             await self.reviews.remind(tx, peer_session)

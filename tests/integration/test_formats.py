@@ -180,3 +180,12 @@ async def test_tutoring_in_french_and_after_the_end(world: World) -> None:
     await world.advance(start + timedelta(hours=1))
     refused = await world.core.handle_action(replace(member.actor, locale="fr"), button.message.buttons[0].action_id)
     assert not refused.ok and "est terminée" in refused.text
+
+
+async def test_a_sharing_session_ended_early_shows_time_is_up(world: World) -> None:
+    short, start = await sharing_session(world)
+    world.clock.set(start + timedelta(minutes=5))
+    assert (await world.trainer.command(f"session end {short}")).ok
+    for channel in world.platform.breakouts():
+        [timer] = timers(world, channel.id)
+        assert "Time is up" in timer.message.sections[1].text and "speaking now" not in timer.message.sections[0].text
