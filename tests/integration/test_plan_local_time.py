@@ -31,7 +31,7 @@ async def test_a_time_the_clocks_skip_is_refused_with_the_nearest_valid_times(wo
         '"<title, at most 200 characters>" <YYYY-MM-DD, within 2 years> <HH:MM>[±HH:MM] <duration, at most 12h> '
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url, at most 1000 characters>"] '
         '[prep_before=<duration, at most 4w>] [objectives="<text, at most 1000 characters>"] [retention=2w|4w] '
-        "[groups_from=checked_in|enrolled]`"
+        "[groups_from=checked_in|enrolled] [reviewers=<1-5, peer review>] [named=yes|no, peer review]`"
     )
     assert (await world.trainer.command('session plan py "Spring" 2027-03-28 02:30+01:00 1h')).ok is False
     assert await starts(world) == []
