@@ -172,6 +172,67 @@ class SaveQuestionnaire:
 
 
 @dataclass(frozen=True, slots=True)
+class AcceptAgreement:
+    """ "I agree" under a tutoring pair's objectives in its breakout."""
+
+    group: int
+
+    def __str__(self) -> str:
+        return f"tutoring:accept:{self.group}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMeeting:
+    """One answer under the end-of-session DM to a tutoring pair member: `minutes` 0 means they did not meet."""
+
+    group: int
+    minutes: int
+
+    def __str__(self) -> str:
+        return f"tutoring:met:{self.group}.{self.minutes}"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWork:
+    """ "Submit my work" (peer review): opens the submission form of the session."""
+
+    session: str
+
+    def __str__(self) -> str:
+        return f"review:work:{self.session}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitWork:
+    """The submission form (peer review)."""
+
+    session: str
+
+    def __str__(self) -> str:
+        return f"review:hand:{self.session}"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReview:
+    """ "Review" under a reviewer's DM: opens the rubric form of one assignment."""
+
+    assignment: int
+
+    def __str__(self) -> str:
+        return f"review:open:{self.assignment}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitReview:
+    """The rubric form of one assignment."""
+
+    assignment: int
+
+    def __str__(self) -> str:
+        return f"review:rate:{self.assignment}"
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetMe:
     """The confirmation form of `/peer forget-me` (the person is the one who submits it, never an id in it)."""
 
@@ -192,10 +253,28 @@ Action = (
     | SendNudge
     | SaveQuestionnaire
     | ForgetMe
+    | AcceptAgreement
+    | ReportMeeting
+    | OpenWork
+    | SubmitWork
+    | OpenReview
+    | SubmitReview
 )
-Click = PrepDone | CheckIn | OpenQuestionnaire | AnswerItem | OpenTextItem | OpenTakeaways | Nudge
+Click = (
+    PrepDone
+    | CheckIn
+    | OpenQuestionnaire
+    | AnswerItem
+    | OpenTextItem
+    | OpenTakeaways
+    | Nudge
+    | AcceptAgreement
+    | ReportMeeting
+    | OpenWork
+    | OpenReview
+)
 """What a button can carry (the others are form ids)."""
-Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe
+Submit = SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe | SubmitWork | SubmitReview
 """What a submitted form can carry."""
 
 _MAX_ID = 255  # Slack's action_id limit; Discord's custom_id allows 100, our ids stay well under both
@@ -205,6 +284,13 @@ def _number(raw: str) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise BadActionId(raw)
     return int(raw)
+
+
+def _session(raw: str, whole: str) -> str:
+    """A session short id as the grammar writes them: lower-case letters and digits, at most 16."""
+    if not (raw.isascii() and raw.isalnum() and raw == raw.lower() and len(raw) <= 16):
+        raise BadActionId(whole)
+    return raw
 
 
 def parse(raw: str) -> Action:
@@ -228,6 +314,19 @@ def parse(raw: str) -> Action:
             return SaveQuestionnaire(_number(entity))
         case "forget", "submit" if entity == "me":
             return ForgetMe()
+        case "tutoring", "accept":
+            return AcceptAgreement(_number(entity))
+        case "tutoring", "met":
+            group, _dot, minutes = entity.partition(".")
+            return ReportMeeting(_number(group), _number(minutes))
+        case "review", "work":
+            return OpenWork(_session(entity, raw))
+        case "review", "hand":
+            return SubmitWork(_session(entity, raw))
+        case "review", "open":
+            return OpenReview(_number(entity))
+        case "review", "rate":
+            return SubmitReview(_number(entity))
         case (("survey" | "quiz" | "followup"), _):
             return _parse_questionnaire(Questionnaire(feature), verb, entity, raw)
         case ("alerts", ("nudge" | "send")):
@@ -256,7 +355,7 @@ def _parse_questionnaire(questionnaire: Questionnaire, verb: str, entity: str, r
 def parse_click(raw: str) -> Click:
     """A button's action; a form id arriving as a click is not ours either."""
     action = parse(raw)
-    if isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe):
+    if isinstance(action, Submit):
         raise BadActionId(raw)
     return action
 
@@ -264,6 +363,6 @@ def parse_click(raw: str) -> Click:
 def parse_submit(raw: str) -> Submit:
     """A form's action; a button id arriving as a form is not ours either."""
     action = parse(raw)
-    if not isinstance(action, SubmitQuestionnaire | SubmitTakeaways | SendNudge | SaveQuestionnaire | ForgetMe):
+    if not isinstance(action, Submit):
         raise BadActionId(raw)
     return action

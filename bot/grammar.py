@@ -29,6 +29,8 @@ MAX_LONG_TEXT = 1000  # prep and objectives (TEXT columns; Discord's event descr
 MAX_QUESTION = 300  # a quiz question, shown in a DM and a form label
 MAX_ANSWER = 75  # a quiz answer: a Slack button or option text is at most 75 characters
 MAX_REASON = 500  # an absence reason
+MAX_CRITERION = 200  # ReviewCriterion.text
+MAX_CRITERIA = 4  # a rubric form holds the criteria and a comment: Discord modals take 5 fields
 MAX_GROUP = 999  # group numbers (the column is a 32-bit integer)
 MIN_YEAR, MAX_YEAR = 2000, 2199  # dates the grammar reads at all; `plan_start` then allows today up to PLAN_AHEAD
 PLAN_AHEAD = timedelta(days=731)  # a session starts at most 2 years from today
@@ -49,7 +51,8 @@ USAGE: dict[str, str] = {
         "<HH:MM>[±HH:MM] <duration, at most 12h> "
         '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url, at most 1000 characters>"] '
         '[prep_before=<duration, at most 4w>] [objectives="<text, at most 1000 characters>"] '
-        "[retention=2w|4w[,<second quiz, in weeks, up to 26w>]] [groups_from=checked_in|enrolled]"
+        "[retention=2w|4w[,<second quiz, in weeks, up to 26w>]] [groups_from=checked_in|enrolled] "
+        "[reviewers=<1-5, peer review>] [named=yes|no, peer review]"
     ),
     "session show": N_("/peer session show <session>"),
     "session start": N_("/peer session start <session>"),
@@ -58,6 +61,10 @@ USAGE: dict[str, str] = {
     "quiz add": N_(
         '/peer quiz add <session> "<question, at most 300 characters>" "<correct answer, at most 75 characters>" '
         '"<wrong answer>" ["<wrong answer>" ...] (at most 8 wrong answers)'
+    ),
+    "review criteria": N_(
+        '/peer review criteria <session> "<criterion, at most 200 characters>" ["<criterion>" ...] '
+        "(1 to 4 criteria, each scored 1-4)"
     ),
     "report": N_("/peer report <session>"),
     "questionnaire edit": N_("/peer questionnaire edit <cohort>"),
@@ -71,17 +78,18 @@ USAGE: dict[str, str] = {
     "checkin": N_("/peer checkin [session]"),
     "prep-done": N_("/peer prep-done [session]"),
     "absent": N_('/peer absent <session> "<reason>"'),
+    "submit": N_("/peer submit [session]"),
     "raise": "/peer raise",
     "mydata": "/peer mydata",
     "forget-me": "/peer forget-me",
 }
-GROUPED = ("cohort", "session", "group", "quiz", "questionnaire", "followup")  # first words followed by a verb
+GROUPED = ("cohort", "session", "group", "quiz", "questionnaire", "followup", "review")  # first words + a verb
 PAIR_COMMANDS = frozenset({"cohort apart", "cohort together", "cohort unpair"})
 TRAINER_COMMANDS = frozenset(
     k
     for k in USAGE
     if k.split()[0]
-    in {"cohort", "session", "quiz", "report", "group", "alerts", "questionnaire", "followup", "dashboard"}
+    in {"cohort", "session", "quiz", "report", "group", "alerts", "questionnaire", "followup", "dashboard", "review"}
 )
 
 # `fullmatch` only: `$` also matches before a final newline, which let `cohort create "abc\n"` through.
@@ -351,7 +359,17 @@ def _parse_session_plan(args: list[str]) -> Command:
     for raw in options_raw:
         key, _eq, value = raw.partition("=")
         key = key.lower()
-        if key not in {"format", "size", "prep", "prep_before", "objectives", "retention", "groups_from"}:
+        if key not in {
+            "format",
+            "size",
+            "prep",
+            "prep_before",
+            "objectives",
+            "retention",
+            "groups_from",
+            "reviewers",
+            "named",
+        }:
             raise _usage_error(name, _("Unknown option `{key}`.", key=shown(key)))
         options[key] = value
     _check_plan_options(options, name)
@@ -388,6 +406,16 @@ def _check_plan_options(options: dict[str, str], name: str) -> None:
         )
     if "groups_from" in options and options["groups_from"] not in {"checked_in", "enrolled"}:
         raise _usage_error(name, _("groups_from must be `checked_in` or `enrolled`."))
+    if "reviewers" in options and _whole(options["reviewers"], 1, 5) is None:
+        raise _usage_error(
+            name, _("reviewers=`{raw}` must be a whole number from 1 to 5.", raw=shown(options["reviewers"]))
+        )
+    if "named" in options:
+        options["named"] = options["named"].lower()
+        if options["named"] not in {"yes", "no"}:
+            raise _usage_error(name, _("named must be `yes` or `no`."))
+    if ("reviewers" in options or "named" in options) and options.get("format") != "review":
+        raise _usage_error(name, _("reviewers and named are options of the peer review format: add `format=review`."))
     for key in ("prep", "objectives"):
         if len(options.get(key, "")) > MAX_LONG_TEXT:
             raise _usage_error(
@@ -540,7 +568,7 @@ def _parse_args(name: str, args: list[str]) -> Command:
         if name == "dashboard" and args:
             raise _usage_error(name, _("`/peer dashboard` takes nothing after it."))
         return Command(name)
-    if name in {"checkin", "prep-done"}:
+    if name in {"checkin", "prep-done", "submit"}:
         if len(args) > 1:
             raise _usage_error(name, _("Give at most one session id."))
         return Command(name, session=parse_session_id(args[0], name) if args and args[0] else "")
@@ -592,6 +620,29 @@ def _parse_args(name: str, args: list[str]) -> Command:
             raise _usage_error(name, _("Say add or remove, which cohort, and mention one person."))
         user = parse_user(args[2], name)
         return Command(name, cohort=parse_cohort_name(args[1], name), users=((user, None),), texts=(verb,))
+    if name == "review criteria":
+        need(2, _("Say which session and give at least one criterion."))
+        if len(args) > 1 + MAX_CRITERIA:
+            raise _usage_error(name, _("At most {limit} criteria.", limit=MAX_CRITERIA))
+        criteria = tuple(c.strip() for c in args[1:])
+        for criterion in criteria:
+            if not criterion:
+                raise _usage_error(name, _("A criterion is empty."))
+            _one_line(criterion, name, _("Each criterion must fit on one line."))
+            _at_most(
+                criterion,
+                MAX_CRITERION,
+                name,
+                _(
+                    "The criterion `{criterion}` is {length} characters long; at most {limit}.",
+                    criterion=shown(criterion),
+                    length=len(criterion),
+                    limit=MAX_CRITERION,
+                ),
+            )
+        if len({c.casefold() for c in criteria}) != len(criteria):
+            raise _usage_error(name, _("Give each criterion once."))
+        return Command(name, session=parse_session_id(args[0], name), texts=criteria)
     if name == "quiz add":
         need(4, _("A quiz item needs a session, a question, the correct answer and at least one wrong answer."))
         if len(args) > 2 + 9:

@@ -27,7 +27,10 @@ from storage.models import (
     PeerSession,
     PrepAck,
     QuestionnaireItem,
+    ReviewAssignment,
     Submission,
+    TutoringAgreement,
+    WorkSubmission,
 )
 
 if TYPE_CHECKING:
@@ -417,6 +420,27 @@ async def my_data(db: Database, user: UserRef, locale: str = "en") -> str:
                 .where(Submission.member_id == member.id)
             )
         ).all()
+        agreements = (
+            await s.exec(
+                select(TutoringAgreement, PeerSession)
+                .join(PeerSession, col(PeerSession.id) == col(TutoringAgreement.session_id))
+                .where(TutoringAgreement.member_id == member.id)
+            )
+        ).all()
+        works = (
+            await s.exec(
+                select(WorkSubmission, PeerSession)
+                .join(PeerSession, col(PeerSession.id) == col(WorkSubmission.session_id))
+                .where(WorkSubmission.member_id == member.id)
+            )
+        ).all()
+        reviews = (
+            await s.exec(
+                select(ReviewAssignment, PeerSession)
+                .join(PeerSession, col(PeerSession.id) == col(ReviewAssignment.session_id))
+                .where(ReviewAssignment.reviewer_id == member.id, col(ReviewAssignment.reviewed_at).is_not(None))
+            )
+        ).all()
     lines = [
         t(
             locale,
@@ -457,5 +481,16 @@ async def my_data(db: Database, user: UserRef, locale: str = "en") -> str:
         )
         + (t(locale, ", score {score}/{total}", score=sub.score, total=sub.max_score) if sub.score is not None else "")
         for sub, p in submissions
+    ]
+    lines += [
+        t(locale, "• tutoring agreement for `{session}`: {accepted}", session=p.short_id, accepted=a.text)
+        + (t(locale, ", met {minutes} min", minutes=a.met_minutes) if a.met_minutes is not None else "")
+        for a, p in agreements
+        if a.accepted_at is not None or a.met_minutes is not None
+    ]
+    lines += [t(locale, "• work for `{session}`: {work}", session=p.short_id, work=w.content) for w, p in works]
+    lines += [
+        t(locale, "• review given for `{session}`: {comment}", session=p.short_id, comment=r.comment)
+        for r, p in reviews
     ]
     return "\n".join(lines)

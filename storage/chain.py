@@ -23,10 +23,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, event, func, insert, select, text
+from sqlalchemy import Connection, Table, event, func, insert, inspect, select, text
 from sqlmodel import Session, SQLModel
 
-from storage.models import Answer, Attendance, EvidenceLink, PrepAck, Submission
+from storage.models import (
+    Answer,
+    Attendance,
+    EvidenceLink,
+    PrepAck,
+    ReviewAssignment,
+    Submission,
+    TutoringAgreement,
+    WorkSubmission,
+)
 
 GENESIS = "0" * 64
 RECORDS: dict[str, type[SQLModel]] = {
@@ -34,6 +43,9 @@ RECORDS: dict[str, type[SQLModel]] = {
     "prep_ack": PrepAck,
     "submission": Submission,
     "answer": Answer,
+    "agreement": TutoringAgreement,  # tutoring: who accepted which objectives (text hash), met and how long
+    "work": WorkSubmission,  # peer review: the work handed in
+    "review": ReviewAssignment,  # peer review: who reviews it, and their scores and comment
 }
 NAMES = {model: name for name, model in RECORDS.items()}
 DELETED = hashlib.sha256(b"deleted").hexdigest()
@@ -172,7 +184,10 @@ class Verdict:
 def current_records(conn: Connection, session_id: int) -> dict[tuple[str, int], str]:
     """(record, id) → content hash, for every chained record of the session as the database holds it now."""
     found: dict[tuple[str, int], str] = {}
-    for name in ("attendance", "prep_ack", "submission"):
+    present = set(inspect(conn).get_table_names())  # the 0006 backfill runs before later migrations' tables exist
+    for name in ("attendance", "prep_ack", "submission", "agreement", "work", "review"):
+        if table(name).name not in present:
+            continue
         for row in conn.execute(select(table(name)).where(table(name).c.session_id == session_id)).mappings():
             found[(name, int(row["id"]))] = content_hash(name, row)
     answers = table("answer")

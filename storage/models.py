@@ -101,6 +101,8 @@ class PeerSession(SQLModel, table=True):
     followup_queued_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
     event_closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))  # the platform event ended
+    reviewers: int = Field(default=2)  # review format: reviewers per submission
+    named_reviews: bool = Field(default=False)  # review format: authors see who reviewed them
     created_by: int = Field(foreign_key="member.id")
     created_at: datetime = Field(sa_column=_utc_column())
 
@@ -116,6 +118,12 @@ class PeerGroup(SQLModel, table=True):
     level_spread: int = 0
     repeated_pairs: int = 0
     closed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))  # its breakout archived/deleted
+    # The format's own message in the breakout (sharing: the speaking order and timer, edited in place; tutoring:
+    # the pair's agreement). "claimed" while it is being posted, so a crash never leaves two of them.
+    format_message_id: str = Field(default="", max_length=64)
+    format_state: str = Field(default="", max_length=64)  # what the timer shows now: edited only when it changes
+    speaking_order: str = Field(default="", max_length=1000)  # sharing: member ids, comma-separated
+    timer_started_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
 
 
 class GroupMembership(SQLModel, table=True):
@@ -319,3 +327,60 @@ class AppSecret(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=40)
     value: str = Field(max_length=128)
     created_at: datetime = Field(sa_column=_utc_column())
+
+
+class TutoringAgreement(SQLModel, table=True):
+    """A tutoring pair member's acceptance of the pair's objectives (the exact text shown and its SHA-256), and
+    later their own account of whether the pair met and for how long. Evidence: chained (`storage.chain`)."""
+
+    __tablename__ = "tutoring_agreement"
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    group_id: int = Field(foreign_key="peer_group.id")
+    member_id: int = Field(foreign_key="member.id")
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text_sha256: str = Field(default="", max_length=64)
+    accepted_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+    met: bool | None = None
+    met_minutes: int | None = None
+    reported_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+
+
+class ReviewCriterion(SQLModel, table=True):
+    """One criterion of a session's peer-review rubric (scored 1-4 by each reviewer)."""
+
+    __tablename__ = "review_criterion"
+    __table_args__ = (UniqueConstraint("session_id", "position"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    position: int
+    text: str = Field(max_length=200)
+
+
+class WorkSubmission(SQLModel, table=True):
+    """A learner's work handed in for peer review (text or a link); evidence, chained."""
+
+    __tablename__ = "work_submission"
+    __table_args__ = (UniqueConstraint("session_id", "member_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    submitted_at: datetime = Field(sa_column=_utc_column())
+
+
+class ReviewAssignment(SQLModel, table=True):
+    """A reviewer assigned to a submission, and their review once given (scores as JSON, one per criterion
+    position, and a comment); evidence, chained."""
+
+    __tablename__ = "review_assignment"
+    __table_args__ = (UniqueConstraint("submission_id", "reviewer_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    submission_id: int = Field(foreign_key="work_submission.id", index=True)
+    reviewer_id: int = Field(foreign_key="member.id", index=True)
+    assigned_at: datetime = Field(sa_column=_utc_column())
+    scores_json: str = Field(default="", max_length=500)
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    reviewed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))

@@ -488,6 +488,7 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
         format=[app_commands.Choice(name=f, value=f) for f in ("groups", "tutoring", "review", "sharing")],
         retention=[app_commands.Choice(name=w, value=w) for w in ("2w", "4w")],
         groups_from=[app_commands.Choice(name=g, value=g) for g in ("checked_in", "enrolled")],
+        named=[app_commands.Choice(name=n, value=n) for n in ("yes", "no")],
     )
     async def plan(
         self,
@@ -505,6 +506,8 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
         retention: app_commands.Choice[str] | None = None,
         groups_from: app_commands.Choice[str] | None = None,
         second_retention: app_commands.Range[int, 3, 26] | None = None,
+        reviewers: app_commands.Range[int, 1, 5] | None = None,
+        named: app_commands.Choice[str] | None = None,
     ) -> None:
         first = retention.value if retention else ("2w" if second_retention else None)
         retention_value = f"{first},{second_retention}w" if second_retention else first
@@ -514,6 +517,7 @@ class SessionCommands(PeerCommands, name="session", description="Sessions (train
             *option("prep_before", word(prep_before) if prep_before else None), *option("objectives", objectives),
             *option("retention", retention_value),
             *option("groups_from", groups_from.value if groups_from else None),
+            *option("reviewers", reviewers), *option("named", named.value if named else None),
         )  # fmt: skip
 
     @app_commands.command(name="show", description="Show a session")
@@ -570,6 +574,17 @@ class FollowupCommands(PeerCommands, name="followup", description="Behavioural f
         await self.run(interaction, "followup", "plan", word(session), str(weeks), *extra)
 
 
+class ReviewCommands(PeerCommands, name="review", description="Peer review (trainers)"):
+    @app_commands.command(name="criteria", description="Set the rubric of a peer review session (1 to 4 criteria)")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def criteria(
+        self, interaction: discord.Interaction[PeerBot], session: str, criterion1: str,
+        criterion2: str | None = None, criterion3: str | None = None, criterion4: str | None = None,
+    ) -> None:  # fmt: skip
+        criteria = [c for c in (criterion1, criterion2, criterion3, criterion4) if c is not None]
+        await self.run(interaction, "review", "criteria", word(session), *criteria)
+
+
 class GroupCommands(PeerCommands, name="group", description="Groups of a running session (trainers)"):
     @app_commands.command(name="show", description="Show the groups of a session")
     @app_commands.autocomplete(session=PeerCommands.session_names)
@@ -607,6 +622,7 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     cohort_commands = CohortCommands()
     session_commands = SessionCommands()
     quiz_commands = QuizCommands()
+    review_commands = ReviewCommands()
     group_commands = GroupCommands()
     questionnaire_commands = QuestionnaireCommands()
     followup_commands = FollowupCommands()
@@ -643,6 +659,11 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def absent(self, interaction: discord.Interaction[PeerBot], session: str, reason: str) -> None:
         await self.run(interaction, "absent", word(session), reason)
+
+    @app_commands.command(name="submit", description="Hand in your work for a peer review session")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def submit(self, interaction: discord.Interaction[PeerBot], session: str | None = None) -> None:
+        await self.run(interaction, "submit", *([word(session)] if session else []))
 
     @app_commands.command(name="raise", description="Ask the trainer for help in your breakout")
     async def raise_(self, interaction: discord.Interaction[PeerBot]) -> None:

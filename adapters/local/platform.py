@@ -106,8 +106,10 @@ class LocalPlatform:
 
     async def update(self, ref: MessageRef, message: Message) -> None:
         posted = self.messages.get(ref.id)
-        if posted is None:
+        if posted is None or posted.at_channel != ref.channel.id:
             raise PlatformError("message_not_found", ref.id)
+        if self.channels[posted.at_channel].archived:
+            raise PlatformError("is_archived", ref.channel.id)  # as Slack and Discord refuse it
         posted.message = message
         posted.edits += 1
 

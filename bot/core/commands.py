@@ -320,6 +320,8 @@ class Commands:
                 retention_days=retention[0] * 7,
                 retention2_days=retention[1] * 7,
                 groups_from=opts.get("groups_from", "checked_in"),
+                reviewers=int(opts.get("reviewers", "2")),
+                named_reviews=opts.get("named") == "yes",
                 channel_id=cohort.channel_id,
                 created_by=creator.id,
                 created_at=self.ctx.clock.now(),
@@ -356,6 +358,18 @@ class Commands:
             session=peer_session.short_id,
         )
         note = [clock_note.render(locale)] if clock_note else []
+        if fmt == "review":
+            note.append(
+                t(
+                    locale,
+                    "Peer review: learners hand in their work with `/peer submit {session}` (or the button on the "
+                    "announcements) before the start; each work gets {count} reviewer(s), {named}. Set the rubric with "
+                    '`/peer review criteria {session} "criterion" …`.',
+                    session=peer_session.short_id,
+                    count=peer_session.reviewers,
+                    named=t(locale, "named") if peer_session.named_reviews else t(locale, "anonymous"),
+                )
+            )
         return Reply("\n".join([planned, *note, quiz]), extra={"session": peer_session.short_id})
 
     async def session_show(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
@@ -466,8 +480,9 @@ class Commands:
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, actor, command.session)
             missed = await self.views.missed_questions(tx, peer_session, locale)
+            formats = await self.timeline.formats.report_lines(tx, peer_session, locale)
         report = await session_report(self.views, peer_session.short_id, locale)
-        return Reply("\n".join([report, *missed]))
+        return Reply("\n".join([report, *missed, *formats]))
 
     # ------------------------------------------------------------------ learner commands
 

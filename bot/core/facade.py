@@ -19,6 +19,7 @@ from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort, log
 from bot.core.dashboard import DashboardAccess
 from bot.core.followups import FollowUps
+from bot.core.formats import Formats
 from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
@@ -78,7 +79,8 @@ class Core:
         self.attendance = Attendance(self.ctx, self.groups)
         self.followups = FollowUps(self.ctx, self.outbox)
         self.templates = Templates(self.ctx)
-        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views, self.followups)
+        self.formats = Formats(self.ctx, self.outbox)
+        self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views, self.followups, self.formats)
         self.commands = Commands(self.ctx, self.timeline, self.views)
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
@@ -101,6 +103,8 @@ class Core:
             "session cancel": self.commands.session_cancel,
             "quiz add": self.commands.quiz_add,
             "report": self.commands.report,
+            "review criteria": self.formats.reviews.criteria_command,
+            "submit": self.formats.reviews.submit_command,
             "alerts": self.alerts.command,
             "questionnaire edit": self.templates.edit_form,
             "followup plan": self.followups.plan,
@@ -134,9 +138,11 @@ class Core:
         return await self.outbox.deliver_due(limit)
 
     async def sweep(self) -> int:
-        """The scheduler's periodic pass: place learners who waited too long for a group, send due DMs, and (at
+        """The scheduler's periodic pass: place learners who waited too long for a group, move the sharing timers
+        on, send due DMs, and (at
         most hourly, when PEERBOT_RETENTION_DAYS is set) purge old free text; returns how many DMs went out."""
         await self.timeline.place_waiting()
+        await self.formats.tick_all()
         await self.alerts.weekly()
         sent = await self.outbox.deliver_due()
         await self.privacy.purge_expired()
@@ -238,6 +244,11 @@ class Core:
                 work = lambda: self.templates.save(actor, cohort, text)  # noqa: E731
             case actions.ForgetMe():
                 work = lambda: self.privacy.forget_me(actor, values)  # noqa: E731
+            case actions.SubmitWork(session=short):
+                text = values.get("work", "")
+                work = lambda: settled(lambda: self.formats.reviews.record_work(actor, short, text))  # noqa: E731
+            case actions.SubmitReview(assignment=assignment):
+                work = lambda: settled(lambda: self.formats.reviews.record_review(actor, assignment, values))  # noqa: E731
         return await self._counted(actor, type(action).__name__, work, field_error=True)
 
     async def handle_reaction(
@@ -327,4 +338,12 @@ class Core:
                 return Reply("", form=await self.forms.takeaways_form(actor, group))
             case actions.Nudge(cohort=cohort, member=member):
                 return Reply("", form=await self.alerts.nudge_form(actor, cohort, member))
+            case actions.AcceptAgreement(group=group):
+                return await self.formats.accept(actor, group)
+            case actions.ReportMeeting(group=group, minutes=minutes):
+                return await self.formats.report_meeting(actor, group, minutes)
+            case actions.OpenWork(session=short):
+                return Reply("", form=await self.formats.reviews.work_form(actor, short))
+            case actions.OpenReview(assignment=assignment):
+                return Reply("", form=await self.formats.reviews.review_form(actor, assignment))
         raise Invalid(_("This button is not one of mine any more."))

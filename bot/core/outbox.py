@@ -12,6 +12,7 @@ worker whose lease ran out (and whose row another worker took over) cannot overw
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,9 @@ from bot.messages import Button, ButtonStyle, Message, Section
 from bot.port import PlatformError, Undeliverable
 from storage.models import Cohort, Delivery, Member, PeerSession, PrepAck, QuestionnaireItem, Submission
 
+Composer = Callable[[AsyncSession, Delivery, PeerSession, Member], Awaitable[Message | None]]
+"""Builds the DM of one delivery kind when it is sent (None: skip it); a format's service registers its own."""
+
 PREP_REMINDER = N_("⏰ “{title}” starts {0}. You have not marked the preparation done yet:\n{material}")
 
 
@@ -39,6 +43,7 @@ class Outbox:
 
     def __init__(self, ctx: Context, views: Views) -> None:
         self.ctx, self.views = ctx, views
+        self.composers: dict[str, Composer] = {}  # kinds other services compose (the formats' DMs)
 
     async def enqueue(
         self,
@@ -246,6 +251,11 @@ class Outbox:
     ) -> Message | None:
         locale = self.ctx.locale_of(member)
         key, retry = delivery.idempotency_key, delivery.attempts > 1
+        composer = self.composers.get(delivery.kind)
+        if composer is not None:
+            if rules.delivery_outdated(delivery.kind, peer_session.state):
+                return None
+            return await composer(tx, delivery, peer_session, member)
         if delivery.kind == DeliveryKind.PREP_REMINDER:
             acked = (
                 await tx.exec(

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import actions, grammar
 from bot.core.context import Context, log
@@ -27,7 +28,17 @@ from bot.i18n import _, t
 from bot.inbound import Actor
 from bot.messages import Form, Reply, TextField
 from bot.refs import ChannelRef
-from storage.models import Answer, AuditEvent, Delivery, Member, PeerGroup, PeerSession, Submission
+from storage.models import (
+    Answer,
+    AuditEvent,
+    Delivery,
+    Member,
+    PeerGroup,
+    PeerSession,
+    ReviewAssignment,
+    Submission,
+    WorkSubmission,
+)
 
 PURGE_EVERY = timedelta(hours=1)  # the sweep runs every few seconds; the purge need not
 
@@ -103,6 +114,7 @@ class Privacy:
                 .where(col(Answer.submission_id).in_(mine), col(Answer.value_text) != "")
                 .values(value_text="")
             )
+            texts = await _clear_format_texts(tx, member_id=member.id)
             # Whole tokens only: the actor column exactly, and the id as a JSON string in the details (a substring
             # match would also rewrite `L12` when erasing `L1`).
             key, quoted = f"{platform}:{user_id}", f'"{user_id}"'
@@ -123,7 +135,9 @@ class Privacy:
                 .values(state="skipped", last_error="member erased")
             )
             self.ctx.audit(tx, by, "member.erase", None, member=member.id, pseudonym=pseudonym)
-            return Erased(member.id, pseudonym, int(answers.rowcount), int(audit.rowcount), int(deliveries.rowcount))
+            return Erased(
+                member.id, pseudonym, int(answers.rowcount) + texts, int(audit.rowcount), int(deliveries.rowcount)
+            )
 
     async def purge_expired(self) -> Purged | None:
         """Clear free-text answers submitted, and group takeaways of sessions ended, more than
@@ -147,7 +161,8 @@ class Privacy:
                 .where(col(PeerGroup.session_id).in_(ended), col(PeerGroup.takeaways) != "")
                 .values(takeaways="")
             )
-            purged = Purged(int(answers.rowcount), int(takeaways.rowcount))
+            texts = await _clear_format_texts(tx, before=cutoff)
+            purged = Purged(int(answers.rowcount) + texts, int(takeaways.rowcount))
             if purged.answers or purged.takeaways:
                 self.ctx.audit(
                     tx, "retention", "retention.purge", None, days=days, answers=purged.answers,
@@ -156,3 +171,24 @@ class Privacy:
         if purged.answers or purged.takeaways:
             log.info("retention: %d free-text answer(s) and %d takeaway(s) purged", purged.answers, purged.takeaways)
         return purged
+
+
+async def _clear_format_texts(tx: AsyncSession, *, member_id: int | None = None, before: datetime | None = None) -> int:
+    """Empty the free text of the formats (peer review work and comments) written by `member_id`, or before
+    `before`; through the ORM, so the evidence chain records the cleared versions. Returns how many."""
+    works = select(WorkSubmission).where(WorkSubmission.content != "")
+    reviews = select(ReviewAssignment).where(ReviewAssignment.comment != "")
+    if member_id is not None:
+        works = works.where(WorkSubmission.member_id == member_id)
+        reviews = reviews.where(ReviewAssignment.reviewer_id == member_id)
+    if before is not None:
+        works = works.where(col(WorkSubmission.submitted_at) < before)
+        reviews = reviews.where(col(ReviewAssignment.reviewed_at) < before)
+    cleared = 0
+    for work in (await tx.exec(works)).all():
+        work.content = ""
+        cleared += 1
+    for review in (await tx.exec(reviews)).all():
+        review.comment = ""
+        cleared += 1
+    return cleared

@@ -70,6 +70,10 @@ class DeliveryKind(StrEnum):
     SUMMARY = "summary"  # to each trainer at the end: attendance, groups, takeaways
     ALERTS = "alerts"  # to each trainer, once a week: the learners at risk of dropping out
     UNREACHABLE = "unreachable"  # to each trainer: the learners a kind of DM could not reach
+    TUTORING_CHECK = "tutoring_check"  # to each tutoring pair member at the end: did you meet, how long
+    REVIEW_REQUEST = "review_request"  # peer review: to each reviewer at the start, the work to review
+    REVIEW_REMINDER = "review_reminder"  # peer review: to reviewers still late at the wrap-up
+    REVIEW_FEEDBACK = "review_feedback"  # peer review: to each author at the end, the aggregated reviews
 
 
 class DeliveryState(StrEnum):
@@ -322,7 +326,15 @@ def delivery_outdated(kind: str, state: str) -> bool:
         return state == SessionState.CLOSED
     if kind in (DeliveryKind.RETENTION, DeliveryKind.RETENTION2, DeliveryKind.FOLLOWUP, DeliveryKind.OBSERVATION):
         return state == SessionState.CANCELLED
-    if kind in (DeliveryKind.SUMMARY, DeliveryKind.UNREACHABLE, DeliveryKind.ALERTS):
+    if kind in (DeliveryKind.REVIEW_REQUEST, DeliveryKind.REVIEW_REMINDER):
+        return state in GONE  # a review is still welcome after the end, until the session closes
+    if kind in (
+        DeliveryKind.SUMMARY,
+        DeliveryKind.UNREACHABLE,
+        DeliveryKind.ALERTS,
+        DeliveryKind.TUTORING_CHECK,
+        DeliveryKind.REVIEW_FEEDBACK,
+    ):
         return False  # news for the trainers: still worth sending after a restart, whatever the state
     raise ValueError(f"unknown delivery kind {kind}")
 

@@ -20,6 +20,7 @@ from bot import actions
 from bot.core import queries, rules
 from bot.core.context import Context, log
 from bot.core.followups import FollowUps
+from bot.core.formats import Formats
 from bot.core.groups import Arrivals, Groups, check_in_button
 from bot.core.outbox import Outbox
 from bot.core.rules import DeliveryKind, SessionState, Step
@@ -63,9 +64,11 @@ class StepResult:
 class Timeline:
     """The steps of a session, each idempotent, in the order they happen."""
 
-    def __init__(self, ctx: Context, groups: Groups, outbox: Outbox, views: Views, followups: FollowUps) -> None:
+    def __init__(
+        self, ctx: Context, groups: Groups, outbox: Outbox, views: Views, followups: FollowUps, formats: Formats
+    ) -> None:
         self.ctx, self.groups, self.outbox, self.views = ctx, groups, outbox, views
-        self.followups = followups
+        self.followups, self.formats = followups, formats
 
     async def advance(self) -> list[StepResult]:
         """Run every step that is due for every active session, then deliver due DMs (catch-up on start)."""
@@ -153,6 +156,7 @@ class Timeline:
             peer_session = await queries.peer_session(tx, None, short_id)
         if peer_session.state == rules.SessionState.RUNNING:
             await self.groups.ensure_breakouts(short_id)  # resumes a start that crashed or hit a rate limit
+            await self.formats.tick(short_id)  # the sharing timer, the tutoring agreements
         elif peer_session.state == rules.SessionState.ENDED:
             await self.finish_end(short_id)  # resumes an end that crashed before its breakouts were closed
         results: list[StepResult] = []
@@ -218,7 +222,10 @@ class Timeline:
             return Message(
                 text.split("\n")[0],
                 sections=(Section(text, (stamp,)),),
-                buttons=(Button(str(actions.PrepDone(peer_session.short_id)), t(locale, "Done"), ButtonStyle.PRIMARY),),
+                buttons=(
+                    Button(str(actions.PrepDone(peer_session.short_id)), t(locale, "Done"), ButtonStyle.PRIMARY),
+                    *work_button(peer_session, locale),
+                ),
             )
 
         message_id = await self._announce(peer_session, compose, learners)
@@ -261,7 +268,7 @@ class Timeline:
             return Message(
                 text.split("—")[0].strip(),
                 sections=(Section(text, (stamp,)),),
-                buttons=(check_in_button(peer_session.short_id, locale),),
+                buttons=(check_in_button(peer_session.short_id, locale), *work_button(peer_session, locale)),
             )
 
         message_id = await self._announce(peer_session, compose, learners)
@@ -393,6 +400,7 @@ class Timeline:
         created = await self.groups.ensure_breakouts(short_id)
         if arrivals.joined or arrivals.blocked:
             await self.groups.announce_arrivals(peer_session, arrivals)
+        await self.formats.tick(short_id)
         self.ctx.notify_scheduler(peer_session)
         if not learners:
             low, _high = size_bounds(peer_session.format, peer_session.group_size)
@@ -426,6 +434,7 @@ class Timeline:
                 return ""
             self.ctx.audit(tx, "scheduler", "wrapup", peer_session.id)
             groups = await queries.groups(tx, peer_session.id)
+        await self.formats.wrap_up(short_id)  # the sharing timers show that time is up; late reviewers reminded
         platform = await self.ctx.platform_of(peer_session)
         locale = self.ctx.settings.locale
         for group, _members in groups:
@@ -478,6 +487,7 @@ class Timeline:
             peer_session.retention_queued_at = now
             if peer_session.followup_weeks:
                 await self.followups.queue(tx, peer_session, list(attendees), now)
+            await self.formats.at_end(tx, peer_session)
             self.ctx.audit(tx, by, "session.end", peer_session.id, attendees=len(attendees))
             groups = await queries.groups(tx, peer_session.id)
             summaries = [
@@ -564,6 +574,13 @@ class Timeline:
                     options_fr_json=json.dumps(list(item.options_fr), ensure_ascii=False),
                 )
             )
+
+
+def work_button(peer_session: PeerSession, locale: str) -> tuple[Button, ...]:
+    """ "Submit my work" beside the prep and check-in buttons of a peer review session (work is due by the start)."""
+    if peer_session.format != "review":
+        return ()
+    return (Button(str(actions.OpenWork(peer_session.short_id)), t(locale, "Submit my work")),)
 
 
 NOTICES = {

@@ -9,7 +9,17 @@ from sqlmodel import col, select
 
 from storage import chain
 from storage.db import Database
-from storage.models import Answer, Attendance, Member, PeerSession, PrepAck, Submission
+from storage.models import (
+    Answer,
+    Attendance,
+    Member,
+    PeerSession,
+    PrepAck,
+    ReviewAssignment,
+    Submission,
+    TutoringAgreement,
+    WorkSubmission,
+)
 
 WHAT = {
     "link-altered": "its chain link was edited",
@@ -28,8 +38,20 @@ class SessionCheck:
 
 def _learner(conn: Connection, problem: chain.Problem) -> str:
     """Whose record it is, so the person reading the report knows which line of which sheet to look at."""
-    model = {"attendance": Attendance, "prep_ack": PrepAck, "submission": Submission}.get(problem.record)
-    if model is not None:
+    model = {
+        "attendance": Attendance,
+        "prep_ack": PrepAck,
+        "submission": Submission,
+        "agreement": TutoringAgreement,
+        "work": WorkSubmission,
+    }.get(problem.record)
+    if problem.record == "review":
+        query = (
+            select(Member.display_name)
+            .join(ReviewAssignment, col(ReviewAssignment.reviewer_id) == col(Member.id))
+            .where(col(ReviewAssignment.id) == problem.record_id)
+        )
+    elif model is not None:
         query = select(Member.display_name).join(model, col(model.member_id) == col(Member.id))  # type: ignore[attr-defined]
         query = query.where(col(model.id) == problem.record_id)  # type: ignore[attr-defined]
     else:

@@ -1546,9 +1546,13 @@ class DiscordEmulator:
     @_route("PATCH", "/channels/{channel_id}/messages/{message_id}")
     async def edit_message(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
+        if channel.type != DM:
+            self._require(channel, 0)  # a channel the bot no longer sees: Missing Access, as for any call there
         msg = self._message(channel, params["message_id"])
         if msg.author.id != self.bot_user.id:
             raise DiscordHTTPError(403, 50005, "Cannot edit a message authored by another user")
+        if len(str(body.get("content") or "")) > 2000:
+            raise invalid_form(["content: Must be 2000 or fewer in length."])
         self._edit(msg, body)
         await self.dispatch("MESSAGE_UPDATE", msg.payload())
         return 200, msg.payload()

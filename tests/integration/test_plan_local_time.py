@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import col, select
 
+from bot.grammar import USAGE
 from storage.models import PeerSession
 from tests.conftest import World
 
@@ -27,11 +28,7 @@ async def test_a_time_the_clocks_skip_is_refused_with_the_nearest_valid_times(wo
     assert not reply.ok
     assert reply.text == (
         "2027-03-28 02:30 does not exist in Europe/Paris: the clocks jump forward over it.\n"
-        "The nearest valid times are 01:59 and 03:00. Usage: `/peer session plan <cohort> "
-        '"<title, at most 200 characters>" <YYYY-MM-DD, within 2 years> <HH:MM>[±HH:MM] <duration, at most 12h> '
-        '[format=groups|tutoring|review|sharing] [size=<2-6>] [prep="<text or url, at most 1000 characters>"] '
-        '[prep_before=<duration, at most 4w>] [objectives="<text, at most 1000 characters>"] [retention=2w|4w] '
-        "[groups_from=checked_in|enrolled]`"
+        f"The nearest valid times are 01:59 and 03:00. Usage: `{USAGE['session plan']}`"
     )
     assert (await world.trainer.command('session plan py "Spring" 2027-03-28 02:30+01:00 1h')).ok is False
     assert await starts(world) == []

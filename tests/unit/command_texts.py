@@ -179,7 +179,20 @@ good_date = usually(st.dates(min_value=date(2026, 3, 3), max_value=date(2028, 3,
 good_time = usually(st.sampled_from(["14:00", "9:05", "02:30", "23:59"]), times)
 good_duration = usually(st.sampled_from(["1h", "90m", "12h", "30m"]), durations)
 good_option = usually(
-    st.sampled_from(["format=tutoring", "size=3", "prep=Read", "prep_before=2d", "retention=4w", "objectives=A"]),
+    st.sampled_from(
+        [
+            "format=tutoring",
+            "format=review",
+            "format=sharing",
+            "size=3",
+            "prep=Read",
+            "prep_before=2d",
+            "retention=4w",
+            "objectives=A",
+            "reviewers=3",
+            "named=yes",
+        ]
+    ),
     options,
 )
 
@@ -193,6 +206,7 @@ SLOTS: dict[str, list[st.SearchStrategy[str]]] = {
     "cohort unpair": [good_cohort, good_mention, good_mention],
     "session plan": [good_cohort, good_text, good_date, good_time, good_duration, good_option, good_option],
     "quiz add": [good_session, good_text, good_text, good_text, good_text],
+    "review criteria": [good_session, good_text, good_text],
     "group move": [good_session, good_mention, good_number],
     "group swap": [good_session, good_mention, good_mention],
     "absent": [good_session, good_text],

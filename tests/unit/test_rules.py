@@ -103,6 +103,10 @@ def test_enum_values_are_the_stored_strings() -> None:
         "summary",
         "alerts",
         "unreachable",
+        "tutoring_check",
+        "review_request",
+        "review_reminder",
+        "review_feedback",
     ]
     assert max(len(x.value) for x in DeliveryKind) <= 24  # Delivery.kind is a VARCHAR(24)
     assert [x.value for x in DeliveryState] == ["pending", "sending", "sent", "failed", "undeliverable", "skipped"]
@@ -487,6 +491,10 @@ def test_the_feedback_closes_with_the_session_or_after_the_actual_end() -> None:
         ("summary", set()),  # the trainers' news goes out whatever the state, even after a restart
         ("unreachable", set()),
         ("alerts", set()),
+        ("tutoring_check", set()),  # asked at the end: the answer is evidence whatever comes after
+        ("review_request", {"closed", "cancelled"}),  # a late review is still welcome until the close
+        ("review_reminder", {"closed", "cancelled"}),
+        ("review_feedback", set()),
     ],
 )
 def test_a_queued_dm_the_state_made_pointless(kind: str, outdated_in: set[str]) -> None:
