@@ -14,7 +14,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, SystemClock, WarpClock, clock_from_environment
 from bot.core import Core
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.metrics import Metrics
@@ -126,8 +126,11 @@ async def build(
     """The same graph for production, the demo and the tests; migrations run first."""
     db = Database(settings.database_url)
     await db.upgrade()
+    warp = clock if isinstance(clock, WarpClock) else None
     scheduler = (
-        JobScheduler(settings.database_url, settings.zone, settings.outbox_interval_seconds) if with_scheduler else None
+        JobScheduler(settings.database_url, settings.zone, settings.outbox_interval_seconds, warp=warp)
+        if with_scheduler
+        else None
     )
     metrics = Metrics(enabled=settings.metrics == "on")
     core = Core(db, dict(platforms or {}), settings, clock or SystemClock(), scheduler, metrics=metrics)
@@ -198,7 +201,10 @@ async def _attach_adapters(app: App) -> None:
     if app.settings.slack_enabled:
         from adapters.slack.runner import SlackRunner
 
-        slack = SlackRunner(app.core, app.settings)
+        clock = app.core.ctx.clock
+        # A rehearsal runs the whole world faster, the platform's rate limits included (its emulator's too).
+        time_scale = 1 / clock.speed if isinstance(clock, WarpClock) else 1.0
+        slack = SlackRunner(app.core, app.settings, time_scale=time_scale)
         app.core.attach(slack.platform)
         app.runners.append(slack)
         if app.settings.slack_http_mode:
@@ -277,7 +283,10 @@ async def run(settings: Settings) -> None:
     """`peerbot run`: start the configured adapters, then the scheduler: run by this process when it wins the
     leader election (always on SQLite), on standby otherwise; the leader catches up on anything missed."""
     await preflight(settings)
-    app = await build(settings)
+    clock = clock_from_environment()
+    if isinstance(clock, WarpClock):
+        log.warning("clock warped (PEERBOT_CLOCK_WARP=%s): a rehearsal, not production", clock)
+    app = await build(settings, clock=clock)
     await _attach_adapters(app)
     jobs.bind(app.core)
     stop = asyncio.Event()
