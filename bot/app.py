@@ -204,7 +204,7 @@ async def _attach_adapters(app: App) -> None:
         clock = app.core.ctx.clock
         # A rehearsal runs the whole world faster, the platform's rate limits included (its emulator's too).
         time_scale = 1 / clock.speed if isinstance(clock, WarpClock) else 1.0
-        slack = SlackRunner(app.core, app.settings, time_scale=time_scale)
+        slack = SlackRunner(app.core, app.settings, time_scale=time_scale, metrics=app.core.ctx.metrics)
         app.core.attach(slack.platform)
         app.runners.append(slack)
         if app.settings.slack_http_mode:
@@ -214,7 +214,7 @@ async def _attach_adapters(app: App) -> None:
         from storage.dm_channels import DmChannelStore
 
         dm_store = DmChannelStore(app.db, "discord", str(app.settings.discord_guild_id))
-        discord_runner = DiscordRunner(app.core, app.settings, dm_store=dm_store)
+        discord_runner = DiscordRunner(app.core, app.settings, dm_store=dm_store, metrics=app.core.ctx.metrics)
         app.core.attach(discord_runner.platform)
         app.runners.append(discord_runner)
 

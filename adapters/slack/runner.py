@@ -6,6 +6,8 @@ own (with a GET /healthz), as the adapter's tests use it."""
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.app import SlackBot, TrainerDirectory
 from adapters.slack.platform import SlackPlatform
 from bot.inbound import CoreAPI
+from bot.metrics import Metrics
 from bot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -39,12 +42,18 @@ class SlackRunner:
         time_scale: float = 1.0,
         port: int | None = None,
         ack_budget: float = 2.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: where the ack latency of HTTP mode and the Web API calls are counted (the process's one)."""
         if not settings.slack_enabled or settings.slack_bot_token is None:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN is set")
         self.settings = settings
+        self.metrics = metrics or Metrics(enabled=False)
         self.platform = SlackPlatform.connect(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url, time_scale=time_scale
+            settings.slack_bot_token.get_secret_value(),
+            settings.slack_api_url,
+            time_scale=time_scale,
+            observe=lambda method, status: self.metrics.api_call("slack", method, status),
         )
         trainers = TrainerDirectory(self.platform, settings.trainer_ids, settings.slack_trainer_group)
         self.bot = SlackBot(
@@ -81,7 +90,11 @@ class SlackRunner:
         return self._serving
 
     async def _events(self, request: web.Request) -> web.Response:
-        bolt_response = await self.bot.bolt.async_dispatch(await to_bolt_request(request))
+        """Bolt answers the HTTP request when the listener acks: the time to that answer is the ack latency."""
+        started = time.perf_counter()
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.bot.bolt.async_dispatch(bolt_request)
+        self.metrics.ack("slack", request_kind(bolt_request.body), time.perf_counter() - started)
         return await to_aiohttp_response(bolt_response)
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -132,3 +145,19 @@ class SlackRunner:
             await self._web.cleanup()
             self._web = None
         await self.platform.close()
+
+
+REQUEST_KINDS = {
+    "block_actions": "action",
+    "view_submission": "form",
+    "view_closed": "form",
+    "block_suggestion": "suggestion",
+    "event_callback": "event",
+}
+
+
+def request_kind(body: dict[str, Any]) -> str:
+    """A Slack request's kind for the ack-latency label: command, action, form, suggestion, event or other."""
+    if "command" in body:
+        return "command"
+    return REQUEST_KINDS.get(str(body.get("type", "")), "other")
