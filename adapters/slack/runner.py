@@ -6,8 +6,6 @@ own (with a GET /healthz), as the adapter's tests use it."""
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -44,7 +42,7 @@ class SlackRunner:
         ack_budget: float = 2.0,
         metrics: Metrics | None = None,
     ) -> None:
-        """`metrics`: where the ack latency of HTTP mode and the Web API calls are counted (the process's one)."""
+        """`metrics`: where the ack latency and the Web API calls are counted (the process's one)."""
         if not settings.slack_enabled or settings.slack_bot_token is None:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN is set")
         self.settings = settings
@@ -64,6 +62,7 @@ class SlackRunner:
             trainers=trainers,
             ack_budget=ack_budget,
             locale=settings.locale,
+            metrics=self.metrics,
         )
         self.host = settings.http_host
         self.port = settings.http_port if port is None else port
@@ -90,11 +89,7 @@ class SlackRunner:
         return self._serving
 
     async def _events(self, request: web.Request) -> web.Response:
-        """Bolt answers the HTTP request when the listener acks: the time to that answer is the ack latency."""
-        started = time.perf_counter()
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await self.bot.bolt.async_dispatch(bolt_request)
-        self.metrics.ack("slack", request_kind(bolt_request.body), time.perf_counter() - started)
+        bolt_response = await self.bot.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -145,19 +140,3 @@ class SlackRunner:
             await self._web.cleanup()
             self._web = None
         await self.platform.close()
-
-
-REQUEST_KINDS = {
-    "block_actions": "action",
-    "view_submission": "form",
-    "view_closed": "form",
-    "block_suggestion": "suggestion",
-    "event_callback": "event",
-}
-
-
-def request_kind(body: dict[str, Any]) -> str:
-    """A Slack request's kind for the ack-latency label: command, action, form, suggestion, event or other."""
-    if "command" in body:
-        return "command"
-    return REQUEST_KINDS.get(str(body.get("type", "")), "other")

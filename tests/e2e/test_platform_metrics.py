@@ -133,3 +133,35 @@ def test_discord_routes_keep_no_id_nor_token() -> None:
     emoji = yarl.URL("http://127.0.0.1:9/api/v10/channels/1/messages/2/reactions/%E2%9C%85/@me")
     assert route_of("PUT", emoji, base) == "PUT /channels/{id}/messages/{id}/reactions/{param}/@me"
     assert route_of("GET", yarl.URL("http://127.0.0.1:9/?v=10&encoding=json"), base) is None  # the gateway
+
+
+async def test_slack_socket_mode_acks_are_timed_too(tmp_path: Path) -> None:
+    """Socket Mode has no HTTP request to time: the ack travels back on the WebSocket, and Bolt's dispatch
+    (timed in both modes) returns when it is sent."""
+    from tests.emulators.slack_socket import SlackSocketEmulator, SocketModeDriver
+
+    async with SlackSocketEmulator(time_scale=FAST) as emu:
+        trainer = emu.seed_user("tina")
+        general = emu.seed_channel("general", [emu.bot_user_id, trainer])
+        settings = make_settings(
+            f"sqlite+aiosqlite:///{tmp_path / 'peerbot.db'}",
+            SLACK_BOT_TOKEN=emu.token,
+            SLACK_APP_TOKEN=emu.app_token,
+            SLACK_API_URL=emu.base_url,
+            SLACK_TRAINER_IDS=trainer,
+        )
+        app = await build(settings, clock=FakeClock(T0), with_scheduler=False)
+        runner = SlackRunner(app.core, settings, time_scale=FAST, metrics=app.core.ctx.metrics)
+        app.core.attach(runner.platform)
+        app.runners.append(runner)
+        app.http = HttpServer(app)
+        try:
+            await app.http.start(port=0)
+            await runner.start()
+            ack, _ = await SocketModeDriver(emu).slash_command(trainer, "cohort create c1", channel_id=general)
+            assert "created" in ack.text
+            await runner.bot.drain()
+            values = await scrape(app)
+        finally:
+            await app.close()
+    assert values[("peerbot_ack_latency_seconds_count", (("kind", "command"), ("platform", "slack")))] == 1
