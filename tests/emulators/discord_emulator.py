@@ -985,9 +985,16 @@ class DiscordEmulator:
 
     # ---- gateway --------------------------------------------------------------------------------------
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        session = self._current
-        if session is None:
-            return  # a REST-only client (a benchmark, a script): nobody listens
+        """An event to every session of the bot, as Discord does: each gateway connection of the (one) shard gets
+        it, so two processes logged in with one token both see every interaction; the latest session gets it
+        even while its socket is down (it is replayed on RESUME). No session: a REST-only client, nobody hears."""
+        sessions = [s for s in self._sessions.values() if s.ws is not None and not s.ws.closed]
+        if self._current is not None and all(s is not self._current for s in sessions):
+            sessions.append(self._current)
+        for session in sessions:
+            await self._send_to(session, event, data)
+
+    async def _send_to(self, session: _GatewaySession, event: str, data: dict[str, Any]) -> None:
         needed = _EVENT_INTENTS.get(event)
         if event.startswith("MESSAGE_") and "guild_id" not in data:
             needed = DIRECT_MESSAGE_REACTIONS if event.startswith("MESSAGE_REACTION") else DIRECT_MESSAGES
@@ -1028,11 +1035,8 @@ class DiscordEmulator:
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         session = _GatewaySession(secrets.token_hex(16), intents, ws=ws)
-        old = self._current
-        self._sessions[session.id] = session
+        self._sessions[session.id] = session  # another live session (another process) keeps its socket
         self._current = session
-        if old is not None and old.ws is not None and old.ws is not ws:
-            old.ws = None
         ready = {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
@@ -1048,8 +1052,8 @@ class DiscordEmulator:
             "geo_ordered_rtc_regions": [],
             "_trace": ["emulator"],
         }
-        await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self.guild_payload(intents))
+        await self._send_to(session, "READY", ready)
+        await self._send_to(session, "GUILD_CREATE", self.guild_payload(intents))
         self._ready.set()
 
     async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> None:
@@ -1064,7 +1068,7 @@ class DiscordEmulator:
             for frame in session.log:
                 if frame["s"] > seq:
                     await ws.send_str(json.dumps(frame))
-        await self.dispatch("RESUMED", {"_trace": ["emulator"]})
+        await self._send_to(session, "RESUMED", {"_trace": ["emulator"]})
         self._ready.set()
 
     # ---- REST plumbing ---------------------------------------------------------------------------------
