@@ -5,11 +5,13 @@ the file too; the image is never built here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -27,6 +29,13 @@ def compose() -> dict[str, Any]:
 
 def settings_variables() -> set[str]:
     return {info.alias or name for name, info in Settings.model_fields.items()}
+
+
+def test_compose_yaml_is_valid_against_the_compose_specification_schema() -> None:
+    """The official JSON Schema (tests/specs/compose_spec.json, see SOURCES.md): what Docker Compose itself
+    validates a file against, so an unknown key or a wrong shape fails here even where Docker is not installed."""
+    schema = json.loads((ROOT / "tests" / "specs" / "compose_spec.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(compose())  # the draft its $schema names
 
 
 def test_compose_runs_postgres_and_two_replicas_that_wait_for_it() -> None:
