@@ -691,6 +691,10 @@ class DiscordEmulator:
         async with asyncio.timeout(within):
             await self._ready.wait()
 
+    def live_sessions(self) -> int:
+        """How many gateway connections of the bot are open now (each one hears every event)."""
+        return sum(1 for s in self._sessions.values() if s.ws is not None and not s.ws.closed)
+
     async def drop_gateway(self, code: int = 4000) -> None:
         """Closes the bot's websocket as Discord does on a hiccup; discord.py should RESUME."""
         session = self._current

@@ -1,9 +1,11 @@
-"""Three `peerbot run` replicas on one PostgreSQL, behind a load balancer in front of Slack HTTP mode, run a
-60-learner session on a warped clock (one minute a second) while the test SIGKILLs the scheduler leader during
-check-in, a standby while the session runs, and the leader again in the middle of the questionnaire fan-out
-(right after Slack stored a DM and before the replica heard so). Each killed replica is restarted, as an
-orchestrator would. Counted at the end: every step done once, every learner's questionnaire DM exactly once,
-and the time each failover took (printed; bounded at 10 s only as a functional limit)."""
+"""Three `peerbot run` replicas on one PostgreSQL, each with Slack (HTTP mode, behind a load balancer) and Discord,
+run a 60-learner Slack session on a warped clock (one minute a second) while the test SIGKILLs the scheduler
+leader during check-in, a standby while the session runs, and the leader again in the middle of the questionnaire
+fan-out (right after Slack stored a DM and before the replica heard so). Each killed replica is restarted, as an
+orchestrator would. Discord's gateway is held by the leader alone (Discord sends every event to every session), so
+a Discord command is answered once before and once after the first failover. Counted at the end: every step done
+once, every learner's questionnaire DM exactly once, no interaction answered twice, and the time each failover
+took (printed; bounded at 10 s only as a functional limit)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 
 from bot.clock import WarpClock
 from tests.conftest import postgres_or_skip, reset_postgres
+from tests.emulators.discord_emulator import DiscordEmulator
 from tests.emulators.slack_api import SlackEmulator
 from tests.system.replicas import (
     BOUND,
@@ -43,13 +46,23 @@ async def test_three_replicas_run_a_session_through_three_kills(tmp_path: Path) 
     url = postgres_or_skip()
     await reset_postgres(url)
     day = datetime.now(UTC) + timedelta(days=1)  # a plan is never in the past, whichever clock judges it
-    # Check-in opens at 08:45, 20 wall seconds after the anchor: time enough to start three replicas.
-    clock = WarpClock(at(day, 8, 25), time.time(), SPEED)
-    async with SlackEmulator(time_scale=1 / SPEED) as emu:
+    clock = WarpClock(at(day, 8, 0), time.time(), SPEED)
+    async with SlackEmulator(time_scale=1 / SPEED) as emu, DiscordEmulator(time_scale=1 / SPEED) as demu:
         trainer = emu.seed_user("tina")
         learners = [emu.seed_user(f"learner{i:02}") for i in range(LEARNERS)]
         general = emu.seed_channel("general", [emu.bot_user_id, trainer, *learners])
-        env = warp_env(clock, emu, url, SLACK_TRAINER_IDS=trainer)
+        d_trainer = demu.add_user("dina", roles=[demu.trainer_role_id])
+        env = warp_env(
+            clock,
+            emu,
+            url,
+            SLACK_TRAINER_IDS=trainer,
+            DISCORD_TOKEN=demu.token,
+            DISCORD_GUILD_ID=str(demu.guild_id),
+            DISCORD_APPLICATION_ID=str(demu.application_id),
+            DISCORD_TRAINER_ROLE="Trainer",
+            DISCORD_API_URL=demu.api_url,
+        )
         replicas = [Replica(f"replica{i}", env, tmp_path) for i in range(3)]
         await replicas[0].start()  # first alone: it runs the migrations
         await asyncio.gather(*(r.start() for r in replicas[1:]))
@@ -58,11 +71,14 @@ async def test_three_replicas_run_a_session_through_three_kills(tmp_path: Path) 
             async with Ingress(emu, replicas) as ingress:
                 await ingress.slash(trainer, "cohort create sys <#" + general + "|general>", general)
                 await ingress.slash(trainer, "cohort add sys " + " ".join(f"<@{u}>" for u in learners), general)
+                # However long the start-up took: the session starts on the first whole minute 17 minutes from
+                # now, so its check-in opens a warped minute or two (a wall second or two) after the plan.
+                starts = (clock.now() + timedelta(minutes=18)).replace(second=0, microsecond=0)
                 planned = await ingress.slash(
-                    trainer, f'session plan sys "System" {day:%Y-%m-%d} 09:00 20m groups_from=enrolled', general
+                    trainer, f'session plan sys "System" {starts:%Y-%m-%d %H:%M} 20m groups_from=enrolled', general
                 )
                 assert "Planned session `s1`" in str(planned), planned
-                assert clock.now() < at(day, 8, 45), "setup overran the check-in opening: raise the origin's lead"
+                await _discord_command(demu, d_trainer, "gamers")
 
                 # Check-in: the scheduler posts the button; learners click it through any replica.
                 checkin = await _posted(emu, general, "checkin:in:s1")
@@ -75,8 +91,9 @@ async def test_three_replicas_run_a_session_through_three_kills(tmp_path: Path) 
                 takeovers["leader during check-in"] = await kill_and_time_takeover(replicas, leader)
                 await _click_all(ingress, learners[half:], general, checkin)
                 await leader.start()
+                await _discord_command(demu, d_trainer, "gamers-after-failover")  # the new leader's gateway
 
-                # The session runs (breakouts created by whoever leads at 09:00): kill a standby, restart it.
+                # The session runs (breakouts created by whoever leads at the start): kill a standby, restart it.
                 await wait_until_sql(url, "SELECT state FROM peer_session WHERE short_id = 's1'", "running")
                 current = await wait_for_leader(replicas)
                 standby = next(r for r in replicas if r is not current and r.alive)
@@ -108,6 +125,7 @@ async def test_three_replicas_run_a_session_through_three_kills(tmp_path: Path) 
                 assert killed, "the fan-out finished before the leader could be killed"
                 takeovers["leader during the questionnaire fan-out"] = await killed["takeover"]
                 await killed["victim"].start()
+            assert demu.live_sessions() == 1  # the leader's gateway alone
         finally:
             codes = [await r.stop() for r in replicas]
 
@@ -126,6 +144,8 @@ async def test_three_replicas_run_a_session_through_three_kills(tmp_path: Path) 
             "session.end": 1,
         }
         assert steps.get("step.failed") is None
+        assert steps["cohort.create"] == 3  # one Slack, two Discord: none run twice
+        assert [code for _route, code in demu.refusals if code == 40060] == []  # no interaction answered twice
         assert steps["checkin"] == LEARNERS
         assert len(_with_button(emu, general, "checkin:in:s1")) == 1
         groups = await fetch(url, "SELECT channel_id FROM peer_group")
@@ -149,6 +169,15 @@ async def _posted(emu: SlackEmulator, channel: str, action_id: str) -> str:
         while not (found := _with_button(emu, channel, action_id)):  # noqa: ASYNC110 - the emulator has no event
             await asyncio.sleep(0.1)
     return found[0]
+
+
+async def _discord_command(demu: DiscordEmulator, trainer: Any, cohort: str) -> None:
+    """A Discord command through whichever replica holds the gateway; its one answer says it was done."""
+    async with asyncio.timeout(BOUND):
+        while not (demu.guild_commands and demu.live_sessions() == 1):  # noqa: ASYNC110 - polled, no event
+            await asyncio.sleep(0.05)
+    inter = await demu.slash(trainer, "peer", ["cohort", "create"], {"cohort": cohort}, within=20)
+    assert "created" in (await inter.wait_message(within=20)).content
 
 
 def _with_button(emu: SlackEmulator, channel: str, action_id: str) -> list[str]:
