@@ -115,6 +115,7 @@ class App:
             if adapter.name in running:
                 continue
             runner, platform = adapter.build()
+            self.core.attach(platform)  # first: the interactions it hears once connected need it at once
             try:
                 await runner.start()
             except Exception:  # retried at the next check; the scheduler meanwhile runs
@@ -122,7 +123,6 @@ class App:
                 with contextlib.suppress(Exception):
                     await runner.stop()
                 continue
-            self.core.attach(platform)
             self.runners.append(runner)
             log.info("leader: %s connected", runner.name)
 

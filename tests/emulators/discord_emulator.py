@@ -36,7 +36,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -416,6 +416,8 @@ def _walk(components: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield from _walk([c["accessory"]])
 
 
+RestHook = Callable[[str, dict[str, str], Any], Awaitable[None]]
+
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = []
 
 
@@ -462,6 +464,10 @@ class DiscordEmulator:
         self.dm_opens_per_minute = dm_opens_per_minute
         self._dm_opens: list[float] = []
         self.clock: Callable[[], float] = time.time  # message times; tests move it to pass the nonce window
+        # Around each REST call that passed auth, limits and schema, awaited with (route, params, body): before its
+        # effect and after it (before the answer leaves), so a system test can kill the caller at either point.
+        self.before_call: RestHook | None = None
+        self.after_call: RestHook | None = None
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._patch = patch_discord
         self._ids = itertools.count(1)
@@ -1190,7 +1196,11 @@ class DiscordEmulator:
         try:
             if errors:
                 raise invalid_form(errors)
+            if self.before_call is not None:
+                await self.before_call(route, params, body)
             status, result = await handler(params=params, body=body, query=request.query)
+            if self.after_call is not None:
+                await self.after_call(route, params, body)
         except DiscordHTTPError as exc:
             err: dict[str, Any] = {"message": exc.message, "code": exc.code}
             if exc.errors:
