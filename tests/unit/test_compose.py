@@ -6,8 +6,10 @@ the file too; the image is never built here."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +115,44 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def _exec_form(line: str) -> list[str]:
+    """The JSON array of a Dockerfile exec-form instruction (`CMD [...]`)."""
+    command = json.loads(line[line.index("[") :])
+    assert isinstance(command, list)
+    return [str(part) for part in command]
+
+
+async def test_the_health_checks_pass_on_a_serving_peerbot_and_fail_without_one(tmp_path: Path) -> None:
+    """The very commands of the Dockerfile and compose.yaml, run against the real HTTP server's /healthz."""
+    import asyncio
+
+    from bot.app import HttpServer, build
+    from tests.conftest import make_settings
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    image_check = _exec_form(dockerfile[dockerfile.index("CMD [", dockerfile.index("HEALTHCHECK")) :].splitlines()[0])
+    compose_check = compose()["services"]["peerbot-1"]["healthcheck"]["test"]
+    assert compose_check[0] == "CMD"
+
+    async def exit_code(command: list[str], port: int) -> int:
+        env = {**os.environ, "PEERBOT_HTTP_PORT": str(port)}
+        if command[0] == "python":
+            command = [sys.executable, *command[1:]]
+        proc = await asyncio.create_subprocess_exec(*command, env=env, stderr=asyncio.subprocess.DEVNULL)
+        return await asyncio.wait_for(proc.wait(), timeout=30)
+
+    app = await build(make_settings(f"sqlite+aiosqlite:///{tmp_path / 'hc.db'}"), {}, with_scheduler=False)
+    app.http = HttpServer(app)
+    try:
+        await app.http.start(port=0)
+        port = app.http.port
+        assert await exit_code(image_check, port) == 0
+        # compose's check names the port the replicas listen on in their container (3000); here, this server's
+        in_container = compose()["services"]["peerbot-1"]["environment"]["PEERBOT_HTTP_PORT"]
+        here = [part.replace(f":{in_container}/", f":{port}/") for part in compose_check[1:]]
+        assert here != compose_check[1:] and await exit_code(here, port) == 0
+    finally:
+        await app.close()
+    assert await exit_code(image_check, port) != 0  # nothing answers any more: unhealthy
