@@ -86,6 +86,7 @@ async def answer(
     what: str = "core call",
     locale: str = "",
     on_failure: Deliver | None = None,
+    on_ack: Callable[[float], None] | None = None,
 ) -> None:
     """Deliver `work`'s reply within the platform's acknowledgement window; never raises.
 
@@ -96,6 +97,9 @@ async def answer(
     A failing callback (the platform refused the message, the interaction expired) is logged with a
     reference; the core call still runs to its end, then `on_failure` gets a short reply saying whether the
     work was done (`unshown`) or not (`failure`), so that the person is never left without an answer.
+
+    `on_ack(seconds)` is told how long the acknowledgement (`ack_now` or `defer`) took from this call (for the
+    ack-latency histogram).
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -105,8 +109,12 @@ async def answer(
             await asyncio.wait({task}, timeout=budget)
         if task.done():
             await ack_now(task.result())
+            if on_ack is not None:
+                on_ack(loop.time() - started)
             return
         await defer()
+        if on_ack is not None:
+            on_ack(loop.time() - started)
         if progress is not None:
             while not task.done():
                 await asyncio.wait({task}, timeout=progress_every)

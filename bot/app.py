@@ -8,13 +8,13 @@ import errno
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, SystemClock, WarpClock, clock_from_environment
 from bot.core import Core
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.metrics import Metrics
@@ -42,6 +42,15 @@ class Runner(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LeaderOnly:
+    """An adapter only the scheduler leader runs (Discord's gateway): built afresh at each election, stopped on
+    demotion, so exactly one replica holds the connection."""
+
+    name: str
+    build: Callable[[], tuple[Runner, Platform]]
+
+
 @dataclass
 class App:
     settings: Settings
@@ -49,6 +58,7 @@ class App:
     core: Core
     scheduler: JobScheduler | None
     runners: list[Runner] = field(default_factory=list)
+    leader_only: list[LeaderOnly] = field(default_factory=list)
     elector: LeaderElector | None = None
     http: HttpServer | None = None
     _catch_up: asyncio.Task[None] | None = None
@@ -65,6 +75,9 @@ class App:
             checks["database"] = f"unreachable ({type(exc).__name__})"
         for runner in self.runners:
             checks[runner.name] = "connected" if await runner.ready() else "not connected"
+        leader = self.elector is not None and self.elector.is_leader
+        for adapter in self.leader_only:  # not running: a standby leaves it to the leader, a leader is connecting
+            checks.setdefault(adapter.name, "not connected" if leader else "standby")
         checks["scheduler"] = self.elector.role.value if self.elector is not None else "not started"
         return checks
 
@@ -78,18 +91,47 @@ class App:
 
         async def elected() -> None:
             scheduler.resume()
+            await self._start_leader_only()
             self._catch_up = asyncio.create_task(self._caught_up(), name="peerbot-catch-up")
 
         async def demoted() -> None:
             scheduler.pause()
+            await self._stop_leader_only()
 
         async def leading() -> None:
             scheduler.poll()
+            await self._start_leader_only()  # one that failed to start is tried again at each check
 
         self.elector = LeaderElector(
             self.settings.database_url, on_elected=elected, on_demoted=demoted, while_leading=leading
         )
         await self.elector.start()
+
+    async def _start_leader_only(self) -> None:
+        """Connect the adapters only the leader runs (Discord sends each event to every gateway session of the
+        guild's shard, so a second session would handle every interaction twice)."""
+        running = {runner.name for runner in self.runners}
+        for adapter in self.leader_only:
+            if adapter.name in running:
+                continue
+            runner, platform = adapter.build()
+            self.core.attach(platform)  # first: the interactions it hears once connected need it at once
+            try:
+                await runner.start()
+            except Exception:  # retried at the next check; the scheduler meanwhile runs
+                log.exception("leader: could not connect %s; retrying", runner.name)
+                with contextlib.suppress(Exception):
+                    await runner.stop()
+                continue
+            self.runners.append(runner)
+            log.info("leader: %s connected", runner.name)
+
+    async def _stop_leader_only(self) -> None:
+        names = {adapter.name for adapter in self.leader_only}
+        for runner in [r for r in self.runners if r.name in names]:
+            self.runners.remove(runner)
+            await runner.stop()
+            log.info("no longer leader: %s disconnected", runner.name)
 
     async def _caught_up(self) -> None:
         try:
@@ -126,8 +168,11 @@ async def build(
     """The same graph for production, the demo and the tests; migrations run first."""
     db = Database(settings.database_url)
     await db.upgrade()
+    warp = clock if isinstance(clock, WarpClock) else None
     scheduler = (
-        JobScheduler(settings.database_url, settings.zone, settings.outbox_interval_seconds) if with_scheduler else None
+        JobScheduler(settings.database_url, settings.zone, settings.outbox_interval_seconds, warp=warp)
+        if with_scheduler
+        else None
     )
     metrics = Metrics(enabled=settings.metrics == "on")
     core = Core(db, dict(platforms or {}), settings, clock or SystemClock(), scheduler, metrics=metrics)
@@ -204,7 +249,16 @@ async def _attach_adapters(app: App) -> None:
         from adapters.slack.runner import SlackRunner
         from storage.seen_events import SeenEventStore
 
-        slack = SlackRunner(app.core, app.settings, seen=SeenEventStore(app.db, "slack"))
+        clock = app.core.ctx.clock
+        # A rehearsal runs the whole world faster, the platform's rate limits included (its emulator's too).
+        time_scale = 1 / clock.speed if isinstance(clock, WarpClock) else 1.0
+        slack = SlackRunner(
+            app.core,
+            app.settings,
+            time_scale=time_scale,
+            metrics=app.core.ctx.metrics,
+            seen=SeenEventStore(app.db, "slack"),
+        )
         app.core.attach(slack.platform)
         app.runners.append(slack)
         if app.settings.slack_http_mode:
@@ -214,9 +268,12 @@ async def _attach_adapters(app: App) -> None:
         from storage.dm_channels import DmChannelStore
 
         dm_store = DmChannelStore(app.db, "discord", str(app.settings.discord_guild_id))
-        discord_runner = DiscordRunner(app.core, app.settings, dm_store=dm_store)
-        app.core.attach(discord_runner.platform)
-        app.runners.append(discord_runner)
+
+        def discord_runner() -> tuple[Runner, Platform]:
+            runner = DiscordRunner(app.core, app.settings, dm_store=dm_store, metrics=app.core.ctx.metrics)
+            return runner, runner.platform
+
+        app.leader_only.append(LeaderOnly("discord", discord_runner))
 
 
 # ------------------------------------------------------------------------------------------------- start-up checks
@@ -283,7 +340,10 @@ async def run(settings: Settings) -> None:
     """`peerbot run`: start the configured adapters, then the scheduler: run by this process when it wins the
     leader election (always on SQLite), on standby otherwise; the leader catches up on anything missed."""
     await preflight(settings)
-    app = await build(settings)
+    clock = clock_from_environment()
+    if isinstance(clock, WarpClock):
+        log.warning("clock warped (PEERBOT_CLOCK_WARP=%s): a rehearsal, not production", clock)
+    app = await build(settings, clock=clock)
     await _attach_adapters(app)
     jobs.bind(app.core)
     stop = asyncio.Event()

@@ -15,6 +15,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
+from bot.clock import WarpClock
 from scheduler import jobs
 from storage.db import sync_url
 
@@ -24,7 +25,11 @@ STEP_NAMES = ("prep", "prep_reminder", "checkin", "start", "wrapup", "end", "clo
 class JobScheduler:
     """Implements the core's SchedulerPort with persistent date jobs and an outbox sweep."""
 
-    def __init__(self, database_url: str, zone: ZoneInfo, outbox_interval: float = 15.0) -> None:
+    def __init__(
+        self, database_url: str, zone: ZoneInfo, outbox_interval: float = 15.0, *, warp: WarpClock | None = None
+    ) -> None:
+        """`warp`: the core runs on a warped clock (rehearsals): APScheduler sleeps in wall time, so each
+        instant the core names is mapped to the wall instant at which the warped clock reads it."""
         store = SQLAlchemyJobStore(
             url=sync_url(database_url).render_as_string(hide_password=False), tablename="apscheduler_jobs"
         )
@@ -34,6 +39,7 @@ class JobScheduler:
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         )
         self.outbox_interval = outbox_interval
+        self.warp = warp
 
     def start(self, *, paused: bool = False) -> None:
         """Start; `paused` on a replica that is not (yet) the leader: its `add_job` calls still write to the
@@ -69,7 +75,7 @@ class JobScheduler:
     def session_changed(self, short_id: str, steps: dict[str, datetime]) -> None:
         """A job per future step; steps already due (a session planned at short notice, or changed late) run
         at once in one pass, whoever planned or changed the session."""
-        now = datetime.now(UTC)
+        now = self.warp.now() if self.warp is not None else datetime.now(UTC)
         if any(at <= now for at in steps.values()):
             self._run_at(short_id, "due", now)
         for step, at in steps.items():
@@ -84,7 +90,7 @@ class JobScheduler:
         self.scheduler.add_job(
             jobs.run_session_step,
             "date",
-            run_date=at,
+            run_date=self._wall(at),
             args=[short_id, name],
             id=f"session:{short_id}:{name}",
             replace_existing=True,
@@ -97,8 +103,15 @@ class JobScheduler:
 
     def outbox_due(self, at: datetime) -> None:
         self.scheduler.add_job(
-            jobs.drain_outbox, "date", run_date=at, id=f"outbox:at:{at.timestamp():.0f}", replace_existing=True
+            jobs.drain_outbox,
+            "date",
+            run_date=self._wall(at),
+            id=f"outbox:at:{at.timestamp():.0f}",
+            replace_existing=True,
         )
+
+    def _wall(self, at: datetime) -> datetime:
+        return self.warp.wall(at) if self.warp is not None else at
 
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self.scheduler.get_jobs())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from storage.chain import ChainedSession
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _IN_UNIT_OF_WORK: ContextVar[bool] = ContextVar("peerbot_in_unit_of_work", default=False)
+# The advisory lock key that serialises migrations between replicas (the scheduler leader's key is another one).
+MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"peerbot:migrations").digest()[:8], "big", signed=True)
 PING_TIMEOUT = 10.0  # seconds; asyncpg alone waits 60 s for a host that drops packets
 
 
@@ -180,8 +183,14 @@ class Database:
             raise _opening_failure(exc, url) or exc from None
 
     async def upgrade(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision.
+
+        Replicas started together (`docker compose up`) would otherwise race to create the same tables: on
+        PostgreSQL the migration runs under a transaction-level advisory lock, so the second replica waits for
+        the first one's commit and then finds the schema at head (SQLite's one writer serialises them anyway)."""
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             await conn.run_sync(_run_upgrade)
 
     async def dispose(self) -> None:

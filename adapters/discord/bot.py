@@ -29,11 +29,17 @@ from bot import actions
 from bot.i18n import N_, t
 from bot.inbound import Actor, CoreAPI
 from bot.messages import Button, Form, Reply
+from bot.metrics import Metrics
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
+INTERACTION_KINDS = {
+    discord.InteractionType.application_command: "command",
+    discord.InteractionType.component: "action",
+    discord.InteractionType.modal_submit: "form",
+}
 DEFER_AFTER = 2.0  # seconds: answer directly when the core is this fast, else defer (Discord allows 3)
 DONE = N_("Done.")
 NOT_DONE = N_("That did not work.")
@@ -82,10 +88,12 @@ class PeerBot(discord.Client):
         *,
         guild_id: int,
         trainer_role: str = "",
+        metrics: Metrics | None = None,
         **options: Any,
     ) -> None:
         super().__init__(intents=intents(), **options)
         self.core = core
+        self.metrics = metrics or Metrics(enabled=False)
         self.guild_id = guild_id
         self.trainer_role = trainer_role
         self.defer_after = DEFER_AFTER
@@ -149,7 +157,13 @@ class PeerBot(discord.Client):
         await common.answer(
             work, budget=self.defer_after, ack_now=send, defer=thinking, follow_up=later, what="Discord interaction",
             locale=self.locale_of(interaction), on_failure=lambda reply: self.tell_failure(interaction, reply),
+            on_ack=self.ack_timer(interaction),
         )  # fmt: skip
+
+    def ack_timer(self, interaction: discord.Interaction) -> Callable[[float], None]:
+        """Records how long this interaction took to be acknowledged, labelled by its kind."""
+        kind = INTERACTION_KINDS.get(interaction.type, "other")
+        return lambda seconds: self.metrics.ack(PLATFORM, kind, seconds)
 
     async def late(
         self, interaction: discord.Interaction, reply: Reply, deliver: Callable[[], Awaitable[None]]
@@ -230,6 +244,7 @@ class PeerBot(discord.Client):
         await common.answer(
             work, budget=self.defer_after, ack_now=show, defer=update_later, follow_up=later, what="Discord click",
             locale=self.locale_of(interaction), on_failure=lambda reply: self.tell_failure(interaction, reply),
+            on_ack=self.ack_timer(interaction),
         )  # fmt: skip
 
     async def guard(self, interaction: discord.Interaction, handle: Awaitable[None], what: str) -> None:

@@ -13,8 +13,10 @@ import discord.http
 import yarl
 
 from adapters.discord.bot import PeerBot
+from adapters.discord.calls import api_trace
 from adapters.discord.platform import DiscordPlatform, DmStore
 from bot.inbound import CoreAPI
+from bot.metrics import Metrics
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,17 +37,25 @@ class DiscordRunner:
         *,
         global_rate: float = 45.0,
         dm_store: DmStore | None = None,
+        metrics: Metrics | None = None,
         **client_options: Any,
     ) -> None:
+        """`metrics`: where REST calls, 429s and the ack latency of interactions are counted."""
         if settings.discord_token is None or settings.discord_guild_id is None:
             raise ValueError("DISCORD_TOKEN and DISCORD_GUILD_ID are required for the Discord adapter")
         self.settings = settings
         self.token = settings.discord_token.get_secret_value()
+        self.metrics = metrics or Metrics(enabled=False)
+        client_options.setdefault(
+            "http_trace",
+            api_trace(settings.discord_api_url, lambda route, status: self.metrics.api_call("discord", route, status)),
+        )
         self.client = PeerBot(
             core,
             guild_id=settings.discord_guild_id,
             trainer_role=settings.discord_trainer_role,
             application_id=settings.discord_application_id,
+            metrics=self.metrics,
             **client_options,
         )
         self.platform = DiscordPlatform(

@@ -33,6 +33,7 @@ from adapters.slack.platform import PLATFORM, SlackPlatform
 from bot.i18n import t
 from bot.inbound import Actor, CoreAPI
 from bot.messages import Message, Reply, Section
+from bot.metrics import Metrics
 from bot.port import PlatformError
 from bot.refs import ChannelRef, MessageRef, UserRef
 
@@ -278,16 +279,36 @@ class AckFirst:
 
 
 class _App(AsyncApp):
-    """Bolt's app, counting each request in `AckFirst` from dispatch (HTTP and Socket Mode alike)."""
+    """Bolt's app, counting each request in `AckFirst` from dispatch (HTTP and Socket Mode alike), and timing
+    it: dispatch returns when the listener acks, so that time is the ack latency (signature check included)."""
 
     gate: AckFirst
+    metrics: Metrics
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        started = time.perf_counter()
         flag = self.gate.arrive()
         try:
             return await super().async_dispatch(req)
         finally:
             self.gate.settle(flag)
+            self.metrics.ack(PLATFORM, request_kind(req.body), time.perf_counter() - started)
+
+
+REQUEST_KINDS = {
+    "block_actions": "action",
+    "view_submission": "form",
+    "view_closed": "form",
+    "block_suggestion": "suggestion",
+    "event_callback": "event",
+}
+
+
+def request_kind(body: dict[str, Any]) -> str:
+    """A Slack request's kind for the ack-latency label: command, action, form, suggestion, event or other."""
+    if "command" in body:
+        return "command"
+    return REQUEST_KINDS.get(str(body.get("type", "")), "other")
 
 
 class SeenEvents(Protocol):
@@ -353,6 +374,7 @@ class SlackBot:
         progress_every: float = 20.0,
         locale: str = "en",
         seen: SeenEvents | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.core = core
         self.platform = platform
@@ -371,6 +393,7 @@ class SlackBot:
             ignoring_self_events_enabled=True,
         )
         self.bolt.gate = self.gate
+        self.bolt.metrics = metrics or Metrics(enabled=False)
         self.bolt.middleware(self._skip_redeliveries)
         self.bolt.command(re.compile(r"^/peer"))(self._on_command)
         self.bolt.action(ANY)(self._on_action)

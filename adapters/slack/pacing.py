@@ -196,3 +196,30 @@ class PacedRateLimitHandler(AsyncRetryHandler):
         self.pacer.pause(method, seconds, channel)
         await asyncio.sleep(seconds * (1 + 0.1 * random.random()))
         state.increment_current_attempt()
+
+
+ApiObserver = Callable[[str, int], None]  # (method, HTTP status) of each answer, e.g. `Metrics.api_call` bound
+
+
+class ApiCallCounter(AsyncRetryHandler):
+    """Counts every HTTP answer of the Web API by method and status, 429s included, for /metrics.
+
+    slack_sdk asks its retry handlers, in order, about each answer it gets (every attempt of every call), which
+    makes the first handler the one place that sees them all; this one records and never asks for a retry, so
+    the handlers after it decide as before."""
+
+    def __init__(self, observe: ApiObserver) -> None:
+        super().__init__(max_retry_count=0)
+        self.observe = observe
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is not None:
+            self.observe(method_of(request.url), response.status_code)
+        return False

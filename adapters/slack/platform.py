@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
@@ -22,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack import render
-from adapters.slack.pacing import PacedRateLimitHandler, Pacer
+from adapters.slack.pacing import ApiCallCounter, ApiObserver, PacedRateLimitHandler, Pacer
 from bot.messages import Form, Message
 from bot.port import ChannelsRestricted, EventSpec, LeftOut, PlatformError, Undeliverable
 from bot.refs import ChannelRef, MessageRef, UserRef
@@ -85,15 +86,23 @@ def _purpose_of(channel: dict[str, Any]) -> str:
 
 
 def build_client(
-    token: str, base_url: str, pacer: Pacer, *, server_retries: int = 2, timeout: int = 30
+    token: str,
+    base_url: str,
+    pacer: Pacer,
+    *,
+    server_retries: int = 2,
+    timeout: int = 30,
+    observe: ApiObserver | None = None,
 ) -> AsyncWebClient:
     """The SDK client with our retry policy: 429 → Retry-After (and pause the method), 5xx and
-    connection resets → bounded exponential backoff."""
+    connection resets → bounded exponential backoff; `observe` is told of every answer (for /metrics)."""
+    counting: list[AsyncRetryHandler] = [ApiCallCounter(observe)] if observe is not None else []
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         timeout=timeout,
         retry_handlers=[
+            *counting,
             PacedRateLimitHandler(pacer),
             AsyncServerErrorRetryHandler(max_retry_count=server_retries),
             AsyncConnectionErrorRetryHandler(max_retry_count=server_retries),
@@ -115,9 +124,16 @@ class SlackPlatform:
         self._left_out: dict[str, list[LeftOut]] = {}
 
     @classmethod
-    def connect(cls, token: str, base_url: str = "https://slack.com/api/", *, time_scale: float = 1.0) -> SlackPlatform:
+    def connect(
+        cls,
+        token: str,
+        base_url: str = "https://slack.com/api/",
+        *,
+        time_scale: float = 1.0,
+        observe: ApiObserver | None = None,
+    ) -> SlackPlatform:
         pacer = Pacer(time_scale=time_scale)
-        return cls(build_client(token, base_url, pacer), pacer)
+        return cls(build_client(token, base_url, pacer, observe=observe), pacer)
 
     # ------------------------------------------------------------------------------------------ plumbing
     async def _api(

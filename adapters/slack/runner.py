@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.app import SeenEvents, SlackBot, TrainerDirectory
 from adapters.slack.platform import SlackPlatform
 from bot.inbound import CoreAPI
+from bot.metrics import Metrics
 from bot.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,18 @@ class SlackRunner:
         port: int | None = None,
         ack_budget: float = 2.0,
         seen: SeenEvents | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`metrics`: where the ack latency and the Web API calls are counted (the process's one)."""
         if not settings.slack_enabled or settings.slack_bot_token is None:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, and SLACK_SIGNING_SECRET unless SLACK_APP_TOKEN is set")
         self.settings = settings
+        self.metrics = metrics or Metrics(enabled=False)
         self.platform = SlackPlatform.connect(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url, time_scale=time_scale
+            settings.slack_bot_token.get_secret_value(),
+            settings.slack_api_url,
+            time_scale=time_scale,
+            observe=lambda method, status: self.metrics.api_call("slack", method, status),
         )
         trainers = TrainerDirectory(self.platform, settings.trainer_ids, settings.slack_trainer_group)
         self.bot = SlackBot(
@@ -57,6 +64,7 @@ class SlackRunner:
             ack_budget=ack_budget,
             locale=settings.locale,
             seen=seen,
+            metrics=self.metrics,
         )
         self.host = settings.http_host
         self.port = settings.http_port if port is None else port

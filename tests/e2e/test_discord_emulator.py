@@ -270,3 +270,35 @@ async def test_first_follow_up_after_a_deferral_edits_the_original_and_keeps_it_
         first, second = inter.messages
         assert first is inter.original and first.content == "first" and first.ephemeral  # the deferral's privacy
         assert second.content == "second" and not second.ephemeral  # later follow-ups are messages of their own
+
+
+class Listener(discord.Client):
+    """A bare client that answers every interaction it hears with its own name, and records what Discord said."""
+
+    def __init__(self, name: str, outcomes: dict[str, str]) -> None:
+        super().__init__(intents=discord.Intents.none())
+        self.name, self.outcomes = name, outcomes
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await asyncio.sleep(0.05 if self.name == "second" else 0)  # the first one answers first
+        try:
+            await interaction.response.send_message(f"from {self.name}")
+            self.outcomes[self.name] = "answered"
+        except discord.HTTPException as exc:
+            self.outcomes[self.name] = f"refused {exc.code}"
+
+
+async def test_two_processes_logged_in_with_one_token_both_hear_each_interaction(discord_emu: DiscordEmulator) -> None:
+    """Discord sends every event to every gateway session of the shard (a bot run twice answers twice): both
+    clients get the interaction, the first answer stands and the second is refused with 40060."""
+    emu = discord_emu
+    user = emu.add_user("ana")
+    emu.guild_commands.append({"id": "1", "name": "anything", "type": 1, "options": []})  # as a sync leaves it
+    outcomes: dict[str, str] = {}
+    async with running(Listener("first", outcomes), emu), running(Listener("second", outcomes), emu):
+        inter = await emu.slash(user, "anything")
+        async with asyncio.timeout(5):
+            while len(outcomes) < 2:  # noqa: ASYNC110 - each client records its outcome on its own
+                await asyncio.sleep(0.01)
+    assert outcomes == {"first": "answered", "second": "refused 40060"}
+    assert (await inter.wait_message()).content == "from first"

@@ -36,7 +36,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -416,6 +416,8 @@ def _walk(components: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield from _walk([c["accessory"]])
 
 
+RestHook = Callable[[str, dict[str, str], Any], Awaitable[None]]
+
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = []
 
 
@@ -482,6 +484,10 @@ class DiscordEmulator:
         self.dm_opens_per_minute = dm_opens_per_minute
         self._dm_opens: list[float] = []
         self.clock: Callable[[], float] = time.time  # message times; tests move it to pass the nonce window
+        # Around each REST call that passed auth, limits and schema, awaited with (route, params, body): before its
+        # effect and after it (before the answer leaves), so a system test can kill the caller at either point.
+        self.before_call: RestHook | None = None
+        self.after_call: RestHook | None = None
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._patch = patch_discord
         self._ids = itertools.count(1)
@@ -710,6 +716,10 @@ class DiscordEmulator:
     async def wait_ready(self, within: float = 10.0) -> None:
         async with asyncio.timeout(within):
             await self._ready.wait()
+
+    def live_sessions(self) -> int:
+        """How many gateway connections of the bot are open now (each one hears every event)."""
+        return sum(1 for s in self._sessions.values() if s.ws is not None and not s.ws.closed)
 
     async def drop_gateway(self, code: int = 4000) -> None:
         """Closes the bot's websocket as Discord does on a hiccup; discord.py should RESUME."""
@@ -1005,9 +1015,16 @@ class DiscordEmulator:
 
     # ---- gateway --------------------------------------------------------------------------------------
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        session = self._current
-        if session is None:
-            return  # a REST-only client (a benchmark, a script): nobody listens
+        """An event to every session of the bot, as Discord does: each gateway connection of the (one) shard gets
+        it, so two processes logged in with one token both see every interaction; the latest session gets it
+        even while its socket is down (it is replayed on RESUME). No session: a REST-only client, nobody hears."""
+        sessions = [s for s in self._sessions.values() if s.ws is not None and not s.ws.closed]
+        if self._current is not None and all(s is not self._current for s in sessions):
+            sessions.append(self._current)
+        for session in sessions:
+            await self._send_to(session, event, data)
+
+    async def _send_to(self, session: _GatewaySession, event: str, data: dict[str, Any]) -> None:
         needed = _EVENT_INTENTS.get(event)
         if event.startswith("MESSAGE_") and "guild_id" not in data:
             needed = DIRECT_MESSAGE_REACTIONS if event.startswith("MESSAGE_REACTION") else DIRECT_MESSAGES
@@ -1048,11 +1065,8 @@ class DiscordEmulator:
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         session = _GatewaySession(secrets.token_hex(16), intents, ws=ws)
-        old = self._current
-        self._sessions[session.id] = session
+        self._sessions[session.id] = session  # another live session (another process) keeps its socket
         self._current = session
-        if old is not None and old.ws is not None and old.ws is not ws:
-            old.ws = None
         ready = {
             "v": 10,
             "user": {**self.bot_user.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
@@ -1068,8 +1082,8 @@ class DiscordEmulator:
             "geo_ordered_rtc_regions": [],
             "_trace": ["emulator"],
         }
-        await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self.guild_payload(intents))
+        await self._send_to(session, "READY", ready)
+        await self._send_to(session, "GUILD_CREATE", self.guild_payload(intents))
         self._ready.set()
 
     async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> None:
@@ -1084,7 +1098,7 @@ class DiscordEmulator:
             for frame in session.log:
                 if frame["s"] > seq:
                     await ws.send_str(json.dumps(frame))
-        await self.dispatch("RESUMED", {"_trace": ["emulator"]})
+        await self._send_to(session, "RESUMED", {"_trace": ["emulator"]})
         self._ready.set()
 
     # ---- REST plumbing ---------------------------------------------------------------------------------
@@ -1202,7 +1216,11 @@ class DiscordEmulator:
         try:
             if errors:
                 raise invalid_form(errors)
+            if self.before_call is not None:
+                await self.before_call(route, params, body)
             status, result = await handler(params=params, body=body, query=request.query)
+            if self.after_call is not None:
+                await self.after_call(route, params, body)
         except DiscordHTTPError as exc:
             err: dict[str, Any] = {"message": exc.message, "code": exc.code}
             if exc.errors:

@@ -33,7 +33,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -279,6 +279,7 @@ class _MethodSpec:
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+CallHook = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 def load_spec(path: Path = SPEC_FILE) -> dict[str, _MethodSpec]:
@@ -453,6 +454,11 @@ class SlackEmulator:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._ids = itertools.count(1)
         self._ts_counter = itertools.count(1)
+        # Around each call that passed every check, awaited with (method, args): `before_call` before its effect,
+        # `after_call` after it and before the answer leaves, so a system test can kill the calling process at
+        # either point (sent but never told so included).
+        self.before_call: CallHook | None = None
+        self.after_call: CallHook | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.bot_user_id = self.seed_user("peerbot", is_bot=True, user_id="U0PEERBOT")
@@ -687,7 +693,11 @@ class SlackEmulator:
                     headers={"Retry-After": str(retry_after)},
                 )
             self._check_spec(method, args)
+            if self.before_call is not None:
+                await self.before_call(method, args)
             body = handler(args)
+            if self.after_call is not None:
+                await self.after_call(method, args)
         except SlackError as err:
             self.calls.append(Call(method, args, 200, err.code, now))
             payload: dict[str, Any] = {"ok": False, "error": err.code, **err.extra}
