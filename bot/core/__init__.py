@@ -11,7 +11,8 @@ scheduler) and the services it calls, named in its constructor:
 - `outbox.Outbox(views)` — the DMs that must arrive once (the trainers' summary included);
 - `forms.Forms` — questionnaires and takeaways;
 - `timeline.Timeline(groups, outbox, views)` — the session's steps;
-- `commands.Commands(timeline, views)` — the other `/peer` commands;
+- `exports.Exports` — `/peer export` and the report's chart uploaded to a trainer's DM, `/peer note`;
+- `commands.Commands(timeline, views, exports)` — the other `/peer` commands;
 - `facade.Core` — builds them, routes commands, clicks, forms and reactions.
 
 `rules` holds the session's rules as pure code and `queries` the lookups several services share. Each use

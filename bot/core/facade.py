@@ -17,6 +17,7 @@ from bot.core.alerts import Alerts
 from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort, log
+from bot.core.exports import Exports
 from bot.core.forms import Forms
 from bot.core.groups import Groups
 from bot.core.outbox import Outbox
@@ -74,7 +75,8 @@ class Core:
         self.forms = Forms(self.ctx)
         self.attendance = Attendance(self.ctx, self.groups)
         self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views)
-        self.commands = Commands(self.ctx, self.timeline, self.views)
+        self.exports = Exports(self.ctx)
+        self.commands = Commands(self.ctx, self.timeline, self.views, self.exports)
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
         self.privacy = Privacy(self.ctx)
@@ -95,6 +97,8 @@ class Core:
             "session cancel": self.commands.session_cancel,
             "quiz add": self.commands.quiz_add,
             "report": self.commands.report,
+            "export": self.exports.export,
+            "note": self.exports.note,
             "alerts": self.alerts.command,
             "group show": self.groups.group_show,
             "group move": self.groups.group_move,
@@ -156,6 +160,8 @@ class Core:
             return reply
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        if command.name == "export":  # a session or a cohort: known once looked up
+            command = await self.exports.resolve(actor, command)
         if command.name in grammar.TRAINER_COMMANDS:
             await self._authorize(actor, command)
         return await self.routes[command.name](actor, command, channel)
