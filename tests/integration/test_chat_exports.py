@@ -123,7 +123,7 @@ async def test_notes_show_in_the_report_and_in_indicator_32(chat: Chat) -> None:
     async with chat.app.db.transaction() as tx:
         notes = list((await tx.exec(select(SessionNote).order_by(SessionNote.id))).all())  # type: ignore[arg-type]
         session_id = (await tx.exec(select(PeerSession.id).where(PeerSession.short_id == short))).one()
-    assert [n.text for n in notes][0] == first and {n.session_id for n in notes} == {session_id}
+    assert len(notes) == 2 and notes[0].text == first and {n.session_id for n in notes} == {session_id}
 
     report = await chat.trainer.command(f"report {short}")
     assert report.ok and first in report.text and "Trainer's notes" in report.text
