@@ -17,9 +17,6 @@ from sqlmodel import col, select
 from bot import grammar
 from bot.core import queries
 from bot.core.context import Context, log
-from bot.documents.charts import session_chart
-from bot.documents.export import export_bytes
-from bot.documents.pack import audit_pack_bytes
 from bot.documents.targets import Target
 from bot.errors import Invalid, NotFound
 from bot.i18n import _, t
@@ -95,6 +92,10 @@ class Exports:
                 _("Cohort `{cohort}` has no session yet, so there is nothing to export.", cohort=target.name),
                 _("Plan one with `/peer session plan {cohort} …`.", cohort=target.name),
             )
+        # Imported here: the documents read the core's queries, so a module-level import would be circular.
+        from bot.documents.export import export_bytes
+        from bot.documents.pack import audit_pack_bytes
+
         if fmt == "audit":
             data = await audit_pack_bytes(self.ctx.db, self.ctx.settings, target, self.ctx.clock.now(), locale)
         else:
@@ -166,6 +167,8 @@ class Exports:
     async def chart(self, actor: Actor, short_id: str, summary: str, locale: str) -> str | None:
         """`/peer report`'s chart, uploaded with the report's text to the trainer's DM; None when it went, else
         the line the reply adds (the text report is the reply itself, so nothing is lost)."""
+        from bot.documents.charts import session_chart
+
         evidence = await collect(self.ctx.db, [short_id])
         image = await asyncio.to_thread(session_chart, evidence, locale)
         upload = Upload(f"{short_id}-chart.png", image, title=f"{short_id}-chart.png", comment=summary,

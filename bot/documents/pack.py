@@ -11,6 +11,8 @@ order with what changed in the figures from one session to the next).
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -165,6 +167,8 @@ async def session_figures(db: Database, settings: Settings, short: str, chain_ok
 
 
 TRENDS = "cohort-trends.png"
+NOTES_CSV = "notes.csv"
+NOTES_COLUMNS = ["session", "title", "starts_at", "written_at", "author", "note"]
 NOTES_HEADING = N_("Trainer's notes and what changed between sessions")
 
 
@@ -294,7 +298,7 @@ def indicators(figures: list[SessionFigures], locale: str, notes: list[NoteRow] 
                 "(attendance, satisfaction, retention).",
                 heading=t(locale, NOTES_HEADING),
             ),
-            ["index.html#notes", TRENDS],
+            [NOTES_CSV, TRENDS],
         ),
     ]
 
@@ -488,11 +492,22 @@ async def _pack_data(db: Database, settings: Settings, target: Target) -> _PackD
     return _PackData(target, figures, evidence, per_session, notes)
 
 
+def notes_csv(notes: list[NoteRow]) -> bytes:
+    """The trainer's notes in session order, one row each (UTF-8, header first, like the other CSV files)."""
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(NOTES_COLUMNS)
+    for n in notes:
+        writer.writerow([n.session, n.title, n.starts_at.isoformat(), n.written_at.isoformat(), n.author, n.text])
+    return handle.getvalue().encode("utf-8")
+
+
 def _render_pack(data: _PackData, settings: Settings, generated_at: datetime, locale: str) -> bytes:
     """The ZIP's bytes (pure drawing and packing, no database: it runs in a worker thread)."""
     target, figures, evidence = data.target, data.figures, data.evidence
     entries: dict[str, bytes] = {}
     entries.update({f"csv/{name}": payload for name, payload in csv_files(evidence).items()})
+    entries[NOTES_CSV] = notes_csv(data.notes)
     entries["evidence.xlsx"] = evidence_xlsx([f.sheet for f in figures], evidence, locale)
     title = t(locale, "Cohort {cohort}", cohort=target.name)
     entries[TRENDS] = trends_chart(title, cohort_trends(figures, locale), locale)

@@ -10,6 +10,7 @@ import shutil
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,16 @@ async def test_notes_show_in_the_report_and_in_indicator_32(chat: Chat) -> None:
     with zipfile.ZipFile(io.BytesIO(last_upload(chat, "python-audit-pack.zip"))) as archive:
         index = archive.read("index.html").decode()
         index_pdf = pdf_text(archive.read("index.pdf"))
+        notes_csv = archive.read("notes.csv")
     assert "not yet recorded" not in index
     assert "2 note(s) on 1 session(s)" in index and first in index
     assert "Trainer's notes and what changed between sessions" in index_pdf and "try size=3" in index_pdf
+    rows = list(csv.DictReader(io.StringIO(notes_csv.decode())))
+    assert len(rows) == 2 and (rows[0]["session"], rows[0]["author"], rows[0]["note"]) == (
+        short,
+        "Camille (trainer)",
+        first,
+    )
 
 
 async def test_note_refusals_record_nothing(chat: Chat) -> None:
@@ -163,3 +171,20 @@ async def test_the_report_still_answers_when_the_chart_cannot_be_sent(chat: Chat
     chat.platform.closed_dms.add("T1")
     reply = await chat.trainer.command(f"report {chat.short}")
     assert reply.ok and "Attendance:" in reply.text and "direct message" in reply.text, reply.text
+
+
+async def test_notes_outlive_the_retention_purge_and_a_learners_erasure_rewrites_their_mention(chat: Chat) -> None:
+    """Notes are the trainer's evidence for indicator 32: the purge of free text keeps them; an erased learner's
+    mention in one becomes their pseudonym."""
+    assert (await chat.trainer.command(f'note {chat.short} "<@L3> needs the slides in advance."')).ok
+    ctx = chat.app.core.ctx
+    ctx.settings = ctx.settings.model_copy(update={"retention_days": 30})
+    assert isinstance(ctx.clock, FakeClock)
+    ctx.clock.set(T0 + timedelta(days=400))
+    purged = await chat.app.core.privacy.purge_expired()
+    assert purged is not None and purged.answers > 0  # the learners' free text went
+    erased = await chat.app.core.privacy.erase_member("local", "L3")
+    assert erased is not None
+    async with chat.app.db.transaction() as tx:
+        [note] = (await tx.exec(select(SessionNote))).all()
+    assert note.text == f"<@{erased.pseudonym}> needs the slides in advance."
