@@ -35,7 +35,7 @@ async def test_export_and_report_upload_to_the_trainers_dm(tmp_path: Path) -> No
         assert "Note saved" in w.final_text(ack, form)
 
         resp, form = await w.driver.slash_command(w.trainer, "export s1 pdf", channel_id=w.general)
-        assert resp.status == 200 and resp.elapsed < 3 and "Working on" in resp.json()["text"]
+        assert resp.status == 200 and "Working on" in resp.json()["text"]
         await w.runner.bot.drain()
         assert "s1-evidence.pdf" in w.final_text({}, form)
         dm = trainer_dm(w)

@@ -22,8 +22,9 @@ from adapters.local.driver import LocalUser
 from adapters.local.platform import LocalPlatform
 from bot.app import App, build
 from bot.clock import FakeClock
+from bot.core import queries
 from bot.grammar import MAX_NOTE
-from storage.models import Attendance, AuditEvent, PeerSession, SessionNote
+from storage.models import Attendance, AuditEvent, Enrollment, PeerSession, PrepAck, SessionNote
 from tests.conftest import T0
 from tests.integration.conftest import Seeded, pdf_text, settings_for
 
@@ -74,13 +75,22 @@ async def test_export_uploads_each_format_to_the_trainers_dm(chat: Chat, seeded:
 
     reply = await chat.trainer.command(f"export {chat.short}")  # pdf by default, the session wins the name
     assert reply.ok, reply.text
-    text = pdf_text(last_upload(chat, f"{chat.short}-evidence.pdf"))
-    async with chat.app.db.transaction() as tx:
+    text = " ".join(pdf_text(last_upload(chat, f"{chat.short}-evidence.pdf")).split())
+    async with chat.app.db.transaction() as tx:  # the totals from the database's rows, counted here
         statuses = list((await tx.exec(select(Attendance.status))).all())
+        enrolled = await queries.count(tx, Enrollment, Enrollment.role == "learner")
+        prepared = await queries.count(tx, PrepAck)
     present = sum(s in {"on_time", "late"} for s in statuses)
-    rows = seeded.csv_rows("attendance.csv")
-    assert present == sum(r["status"] in {"on_time", "late"} for r in rows)
-    assert "Testing with pytest" in text and f"{present}" in text
+    totals = (
+        f"{enrolled} enrolled: {present} present ({statuses.count('on_time')} on time, {statuses.count('late')} "
+        f"late), {statuses.count('excused')} excused, {enrolled - len(statuses) + statuses.count('absent')} absent; "
+        f"preparation done by {prepared}."
+    )
+    assert "Testing with pytest" in text and totals in text, text
+    assert f"Attendance: {present}/{enrolled} present" in seeded.report  # the report's numbers too
+    workbook = load_workbook(io.BytesIO(chat.platform.uploads_to("T1")[0].data))
+    cells = [c for row in workbook[f"{chat.short} attendance"].iter_rows(values_only=True) for c in row if c]
+    assert totals in cells
 
     reply = await chat.trainer.command("export python audit")
     assert reply.ok, reply.text
