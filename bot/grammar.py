@@ -31,6 +31,8 @@ MAX_ANSWER = 75  # a quiz answer: a Slack button or option text is at most 75 ch
 MAX_REASON = 500  # an absence reason
 MAX_CRITERION = 200  # ReviewCriterion.text
 MAX_CRITERIA = 4  # a rubric form holds the criteria and a comment: Discord modals take 5 fields
+MAX_NOTE = 1000  # a trainer's note: one Slack section (3,000) or Discord message (2,000) shows it whole
+EXPORT_FORMATS = ("pdf", "xlsx", "csv", "audit")  # the first is the default, as for `peerbot export`
 MAX_GROUP = 999  # group numbers (the column is a 32-bit integer)
 MIN_YEAR, MAX_YEAR = 2000, 2199  # dates the grammar reads at all; `plan_start` then allows today up to PLAN_AHEAD
 PLAN_AHEAD = timedelta(days=731)  # a session starts at most 2 years from today
@@ -69,6 +71,8 @@ USAGE: dict[str, str] = {
     "report": N_("/peer report <session>"),
     "questionnaire edit": N_("/peer questionnaire edit <cohort>"),
     "followup plan": N_("/peer followup plan <session> <weeks 1-52> [observer=@user]"),
+    "export": N_("/peer export <cohort|session> [pdf|xlsx|csv|audit] (audit: a cohort's audit pack)"),
+    "note": N_('/peer note <session> "<text, at most 1000 characters>"'),
     "alerts": N_("/peer alerts <cohort>"),
     "dashboard": "/peer dashboard",
     "group show": N_("/peer group show <session>"),
@@ -89,7 +93,20 @@ TRAINER_COMMANDS = frozenset(
     k
     for k in USAGE
     if k.split()[0]
-    in {"cohort", "session", "quiz", "report", "group", "alerts", "questionnaire", "followup", "dashboard", "review"}
+    in {
+        "cohort",
+        "session",
+        "quiz",
+        "report",
+        "export",
+        "note",
+        "group",
+        "alerts",
+        "questionnaire",
+        "followup",
+        "dashboard",
+        "review",
+    }
 )
 
 # `fullmatch` only: `$` also matches before a final newline, which let `cohort create "abc\n"` through.
@@ -384,6 +401,25 @@ def _parse_session_plan(args: list[str]) -> Command:
     )
 
 
+def _parse_export(args: list[str]) -> Command:
+    """`export <cohort|session> [format]`: the target stays a name here (a session id is also a valid cohort
+    name); the core resolves it, a session first, as `peerbot export` does."""
+    name = "export"
+    if not 1 <= len(args) <= 2:
+        raise _usage_error(name, _("Say which cohort or session, and optionally the format."))
+    fmt = args[1].lower() if len(args) > 1 else EXPORT_FORMATS[0]
+    if fmt not in EXPORT_FORMATS:
+        raise _usage_error(
+            name,
+            _(
+                "Unknown format `{format}`: use one of {formats}.",
+                format=shown(args[1]),
+                formats=", ".join(EXPORT_FORMATS),
+            ),
+        )
+    return Command(name, cohort=parse_cohort_name(args[0], name), texts=(fmt,))
+
+
 def _check_plan_options(options: dict[str, str], name: str) -> None:
     if "format" in options and options["format"] not in FORMATS:
         raise _usage_error(
@@ -587,6 +623,20 @@ def _parse_args(name: str, args: list[str]) -> Command:
         return Command(name, session=parse_session_id(args[0], name), texts=(reason,))
     if name == "session plan":
         return _parse_session_plan(args)
+    if name == "export":
+        return _parse_export(args)
+    if name == "note":
+        need(2, _("Say which session and what you noted."))
+        text = " ".join(args[1:]).strip()
+        if not text:
+            raise _usage_error(name, _("Say which session and what you noted."))
+        _at_most(
+            text,
+            MAX_NOTE,
+            name,
+            _("The note is {length} characters long; at most {limit}.", length=len(text), limit=MAX_NOTE),
+        )
+        return Command(name, session=parse_session_id(args[0], name), texts=(text,))
     if name.startswith("session ") or name in {"report", "group show", "group reshuffle"}:
         if len(args) != 1:
             raise _usage_error(name, _("Give exactly one session id."))

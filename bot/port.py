@@ -32,6 +32,27 @@ class Undeliverable(PlatformError):
     """The recipient cannot receive DMs (closed DMs, left the workspace): retrying will not help."""
 
 
+class FileTooLarge(PlatformError):
+    """The platform refuses a file this big (Discord: 10 MiB for a bot's DM); `limit` in bytes, 0 if unknown.
+    Refused before anything is sent, so no half-shared file is left behind."""
+
+    def __init__(self, code: str, detail: str = "", *, limit: int = 0) -> None:
+        super().__init__(code, detail)
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file for a person: `name` is the file name shown, `title` its caption, `comment` the message text
+    that introduces it (the report's summary, "Your export")."""
+
+    name: str
+    data: bytes
+    title: str = ""
+    comment: str = ""
+    content_type: str = "application/octet-stream"
+
+
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     """A calendar entry for platforms that have one (Discord scheduled events)."""
@@ -70,6 +91,11 @@ class Platform(Protocol):
         it: the adapter must return the existing message instead of sending again (Slack: look for the key
         in the DM's recent message metadata; Discord: `nonce` + `enforce_nonce`; local: a dict).
         """
+        ...
+
+    async def upload_file(self, user: UserRef, upload: Upload) -> MessageRef:
+        """Send `upload` to the user's DM, with its comment. Raise `FileTooLarge` (before sending anything)
+        when the platform refuses its size, `Undeliverable` when the user cannot receive DMs."""
         ...
 
     async def members_of(self, channel: ChannelRef) -> list[UserRef]: ...

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from statistics import mean
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from storage.models import (
     PrepAck,
     QuestionnaireItem,
     ReviewAssignment,
+    SessionNote,
     Submission,
     TutoringAgreement,
     WorkSubmission,
@@ -288,6 +290,34 @@ def write_csv(evidence: Evidence, out_dir: Path) -> list[Path]:
         path.write_bytes(data)
         written.append(path)
     return written
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """A trainer's note as the report and the audit pack show it."""
+
+    session: str  # short id
+    title: str
+    starts_at: datetime
+    written_at: datetime
+    author: str
+    text: str
+
+
+async def session_notes(db: Database, short_ids: list[str]) -> list[NoteRow]:
+    """The notes of these sessions in the order a reader follows a cohort: by session start, then as written."""
+    async with db.transaction() as s:
+        rows = await s.exec(
+            select(SessionNote, PeerSession, Member)
+            .join(PeerSession, col(PeerSession.id) == col(SessionNote.session_id))
+            .join(Member, col(Member.id) == col(SessionNote.author_id))
+            .where(col(PeerSession.short_id).in_(short_ids))
+            .order_by(col(PeerSession.starts_at), col(PeerSession.id), col(SessionNote.created_at), col(SessionNote.id))
+        )
+        return [
+            NoteRow(p.short_id, p.title, p.starts_at, n.created_at, m.display_name or m.user_id, n.text)
+            for n, p, m in rows.all()
+        ]
 
 
 def _one_decimal(value: float, locale: str) -> str:

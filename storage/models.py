@@ -384,3 +384,16 @@ class ReviewAssignment(SQLModel, table=True):
     scores_json: str = Field(default="", max_length=500)
     comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     reviewed_at: datetime | None = Field(default=None, sa_column=_utc_column(True))
+
+
+class SessionNote(SQLModel, table=True):
+    """A trainer's note on a session (`/peer note`): what they saw and what they will change, the evidence of
+    Qualiopi indicator 32 (improvement). The trainer's own text about the session, so neither the retention
+    purge nor a learner's erasure removes it (a learner's mention in it is rewritten to their pseudonym)."""
+
+    __tablename__ = "session_note"
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="peer_session.id", index=True)
+    author_id: int = Field(foreign_key="member.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_utc_column())

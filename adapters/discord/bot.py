@@ -414,6 +414,12 @@ class PeerCommands(app_commands.Group):
     async def session_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
         return await interaction.client.complete(interaction, "session", current)
 
+    async def target_names(self, interaction: discord.Interaction[PeerBot], current: str) -> Choices:
+        """Cohorts, then sessions: what `/peer export` acts on."""
+        cohorts = await interaction.client.complete(interaction, "cohort", current)
+        sessions = await interaction.client.complete(interaction, "session", current)
+        return (cohorts + sessions)[:25]
+
 
 class CohortCommands(PeerCommands, name="cohort", description="Cohorts (trainers)"):
     @app_commands.command(name="create", description="Create a cohort")
@@ -650,6 +656,27 @@ class PeerGroup(PeerCommands, name="peer", description="Peer-learning sessions")
     @app_commands.autocomplete(session=PeerCommands.session_names)
     async def report(self, interaction: discord.Interaction[PeerBot], session: str) -> None:
         await self.run(interaction, "report", word(session))
+
+    @app_commands.command(name="export", description="Send me a cohort's or a session's evidence by DM")
+    @app_commands.autocomplete(target=PeerCommands.target_names)
+    @app_commands.describe(
+        target="A cohort, or a session id", format="pdf (default), xlsx, csv or a cohort's audit pack"
+    )
+    @app_commands.choices(format=[app_commands.Choice(name=f, value=f) for f in ("pdf", "xlsx", "csv", "audit")])
+    async def export(
+        self,
+        interaction: discord.Interaction[PeerBot],
+        target: str,
+        format: app_commands.Choice[str] | None = None,
+    ) -> None:
+        await self.run(interaction, "export", word(target), *([format.value] if format else []))
+
+    @app_commands.command(name="note", description="Note what you saw in a session and what you will change")
+    @app_commands.autocomplete(session=PeerCommands.session_names)
+    async def note(
+        self, interaction: discord.Interaction[PeerBot], session: str, text: app_commands.Range[str, 1, 1000]
+    ) -> None:
+        await self.run(interaction, "note", word(session), text)
 
     @app_commands.command(name="alerts", description="Learners of a cohort who may be drifting away")
     @app_commands.autocomplete(cohort=PeerCommands.cohort_names)

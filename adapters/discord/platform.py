@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from discord.http import HTTPClient, Route, handle_message_parameters
 from adapters.discord import render
 from bot.i18n import N_, t
 from bot.messages import Message
-from bot.port import Capacity, EventSpec, PlatformError, Undeliverable
+from bot.port import Capacity, EventSpec, FileTooLarge, PlatformError, Undeliverable, Upload
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ SPEAK = 1 << 21
 MEMBER_ALLOW = VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | CONNECT | SPEAK
 READ_ONLY_DENY = SEND_MESSAGES | ADD_REACTIONS | CONNECT | SPEAK
 UNDELIVERABLE_CODES = frozenset({50007, 10013})  # cannot send to this user, unknown user
+TOO_LARGE = "40005"  # "Request entity too large" (HTTP 413)
+# A bot's upload limit in a DM (no server boost raises it there): 10 MiB since 2025-01-16.
+MAX_UPLOAD = discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 ARCHIVED_NOTICE = N_("This breakout is archived: you can still read it here until {when}, when it is deleted.")
 DELETION_AT = re.compile(r"<t:(\d+):D>")
 
@@ -174,7 +178,9 @@ class DiscordPlatform:
         archive_days: int = 14,
         locale: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_upload: int = MAX_UPLOAD,
     ) -> None:
+        self.max_upload = max_upload
         self.archive_days = archive_days
         self.locale = locale
         self.clock = clock
@@ -579,6 +585,33 @@ class DiscordPlatform:
             if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
                 raise Undeliverable(exc.code, exc.detail) from exc
             raise
+
+    async def upload_file(self, user: UserRef, upload: Upload) -> MessageRef:
+        """A DM with the file attached (multipart/form-data: `payload_json` and `files[0]`, built by discord.py's
+        `discord.File`); the comment comes with it, its first parts before it when longer than one message.
+        A file over the upload limit is refused here before anything is sent (Discord would answer 40005)."""
+        if len(upload.data) > self.max_upload:
+            raise FileTooLarge(TOO_LARGE, upload.name, limit=self.max_upload)
+        channel_id = await self.dm_channel(user)
+        where = ChannelRef(PLATFORM, str(channel_id))
+        parts = render.chunks(render.content(Message(upload.comment))) if upload.comment else [""]
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=True)
+        try:
+            for part in parts[:-1]:
+                with handle_message_parameters(content=part, allowed_mentions=mentions) as params:
+                    await self._call(self.http.send_message(channel_id, params=params))
+            attached = discord.File(io.BytesIO(upload.data), filename=upload.name, description=upload.title or None)
+            with handle_message_parameters(
+                content=parts[-1] or discord.utils.MISSING, file=attached, allowed_mentions=mentions
+            ) as params:
+                sent = await self._call(self.http.send_message(channel_id, params=params))
+        except PlatformError as exc:
+            if exc.code == TOO_LARGE:
+                raise FileTooLarge(exc.code, upload.name, limit=self.max_upload) from exc
+            if exc.code in {str(c) for c in UNDELIVERABLE_CODES}:
+                raise Undeliverable(exc.code, exc.detail) from exc
+            raise
+        return MessageRef(where, str(sent["id"]))
 
     async def _find_delivery(self, channel_id: int, key: str) -> str | None:
         """The id of our message carrying `key`'s mark among the DM channel's recent messages, if any."""

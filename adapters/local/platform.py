@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.messages import Message
-from bot.port import EventSpec, PlatformError, Undeliverable
+from bot.port import EventSpec, FileTooLarge, PlatformError, Undeliverable, Upload
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 
@@ -35,6 +35,15 @@ class Posted:
 
 
 @dataclass
+class Uploaded:
+    """A file the local platform received for a person's DM."""
+
+    ref: MessageRef
+    user_id: str
+    upload: Upload
+
+
+@dataclass
 class LocalEvent:
     id: str
     spec: EventSpec
@@ -46,7 +55,9 @@ class LocalPlatform:
 
     name = "local"
 
-    def __init__(self, *, closed_dms: set[str] | None = None) -> None:
+    def __init__(self, *, closed_dms: set[str] | None = None, max_upload: int = 0) -> None:
+        self.max_upload = max_upload  # bytes; 0: no limit (tests set one to see the polite refusal)
+        self.uploads: list[Uploaded] = []
         self.channels: dict[str, LocalChannel] = {}
         self.messages: dict[str, Posted] = {}
         self.events: dict[str, LocalEvent] = {}
@@ -128,6 +139,19 @@ class LocalPlatform:
         self.log.append(f"DM to {user.id}: {message.text}")
         return ref
 
+    async def upload_file(self, user: UserRef, upload: Upload) -> MessageRef:
+        if user.id in self.closed_dms:
+            raise Undeliverable("cannot_dm_user", user.id)
+        if self.max_upload and len(upload.data) > self.max_upload:
+            raise FileTooLarge("file_too_large", upload.name, limit=self.max_upload)
+        ref = await self.send_dm(user, Message(upload.comment or upload.title or upload.name))
+        self.uploads.append(Uploaded(ref, user.id, upload))
+        self.log.append(f"file to {user.id}: {upload.name} ({len(upload.data)} bytes)")
+        return ref
+
+    def uploads_to(self, user_id: str) -> list[Upload]:
+        return [u.upload for u in self.uploads if u.user_id == user_id]
+
     async def members_of(self, channel: ChannelRef) -> list[UserRef]:
         return [UserRef(self.name, m) for m in sorted(self._channel(channel).members)]
 
@@ -166,4 +190,4 @@ def latest(posts: list[Posted], prefix: str) -> Posted:
     raise LookupError(f"no message with a {prefix} button")
 
 
-__all__ = ["LocalChannel", "LocalEvent", "LocalPlatform", "Posted", "datetime", "find_button", "latest"]
+__all__ = ["LocalChannel", "LocalEvent", "LocalPlatform", "Posted", "Uploaded", "datetime", "find_button", "latest"]

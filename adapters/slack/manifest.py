@@ -34,6 +34,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "users.list": ("users:read",),  # profiles by pages after a burst of new people
     "usergroups.list": ("usergroups:read",),
     "usergroups.users.list": ("usergroups:read",),
+    "files.getUploadURLExternal": ("files:write",),  # exports and the report's chart, to a trainer's DM
+    "files.completeUploadExternal": ("files:write",),
 }
 EVENT_SCOPES: dict[str, tuple[str, ...]] = {
     "app_home_opened": (),

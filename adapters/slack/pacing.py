@@ -66,6 +66,8 @@ METHOD_TIERS: dict[str, str] = {
     "users.list": "Tier2",
     "usergroups.list": "Tier2",
     "usergroups.users.list": "Tier2",
+    "files.getUploadURLExternal": "Tier4",
+    "files.completeUploadExternal": "Tier4",
 }
 
 

@@ -25,7 +25,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from adapters.slack import render
 from adapters.slack.pacing import ApiCallCounter, ApiObserver, PacedRateLimitHandler, Pacer
 from bot.messages import Form, Message
-from bot.port import ChannelsRestricted, EventSpec, LeftOut, PlatformError, Undeliverable
+from bot.port import ChannelsRestricted, EventSpec, FileTooLarge, LeftOut, PlatformError, Undeliverable, Upload
 from bot.refs import ChannelRef, MessageRef, UserRef
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ LEFT_OUT_REASONS: dict[str, str] = {
     "user_disabled": "deactivated",
     "user_not_found": "refused",
 }
+# files.getUploadURLExternal refusing a file for its size (the workspace restricts large uploads; Slack's own
+# ceiling is 1 GB).
+TOO_LARGE = frozenset({"file_upload_size_restricted", "file_too_large"})
 PER_USER_INVITE_ERRORS = frozenset({"already_in_channel", *LEFT_OUT_REASONS})
 
 _INVALID = re.compile(r"[^a-z0-9_-]+")
@@ -419,11 +422,52 @@ class SlackPlatform:
         self._dm_channels[user.id] = ref.channel.id
         return ref
 
-    async def _find_delivery(self, user_id: str, key: str) -> MessageRef | None:
+    async def _dm_channel(self, user_id: str) -> str:
         channel_id = self._dm_channels.get(user_id)
         if channel_id is None:
             opened = await self._api("conversations.open", lambda: self.client.conversations_open(users=user_id))
             channel_id = self._dm_channels[user_id] = str(opened["channel"]["id"])
+        return channel_id
+
+    async def upload_file(self, user: UserRef, upload: Upload) -> MessageRef:
+        """Slack's external upload: `files.getUploadURLExternal` (name and exact length), the bytes POSTed to
+        the single-use upload URL, then `files.completeUploadExternal` shares the file in the DM (its
+        `channel_id`, from `conversations.open`) with the comment. A file never completed is shared nowhere,
+        so a failure half-way leaves nothing behind in the DM. Needs the `files:write` scope."""
+        try:
+            channel_id = await self._dm_channel(user.id)
+        except PlatformError as exc:
+            if exc.code in UNDELIVERABLE or exc.code == "channel_not_found":
+                raise Undeliverable(exc.code, f"DM to {user.id}") from exc
+            raise
+        try:
+            target = await self._api(
+                "files.getUploadURLExternal",
+                lambda: self.client.files_getUploadURLExternal(filename=upload.name, length=len(upload.data)),
+            )
+        except PlatformError as exc:
+            if exc.code in TOO_LARGE:
+                raise FileTooLarge(exc.code, upload.name) from exc
+            raise
+        assert self.client.session is not None  # opened by `_api`
+        async with self.client.session.post(
+            str(target["upload_url"]), data=upload.data, headers={"Content-Type": "application/octet-stream"}
+        ) as posted:
+            if posted.status != 200:
+                raise PlatformError("upload_failed", f"HTTP {posted.status}: {await posted.text()}")
+        done = await self._api(
+            "files.completeUploadExternal",
+            lambda: self.client.files_completeUploadExternal(
+                files=[{"id": str(target["file_id"]), "title": upload.title or upload.name}],
+                channel_id=channel_id,
+                initial_comment=upload.comment or None,
+            ),
+        )
+        files = done.get("files") or [{}]
+        return MessageRef(ChannelRef(PLATFORM, channel_id), str(files[0].get("id") or target["file_id"]))
+
+    async def _find_delivery(self, user_id: str, key: str) -> MessageRef | None:
+        channel_id = await self._dm_channel(user_id)
         history = await self._api(
             "conversations.history",
             lambda: self.client.conversations_history(channel=channel_id, limit=50, include_all_metadata=True),

@@ -12,8 +12,10 @@ scheduler) and the services it calls, named in its constructor:
 - `forms.Forms` — questionnaires and takeaways;
 - `templates.Templates` — a cohort's own post-session questionnaire (edit form, YAML import);
 - `followups.FollowUps(outbox)` — the behavioural follow-up, N weeks after a session;
-- `timeline.Timeline(groups, outbox, views, followups)` — the session's steps;
-- `commands.Commands(timeline, views)` — the other `/peer` commands;
+- `formats.Formats(outbox)` — the sharing timer, tutoring agreements and peer review;
+- `timeline.Timeline(groups, outbox, views, followups, formats)` — the session's steps;
+- `exports.Exports` — `/peer export` and the report's chart uploaded to a trainer's DM, `/peer note`;
+- `commands.Commands(timeline, views, exports)` — the other `/peer` commands;
 - `facade.Core` — builds them, routes commands, clicks, forms and reactions.
 
 `rules` holds the session's rules as pure code and `queries` the lookups several services share. Each use

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import grammar
 from bot.core import queries, rules
 from bot.core.context import Context, log
+from bot.core.exports import Exports
 from bot.core.rules import Role, SessionState
 from bot.core.timeline import Timeline
 from bot.core.views import Views
@@ -34,8 +35,8 @@ ENROLL_BATCH = 50  # people per transaction when enrolling a class: each batch t
 class Commands:
     """Cohort, session, quiz, report, raise and mydata commands."""
 
-    def __init__(self, ctx: Context, timeline: Timeline, views: Views) -> None:
-        self.ctx, self.timeline, self.views = ctx, timeline, views
+    def __init__(self, ctx: Context, timeline: Timeline, views: Views, exports: Exports) -> None:
+        self.ctx, self.timeline, self.views, self.exports = ctx, timeline, views, exports
 
     # ------------------------------------------------------------------ cohort commands
 
@@ -482,7 +483,12 @@ class Commands:
             missed = await self.views.missed_questions(tx, peer_session, locale)
             formats = await self.timeline.formats.report_lines(tx, peer_session, locale)
         report = await session_report(self.views, peer_session.short_id, locale)
-        return Reply("\n".join([report, *missed, *formats]))
+        notes = await self.exports.note_lines(peer_session.short_id, locale)
+        text = "\n".join([report, *missed, *formats, *notes])
+        # The chart goes to the trainer's DM with the same text; the reply keeps the text whatever happens to it.
+        problem = await self.exports.chart(actor, peer_session.short_id, text, locale)
+        sent = problem or t(locale, "The chart is in your DMs, with this summary.")
+        return Reply("\n".join([text, sent]))
 
     # ------------------------------------------------------------------ learner commands
 

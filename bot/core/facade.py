@@ -18,6 +18,7 @@ from bot.core.attendance import Attendance
 from bot.core.commands import Commands
 from bot.core.context import Context, SchedulerPort, log
 from bot.core.dashboard import DashboardAccess
+from bot.core.exports import Exports
 from bot.core.followups import FollowUps
 from bot.core.formats import Formats
 from bot.core.forms import Forms
@@ -81,7 +82,8 @@ class Core:
         self.templates = Templates(self.ctx)
         self.formats = Formats(self.ctx, self.outbox)
         self.timeline = Timeline(self.ctx, self.groups, self.outbox, self.views, self.followups, self.formats)
-        self.commands = Commands(self.ctx, self.timeline, self.views)
+        self.exports = Exports(self.ctx)
+        self.commands = Commands(self.ctx, self.timeline, self.views, self.exports)
         self.alerts = Alerts(self.ctx, self.outbox)
         self.pending = PendingReplies(self.ctx)
         self.privacy = Privacy(self.ctx)
@@ -105,6 +107,8 @@ class Core:
             "report": self.commands.report,
             "review criteria": self.formats.reviews.criteria_command,
             "submit": self.formats.reviews.submit_command,
+            "export": self.exports.export,
+            "note": self.exports.note,
             "alerts": self.alerts.command,
             "questionnaire edit": self.templates.edit_form,
             "followup plan": self.followups.plan,
@@ -171,6 +175,8 @@ class Core:
             return reply
 
     async def execute(self, actor: Actor, command: grammar.Command, channel: ChannelRef | None) -> Reply:
+        if command.name == "export":  # a session or a cohort: known once looked up
+            command = await self.exports.resolve(actor, command)
         if command.name in grammar.TRAINER_COMMANDS:
             await self._authorize(actor, command)
         return await self.routes[command.name](actor, command, channel)

@@ -8,6 +8,10 @@ recomputed). Their free-text answers are removed; rated answers and scores are n
 trail's mentions of their id (as actor, or as a JSON string in the details) are rewritten to the pseudonym, and
 DMs still queued for them are skipped. What the chat platform itself keeps (messages, channel membership) is
 the workspace admin's to erase there.
+
+Trainers' notes (`/peer note`) are the trainer's text about a session, the evidence of Qualiopi indicator 32: the
+retention purge keeps them (they are not a learner's free text), and erasing their author pseudonymises the author
+like any member. A learner mentioned in a note (`<@id>`) is rewritten to their pseudonym when erased.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from storage.models import (
     PeerGroup,
     PeerSession,
     ReviewAssignment,
+    SessionNote,
     Submission,
     WorkSubmission,
 )
@@ -125,6 +130,12 @@ class Privacy:
                     actor=func.replace(col(AuditEvent.actor), key, f"{platform}:{pseudonym}"),
                     detail=func.replace(col(AuditEvent.detail), quoted, f'"{pseudonym}"'),
                 )
+            )
+            mention = f"<@{user_id}>"
+            await tx.exec(
+                update(SessionNote)  # type: ignore[call-overload]
+                .where(col(SessionNote.text).contains(mention))
+                .values(text=func.replace(col(SessionNote.text), mention, f"<@{pseudonym}>"))
             )
             deliveries = await tx.exec(
                 update(Delivery)  # type: ignore[call-overload]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import zipfile
 from io import BytesIO
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from bot.reports import (
     RETENTION_COLUMNS,
     Evidence,
     collect,
+    csv_files,
     write_csv,
 )
 from bot.settings import Settings
@@ -56,6 +59,31 @@ def evidence_xlsx(sheets: list[AttendanceSheet], evidence: Evidence, locale: str
     out = BytesIO()
     workbook.save(out)
     return out.getvalue()
+
+
+def csv_zip(evidence: Evidence) -> bytes:
+    """The three CSV files in one ZIP: a chat upload carries one file."""
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in csv_files(evidence).items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+async def export_bytes(db: Database, settings: Settings, target: Target, fmt: str, locale: str) -> bytes:
+    """The target's evidence as one file (csv: the three files zipped) for an upload. The rows are read here;
+    the drawing runs in a worker thread, so a long export never holds the event loop (and the acks) up."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    if not target.sessions:
+        raise NotFound(_("Cohort `{cohort}` has no session yet.", cohort=target.name))
+    evidence = await collect(db, target.sessions)
+    if fmt == "csv":
+        return await asyncio.to_thread(csv_zip, evidence)
+    sheets = [await attendance_sheet(db, settings, short) for short in target.sessions]
+    if fmt == "xlsx":
+        return await asyncio.to_thread(evidence_xlsx, sheets, evidence, locale)
+    return await asyncio.to_thread(sheets_pdf, sheets, locale)
 
 
 async def export(db: Database, settings: Settings, target: Target, fmt: str, out: Path, locale: str) -> list[Path]:

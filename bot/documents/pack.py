@@ -4,16 +4,20 @@ Qualiopi indicators to the files and figures that evidence them.
 Indicators (Qualiopi national reference, version 9): 2 result indicators (attendance, satisfaction and
 retention rates), 11 achievement of objectives (retention quiz scores), 12 engagement and dropout prevention
 (attendance, preparation, absences, reminders sent), 30 appreciations collected (the post-session questionnaire;
-knowledge tests are not evidence for 30), 32 improvement (the trainer's notes: `/peer note` does not exist yet,
-so the index says "not yet recorded").
+knowledge tests are not evidence for 30), 32 improvement (the trainer's notes, `/peer note`, listed in session
+order with what changed in the figures from one session to the next).
 """
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from io import BytesIO
 from pathlib import Path
 from statistics import mean
 
@@ -30,8 +34,8 @@ from bot.documents.sheet import AttendanceSheet, attendance_sheet, sheet_pdf, sh
 from bot.documents.targets import Target
 from bot.documents.verify import check
 from bot.errors import NotFound
-from bot.i18n import _, t
-from bot.reports import FEEDBACK_KEYS, collect, csv_files
+from bot.i18n import N_, _, t
+from bot.reports import FEEDBACK_KEYS, Evidence, NoteRow, collect, csv_files, session_notes
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import Delivery, PeerSession
@@ -51,6 +55,15 @@ class SessionFigures:
     reminders: int  # prep and questionnaire reminders sent
     chain_ok: bool
     files: list[str]
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """One session in indicator 32's list: how its figures moved since the session before, and its notes."""
+
+    session: str
+    change: str  # "" for the first session
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,12 @@ code { font-size: .85em; word-break: break-all; }
 <tr>{% for h in session_columns %}<th scope="col">{{ h }}</th>{% endfor %}</tr>
 {% for row in session_rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
 {% endfor %}</table>
+<h2 id="notes">{{ notes_heading }}</h2>
+{% for block in improvements %}<h3>{{ block.session }}</h3>
+{% if block.change %}<p>{{ block.change }}</p>{% endif %}
+{% if block.notes %}<ul>{% for note in block.notes %}<li>{{ note }}</li>{% endfor %}</ul>
+{% else %}<p>{{ no_notes }}</p>{% endif %}
+{% endfor %}
 <h2>{{ learners_heading }}</h2>
 <table>
 <tr>{% for h in learner_columns %}<th scope="col">{{ h }}</th>{% endfor %}</tr>
@@ -149,6 +168,9 @@ async def session_figures(db: Database, settings: Settings, short: str, chain_ok
 
 
 TRENDS = "cohort-trends.png"
+NOTES_CSV = "notes.csv"
+NOTES_COLUMNS = ["session", "title", "starts_at", "written_at", "author", "note"]
+NOTES_HEADING = N_("Trainer's notes and what changed between sessions")
 
 
 def cohort_trends(figures: list[SessionFigures], locale: str) -> list[Trend]:
@@ -168,7 +190,45 @@ def cohort_trends(figures: list[SessionFigures], locale: str) -> list[Trend]:
     ]
 
 
-def indicators(figures: list[SessionFigures], locale: str) -> list[Indicator]:
+def _moved(before: float | None, after: float | None, show: str) -> str:
+    return f"{show.format(before) if before is not None else '—'} → {show.format(after) if after is not None else '—'}"
+
+
+def improvements(figures: list[SessionFigures], notes: list[NoteRow], locale: str) -> list[Improvement]:
+    """Indicator 32: each session in start order, what changed in its figures since the one before, and the
+    trainer's notes on it in the order they were written."""
+    blocks = []
+    for index, f in enumerate(figures):
+        sheet = f.sheet
+        day = format_date(sheet.starts_at.astimezone(sheet.zone).date(), format="medium", locale=locale)
+        change = ""
+        if index:
+            before = figures[index - 1]
+            change = t(
+                locale,
+                "Since {previous}: attendance {attendance}, satisfaction {satisfaction}, retention {retention}.",
+                previous=before.sheet.session,
+                attendance=f"{_rate(before.attendance_rate, locale)} → {_rate(f.attendance_rate, locale)}",
+                satisfaction=f"{_score(before.satisfaction, locale)} → {_score(f.satisfaction, locale)}",
+                retention=f"{_rate(before.retention, locale)} → {_rate(f.retention, locale)}",
+            )
+        written = [
+            t(
+                locale,
+                "{when}, {author}: {text}",
+                when=format_datetime(n.written_at.astimezone(sheet.zone), format="short", locale=locale),
+                author=n.author,
+                text=n.text,
+            )
+            for n in notes
+            if n.session == sheet.session
+        ]
+        blocks.append(Improvement(f"{sheet.session} — {sheet.title} ({day})", change, written))
+    return blocks
+
+
+def indicators(figures: list[SessionFigures], locale: str, notes: list[NoteRow] | None = None) -> list[Indicator]:
+    notes = notes or []
     sheets = [f.files[0] for f in figures]
     charts = [f.files[2] for f in figures]
     present = sum(f.sheet.totals.present for f in figures)
@@ -224,10 +284,22 @@ def indicators(figures: list[SessionFigures], locale: str) -> list[Indicator]:
             t(locale, "Improvement"),
             t(
                 locale,
-                "The trainer's notes: not yet recorded. What changed between sessions: the cohort's trends "
+                "The trainer's notes: {count} note(s) on {sessions} session(s), in session order under “{heading}”, "
+                "with what changed in attendance, satisfaction and retention from one session to the next; the "
+                "cohort's trends draw it.",
+                count=len(notes),
+                sessions=len({n.session for n in notes}),
+                heading=t(locale, NOTES_HEADING),
+            )
+            if notes
+            else t(
+                locale,
+                'The trainer\'s notes: not yet recorded (a trainer adds one with `/peer note <session> "<text>"`). '
+                "What changed between sessions: listed under “{heading}” and drawn in the cohort's trends "
                 "(attendance, satisfaction, retention).",
+                heading=t(locale, NOTES_HEADING),
             ),
-            [TRENDS],
+            [NOTES_CSV, TRENDS],
         ),
     ]
 
@@ -309,12 +381,16 @@ def index_html(
     learners: list[LearnerFile],
     generated_at: datetime,
     locale: str,
+    notes: list[NoteRow] | None = None,
 ) -> str:
     env = Environment(autoescape=True)
     return env.from_string(INDEX_HTML).render(
         locale=locale,
         indicator_columns=[t(locale, "Indicator"), t(locale, "Evidence"), t(locale, "Files")],
-        indicators=indicators(figures, locale),
+        indicators=indicators(figures, locale, notes),
+        notes_heading=t(locale, NOTES_HEADING),
+        improvements=improvements(figures, notes or [], locale),
+        no_notes=t(locale, "No note on this session."),
         session_columns=_session_columns(locale),
         session_rows=_session_rows(figures, locale),
         chains=[(f.sheet.session, f.sheet.fingerprint, _chain_word(f, locale)) for f in figures],
@@ -336,6 +412,7 @@ def index_pdf(
     learners: list[LearnerFile],
     generated_at: datetime,
     locale: str,
+    notes: list[NoteRow] | None = None,
 ) -> bytes:
     texts = _texts(target, settings, generated_at, locale)
     pdf = EvidencePDF(texts["title"], settings.organisation or "peerbot", generated_at)
@@ -349,7 +426,7 @@ def index_pdf(
         row = table.row()
         for name in (t(locale, "Indicator"), t(locale, "Evidence"), t(locale, "Files")):
             row.cell(name)
-        for item in indicators(figures, locale):
+        for item in indicators(figures, locale, notes):
             row = table.row()
             row.cell(f"{item.number}. {item.name}")
             row.cell(item.evidence)
@@ -365,6 +442,15 @@ def index_pdf(
             row = table.row()
             for value in values:
                 row.cell(value)
+    pdf.ln(3)
+    pdf.heading(t(locale, NOTES_HEADING), size=11)
+    for block in improvements(figures, notes or [], locale):
+        pdf.paragraph(block.session, size=8)
+        for line in [block.change, *(f"• {n}" for n in block.notes)] if block.notes else [block.change]:
+            if line:
+                pdf.paragraph(line, size=7)
+        if not block.notes:
+            pdf.paragraph(t(locale, "No note on this session."), size=7)
     pdf.ln(3)
     pdf.heading(t(locale, "Learner files and certificates of attendance"), size=11)
     pdf.set_font(FONT, size=7)
@@ -385,35 +471,80 @@ def index_pdf(
     return pdf.to_bytes()
 
 
-async def audit_pack(
-    db: Database, settings: Settings, target: Target, out: Path, generated_at: datetime, locale: str
-) -> Path:
-    """Write the ZIP; entries are dated `generated_at`, so the same data and date give the same archive."""
+@dataclass(frozen=True)
+class _PackData:
+    """Everything the audit pack shows, read from the database before any drawing starts."""
+
+    target: Target
+    figures: list[SessionFigures]
+    evidence: Evidence
+    per_session: dict[str, Evidence]
+    notes: list[NoteRow]
+
+
+async def _pack_data(db: Database, settings: Settings, target: Target) -> _PackData:
     if not target.sessions:
         raise NotFound(_("Cohort `{cohort}` has no session yet.", cohort=target.name))
     checks = {c.session: c.verdict.ok for c in await check(db, target.sessions)}
     figures = [await session_figures(db, settings, short, checks[short]) for short in target.sessions]
     evidence = await collect(db, target.sessions)
+    per_session = {short: await collect(db, [short]) for short in target.sessions}
+    notes = await session_notes(db, target.sessions)
+    return _PackData(target, figures, evidence, per_session, notes)
+
+
+def notes_csv(notes: list[NoteRow]) -> bytes:
+    """The trainer's notes in session order, one row each (UTF-8, header first, like the other CSV files)."""
+    handle = io.StringIO(newline="")
+    writer = csv.writer(handle)
+    writer.writerow(NOTES_COLUMNS)
+    for n in notes:
+        writer.writerow([n.session, n.title, n.starts_at.isoformat(), n.written_at.isoformat(), n.author, n.text])
+    return handle.getvalue().encode("utf-8")
+
+
+def _render_pack(data: _PackData, settings: Settings, generated_at: datetime, locale: str) -> bytes:
+    """The ZIP's bytes (pure drawing and packing, no database: it runs in a worker thread)."""
+    target, figures, evidence = data.target, data.figures, data.evidence
     entries: dict[str, bytes] = {}
-    entries.update({f"csv/{name}": data for name, data in csv_files(evidence).items()})
+    entries.update({f"csv/{name}": payload for name, payload in csv_files(evidence).items()})
+    entries[NOTES_CSV] = notes_csv(data.notes)
     entries["evidence.xlsx"] = evidence_xlsx([f.sheet for f in figures], evidence, locale)
     title = t(locale, "Cohort {cohort}", cohort=target.name)
     entries[TRENDS] = trends_chart(title, cohort_trends(figures, locale), locale)
     for f in figures:
-        one = await collect(db, [f.sheet.session])
         entries[f.files[0]] = sheet_pdf(f.sheet, locale)
         entries[f.files[1]] = sheet_xlsx(f.sheet, locale)
-        entries[f.files[2]] = session_chart(one, locale)
+        entries[f.files[2]] = session_chart(data.per_session[f.sheet.session], locale)
     learners = learner_files([f.sheet for f in figures], evidence)
     for file in learners:
         folder = learner_folder(file)
         entries[f"{folder}/learner-file.pdf"] = learner_file_pdf(file, locale)
         entries[f"{folder}/certificate.pdf"] = certificate_pdf(file, generated_at, locale)
-    entries["index.html"] = index_html(target, settings, figures, learners, generated_at, locale).encode()
-    entries["index.pdf"] = index_pdf(target, settings, figures, learners, generated_at, locale)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    entries["index.html"] = index_html(target, settings, figures, learners, generated_at, locale, data.notes).encode()
+    entries["index.pdf"] = index_pdf(target, settings, figures, learners, generated_at, locale, data.notes)
     stamp = generated_at.astimezone(settings.zone).timetuple()[:6]
+    out = BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in ["index.html", "index.pdf", *sorted(n for n in entries if not n.startswith("index."))]:
             archive.writestr(zipfile.ZipInfo(name, date_time=stamp), entries[name], compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+async def audit_pack_bytes(
+    db: Database, settings: Settings, target: Target, generated_at: datetime, locale: str
+) -> bytes:
+    """The audit pack as bytes (for an upload): rows read here, drawing in a worker thread so the event loop
+    keeps answering while a large cohort's pack is drawn."""
+    data = await _pack_data(db, settings, target)
+    return await asyncio.to_thread(_render_pack, data, settings, generated_at, locale)
+
+
+async def audit_pack(
+    db: Database, settings: Settings, target: Target, out: Path, generated_at: datetime, locale: str
+) -> Path:
+    """Write the ZIP; entries are dated `generated_at`, so the same data and date give the same archive."""
+    payload = await audit_pack_bytes(db, settings, target, generated_at, locale)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(payload)
     return out

@@ -20,7 +20,10 @@ As strict as Discord where the adapter could be wrong (tests/e2e/test_discord_em
 rule): permissions by the documented algorithm with its implicit denials; Manage Roles for every overwrite
 change; overwrites limited to what the bot holds; Create Events to create an event; external events that start
 and end on their own and refuse updates once finished (180000); a nonce window shorter than peerbot's outbox
-lease; 40003 for DMs opened too fast; the first follow-up after a deferral editing the original. `gated=True`
+lease; 40003 for DMs opened too fast; the first follow-up after a deferral editing the original; files as Discord
+takes them (multipart/form-data: `payload_json` plus `files[n]` parts, nothing else; Attach Files in a server
+channel; a file over the bot's upload limit, 10 MiB by default since January 2025, answers 413 with 40005
+"Request entity too large" and nothing is posted). `gated=True`
 builds a server whose @everyone sees nothing (a member role does), the bot holding its invite as a bot role;
 `refusals` records every refused call, so a test can fail on any it did not plan.
 """
@@ -46,7 +49,7 @@ import discord
 import discord.gateway
 import discord.http
 import yarl
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.emulators.discord_spec import check_body, find_route
 
@@ -76,6 +79,10 @@ EVERYONE_DEFAULT = (
     CREATE_INSTANT_INVITE | ADD_REACTIONS | VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES
     | READ_MESSAGE_HISTORY | CONNECT | SPEAK | USE_APPLICATION_COMMANDS
 )  # fmt: skip
+# A bot's upload limit per file where no boost raises it (DMs): 10 MiB since 2025-01-16 (discord-api-docs #7312;
+# discord.py's DEFAULT_FILE_SIZE_LIMIT_BYTES).
+DEFAULT_ATTACHMENT_LIMIT = 10 * 1024 * 1024
+MAX_FILES = 10  # files[0] … files[9]
 # A server that gates @everyone (schools, companies): a member role grants what @everyone does not.
 GATED = VIEW_CHANNEL | CONNECT | SPEAK
 # Implicit denials (discord.com/developers/docs/topics/permissions#implicit-permissions).
@@ -224,6 +231,7 @@ class EmuMessage:
     reactions: dict[str, list[int]] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     nonce: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ephemeral(self) -> bool:
@@ -245,7 +253,7 @@ class EmuMessage:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": self.attachments,
             "embeds": self.embeds,
             "pinned": False,
             "type": self.type,
@@ -470,7 +478,10 @@ class DiscordEmulator:
         dm_opens_per_minute: int = 30,
         heartbeat_interval_ms: int = 41250,
         patch_discord: bool = True,
+        attachment_limit: int = DEFAULT_ATTACHMENT_LIMIT,
     ) -> None:
+        self.attachment_limit = attachment_limit
+        self.attachment_data: dict[int, bytes] = {}  # attachment id → the bytes uploaded
         self.time_scale = time_scale
         self.buckets_config = dict(DEFAULT_BUCKETS if buckets is None else buckets)
         self.global_per_second = global_per_second
@@ -1194,15 +1205,20 @@ class DiscordEmulator:
                 return self._rate_limited(429, bucket.reset_at - now, "user", bucket)
             bucket.remaining -= 1
         body: Any = None
-        if request.can_read_body:
+        files: list[tuple[str, str, bytes]] = []
+        if request.content_type == "multipart/form-data":
+            try:
+                body, files = await self._read_multipart(request)
+            except DiscordHTTPError as exc:
+                self.refusals.append((route, exc.code))
+                return self._respond(exc.status, {"message": exc.message, "code": exc.code})
+        elif request.can_read_body:
             raw = await request.read()
             if raw:
-                if request.content_type == "multipart/form-data":
-                    return self._respond(400, {"message": "emulator accepts JSON bodies only", "code": 0})
                 if request.headers.get("Content-Type") != "application/json":
                     return self._respond(400, {"message": "Content-Type must be application/json", "code": 0})
                 body = json.loads(raw)
-        errors = check_body(operation, body)
+        errors = check_body(operation, body, multipart=bool(files))
         headers: dict[str, str] = {}
         if bucket is not None:
             reset_after = max(0.0, bucket.reset_at - now)
@@ -1218,7 +1234,7 @@ class DiscordEmulator:
                 raise invalid_form(errors)
             if self.before_call is not None:
                 await self.before_call(route, params, body)
-            status, result = await handler(params=params, body=body, query=request.query)
+            status, result = await handler(params=params, body=body, query=request.query, files=files)
             if self.after_call is not None:
                 await self.after_call(route, params, body)
         except DiscordHTTPError as exc:
@@ -1231,6 +1247,29 @@ class DiscordEmulator:
         self.request_log.append((now, route, bucket.name if bucket else "", status))
         self._changed()
         return self._respond(status, result, headers)
+
+    async def _read_multipart(self, request: web.Request) -> tuple[dict[str, Any], list[tuple[str, str, bytes]]]:
+        """A message with files: `payload_json` (the JSON body) and `files[n]` parts, as Discord documents them
+        ("Uploading Files"); a file over the upload limit is refused before anything is posted."""
+        body: dict[str, Any] = {}
+        files: list[tuple[str, str, bytes]] = []
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                raise DiscordHTTPError(400, 50035, "Invalid Form Body")
+            name = part.name or ""
+            if name == "payload_json":
+                body = json.loads(await part.text())
+            elif re.fullmatch(r"files\[[0-9]\]", name):
+                data = await part.read(decode=False)
+                if len(data) > self.attachment_limit:
+                    raise DiscordHTTPError(413, 40005, "Request entity too large")
+                files.append((name, part.filename or "file", bytes(data)))
+            else:
+                raise invalid_form([f"{name}: unexpected form field (use payload_json and files[n])"])
+        if len(files) > MAX_FILES:
+            raise invalid_form(["files: Must be 10 or fewer in length."])
+        return body, files
 
     # ---- REST: identity & commands ---------------------------------------------------------------------
     @_route("GET", "/users/@me")
@@ -1485,19 +1524,19 @@ class DiscordEmulator:
             if row.get("type") == 1 and len(row.get("components", [])) > 5:
                 raise invalid_form([f"{where}.{i}.components: Must be 5 or fewer in length."])
 
-    def _check_content(self, body: Mapping[str, Any]) -> None:
+    def _check_content(self, body: Mapping[str, Any], *, files: int = 0) -> None:
         content = str(body.get("content") or "")
         if len(content) > 2000:
             raise invalid_form(["content: Must be 2000 or fewer in length."])
         components = list(body.get("components") or [])
         self._check_components(components)
-        if not content and not body.get("embeds") and not components:
+        if not content and not body.get("embeds") and not components and not files:
             raise DiscordHTTPError(400, 50006, "Cannot send an empty message")
 
     def _new_message(
-        self, channel: EmuChannel, body: Mapping[str, Any], *, webhook: bool = False, kind: int = 0
+        self, channel: EmuChannel, body: Mapping[str, Any], *, webhook: bool = False, kind: int = 0, files: int = 0
     ) -> EmuMessage:
-        self._check_content(body)
+        self._check_content(body, files=files)
         content = str(body.get("content") or "")
         components = list(body.get("components") or [])
         embeds = list(body.get("embeds") or [])
@@ -1517,9 +1556,40 @@ class DiscordEmulator:
         channel.messages[msg.id] = msg
         return msg
 
+    def _attachments(self, body: Mapping[str, Any], files: list[tuple[str, str, bytes]]) -> list[dict[str, Any]]:
+        """The message's attachments: each `files[n]` part, described by `attachments[]` entries whose `id` is n."""
+        described = {str(a.get("id")): a for a in body.get("attachments") or [] if isinstance(a, dict)}
+        out = []
+        for name, filename, data in files:
+            index = name[len("files[") : -1]
+            if described and index not in described:
+                raise invalid_form([f"attachments: no entry for {name}"])
+            meta = described.get(index, {})
+            attachment_id = self.snowflake()
+            self.attachment_data[attachment_id] = data
+            shown = str(meta.get("filename") or filename)
+            out.append(
+                {
+                    "id": str(attachment_id),
+                    "filename": shown,
+                    "description": meta.get("description"),
+                    "size": len(data),
+                    "url": f"https://cdn.discordapp.com/attachments/{attachment_id}/{shown}",
+                    "proxy_url": f"https://media.discordapp.net/attachments/{attachment_id}/{shown}",
+                }
+            )
+        return out
+
+    def attachment_bytes(self, message: EmuMessage) -> list[tuple[str, bytes]]:
+        """The files of a message: (file name, bytes)."""
+        return [(a["filename"], self.attachment_data[int(a["id"])]) for a in message.attachments]
+
     @_route("POST", "/channels/{channel_id}/messages")
-    async def create_message(self, params: dict[str, str], body: Any, **_: Any) -> tuple[int, Any]:
+    async def create_message(
+        self, params: dict[str, str], body: Any, files: list[tuple[str, str, bytes]] | None = None, **_: Any
+    ) -> tuple[int, Any]:
         channel = self._channel(params["channel_id"])
+        files = files or []
         if channel.type == DM:
             recipient = channel.recipients[0]
             if not recipient.dms_open:
@@ -1527,14 +1597,17 @@ class DiscordEmulator:
         elif channel.type == CATEGORY:
             raise DiscordHTTPError(400, 50008, "Cannot send messages in a non-text channel")
         else:
-            self._require(channel, SEND_MESSAGES)
+            self._require(channel, SEND_MESSAGES | (ATTACH_FILES if files else 0))
         nonce = str(body["nonce"]) if body.get("nonce") is not None else None
         if nonce is not None and body.get("enforce_nonce"):
             for earlier in channel.messages.values():
                 if earlier.nonce == nonce and self.clock() - earlier.created < self.nonce_window:
                     return 200, earlier.payload()  # Discord dedupes for a few minutes only
-        msg = self._new_message(channel, body)
+        self._check_content(body, files=len(files))
+        attachments = self._attachments(body, files)
+        msg = self._new_message(channel, body, files=len(files))
         msg.nonce = nonce
+        msg.attachments = attachments
         await self.dispatch("MESSAGE_CREATE", msg.payload())
         return 200, msg.payload()
 

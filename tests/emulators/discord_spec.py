@@ -127,12 +127,15 @@ def validate(schema: dict[str, Any], value: Any, where: str = "") -> list[str]:
     return errors
 
 
-def check_body(operation: dict[str, Any], body: Any) -> list[str]:
-    """Validate a JSON request body against the operation's `application/json` schema."""
+def check_body(operation: dict[str, Any], body: Any, *, multipart: bool = False) -> list[str]:
+    """Validate a request body against the operation's `application/json` schema, or its `multipart/form-data`
+    one for a message with files (`body` is then the `payload_json` part)."""
     request = operation.get("requestBody")
     if request is None:
         return []
-    content = request.get("content", {}).get("application/json")
+    content = request.get("content", {}).get("multipart/form-data" if multipart else "application/json")
+    if content is None and multipart:
+        return ["files: this route takes no files"]
     if content is None:
         return []
     if body is None:

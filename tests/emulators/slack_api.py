@@ -23,7 +23,12 @@ tests/e2e/test_slack_emulator.py):
 - guests: a single-channel guest already in their channel cannot be invited elsewhere (`ura_max_channels`);
   a guest calling with their own user token gets `user_is_restricted`; deactivated users cannot be invited;
 - plans: on the free plan (`plan="free"`) user groups answer `plan_upgrade_required`;
-- a `response_url` takes 5 posts within 30 minutes, a `trigger_id` one `views.open` within 3 s.
+- a `response_url` takes 5 posts within 30 minutes, a `trigger_id` one `views.open` within 3 s;
+- files (docs.slack.dev, files.getUploadURLExternal / files.completeUploadExternal; the 2020 OpenAPI file lacks
+  both, so their arguments are checked against `DOCS_ARGS`): both need `files:write`; `length` is required and not
+  0; a file larger than the workspace allows (`max_file_size`) answers `file_upload_size_restricted`; an upload
+  URL takes one POST, of exactly `length` bytes; only a file whose bytes arrived can be completed, once; a file
+  never completed is shared nowhere (`files_in` sees it only once completed).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import itertools
 import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -135,7 +141,21 @@ METHOD_SCOPES: dict[str, str | dict[str, str]] = {
     "usergroups.users.list": "usergroups:read",
     "reactions.add": "reactions:write",
     "team.info": "team:read",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
 }
+# Methods newer than the OpenAPI file: (allowed arguments, required arguments) from their docs.slack.dev pages.
+DOCS_ARGS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "files.getUploadURLExternal": (
+        frozenset({"filename", "length", "alt_txt", "snippet_type"}),
+        frozenset({"filename", "length"}),
+    ),
+    "files.completeUploadExternal": (
+        frozenset({"files", "channel_id", "channels", "initial_comment", "thread_ts", "blocks"}),
+        frozenset({"files"}),
+    ),
+}
+MAX_FILE_SIZE = 1024**3  # Slack's ceiling for one file: 1 GB
 ALL_SCOPES = frozenset(
     scope
     for needed in METHOD_SCOPES.values()
@@ -227,6 +247,20 @@ class Message:
     edited: bool = False
     reactions: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, Any] | None = None
+    files: list[str] = field(default_factory=list)  # ids of the files this message shares
+
+
+@dataclass
+class File:
+    """A file between files.getUploadURLExternal and files.completeUploadExternal (and after)."""
+
+    id: str
+    name: str
+    length: int
+    upload_path: str
+    data: bytes | None = None  # the bytes once POSTed to the upload URL
+    title: str = ""
+    shared_in: str = ""  # the channel, once completed
 
 
 @dataclass
@@ -423,7 +457,11 @@ class SlackEmulator:
         plan: str = "pro",
         policy: Policy | None = None,
         response_url_ttl: float = RESPONSE_URL_TTL,
+        max_file_size: int = MAX_FILE_SIZE,
     ) -> None:
+        self.max_file_size = max_file_size
+        self.files: dict[str, File] = {}
+        self._uploads: dict[str, str] = {}  # upload URL path → file id, until used
         self.token = token
         self.team_id = team_id
         self.team_name = team_name
@@ -492,6 +530,8 @@ class SlackEmulator:
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
             "reactions.add": self._reactions_add,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     # ----------------------------------------------------------------------------------------- lifecycle
@@ -499,6 +539,7 @@ class SlackEmulator:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/hooks/{kind}/{hook_id}", self._handle_hook)
+        app.router.add_post("/upload/v1/{upload_id}", self._handle_upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -769,6 +810,7 @@ class SlackEmulator:
     def _check_spec(self, method: str, args: dict[str, Any]) -> None:
         spec = self.spec.get(method)
         if spec is None:
+            self._check_docs_args(method, args)
             return
         allowed = spec.params | NEWER_ARGS.get(method, set())
         unknown = sorted(set(args) - allowed)
@@ -781,6 +823,18 @@ class SlackEmulator:
             raise SlackError(
                 MISSING_ARG_ERROR.get(name, "invalid_arguments"), [f"[ERROR] missing required field: {name}"]
             )
+
+    def _check_docs_args(self, method: str, args: dict[str, Any]) -> None:
+        """The arguments of a method newer than the OpenAPI file, as its docs page lists them."""
+        if method not in DOCS_ARGS:
+            return
+        allowed, required = DOCS_ARGS[method]
+        unknown = sorted(set(args) - allowed)
+        if unknown:
+            raise SlackError("invalid_arguments", [f"[ERROR] unknown argument: {name}" for name in unknown])
+        missing = sorted(name for name in required if args.get(name) in (None, ""))
+        if missing:
+            raise SlackError("invalid_arguments", [f"[ERROR] missing required field: {missing[0]}"])
 
     # ----------------------------------------------------------------------------------------- helpers
     def _user(self, uid: str) -> User:
@@ -1089,6 +1143,68 @@ class SlackEmulator:
         eph = Ephemeral(channel.id, uid, self._next_ts(), text, blocks)
         self.ephemerals.append(eph)
         return {"message_ts": eph.message_ts}
+
+    # ----------------------------------------------------------------------------------------------- files
+    def files_in(self, channel: str) -> list[File]:
+        """The files shared in a channel (completed there), oldest first."""
+        return [self.files[fid] for m in self.messages.get(channel, []) for fid in m.files]
+
+    def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            length = int(str(args["length"]))
+        except ValueError:
+            raise SlackError("invalid_arguments", ["[ERROR] length must be an integer"]) from None
+        if length <= 0:
+            raise SlackError("missing_argument")  # docs: "typically only occurs when the length provided is 0"
+        if length > self.max_file_size:
+            raise SlackError("file_upload_size_restricted")
+        file_id = self._new_id("F")
+        path = f"/upload/v1/{secrets.token_hex(8)}"
+        self.files[file_id] = File(file_id, str(args["filename"]), length, path)
+        self._uploads[path] = file_id
+        return {"upload_url": f"http://127.0.0.1:{self.port}{path}", "file_id": file_id}
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The upload URL: one POST of exactly the announced length (raw bytes or a multipart `file` part)."""
+        file_id = self._uploads.pop(request.path, None)
+        if file_id is None:
+            return web.Response(status=404, text="upload_url_not_found")  # unknown or already used
+        upload = self.files[file_id]
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            part = form.get("file") or form.get("filename")
+            data = part.file.read() if isinstance(part, web.FileField) else b""
+        else:
+            data = await request.read()
+        if len(data) != upload.length:
+            return web.Response(status=400, text=f"length_mismatch: announced {upload.length}, got {len(data)}")
+        upload.data = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        listed = _as_json(args["files"], "invalid_arguments")
+        if not isinstance(listed, list) or not listed or not all(isinstance(f, dict) and f.get("id") for f in listed):
+            raise SlackError("invalid_arguments", ["[ERROR] files must be a non-empty array of {id, title}"])
+        files = []
+        for item in listed:
+            found = self.files.get(str(item["id"]))
+            if found is None or found.data is None:
+                raise SlackError("file_not_found")  # never uploaded: its bytes never reached the upload URL
+            if found.shared_in:
+                raise SlackError("file_already_completed")
+            files.append((found, str(item.get("title") or found.name)))
+        channel_id = str(args.get("channel_id") or "")
+        comment = str(args.get("initial_comment") or "")
+        if len(comment) > 40000:
+            raise SlackError("msg_too_long")
+        if channel_id:
+            channel = self._writable(channel_id)
+            msg = Message(channel.id, self._next_ts(), self.bot_user_id, comment, [])
+            msg.files = [f.id for f, _title in files]
+            self.messages[channel.id].append(msg)
+        for found, title in files:
+            found.title, found.shared_in = title, channel_id or "(private)"
+        return {"files": [{"id": f.id, "title": title, "name": f.name, "size": f.length} for f, title in files]}
 
     def _stored_view(self, view: dict[str, Any], user: str, kind: str, vid: str | None = None) -> View:
         view_id = vid or self._new_id("V")

@@ -106,7 +106,9 @@ async def test_audit_pack_maps_the_indicators_to_evidence_with_the_reports_numbe
         f"sessions/{short}/attendance-sheet.xlsx",
         f"sessions/{short}/chart.png",
         "cohort-trends.png",
+        "notes.csv",
     }
+    assert archive.read("notes.csv").decode().splitlines() == ["session,title,starts_at,written_at,author,note"]
     for name in ("attendance.csv", "feedback.csv", "retention.csv"):
         assert archive.read(f"csv/{name}") == (seeded.result.out_dir / name).read_bytes()
 
@@ -133,7 +135,7 @@ async def test_audit_pack_maps_the_indicators_to_evidence_with_the_reports_numbe
         assert f"{mean(ratings):.1f} ({len(feedback)}/" in text
         assert f"{percent.group(1)}% (" in text
         assert "Knowledge tests are not evidence for this indicator" in text  # 30: the questionnaire only
-        assert "not yet recorded" in text  # 32: no /peer note yet
+        assert "not yet recorded" in text  # 32: no /peer note in the seeded cohort
         assert f"{short}: {verdict.verdict.head} — intact" in text
         assert ORGANISATION in text
 

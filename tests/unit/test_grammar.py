@@ -102,3 +102,12 @@ def test_every_usage_is_parseable_help() -> None:
     assert parse("").name == "help"
     assert all(key in USAGE for key in ("checkin", "prep-done", "raise", "mydata"))
     assert parse("checkin S4").session == "s4"
+
+
+def test_export_and_note_parse_with_their_defaults_and_limits() -> None:
+    assert (parse("export py").cohort, parse("export py").texts) == ("py", ("pdf",))
+    assert parse("export S1 XLSX").texts == ("xlsx",) and parse("export S1 XLSX").cohort == "s1"
+    assert parse("export py audit").name in TRAINER_COMMANDS
+    note = parse('note s1 "Pairs worked; fours were slow."')
+    assert (note.name, note.session, note.texts) == ("note", "s1", ("Pairs worked; fours were slow.",))
+    assert note.name in TRAINER_COMMANDS

@@ -276,12 +276,14 @@ def test_plan_start_allows_two_years_ahead_and_no_more() -> None:
 
 def check_within_limits(command: Command) -> None:
     """What a parsed command may carry: the limits the refusals above enforce."""
-    one_line = [command.cohort, command.session, command.channel, command.title, *command.texts]
+    multi_line = list(command.texts) if command.name == "note" else []  # a trainer's note may hold paragraphs
+    one_line = [command.cohort, command.session, command.channel, command.title]
+    one_line += [] if multi_line else list(command.texts)
     one_line += [user for user, _level in command.users]
     one_line += [value for key, value in command.options.items() if key not in {"prep", "objectives"}]
     for value in one_line:
         assert not re.search(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]", value), value
-    for value in command.options.values():
+    for value in [*command.options.values(), *multi_line]:
         assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]", value), value
     assert len(command.cohort) <= 40 and len(command.session) <= 16 and len(command.channel) <= 64
     assert all(len(user) <= 64 and (level is None or 1 <= level <= 5) for user, level in command.users)
@@ -299,6 +301,8 @@ def check_within_limits(command: Command) -> None:
         assert len(question) <= 300 and all(len(a) <= 75 for a in answers)
     if command.name == "absent":
         assert 0 < len(command.texts[0]) <= 500
+    if command.name == "note":
+        assert 0 < len(command.texts[0]) <= 1000
 
 
 @settings(max_examples=1500, deadline=None)

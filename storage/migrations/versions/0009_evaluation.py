@@ -6,7 +6,7 @@ new member ids carry no foreign key: adding one (or dropping its column) makes S
 fails once other tables' rows point at it; plain `ADD COLUMN` / `DROP COLUMN` do not.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import storage.types
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
