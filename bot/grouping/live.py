@@ -1,0 +1,132 @@
+"""Where and with what budget the bot forms groups: the one entry the core and `benchmarks/grouping.py` share.
+
+The search is pure Python and holds the GIL while it runs, so it never runs on the event loop: each job
+goes to a worker thread, and the interpreter hands the GIL to the loop's thread every switch interval
+(5 ms) when the loop asks for it, which keeps the loop answering (tests/unit/test_grouping_live.py
+measures a ticker's largest gap while 1,000 learners are grouped). A thread rather than a process: no
+process to spawn or warm up, nothing to pickle, and the answer is the same for a seed either way.
+
+Two threads, so a start never queues behind work done ahead:
+- `form_at_start`: a start, with `LIVE_BUDGET`; it adjusts a draft (or a course plan's round) to who
+  is there when one exists, else forms the groups from scratch;
+- `form_ahead` / `plan_ahead`: the draft made when check-in opens, each refinement as check-ins
+  arrive, and the whole-course plan, with `AHEAD_BUDGET`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Final, TypeVar
+
+from bot.grouping.course import Plan, plan_course
+from bot.grouping.engine import form_groups
+from bot.grouping.model import Constraints, Grouping, Learner, Meeting
+
+LIVE_BUDGET: Final = 0.2
+AHEAD_BUDGET: Final = 4.0
+
+T = TypeVar("T")
+
+
+@functools.cache
+def _executor(kind: str) -> ThreadPoolExecutor:
+    """One worker thread per kind, made on first use (nothing runs at import)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peerbot-grouping-{kind}")
+
+
+async def _off_loop(kind: str, work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_executor(kind), work)
+
+
+async def form_at_start(
+    learners: Sequence[Learner],
+    format: str,
+    size: int,
+    history: Sequence[Meeting],
+    constraints: Constraints,
+    *,
+    seed: int,
+    now: datetime | None,
+    plan: Sequence[Sequence[str]] = (),
+    time_budget: float = LIVE_BUDGET,
+) -> Grouping:
+    """The groups a start forms, computed in the start thread (the event loop keeps running)."""
+    return await _off_loop(
+        "start",
+        functools.partial(
+            form_groups,
+            learners,
+            format,
+            size,
+            history,
+            constraints,
+            seed=seed,
+            now=now,
+            time_budget=time_budget,
+            plan=plan,
+        ),
+    )
+
+
+async def form_ahead(
+    learners: Sequence[Learner],
+    format: str,
+    size: int,
+    history: Sequence[Meeting],
+    constraints: Constraints,
+    *,
+    seed: int,
+    now: datetime | None,
+    plan: Sequence[Sequence[str]] = (),
+    time_budget: float = AHEAD_BUDGET,
+) -> Grouping:
+    """A draft (or a refinement of `plan`) computed before the start, in the ahead thread."""
+    return await _off_loop(
+        "ahead",
+        functools.partial(
+            form_groups,
+            learners,
+            format,
+            size,
+            history,
+            constraints,
+            seed=seed,
+            now=now,
+            time_budget=time_budget,
+            plan=plan,
+        ),
+    )
+
+
+async def plan_ahead(
+    learners: Sequence[Learner],
+    format: str,
+    size: int,
+    rounds: int,
+    history: Sequence[Meeting],
+    constraints: Constraints,
+    *,
+    seed: int,
+    now: datetime | None,
+    time_budget: float = AHEAD_BUDGET,
+) -> Plan:
+    """The rounds of a cohort's coming sessions (`bot.grouping.course`), in the ahead thread."""
+    return await _off_loop(
+        "ahead",
+        functools.partial(
+            plan_course,
+            learners,
+            format,
+            size,
+            rounds,
+            history,
+            constraints,
+            seed=seed,
+            now=now,
+            time_budget=time_budget,
+        ),
+    )
