@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 from bot.grouping import Constraints, Learner, Meeting, form_groups
-from bot.grouping.live import AHEAD_BUDGET, LIVE_BUDGET, form_ahead, form_at_start, plan_ahead
+from bot.grouping.live import AHEAD_BUDGET, COURSE_BUDGET, LIVE_BUDGET, form_ahead, form_at_start, plan_ahead
 from bot.grouping.objective import DEFAULT_LEVEL_TARGET
 from bot.grouping.sizes import plan_sizes
 
@@ -277,7 +277,10 @@ async def main() -> None:
     parser.add_argument("--only", default="", help="run only these, e.g. 8x4,c24,speed,levels")
     args = parser.parse_args()
     only = set(args.only.split(",")) - {""}
-    print(f"live settings: LIVE_BUDGET {LIVE_BUDGET} s at a start, AHEAD_BUDGET {AHEAD_BUDGET} s per step ahead")
+    print(
+        f"live settings: LIVE_BUDGET {LIVE_BUDGET} s at a start, AHEAD_BUDGET {AHEAD_BUDGET} s per draft step, "
+        f"COURSE_BUDGET {COURSE_BUDGET} s per course plan (budgets count work, not time: see bot/grouping/search.py)"
+    )
 
     ratios = []
     for groups, size, best in INSTANCES:

@@ -254,13 +254,17 @@ class Groups:
 
     async def prepare(self, short_id: str) -> Draft | None:
         """One anytime step of the draft: from the last draft (else the course plan's round), search for the
-        learners checked in so far (all expected ones while fewer than a group have), with the ahead budget;
-        keep the result unless the last draft was better for the same learners."""
+        learners checked in so far (all expected ones while fewer than a group have); keep the result unless
+        the last draft was better for the same learners. The step's budget is AHEAD_BUDGET, less when the
+        start is near (a quarter of the time left), none once it is due: work ahead never outlives its use."""
         async with self.ctx.db.transaction() as tx:
             peer_session = await queries.peer_session(tx, None, short_id)
             session_id = peer_session.id
             assert session_id is not None
             if not rules.can_start(peer_session.state) or peer_session.groups_from == "enrolled":
+                return None
+            budget = min(self.ctx.ahead_budget, (peer_session.starts_at - self.ctx.clock.now()).total_seconds() / 4)
+            if budget <= 0:
                 return None
             checked_in = await self.pool(tx, peer_session)
             low, _high = size_bounds(peer_session.format, peer_session.group_size)
@@ -282,6 +286,7 @@ class Groups:
             seed=session_id * 1000 + step,
             now=peer_session.starts_at,
             plan=plan,
+            time_budget=budget,
         )
         pool = frozenset(learner.id for learner in learners)
         draft = Draft(pool, tuple(g.members for g in grouping.groups), grouping.score)
@@ -347,6 +352,9 @@ class Groups:
             if not compute:
                 return ()
             cohort_id, ids, learners, constraints = course.key
+            budget = min(self.ctx.course_budget, (peer_session.starts_at - self.ctx.clock.now()).total_seconds() / 4)
+            if budget <= 0:
+                return ()
             plan = await plan_ahead(
                 learners,
                 peer_session.format,
@@ -356,9 +364,15 @@ class Groups:
                 constraints,
                 seed=cohort_id,
                 now=None,
+                time_budget=budget,
             )
             self._plans[course.key] = plan
         return plan[course.index] if course.index < len(plan) else ()
+
+    async def ahead_settled(self) -> None:
+        """Wait until the work done ahead has caught up (tests, and a demo that wants the best draft)."""
+        while self._ahead:
+            await asyncio.gather(*self._ahead.values(), return_exceptions=True)
 
     async def close(self) -> None:
         """Stop the work done ahead (the process is stopping): a search already running ends on its own."""

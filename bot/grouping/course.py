@@ -92,7 +92,7 @@ def _design_rounds(
     cap = int(time_budget * DESIGN_STEPS_PER_SECOND)
     found: list[list[list[int]]] = []
     spent = 0
-    for wanted, share in ((rounds, cap * 2 // 3), (0, cap // 3)):
+    for wanted, share in ((rounds, cap // 3), (0, cap * 2 // 3)):
         schedule, work = cyclic_schedule(n, size, groups, share, wanted)
         spent += work
         if schedule is not None and not any(k in g for rnd in schedule for g in rnd for i in g for k in apart[i]):

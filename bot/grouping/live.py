@@ -9,16 +9,17 @@ process to spawn or warm up, nothing to pickle, and the answer is the same for a
 Two threads, so a start never queues behind work done ahead:
 - `form_at_start`: a start, with `LIVE_BUDGET`; it adjusts a draft (or a course plan's round) to who
   is there when one exists, else forms the groups from scratch;
-- `form_ahead` / `plan_ahead`: the draft made when check-in opens, each refinement as check-ins
-  arrive, and the whole-course plan, with `AHEAD_BUDGET`.
+- `form_ahead` / `plan_ahead`: the draft made when check-in opens and each refinement as check-ins
+  arrive, with `AHEAD_BUDGET`; the whole-course plan, with `COURSE_BUDGET`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Final, TypeVar
 
@@ -28,18 +29,41 @@ from bot.grouping.model import Constraints, Grouping, Learner, Meeting
 
 LIVE_BUDGET: Final = 0.2
 AHEAD_BUDGET: Final = 4.0
+# A course is planned once, in the background, when its first check-in opens: it can afford more.
+COURSE_BUDGET: Final = 20.0
 
 T = TypeVar("T")
 
 
-@functools.cache
-def _executor(kind: str) -> ThreadPoolExecutor:
-    """One worker thread per kind, made on first use (nothing runs at import)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peerbot-grouping-{kind}")
+_LOCKS: Final = {"start": threading.Lock(), "ahead": threading.Lock()}
 
 
 async def _off_loop(kind: str, work: Callable[[], T]) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_executor(kind), work)
+    """Run `work` in a daemon thread, one job of a kind at a time, and await its result on the loop.
+
+    Daemon threads rather than an executor's: a process that stops (the demo's end, a deploy) must not
+    wait for a search whose result nobody will read, and an abandoned search only costs its own budget.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        with _LOCKS[kind]:
+            try:
+                result = work()
+            except Exception as exc:  # handed to the awaiting coroutine, which raises it
+                answer = functools.partial(settle, functools.partial(future.set_exception, exc))
+            else:
+                answer = functools.partial(settle, functools.partial(future.set_result, result))
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(answer)
+
+    threading.Thread(target=run, name=f"peerbot-grouping-{kind}", daemon=True).start()
+    return await future
 
 
 async def form_at_start(
@@ -112,7 +136,7 @@ async def plan_ahead(
     *,
     seed: int,
     now: datetime | None,
-    time_budget: float = AHEAD_BUDGET,
+    time_budget: float = COURSE_BUDGET,
 ) -> Plan:
     """The rounds of a cohort's coming sessions (`bot.grouping.course`), in the ahead thread."""
     return await _off_loop(

@@ -18,12 +18,15 @@ LEVELS: Final = MAX_LEVEL - MIN_LEVEL + 1
 DEFAULT_LEVEL_TARGET: Final = (1, 2)
 HALF_LIFE: Final = timedelta(weeks=8)
 
-# Weights: a fresh repeat (weight 1) costs more than an all-equal group (1), a 1-with-5 group costs 4,
-# splitting a keep-together pair outweighs any level or repeat trade-off, and a keep-apart breach
-# dominates everything so the search only accepts one when no partition avoids it.
-LEVEL_WEIGHT: Final = 1.0
+# Weights: a group one level step outside the target (20) costs more than six fresh repeats (3 each),
+# so the level mix comes first and repeats are avoided among the groups that meet it (on small
+# cohorts the two compete: a level-1 learner of 24 has about 14 possible partners at levels 1-3 and
+# meets about 19 over 8 sessions); a 1-with-5 group costs 80; splitting a keep-together pair outweighs
+# any level or repeat trade-off, and a keep-apart breach dominates everything so the search only
+# accepts one when no partition avoids it.
+LEVEL_WEIGHT: Final = 20.0
 REPEAT_WEIGHT: Final = 3.0
-TOGETHER_WEIGHT: Final = 20.0
+TOGETHER_WEIGHT: Final = 400.0
 APART_WEIGHT: Final = 1_000_000.0
 
 LevelCost = Callable[[tuple[int, ...]], float]
