@@ -261,12 +261,12 @@ class Groups:
             peer_session = await queries.peer_session(tx, None, short_id)
             session_id = peer_session.id
             assert session_id is not None
-            if not rules.can_start(peer_session.state) or peer_session.groups_from == "enrolled":
+            if not rules.can_start(peer_session.state):
                 return None
             budget = min(self.ctx.ahead_budget, (peer_session.starts_at - self.ctx.clock.now()).total_seconds() / 4)
             if budget <= 0:
                 return None
-            checked_in = await self.pool(tx, peer_session)
+            checked_in = await self.pool(tx, peer_session)  # everyone enrolled when the session groups them all
             low, _high = size_bounds(peer_session.format, peer_session.group_size)
             learners = checked_in if len(checked_in) >= low else await self._expected(tx, peer_session)
             previous = self.drafts.get(session_id)
