@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -31,6 +32,8 @@ LIVE_BUDGET: Final = 0.2
 AHEAD_BUDGET: Final = 4.0
 # A course is planned once, in the background, when its first check-in opens: it can afford more.
 COURSE_BUDGET: Final = 20.0
+
+SWITCH_INTERVAL: Final = 0.001
 
 T = TypeVar("T")
 
@@ -46,6 +49,9 @@ async def _off_loop(kind: str, work: Callable[[], T]) -> T:
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    # The loop's thread waits up to one switch interval for the GIL each time it wakes; 5 ms (the default)
+    # several times per wake-up added up to 70 ms gaps on a busy machine, 1 ms keeps them short.
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
 
     def settle(outcome: Callable[[], None]) -> None:
         if not future.done():

@@ -44,8 +44,8 @@ def test_event_loop_stays_responsive_while_1000_learners_are_grouped() -> None:
         return gap, time.perf_counter() - t0, ticks
 
     gap, took, ticks = asyncio.run(run())
-    assert took > 0.1  # there was real work to wait for
     assert ticks >= 3  # the loop ran while the search did
+    assert gap < took / 2  # inline, one gap would be the whole search
     assert gap < 0.1, f"the event loop waited {gap * 1000:.0f} ms while grouping took {took * 1000:.0f} ms"
 
 
