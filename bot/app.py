@@ -154,6 +154,7 @@ class App:
             await runner.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        await self.core.groups.close()
         jobs.bind(None)
         await self.db.dispose()
 

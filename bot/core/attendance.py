@@ -160,6 +160,8 @@ class Attendance:
                 await tx.flush()
                 for session_id, peer_session in running.items():
                     placed[session_id or 0] = await self.groups.place_arrivals(tx, peer_session)
+        for peer_session in {o[1].id: o[1] for o in outcomes if o is not None and rules.can_start(o[1].state)}.values():
+            self.groups.prepare_soon(peer_session)  # refine the draft with who has checked in so far
         for session_id, arrivals in placed.items():  # before the replies: a learner told "group 2" finds its breakout
             if arrivals.joined or arrivals.blocked:
                 told = {o[0].actor.user.id for o in outcomes if o is not None and o[1].id == session_id}

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import Clock
 from bot.core import rules
 from bot.errors import PeerError
+from bot.grouping.live import AHEAD_BUDGET, COURSE_BUDGET, LIVE_BUDGET
 from bot.i18n import _, supported
 from bot.inbound import Actor
 from bot.messages import Message, Timestamp
@@ -55,7 +56,9 @@ class Context:
     clock: Clock
     scheduler: SchedulerPort | None = None
     platforms: dict[str, Platform] = field(default_factory=dict)
-    grouping_budget: float = 0.2
+    grouping_budget: float = LIVE_BUDGET
+    ahead_budget: float = AHEAD_BUDGET
+    course_budget: float = COURSE_BUDGET
     metrics: Metrics = field(default_factory=lambda: Metrics(enabled=False))
 
     def platform(self, name: str) -> Platform:

@@ -31,6 +31,7 @@ from bot.core.templates import Templates
 from bot.core.timeline import StepResult, Timeline
 from bot.core.views import Views
 from bot.errors import Forbidden, Invalid, PeerError
+from bot.grouping.live import LIVE_BUDGET
 from bot.i18n import _, t
 from bot.inbound import Actor, Pending
 from bot.logs import request_context, session_context
@@ -66,7 +67,7 @@ class Core:
         settings: Settings,
         clock: Clock,
         scheduler: SchedulerPort | None = None,
-        grouping_budget: float = 0.2,
+        grouping_budget: float = LIVE_BUDGET,
         metrics: Metrics | None = None,
     ) -> None:
         self.ctx = Context(db, settings, clock, scheduler, dict(platforms), grouping_budget)

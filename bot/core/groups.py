@@ -6,6 +6,8 @@ and write the same `PeerGroup`/`GroupMembership` rows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +21,10 @@ from bot import actions, grammar
 from bot.core import queries, rules
 from bot.core.context import Context
 from bot.errors import Invalid, NotFound
-from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
+from bot.grouping import Constraints, Grouping, Learner, Meeting, size_bounds
 from bot.grouping.arrivals import Waiting, plan_arrivals
+from bot.grouping.course import Plan
+from bot.grouping.live import form_ahead, form_at_start, plan_ahead
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
@@ -59,11 +63,40 @@ GROUND_RULES = N_(
 )
 
 
+@dataclass(frozen=True)
+class Course:
+    """A session's course: `key` = (cohort id, its sessions' ids in order, learners, constraints), and the
+    session's `index` among them."""
+
+    key: tuple[int, tuple[int, ...], tuple[Learner, ...], Constraints]
+    index: int
+
+
+@dataclass(frozen=True)
+class Draft:
+    """Groups computed ahead for a session (`Groups.prepare`), for the learners in `pool`, at `score`."""
+
+    pool: frozenset[str]
+    groups: tuple[tuple[str, ...], ...]
+    score: float
+
+
 class Groups:
-    """Group formation, trainer adjustments and breakout channels."""
+    """Group formation, trainer adjustments and breakout channels.
+
+    Work done ahead lives in this process's memory only: the draft of each session not yet started and
+    the cohorts' course plans. Another replica that starts a session without them forms its groups from
+    scratch at the live budget (a course plan is recomputed the same, deterministically, when that
+    replica opens a check-in): nothing needs them, they only make a start faster and better.
+    """
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.drafts: dict[int, Draft] = {}
+        self._plans: dict[tuple[object, ...], Plan] = {}
+        self._ahead: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
+        self._steps: dict[int, int] = {}
 
     async def _history(self, tx: AsyncSession, peer_session: PeerSession) -> list[Meeting]:
         rows = await tx.exec(
@@ -146,11 +179,23 @@ class Groups:
         everyone = peer_session.groups_from == "enrolled" or (preview and not present)
         return [Learner(str(m.id), e.level) for e, m in enrolled if everyone or m.id in present]
 
-    async def form(self, tx: AsyncSession, peer_session: PeerSession, learners: list[Learner], seed: int) -> Grouping:
-        """Run the grouping engine and store its groups (draft or final) in the open transaction."""
+    async def form(
+        self, tx: AsyncSession, peer_session: PeerSession, learners: list[Learner], seed: int, *, fresh: bool = False
+    ) -> Grouping:
+        """Run the grouping engine off the event loop and store its groups (draft or final) in the open
+        transaction. It starts from the work done ahead (this session's draft, else its round of the course
+        plan) unless `fresh` (a reshuffle asks for new groups)."""
         assert peer_session.id is not None
         now = self.ctx.clock.now()
-        grouping = form_groups(
+        plan: Sequence[Sequence[str]] = ()
+        if not fresh:
+            draft = self.drafts.get(peer_session.id)
+            plan = (
+                draft.groups
+                if draft is not None
+                else await self._planned_round(peer_session, await self._course(tx, peer_session), compute=False)
+            )
+        grouping = await form_at_start(
             learners,
             peer_session.format,
             peer_session.group_size,
@@ -158,6 +203,7 @@ class Groups:
             await self._constraints(tx, peer_session.cohort_id),
             seed=seed,
             now=now,
+            plan=plan,
             time_budget=self.ctx.grouping_budget,
         )
         for number, group in enumerate(grouping.groups, start=1):
@@ -178,6 +224,164 @@ class Groups:
                     )
                 )
         return grouping
+
+    # ------------------------------------------------------------------ work done ahead of the start
+
+    def prepare_soon(self, peer_session: PeerSession) -> None:
+        """Compute or refine the session's draft in the background (check-in opened, a learner checked in).
+        Requests that come while one runs are coalesced into one more run after it."""
+        session_id = peer_session.id
+        assert session_id is not None
+        running = self._ahead.get(session_id)
+        if running is not None and not running.done():
+            self._again.add(session_id)
+            return
+        self._ahead[session_id] = asyncio.create_task(
+            self._prepare_loop(peer_session.short_id, session_id), name=f"peerbot-draft-{peer_session.short_id}"
+        )
+
+    async def _prepare_loop(self, short_id: str, session_id: int) -> None:
+        try:
+            while True:
+                self._again.discard(session_id)
+                await self.prepare(short_id)
+                if session_id not in self._again:
+                    return
+        except Exception:  # the draft only speeds the start up: a failure must not reach anyone
+            log.exception("session %s: the draft could not be computed ahead", short_id)
+        finally:
+            self._ahead.pop(session_id, None)
+
+    async def prepare(self, short_id: str) -> Draft | None:
+        """One anytime step of the draft: from the last draft (else the course plan's round), search for the
+        learners checked in so far (all expected ones while fewer than a group have); keep the result unless
+        the last draft was better for the same learners. The step's budget is AHEAD_BUDGET, less when the
+        start is near (a quarter of the time left), none once it is due: work ahead never outlives its use."""
+        async with self.ctx.db.transaction() as tx:
+            peer_session = await queries.peer_session(tx, None, short_id)
+            session_id = peer_session.id
+            assert session_id is not None
+            if not rules.can_start(peer_session.state):
+                return None
+            budget = min(self.ctx.ahead_budget, (peer_session.starts_at - self.ctx.clock.now()).total_seconds() / 4)
+            if budget <= 0:
+                return None
+            checked_in = await self.pool(tx, peer_session)  # everyone enrolled when the session groups them all
+            low, _high = size_bounds(peer_session.format, peer_session.group_size)
+            learners = checked_in if len(checked_in) >= low else await self._expected(tx, peer_session)
+            previous = self.drafts.get(session_id)
+            course = await self._course(tx, peer_session)
+            history = await self._history(tx, peer_session)
+            constraints = await self._constraints(tx, peer_session.cohort_id)
+        if not learners:
+            return None
+        plan = previous.groups if previous is not None else await self._planned_round(peer_session, course)
+        self._steps[session_id] = step = self._steps.get(session_id, 0) + 1
+        grouping = await form_ahead(
+            learners,
+            peer_session.format,
+            peer_session.group_size,
+            history,
+            constraints,
+            seed=session_id * 1000 + step,
+            now=peer_session.starts_at,
+            plan=plan,
+            time_budget=budget,
+        )
+        pool = frozenset(learner.id for learner in learners)
+        draft = Draft(pool, tuple(g.members for g in grouping.groups), grouping.score)
+        latest = self.drafts.get(session_id)
+        if latest is not None and latest.pool == pool and latest.score <= draft.score:
+            return latest
+        self.drafts[session_id] = draft
+        return draft
+
+    async def _expected(self, tx: AsyncSession, peer_session: PeerSession) -> list[Learner]:
+        """The enrolled learners but those who said they would be absent."""
+        excused = set(
+            (
+                await tx.exec(
+                    select(Attendance.member_id).where(
+                        Attendance.session_id == peer_session.id, Attendance.status == rules.AttendanceStatus.EXCUSED
+                    )
+                )
+            ).all()
+        )
+        enrolled = await queries.learners(tx, peer_session.cohort_id)
+        return [Learner(str(m.id), e.level) for e, m in enrolled if m.id not in excused]
+
+    async def _course(self, tx: AsyncSession, peer_session: PeerSession) -> Course | None:
+        """The course this session belongs to: the cohort's sessions of the same format and size (not
+        cancelled), in order, when there are at least two; planned together for every enrolled learner."""
+        ids = list(
+            (
+                await tx.exec(
+                    select(PeerSession.id)
+                    .where(
+                        PeerSession.cohort_id == peer_session.cohort_id,
+                        PeerSession.format == peer_session.format,
+                        PeerSession.group_size == peer_session.group_size,
+                        PeerSession.state != rules.SessionState.CANCELLED,
+                    )
+                    .order_by(col(PeerSession.starts_at), col(PeerSession.id))
+                )
+            ).all()
+        )
+        if len(ids) < 2 or peer_session.id not in ids:
+            return None
+        learners = tuple(
+            sorted(
+                (Learner(str(m.id), e.level) for e, m in await queries.learners(tx, peer_session.cohort_id)),
+                key=lambda learner: learner.id,
+            )
+        )
+        constraints = await self._constraints(tx, peer_session.cohort_id)
+        key = (peer_session.cohort_id, tuple(i for i in ids if i is not None), learners, constraints)
+        return Course(key, ids.index(peer_session.id))
+
+    async def _planned_round(
+        self, peer_session: PeerSession, course: Course | None, *, compute: bool = True
+    ) -> tuple[tuple[str, ...], ...]:
+        """This session's round of its course plan, computed once per process (when `compute`) and kept; a
+        start never computes it (too slow for a start), it only reads a plan already there. The plan is made
+        from scratch, not from the history: each start repairs its round against the real history."""
+        if course is None:
+            return ()
+        plan = self._plans.get(course.key)
+        if plan is None:
+            if not compute:
+                return ()
+            cohort_id, ids, learners, constraints = course.key
+            budget = min(self.ctx.course_budget, (peer_session.starts_at - self.ctx.clock.now()).total_seconds() / 4)
+            if budget <= 0:
+                return ()
+            plan = await plan_ahead(
+                learners,
+                peer_session.format,
+                peer_session.group_size,
+                len(ids),
+                (),
+                constraints,
+                seed=cohort_id,
+                now=None,
+                time_budget=budget,
+            )
+            self._plans[course.key] = plan
+        return plan[course.index] if course.index < len(plan) else ()
+
+    async def ahead_settled(self) -> None:
+        """Wait until the work done ahead has caught up (tests, and a demo that wants the best draft)."""
+        while self._ahead:
+            await asyncio.gather(*self._ahead.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop the work done ahead (the process is stopping): a search already running ends on its own."""
+        tasks = list(self._ahead.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def clear(self, tx: AsyncSession, session_id: int) -> None:
         for membership in (
@@ -476,6 +680,7 @@ class Groups:
                 peer_session,
                 await self.pool(tx, peer_session, preview=True),
                 seed=peer_session.id * 1000 + rounds + 1,
+                fresh=True,
             )
             self.ctx.audit(tx, actor.user.key, "group.reshuffle", peer_session.id)
         return await self.group_show(actor, command, channel)

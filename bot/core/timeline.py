@@ -279,6 +279,7 @@ class Timeline:
                 .values(announce_message_id=message_id)
             )
         await self.ensure_event(short_id)  # made at planning; again here if the platform refused it then
+        self.groups.prepare_soon(peer_session)  # a draft from now on, so the start only adjusts it
         return t(self.ctx.settings.locale, "check-in open")
 
     async def ensure_event(self, short_id: str) -> None:
@@ -339,6 +340,7 @@ class Timeline:
                     left_out = grouping.left_out
                     warnings = [notice_text(n, members_by_id) for n in grouping.warnings]
             peer_session.state, peer_session.started_at = SessionState.RUNNING, now
+            self.groups.drafts.pop(peer_session.id, None)
             if has_draft and learners:
                 await tx.flush()
                 arrivals = await self.groups.place_arrivals(tx, peer_session)  # newcomers the draft could not take

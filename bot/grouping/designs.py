@@ -25,10 +25,14 @@ TENURE: Final = 6
 
 
 @functools.lru_cache(maxsize=32)
-def cyclic_schedule(n: int, size: int, groups: int, work_cap: int) -> tuple[list[list[list[int]]] | None, int]:
+def cyclic_schedule(
+    n: int, size: int, groups: int, work_cap: int, min_rounds: int = 0
+) -> tuple[list[list[list[int]]] | None, int]:
     """Rounds of point indices 0..n-1 (each a list of groups) repeating no pair, or None if not found
-    within `work_cap` priced swaps; and the work spent. A pure function, so memoising it changes no
-    answer, only the time (callers charge the returned work either way).
+    within `work_cap` priced swaps; and the work spent. Only shapes giving at least `min_rounds` rounds
+    are tried (a course plan wants its length; the lookahead takes the first schedule found). A pure
+    function, so memoising it changes no answer, only the time (callers charge the returned work either
+    way).
 
     Shapes: size - 1 rows over Z_m plus f fixed points (f = 1 reaches (n-1)/(size-1) rounds, the
     most any schedule has); `size` rows over Z_groups plus one round of pairs of half rows (even
@@ -43,6 +47,7 @@ def cyclic_schedule(n: int, size: int, groups: int, work_cap: int) -> tuple[list
         # Found far more often than the fixed-point shapes, except the one of a single fixed point.
         shapes.insert(1 if shapes and shapes[0][1] == 1 else 0, (groups, 0, True))
     shapes.append((groups, 0, False))
+    shapes = [shape for shape in shapes if shape[0] + shape[2] >= min_rounds]
     work = 0
     for x, (m, f, extra) in enumerate(shapes):
         if x == len(shapes) - 1:

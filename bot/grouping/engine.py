@@ -20,7 +20,7 @@ from bot.grouping.objective import (
     level_in_target,
     spread_of,
 )
-from bot.grouping.search import budget_for, search
+from bot.grouping.search import budget_for, fit_plan, search
 from bot.grouping.sizes import plan_sizes, size_bounds
 
 
@@ -38,8 +38,13 @@ def form_groups(
     now: datetime | None = None,
     time_budget: float = 0.2,
     level_target: tuple[int, int] = DEFAULT_LEVEL_TARGET,
+    plan: Sequence[Sequence[str]] = (),
 ) -> Grouping:
     """Split `learners` into groups for one round of `format`.
+
+    `plan` is groups of learner ids computed ahead (a draft, a course plan's round): the search starts
+    from it, fitted to who is there (absentees leave, newcomers take the cheapest free seats), so a
+    start only adjusts work done earlier instead of redoing it.
 
     Same inputs and seed give the same groups (the search is bounded by work, not by the clock).
     `history` lists past co-memberships; recent ones weigh more (half-life 8 weeks from `now`, or
@@ -85,6 +90,9 @@ def form_groups(
         found = [list(range(n))]
     elif format == "tutoring" and n <= EXACT_LIMIT:
         found = exact_pairing(problem)
+    elif plan:
+        rng = random.Random(seed)
+        found = search(problem, rng, budget_for(time_budget), fit_plan(problem, plan, index))
     else:
         rng = random.Random(seed)
         budget = budget_for(time_budget)

@@ -18,12 +18,17 @@ LEVELS: Final = MAX_LEVEL - MIN_LEVEL + 1
 DEFAULT_LEVEL_TARGET: Final = (1, 2)
 HALF_LIFE: Final = timedelta(weeks=8)
 
-# Weights: a fresh repeat (weight 1) costs more than an all-equal group (1), a 1-with-5 group costs 4,
-# splitting a keep-together pair outweighs any level or repeat trade-off, and a keep-apart breach
-# dominates everything so the search only accepts one when no partition avoids it.
-LEVEL_WEIGHT: Final = 1.0
+# Weights, in order of precedence: a keep-apart breach dominates everything (the search accepts one
+# only when no partition avoids it); splitting a keep-together pair comes next; then the level mix: a
+# group one level step outside the target costs 1,000, more than any pile of repeats can (a pair that
+# met every week of a course costs 3 x 8^2 = 192), so the target is met whenever a split allows it;
+# repeats (3 for a fresh one, growing with the square of the decayed count, so they spread evenly) are
+# then avoided among the splits that meet it. On small cohorts the last two compete: of 24 learners
+# with levels 1-5, a level-1 learner has about 14 partners at levels 1-3 and meets about 19 in 8
+# sessions, so some repeats are the price of the level mix.
+LEVEL_WEIGHT: Final = 1000.0
 REPEAT_WEIGHT: Final = 3.0
-TOGETHER_WEIGHT: Final = 20.0
+TOGETHER_WEIGHT: Final = 20_000.0
 APART_WEIGHT: Final = 1_000_000.0
 
 LevelCost = Callable[[tuple[int, ...]], float]

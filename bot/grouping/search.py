@@ -15,7 +15,7 @@ seed always gives one answer.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from bot.grouping.objective import APART_WEIGHT, LEVELS, TOGETHER_WEIGHT, Problem, band, spread_of
@@ -92,6 +92,53 @@ def greedy(problem: Problem, rng: random.Random) -> list[list[int]]:
         if room[g] == 0:
             open_groups.remove(g)
     return members
+
+
+def fit_plan(problem: Problem, plan: Sequence[Sequence[str]], index: dict[str, int]) -> list[list[int]]:
+    """A partition of the problem's sizes as close to `plan` (groups of ids) as it gets.
+
+    Planned groups keep their present members, the largest group taking the largest size; a group too
+    big sheds the members who cost it most, surplus groups are dissolved, and the loose learners (those
+    and the unplanned) go, keep-apart ones first, to the group with room where they add the least cost.
+    """
+    sizes = sorted(problem.sizes, reverse=True)
+    seen: set[int] = set()
+    groups: list[list[int]] = []
+    for planned in plan:
+        kept = [index[x] for x in planned if x in index and index[x] not in seen]
+        seen.update(kept)
+        if kept:
+            groups.append(kept)
+    groups.sort(key=len, reverse=True)
+    loose = [i for i in range(problem.n) if i not in seen]
+    while len(groups) > len(sizes):
+        loose.extend(groups.pop())
+    groups += [[] for _ in range(len(sizes) - len(groups))]
+    pair = problem.pair
+
+    def inner(i: int, group: list[int]) -> float:
+        return sum(pair[i].get(k, 0.0) for k in group if k != i)
+
+    for group, size in zip(groups, sizes, strict=True):
+        while len(group) > size:
+            worst = max(group, key=lambda i, g=group: (inner(i, g), i))  # type: ignore[misc]
+            group.remove(worst)
+            loose.append(worst)
+    for i in sorted(loose, key=lambda i: (-len(problem.apart[i]), -len(problem.together[i]), i)):
+        best_cost, best_group = float("inf"), -1
+        for g, (group, size) in enumerate(zip(groups, sizes, strict=True)):
+            if len(group) >= size:
+                continue
+            counts = [0] * LEVELS
+            for k in group:
+                counts[problem.levels[k]] += 1
+            before = problem.level_cost(tuple(counts)) if group else 0.0
+            counts[problem.levels[i]] += 1
+            cost = inner(i, group) + problem.level_cost(tuple(counts)) - before
+            if cost < best_cost - EPS:
+                best_cost, best_group = cost, g
+        groups[best_group].append(i)
+    return groups
 
 
 class _State:

@@ -1,0 +1,56 @@
+"""Groups computed ahead: a draft when check-in opens, refined as learners check in, adjusted at the start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot.core import rules
+from storage.models import Member
+from tests.conftest import World
+from tests.integration.test_group_control import groups_of
+from tests.integration.test_session_flow import plan, session_row
+
+
+async def test_checkin_opening_drafts_groups_that_check_ins_refine_and_the_start_keeps(world: World) -> None:
+    short = await plan(world)
+    row = await session_row(world, short)
+    assert row.id is not None
+    groups = world.app.core.groups
+    world.app.core.ctx.ahead_budget = 0.3  # the default's quality is the benchmark's business, not this test's
+    await world.advance(row.starts_at - rules.CHECKIN_OPENS)
+    await groups.ahead_settled()
+    opened = groups.drafts[row.id]
+    assert len(opened.pool) == 12  # nobody has checked in yet: every enrolled learner is expected
+
+    came = world.learners[:10]
+    for learner in came:
+        assert (await learner.click(f"checkin:in:{short}")).ok
+    await groups.ahead_settled()
+    refined = groups.drafts[row.id]
+    assert len(refined.pool) == 10 and sum(len(g) for g in refined.groups) == 10
+
+    await world.advance(row.starts_at)
+    final = await groups_of(world)
+    assert set(final) == {u.user_id for u in came}
+    by_member = {m.id: m.user_id for m in await members(world)}
+    drafted = sorted(sorted(by_member[int(m)] for m in g) for g in refined.groups)
+    formed: dict[int, list[str]] = {}
+    for user, number in final.items():
+        formed.setdefault(number, []).append(user)
+    assert sorted(sorted(g) for g in formed.values()) == drafted  # the start had nothing to change
+    assert row.id not in groups.drafts
+
+
+async def test_a_start_without_a_draft_still_forms_groups(world: World) -> None:
+    short = await plan(world)
+    start = await world.check_in_at_start(short, 8)
+    world.app.core.groups.drafts.clear()  # as on a replica that computed nothing ahead
+    await world.advance(start + timedelta(seconds=1))
+    assert len(await groups_of(world)) == 8
+
+
+async def members(world: World) -> list[Member]:
+    async with world.app.db.transaction() as tx:
+        return list((await tx.exec(select(Member))).all())
