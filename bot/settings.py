@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="PEERBOT_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", alias="PEERBOT_LOG_FORMAT")
     metrics: Literal["on", "off"] = Field("on", alias="PEERBOT_METRICS")
+    # Groups drafted when check-in opens and refined at each check-in (CPU in a worker thread); off: a start
+    # forms them from scratch within its 0.2 s budget (what a start on another replica does anyway).
+    grouping_ahead: Literal["on", "off"] = Field("on", alias="PEERBOT_GROUPING_AHEAD")
     outbox_interval_seconds: float = Field(15.0, alias="PEERBOT_OUTBOX_INTERVAL", gt=0, le=3600)
     video_url_template: str = Field("", alias="PEERBOT_VIDEO_URL_TEMPLATE")
     organisation: str = Field("", alias="PEERBOT_ORGANISATION", max_length=200)

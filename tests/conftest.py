@@ -64,7 +64,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(database_url: str, **extra: str) -> Settings:
-    values = {"DATABASE_URL": database_url, "PEERBOT_TIMEZONE": "Europe/Paris", **extra}
+    # Work ahead off unless a test asks for it: each check-in opening would start seconds of background search
+    # that outlives the test (tests/integration/test_group_ahead.py turns it on).
+    values = {
+        "DATABASE_URL": database_url,
+        "PEERBOT_TIMEZONE": "Europe/Paris",
+        "PEERBOT_GROUPING_AHEAD": "off",
+        **extra,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -230,6 +230,8 @@ class Groups:
     def prepare_soon(self, peer_session: PeerSession) -> None:
         """Compute or refine the session's draft in the background (check-in opened, a learner checked in).
         Requests that come while one runs are coalesced into one more run after it."""
+        if self.ctx.settings.grouping_ahead == "off":
+            return
         session_id = peer_session.id
         assert session_id is not None
         running = self._ahead.get(session_id)

@@ -13,12 +13,20 @@ from tests.integration.test_group_control import groups_of
 from tests.integration.test_session_flow import plan, session_row
 
 
+def work_ahead(world: World) -> None:
+    """Turn the work ahead on (the test settings turn it off), with budgets small enough for a test: the
+    default's quality is the benchmark's business, not this test's."""
+    ctx = world.app.core.ctx
+    ctx.settings = ctx.settings.model_copy(update={"grouping_ahead": "on"})
+    ctx.ahead_budget, ctx.course_budget = 0.3, 1.0
+
+
 async def test_checkin_opening_drafts_groups_that_check_ins_refine_and_the_start_keeps(world: World) -> None:
     short = await plan(world)
     row = await session_row(world, short)
     assert row.id is not None
     groups = world.app.core.groups
-    world.app.core.ctx.ahead_budget = 0.3  # the default's quality is the benchmark's business, not this test's
+    work_ahead(world)
     await world.advance(row.starts_at - rules.CHECKIN_OPENS)
     await groups.ahead_settled()
     opened = groups.drafts[row.id]
@@ -54,3 +62,15 @@ async def test_a_start_without_a_draft_still_forms_groups(world: World) -> None:
 async def members(world: World) -> list[Member]:
     async with world.app.db.transaction() as tx:
         return list((await tx.exec(select(Member))).all())
+
+
+async def test_with_the_work_ahead_off_check_in_opening_computes_nothing(world: World) -> None:
+    """PEERBOT_GROUPING_AHEAD=off (small hosts): no background search; the start forms the groups itself."""
+    short = await plan(world)
+    row = await session_row(world, short)
+    await world.advance(row.starts_at - rules.CHECKIN_OPENS)
+    for learner in world.learners[:8]:
+        assert (await learner.click(f"checkin:in:{short}")).ok
+    assert not world.app.core.groups.drafts and not world.app.core.groups._ahead
+    await world.advance(row.starts_at)
+    assert len(await groups_of(world)) == 8
