@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot import actions, grammar
 from bot.core.context import Context, log
@@ -114,11 +115,7 @@ class Privacy:
             member.user_id = member.display_name = pseudonym
             member.locale = member.timezone = ""
             mine = select(Submission.id).where(Submission.member_id == member.id)
-            answers = await tx.exec(
-                update(Answer)  # type: ignore[call-overload]
-                .where(col(Answer.submission_id).in_(mine), col(Answer.value_text) != "")
-                .values(value_text="")
-            )
+            answers = await _clear_answers(tx, mine)
             texts = await _clear_format_texts(tx, member_id=member.id)
             # Whole tokens only: the actor column exactly, and the id as a JSON string in the details (a substring
             # match would also rewrite `L12` when erasing `L1`).
@@ -146,9 +143,7 @@ class Privacy:
                 .values(state="skipped", last_error="member erased")
             )
             self.ctx.audit(tx, by, "member.erase", None, member=member.id, pseudonym=pseudonym)
-            return Erased(
-                member.id, pseudonym, int(answers.rowcount) + texts, int(audit.rowcount), int(deliveries.rowcount)
-            )
+            return Erased(member.id, pseudonym, answers + texts, int(audit.rowcount), int(deliveries.rowcount))
 
     async def purge_expired(self) -> Purged | None:
         """Clear free-text answers submitted, and group takeaways of sessions ended, more than
@@ -161,11 +156,7 @@ class Privacy:
         cutoff = now - timedelta(days=days)
         async with self.ctx.db.transaction() as tx:
             old = select(Submission.id).where(col(Submission.submitted_at) < cutoff)
-            answers = await tx.exec(
-                update(Answer)  # type: ignore[call-overload]
-                .where(col(Answer.submission_id).in_(old), col(Answer.value_text) != "")
-                .values(value_text="")
-            )
+            answers = await _clear_answers(tx, old)
             ended = select(PeerSession.id).where(col(PeerSession.ended_at) < cutoff)
             takeaways = await tx.exec(
                 update(PeerGroup)  # type: ignore[call-overload]
@@ -173,7 +164,7 @@ class Privacy:
                 .values(takeaways="")
             )
             texts = await _clear_format_texts(tx, before=cutoff)
-            purged = Purged(int(answers.rowcount) + texts, int(takeaways.rowcount))
+            purged = Purged(answers + texts, int(takeaways.rowcount))
             if purged.answers or purged.takeaways:
                 self.ctx.audit(
                     tx, "retention", "retention.purge", None, days=days, answers=purged.answers,
@@ -182,6 +173,18 @@ class Privacy:
         if purged.answers or purged.takeaways:
             log.info("retention: %d free-text answer(s) and %d takeaway(s) purged", purged.answers, purged.takeaways)
         return purged
+
+
+async def _clear_answers(tx: AsyncSession, submissions: SelectOfScalar[int] | SelectOfScalar[None]) -> int:
+    """Empty the free-text answers of `submissions` through the ORM, not a bulk UPDATE: answers are chained
+    evidence, and only ORM writes append the cleared version to the chain, so `verify` still passes after a
+    lawful erasure or purge. Returns how many."""
+    rows = await tx.exec(select(Answer).where(col(Answer.submission_id).in_(submissions), col(Answer.value_text) != ""))
+    cleared = 0
+    for answer in rows.all():
+        answer.value_text = ""
+        cleared += 1
+    return cleared
 
 
 async def _clear_format_texts(tx: AsyncSession, *, member_id: int | None = None, before: datetime | None = None) -> int:

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from adapters.local.driver import LocalUser
 from bot.actions import SubmitTakeaways
+from bot.documents.verify import check
 from bot.refs import UserRef
 from bot.reports import my_data
 from storage.models import Answer, Attendance, AuditEvent, Delivery, GroupMembership, Member, PeerGroup
@@ -155,3 +156,24 @@ async def test_forget_me_in_french_takes_the_french_word(world: World) -> None:
     assert refused.text == "Tapez EFFACER pour confirmer, ou fermez cette fenêtre pour garder vos données."
     reply = await world.core.handle_form(actor, form.form_id, {"confirm": "effacer"})
     assert reply.text == "Je ne conserve rien à votre sujet."  # L2 never used peerbot: nothing was stored
+
+
+async def test_verify_still_passes_after_an_erasure(world: World) -> None:
+    """Clearing a free-text answer is a lawful change: the chain records the cleared version, so an auditor's
+    `verify` does not report it as an alteration."""
+    short, _learner = await answered(world)
+    await world.core.privacy.erase_member("local", "L1", by="test")
+    assert await texts(world) == []
+    [result] = await check(world.app.db, [short])
+    assert result.verdict.ok, result.verdict
+
+
+async def test_verify_still_passes_after_a_retention_purge(world: World) -> None:
+    short, _learner = await answered(world)
+    world.core.ctx.settings = make_settings(world.app.settings.database_url, PEERBOT_RETENTION_DAYS="1")
+    world.clock.set(world.clock.now() + timedelta(days=3))
+    purged = await world.core.privacy.purge_expired()
+    assert purged is not None and purged.answers == 1
+    assert await texts(world) == []
+    [result] = await check(world.app.db, [short])
+    assert result.verdict.ok, result.verdict
