@@ -18,7 +18,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.core.rules import DeliveryState
 from storage.db import Database
 from storage.models import Delivery, PeerSession
 
@@ -97,6 +96,8 @@ class Metrics:
 
     async def refresh(self, db: Database, now: datetime, *, leader: bool) -> None:
         """Read the database-wide gauges (two small aggregate queries)."""
+        from bot.core.rules import DeliveryState  # here: `bot.core` imports this module (Context holds Metrics)
+
         self.leader.set(1 if leader else 0)
         async with db.transaction() as tx:
             due = (

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 FORBIDDEN = ("slack_bolt", "slack_sdk", "discord", "aiohttp", "adapters")
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,3 +136,20 @@ def test_only_bot_actions_builds_action_ids() -> None:
             if found:
                 offenders[str(path.relative_to(ROOT))] = found
     assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "adapters.slack.runner",
+        "adapters.discord.runner",
+        "adapters.local.platform",
+        "bot.metrics",
+        "bot.app",
+        "bot.cli",
+    ],
+)
+def test_each_entry_module_imports_on_its_own(module: str) -> None:
+    """A benchmark or a script may import an adapter first: no import cycle may depend on what came before."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
