@@ -273,17 +273,8 @@ class Outbox:
                 buttons=(Button(str(actions.PrepDone(peer_session.short_id)), t(locale, "Done")),),
             )
         if delivery.kind in {"feedback", "feedback_reminder"}:
-            done = (
-                await tx.exec(
-                    select(Submission).where(
-                        Submission.session_id == peer_session.id,
-                        Submission.member_id == member.id,
-                        Submission.kind == DeliveryKind.FEEDBACK,
-                        Submission.completed,
-                    )
-                )
-            ).first()
-            if done is not None or rules.delivery_outdated(delivery.kind, peer_session.state):
+            done = await _answered(tx, peer_session, member, DeliveryKind.FEEDBACK)
+            if done or rules.delivery_outdated(delivery.kind, peer_session.state):
                 return None
             text = (
                 t(
@@ -365,17 +356,8 @@ class Outbox:
         """The follow-up DM, to the learner or to their observer; none once answered or cancelled."""
         subject = await tx.get(Member, delivery.subject_id) if delivery.subject_id else member
         assert subject is not None
-        done = (
-            await tx.exec(
-                select(Submission).where(
-                    Submission.session_id == peer_session.id,
-                    Submission.member_id == subject.id,
-                    Submission.kind == delivery.kind,
-                    Submission.completed,
-                )
-            )
-        ).first()
-        if done is not None or rules.delivery_outdated(delivery.kind, peer_session.state):
+        done = await _answered(tx, peer_session, subject, delivery.kind)
+        if done or rules.delivery_outdated(delivery.kind, peer_session.state):
             return None
         text = (
             t(
@@ -454,3 +436,16 @@ def answer_button(delivery: Delivery, locale: str) -> Button:
     """ "Answer" under a questionnaire DM: it opens the survey or the quiz this delivery carries."""
     action = actions.OpenQuestionnaire(actions.Questionnaire.of_kind(delivery.kind), delivery.id or 0)
     return Button(str(action), t(locale, "Answer"), ButtonStyle.PRIMARY)
+
+
+async def _answered(tx: AsyncSession, peer_session: PeerSession, member: Member, kind: str) -> bool:
+    """`member` completed the `kind` submission of the session: its DM (or reminder) is no longer needed."""
+    found = await tx.exec(
+        select(Submission.id).where(
+            Submission.session_id == peer_session.id,
+            Submission.member_id == member.id,
+            Submission.kind == kind,
+            Submission.completed,
+        )
+    )
+    return found.first() is not None
