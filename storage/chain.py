@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,25 +83,36 @@ def link_hash(prev_hash: str, name: str, record_id: int, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}|{name}|{record_id}|{content}".encode()).hexdigest()
 
 
-def _session_of(conn: Connection, name: str, record_id: int, obj: Any) -> int | None:
-    if name != "answer":
-        return int(obj.session_id)
-    submissions = table("submission")
-    found = conn.execute(select(submissions.c.session_id).where(submissions.c.id == obj.submission_id)).scalar()
-    return None if found is None else int(found)
-
-
 def _remember(session: Session, _context: Any) -> None:
-    """after_flush: note which chained records this flush wrote (their ids are known now)."""
+    """after_flush: note which chained records this flush wrote (their ids are known now). One query finds
+    the sessions of all the answers written (an answer knows only its submission)."""
     touched: set[tuple[str, int, int]] = session.info.setdefault(_TOUCHED, set())
     candidates = [*session.new, *(o for o in session.dirty if session.is_modified(o)), *session.deleted]
+    answers: list[Any] = []
     for obj in candidates:
         name = NAMES.get(type(obj))
         if name is None or obj.id is None:
             continue
-        session_id = _session_of(session.connection(), name, obj.id, obj)
-        if session_id is not None:
-            touched.add((name, int(obj.id), session_id))
+        if name == "answer":
+            answers.append(obj)
+        else:
+            touched.add((name, int(obj.id), int(obj.session_id)))
+    if answers:
+        submissions = table("submission")
+        wanted = {int(a.submission_id) for a in answers}
+        query = select(submissions.c.id, submissions.c.session_id).where(submissions.c.id.in_(wanted))
+        session_of = {int(i): int(s) for i, s in session.connection().execute(query)}
+        touched.update(
+            ("answer", int(a.id), session_of[int(a.submission_id)])
+            for a in answers
+            if int(a.submission_id) in session_of
+        )
+
+
+def touch(session: Session, name: str, records: Iterable[tuple[int, int]]) -> None:
+    """Chain records written outside the ORM's unit of work (a bulk insert): (record id, session id) pairs,
+    linked at the commit like the ones a flush wrote."""
+    session.info.setdefault(_TOUCHED, set()).update((name, record_id, session_id) for record_id, session_id in records)
 
 
 def _append(session: Session) -> None:
@@ -126,23 +138,32 @@ def append_links(conn: Connection, session_id: int, records: list[tuple[str, int
         select(LINKS.c.seq, LINKS.c.hash).where(LINKS.c.session_id == session_id).order_by(LINKS.c.seq.desc()).limit(1)
     ).first()
     seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    current: dict[tuple[str, int], Any] = {}
+    for name in dict.fromkeys(name for name, _id in records):  # one read per kind of record, in batches
+        ids = [record_id for kind, record_id in records if kind == name]
+        for start in range(0, len(ids), 500):
+            query = select(table(name)).where(table(name).c.id.in_(ids[start : start + 500]))
+            current.update(((name, int(row["id"])), row) for row in conn.execute(query).mappings())
+    links: list[dict[str, Any]] = []
     for name, record_id in records:
-        row = conn.execute(select(table(name)).where(table(name).c.id == record_id)).mappings().first()
+        row = current.get((name, record_id))
         content = DELETED if row is None else content_hash(name, row)
         seq += 1
         digest = link_hash(prev, name, record_id, content)
-        conn.execute(
-            insert(LINKS).values(
-                session_id=session_id,
-                seq=seq,
-                record=name,
-                record_id=record_id,
-                content_hash=content,
-                prev_hash=prev,
-                hash=digest,
-            )
+        links.append(
+            {
+                "session_id": session_id,
+                "seq": seq,
+                "record": name,
+                "record_id": record_id,
+                "content_hash": content,
+                "prev_hash": prev,
+                "hash": digest,
+            }
         )
         prev = digest
+    if links:
+        conn.execute(insert(LINKS), links)  # one executemany: a class checking in at once is one statement
 
 
 def install(session_class: type[Session]) -> None:
