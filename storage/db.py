@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.chain import ChainedSession
@@ -210,3 +213,18 @@ def _run_upgrade(connection: Any) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(connection), "head")
+
+
+async def insert_new(tx: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], key: tuple[str, ...]) -> None:
+    """Insert `rows` in one executemany, skipping those whose `key` (a unique constraint) is already taken.
+
+    Not the ORM's unit of work: on SQLite it inserts one row per statement to read each id back (SQLite
+    gives no order guarantee for a multi-row RETURNING), a thread hop each through aiosqlite; a class of
+    500 checking in at once then waits for 1,000 of them. The caller reads the ids back if it needs them.
+    """
+    if not rows:
+        return
+    table = model.__table__  # type: ignore[attr-defined]
+    insert = postgresql_insert if tx.get_bind().dialect.name == "postgresql" else sqlite_insert
+    conn = await tx.connection()  # the transaction's connection, outside the ORM
+    await conn.execute(insert(table).on_conflict_do_nothing(index_elements=list(key)), rows)

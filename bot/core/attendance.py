@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,7 +25,8 @@ from bot.inbound import Actor
 from bot.messages import Reply
 from bot.port import PlatformError
 from bot.refs import ChannelRef
-from storage import models
+from storage import chain, models
+from storage.db import insert_new
 from storage.models import Enrollment, Member, PeerSession, PrepAck
 
 
@@ -155,6 +157,7 @@ class Attendance:
                 except PeerError as exc:
                     refusals[index] = exc
                     outcomes.append(None)
+            await self._write_new(tx, found)
             running = {o[1].id: o[1] for o in outcomes if o is not None and o[1].state == SessionState.RUNNING}
             if running:
                 await tx.flush()
@@ -242,25 +245,45 @@ class Attendance:
                     opens=self.ctx.fallback(opens),
                 )
             )
-        attendance = found.attendance.get((peer_session.id, member.id))
-        if attendance is not None and attendance.status in rules.PRESENT:
+        key = (peer_session.id, member.id)
+        attendance = found.attendance.get(key)
+        if key in found.new or (attendance is not None and attendance.status in rules.PRESENT):
             raise AlreadyCheckedIn()
         status = rules.attendance_status(peer_session, request.now)
-        if attendance is None:
-            attendance = models.Attendance(
-                session_id=peer_session.id,
-                member_id=member.id,
-                status=status,
-                checked_in_at=request.now,
-                method=request.method,
-            )
-            tx.add(attendance)
-            found.attendance[(peer_session.id, member.id)] = attendance
+        if attendance is None:  # written with the batch's other new rows by `_write_new`
+            found.new[key] = {
+                "session_id": peer_session.id,
+                "member_id": member.id,
+                "status": status,
+                "checked_in_at": request.now,
+                "method": request.method,
+                "absence_reason": "",
+            }
         else:
             attendance.status, attendance.checked_in_at, attendance.method = status, request.now, request.method
         queries.refresh(member, actor.display_name, actor.locale)
-        self.ctx.audit(tx, actor.user.key, "checkin", peer_session.id, method=request.method, status=status)
+        found.audit.append(
+            self.ctx.audit_row(actor.user.key, "checkin", peer_session.id, method=request.method, status=status)
+        )
         return request, peer_session, member.id, status
+
+    async def _write_new(self, tx: AsyncSession, found: _Found) -> None:
+        """The batch's new attendance rows and audit lines, one statement each, and their evidence links.
+
+        A row another replica wrote meanwhile (the same learner's second click, there) is kept as it is: the
+        learner is checked in either way."""
+        await insert_new(tx, models.Attendance, list(found.new.values()), ("session_id", "member_id"))
+        await self.ctx.audit_rows(tx, found.audit)
+        if found.new:
+            table = models.Attendance
+            written = await tx.exec(
+                select(table.id, table.session_id, table.member_id).where(
+                    col(table.session_id).in_({session_id for session_id, _member in found.new}),
+                    col(table.member_id).in_({member_id for _session, member_id in found.new}),
+                )
+            )
+            ids = [(int(i), s) for i, s, m in written.all() if i is not None and (s, m) in found.new]
+            chain.touch(tx.sync_session, "attendance", ids)
 
     def _checked_in(
         self, actor: Actor, peer_session: PeerSession, member_id: int, status: str, arrivals: Arrivals
@@ -304,6 +327,8 @@ class _Found:
     members: dict[tuple[str, str], Member] = field(default_factory=dict)
     enrolled: set[tuple[int, int]] = field(default_factory=set)
     attendance: dict[tuple[int, int], models.Attendance] = field(default_factory=dict)
+    new: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)  # attendance rows to insert
+    audit: list[dict[str, Any]] = field(default_factory=list)  # audit lines to insert
 
 
 class AlreadyCheckedIn(Exception):

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.core import rules
 from bot.errors import PeerError
-from bot.grouping.live import AHEAD_BUDGET, COURSE_BUDGET, LIVE_BUDGET
+from bot.grouping.live import AHEAD_BUDGET, AHEAD_QUIET, COURSE_BUDGET, LIVE_BUDGET
 from bot.i18n import _, supported
 from bot.inbound import Actor
 from bot.messages import Message, Timestamp
@@ -59,6 +60,7 @@ class Context:
     grouping_budget: float = LIVE_BUDGET
     ahead_budget: float = AHEAD_BUDGET
     course_budget: float = COURSE_BUDGET
+    ahead_quiet: float = AHEAD_QUIET  # work ahead waits for check-ins to pause this long (seconds)
     metrics: Metrics = field(default_factory=lambda: Metrics(enabled=False))
 
     def platform(self, name: str) -> Platform:
@@ -80,15 +82,24 @@ class Context:
 
     def audit(self, tx: AsyncSession, actor: str, action: str, session_id: int | None, **detail: Any) -> None:
         """One line of the audit trail, in the caller's transaction (it commits or rolls back with it)."""
-        tx.add(
-            AuditEvent(
-                at=self.clock.now(),
-                actor=actor,
-                action=action,
-                session_id=session_id,
-                detail=json.dumps(detail, default=str, ensure_ascii=False),
-            )
-        )
+        tx.add(AuditEvent(**self.audit_row(actor, action, session_id, **detail)))
+
+    def audit_row(self, actor: str, action: str, session_id: int | None, **detail: Any) -> dict[str, Any]:
+        """The same line as a row, for a batch written in one statement (`audit_rows`)."""
+        detail_json = json.dumps(detail, default=str, ensure_ascii=False)
+        return {
+            "at": self.clock.now(),
+            "actor": actor,
+            "action": action,
+            "session_id": session_id,
+            "detail": detail_json,
+        }
+
+    async def audit_rows(self, tx: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Lines made by `audit_row`, inserted in one executemany (the ORM would insert them one by one)."""
+        if rows:
+            conn = await tx.connection()  # the transaction's connection, outside the ORM
+            await conn.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
 
     def locale_of(self, member: Member | None = None) -> str:
         """The language of a DM to `member`: theirs when known, else the instance's."""

@@ -24,7 +24,7 @@ from bot.errors import Invalid, NotFound
 from bot.grouping import Constraints, Grouping, Learner, Meeting, size_bounds
 from bot.grouping.arrivals import Waiting, plan_arrivals
 from bot.grouping.course import Plan
-from bot.grouping.live import form_ahead, form_at_start, plan_ahead
+from bot.grouping.live import AHEAD_EVERY, form_ahead, form_at_start, plan_ahead
 from bot.i18n import GROUP_ROLES, N_, SESSION_STATES, Text, _, label, t
 from bot.inbound import Actor
 from bot.messages import Button, ButtonStyle, Message, Reply, Section
@@ -95,7 +95,7 @@ class Groups:
         self.drafts: dict[int, Draft] = {}
         self._plans: dict[tuple[object, ...], Plan] = {}
         self._ahead: dict[int, asyncio.Task[None]] = {}
-        self._again: set[int] = set()
+        self._poked: dict[int, float] = {}
         self._steps: dict[int, int] = {}
 
     async def _history(self, tx: AsyncSession, peer_session: PeerSession) -> list[Meeting]:
@@ -229,26 +229,34 @@ class Groups:
 
     def prepare_soon(self, peer_session: PeerSession) -> None:
         """Compute or refine the session's draft in the background (check-in opened, a learner checked in).
-        Requests that come while one runs are coalesced into one more run after it."""
+
+        The search competes with the event loop for the one interpreter, so it waits for a lull: a step
+        runs once check-ins have paused for `ahead_quiet`, or AHEAD_EVERY after the first request it serves
+        when they never pause; requests that come while a step runs are served by one more step after it.
+        A class checking in at 9:00 is then written at full speed, and its draft refined just after."""
         if self.ctx.settings.grouping_ahead == "off":
             return
         session_id = peer_session.id
         assert session_id is not None
+        self._poked[session_id] = asyncio.get_running_loop().time()
         running = self._ahead.get(session_id)
-        if running is not None and not running.done():
-            self._again.add(session_id)
-            return
-        self._ahead[session_id] = asyncio.create_task(
-            self._prepare_loop(peer_session.short_id, session_id), name=f"peerbot-draft-{peer_session.short_id}"
-        )
+        if running is None or running.done():
+            self._ahead[session_id] = asyncio.create_task(
+                self._prepare_loop(peer_session.short_id, session_id), name=f"peerbot-draft-{peer_session.short_id}"
+            )
 
     async def _prepare_loop(self, short_id: str, session_id: int) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            while True:
-                self._again.discard(session_id)
+            while session_id in self._poked:
+                first = self._poked[session_id]
+                while True:  # a lull: AHEAD_QUIET since the last check-in, or AHEAD_EVERY since the first
+                    wait = min(self.ctx.ahead_quiet + self._poked[session_id], AHEAD_EVERY + first) - loop.time()
+                    if wait <= 0:
+                        break
+                    await asyncio.sleep(wait)
+                del self._poked[session_id]  # a check-in during the step pokes again: one more step
                 await self.prepare(short_id)
-                if session_id not in self._again:
-                    return
         except Exception:  # the draft only speeds the start up: a failure must not reach anyone
             log.exception("session %s: the draft could not be computed ahead", short_id)
         finally:

@@ -32,6 +32,10 @@ LIVE_BUDGET: Final = 0.2
 AHEAD_BUDGET: Final = 4.0
 # A course is planned once, in the background, when its first check-in opens: it can afford more.
 COURSE_BUDGET: Final = 20.0
+# Work ahead competes with the event loop for the interpreter: it waits until check-ins pause this long
+# (a class checking in at 9:00 is written at full speed first), or this long at most when they never pause.
+AHEAD_QUIET: Final = 0.5
+AHEAD_EVERY: Final = 5.0
 
 SWITCH_INTERVAL: Final = 0.001
 

@@ -74,3 +74,22 @@ async def test_with_the_work_ahead_off_check_in_opening_computes_nothing(world: 
     assert not world.app.core.groups.drafts and not world.app.core.groups._ahead
     await world.advance(row.starts_at)
     assert len(await groups_of(world)) == 8
+
+
+async def test_check_ins_in_a_burst_are_served_by_one_refinement_after_it(world: World) -> None:
+    """The search competes with the event loop, so it waits for the check-ins to pause: ten clicks in a row
+    cause one refinement after the last one (not one per click, not one while they still come)."""
+    short = await plan(world)
+    row = await session_row(world, short)
+    assert row.id is not None
+    groups = world.app.core.groups
+    work_ahead(world)
+    world.app.core.ctx.ahead_quiet = 2.0  # ten clicks take far less, even on a busy machine
+    await world.advance(row.starts_at - rules.CHECKIN_OPENS)
+    await groups.ahead_settled()
+    assert groups._steps[row.id] == 1
+    for learner in world.learners[:10]:
+        assert (await learner.click(f"checkin:in:{short}")).ok
+    assert groups._steps[row.id] == 1  # still coming: nothing computed yet
+    await groups.ahead_settled()
+    assert groups._steps[row.id] == 2 and len(groups.drafts[row.id].pool) == 10
