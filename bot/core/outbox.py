@@ -147,8 +147,20 @@ class Outbox:
         return await self._send_claimed(delivery_id, int(row[0]), now)
 
     async def _send_claimed(self, delivery_id: int, token: int, now: datetime) -> str:
-        """Build, send and record a row this worker has claimed (with claim token `token`); counted by outcome."""
-        kind, outcome = await self._send_claimed_row(delivery_id, token, now)
+        """Build, send and record a row this worker has claimed (with claim token `token`); counted by outcome.
+
+        A row that cannot even be tried here (its platform is not running in this process) is retried later
+        like a failed send, and the pass goes on with the next rows."""
+        try:
+            kind, outcome = await self._send_claimed_row(delivery_id, token, now)
+        except PeerError as exc:
+            log.warning("delivery %d could not be tried (%s); retried later", delivery_id, exc.message)
+            kind, outcome = "unknown", "failed"
+            async with self.ctx.db.transaction() as tx:
+                attempts = (await tx.exec(select(Delivery.attempts).where(Delivery.id == delivery_id))).one()
+            retry_at = rules.delivery_retry_due(attempts, now)
+            state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
+            await self._mark(delivery_id, token, state, error=exc.message, due=retry_at)
         self.ctx.metrics.delivery(kind, outcome)
         log.debug("delivery %d (%s): %s", delivery_id, kind, outcome)
         return outcome

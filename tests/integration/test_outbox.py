@@ -81,6 +81,28 @@ async def test_claim_without_send_is_sent_after_the_lease(world: World) -> None:
     assert [survey_dms(world.platform, u.user_id) for u in world.learners[:3]] == [1, 1, 1]
 
 
+async def test_rows_of_a_platform_not_running_here_are_retried_and_the_pass_goes_on(world: World) -> None:
+    """A process started without the session's platform (a replica configured for another one) claims rows it
+    cannot send: each goes back to pending with the reason, none stays claimed or stops the pass, and a
+    process with the platform sends every one once."""
+    short = await ended_session(world, 3)
+    await world.core.timeline.end(short, by="test")
+    settings = make_settings(world.app.settings.database_url)
+    elsewhere = await build(settings, {"other": LocalPlatform()}, clock=world.clock, with_scheduler=False)
+    try:
+        await elsewhere.core.deliver_due()
+    finally:
+        await elsewhere.close()
+    async with world.app.db.transaction() as tx:
+        rows = (await tx.exec(select(Delivery).where(Delivery.kind == "feedback"))).all()
+    assert [(r.state, r.attempts) for r in rows] == [("pending", 1)] * 3
+    assert all("not running in this process" in r.last_error for r in rows)
+    world.clock.set(max(r.due_at for r in rows))
+    await world.core.deliver_due()
+    assert await states(world) == {"sent": 3}
+    assert [survey_dms(world.platform, u.user_id) for u in world.learners[:3]] == [1, 1, 1]
+
+
 async def test_reminder_goes_only_to_those_who_have_not_answered(world: World) -> None:
     short = await ended_session(world, 3)
     await world.core.advance()
