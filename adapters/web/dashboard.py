@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from babel.dates import format_date, format_datetime, format_time
@@ -25,7 +26,7 @@ from bot.documents import dashboard as pages
 from bot.documents.learner import LearnerFile
 from bot.documents.sheet import METHOD_WORDS, STATUS_WORDS
 from bot.errors import PeerError
-from bot.i18n import LOCALES, SESSION_STATES, label, supported, t
+from bot.i18n import LOCALES, SESSION_STATES, _, label, supported, t
 from bot.settings import Settings
 from storage.db import Database
 
@@ -185,6 +186,7 @@ class Dashboard:
         return self.page(self._request_locale(request), "signin.html", token=token)
 
     async def login(self, request: web.Request) -> web.StreamResponse:
+        _refuse_cross_site(request)
         try:
             token = (await request.post()).get("token")
         except ValueError:  # a body that is not a form (undecodable bytes): the same as no token
@@ -203,6 +205,7 @@ class Dashboard:
         raise response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
+        _refuse_cross_site(request)
         locale = self._request_locale(request)
         response = self.page(
             locale,
@@ -302,6 +305,26 @@ class Dashboard:
         else:
             data = await pages.certificate(file, self.clock.now(), locale)
         return self.file(data, f"{kind}-{pages.safe_name(file.learner_id)}.pdf", TYPES[PDF])
+
+
+def _refuse_cross_site(request: web.Request) -> None:
+    """Sign-in and sign-out forms are posted from the dashboard's own pages only. Another site posting its own
+    link's token from a victim's browser would sign the victim in as someone else (login CSRF); the session
+    cookie's SameSite=Lax does not cover that, the request carries no cookie yet. Browsers say where a form
+    came from: Sec-Fetch-Site, else Origin (compared with the Host the request was sent to)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    if site is not None:
+        cross = site not in ("same-origin", "none")
+    else:
+        cross = origin is not None and origin != "null" and urlsplit(origin).netloc != request.host
+    if cross:
+        log.warning("dashboard refused a %s from another site (%s)", request.path, origin or site)
+        raise Refused(
+            403,
+            _("This form can only be sent from the dashboard itself."),
+            _("Open the link peerbot sent you (type `/peer dashboard` for a new one) and press the button there."),
+        )
 
 
 def mount(parent: web.Application, access: DashboardAccess, db: Database, settings: Settings, clock: Clock) -> None:

@@ -97,6 +97,29 @@ async def test_sign_in_sets_a_secure_session_cookie_and_the_link_is_single_use(
     assert token.encode() not in raw and token.split(".")[0].encode() not in raw
 
 
+async def test_a_sign_in_posted_from_another_site_is_refused_and_spends_nothing(
+    world: DashboardWorld, client: TestClient[object, object]
+) -> None:
+    """Login CSRF: another site posting its own valid link's token from the victim's browser would sign the
+    victim in as someone else. Browsers tell where a form comes from; the dashboard's own page passes
+    (Sec-Fetch-Site same-origin, or Origin null as our no-referrer policy makes browsers send)."""
+    token = parse_qs(urlsplit(await world.link()).query)["token"][0]
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}):
+        response = await client.post("/dashboard/login", data={"token": token}, headers=headers, allow_redirects=False)
+        assert response.status == 403 and "Set-Cookie" not in response.headers
+        assert "only be sent from the dashboard itself" in await response.text()
+    signed = await client.post(
+        "/dashboard/login",
+        data={"token": token},
+        headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        allow_redirects=False,
+    )
+    assert signed.status == 303 and "Set-Cookie" in signed.headers  # the refused posts did not spend the link
+    logout = await client.post("/dashboard/logout", headers={"Origin": "https://evil.example"})
+    assert logout.status == 403
+    assert (await client.get("/dashboard/")).status == 200  # still signed in
+
+
 async def test_every_page_shows_the_databases_figures(
     world: DashboardWorld, client: TestClient[object, object]
 ) -> None:
