@@ -36,6 +36,8 @@ from storage.models import (
 )
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from bot.core.views import Views
     from storage.db import Database
 
@@ -78,6 +80,31 @@ RETENTION_COLUMNS = [
     "second_score",
     "second_max_score",
 ]
+TUTORING_COLUMNS = [
+    "session",
+    "title",
+    "learner_id",
+    "learner",
+    "group",
+    "role",
+    "accepted",
+    "accepted_at",
+    "objectives_sha256",
+    "met",
+    "met_minutes",
+]
+REVIEW_COLUMNS = [
+    "session",
+    "title",
+    "learner_id",
+    "learner",
+    "handed_in",
+    "submitted_at",
+    "reviews_received",
+    "mean_score_received",
+    "reviews_given",
+    "reviews_assigned",
+]
 QUESTION_COLUMNS = ["session", "questionnaire", "position", "key", "type", "question", "question_fr", "options"]
 FOLLOWUP_PART = ["delivery", "answered", "rating", "applied", "obstacles"]
 FOLLOWUP_COLUMNS = [
@@ -98,6 +125,8 @@ class Evidence:
     retention: list[dict[str, str]]
     questions: list[dict[str, str]] = field(default_factory=list)  # every item as it was asked, per session
     followup: list[dict[str, str]] = field(default_factory=list)  # learners with a behavioural follow-up
+    tutoring: list[dict[str, str]] = field(default_factory=list)  # members of tutoring pairs
+    reviews: list[dict[str, str]] = field(default_factory=list)  # learners of peer-review sessions
 
     def feedback_columns(self) -> list[str]:
         """The feedback CSV's columns: the default items', then each custom item key in order of appearance
@@ -256,13 +285,105 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
                     watcher = names.get(observers.get(member.id))
                     row["observer"] = watcher.display_name if watcher is not None else ""
                     evidence.followup.append(row)
+            base_of = {
+                m.id: {
+                    "session": session.short_id,
+                    "title": session.title,
+                    "learner_id": m.user_id,
+                    "learner": m.display_name,
+                }
+                for _e, m in learners
+            }
+            evidence.tutoring += await _tutoring_rows(s, session, base_of, groups)
+            evidence.reviews += await _review_rows(s, session, base_of)
     return evidence
+
+
+async def _tutoring_rows(
+    s: AsyncSession, session: PeerSession, base_of: dict[int | None, dict[str, str]], groups: dict[int, int]
+) -> list[dict[str, str]]:
+    """Each member of a tutoring pair: their role, the objectives they accepted (the text's SHA-256, as shown)
+    and their own account of the meeting."""
+    if session.format != "tutoring":
+        return []
+    roles = dict(
+        (
+            await s.exec(
+                select(GroupMembership.member_id, GroupMembership.role).where(GroupMembership.session_id == session.id)
+            )
+        ).all()
+    )
+    agreed = {
+        a.member_id: a
+        for a in (await s.exec(select(TutoringAgreement).where(TutoringAgreement.session_id == session.id))).all()
+    }
+    rows = []
+    for member_id, base in base_of.items():
+        if member_id not in roles:
+            continue
+        found = agreed.get(member_id or 0)
+        accepted = found is not None and found.accepted_at is not None
+        rows.append(
+            {
+                **base,
+                "group": str(groups.get(member_id or 0, "")),
+                "role": roles[member_id],
+                "accepted": "yes" if accepted else "no",
+                "accepted_at": found.accepted_at.isoformat() if found and found.accepted_at else "",
+                "objectives_sha256": found.text_sha256 if found else "",
+                "met": "" if found is None or found.met is None else "yes" if found.met else "no",
+                "met_minutes": str(found.met_minutes) if found and found.met_minutes is not None else "",
+            }
+        )
+    return rows
+
+
+async def _review_rows(
+    s: AsyncSession, session: PeerSession, base_of: dict[int | None, dict[str, str]]
+) -> list[dict[str, str]]:
+    """Each learner of a peer-review session who handed in work or was asked to review: what they handed in
+    when, the reviews they received (count, mean of every criterion's 1-4 score) and gave. No comment here:
+    free text stays in peerbot (`/peer mydata`), the evidence is that the reviews happened."""
+    if session.format != "review":
+        return []
+    works = {
+        w.member_id: w
+        for w in (await s.exec(select(WorkSubmission).where(WorkSubmission.session_id == session.id))).all()
+    }
+    author = {w.id: w.member_id for w in works.values()}
+    received: dict[int, list[int]] = {}
+    reviewed: dict[int, int] = {}
+    given: dict[int, list[bool]] = {}
+    for row in (await s.exec(select(ReviewAssignment).where(ReviewAssignment.session_id == session.id))).all():
+        given.setdefault(row.reviewer_id, []).append(row.reviewed_at is not None)
+        writer = author.get(row.submission_id, 0)
+        if row.reviewed_at is not None:
+            reviewed[writer] = reviewed.get(writer, 0) + 1
+            received.setdefault(writer, []).extend(int(x) for x in json.loads(row.scores_json or "[]"))
+    rows = []
+    for member_id, base in base_of.items():
+        work = works.get(member_id or 0)
+        if work is None and member_id not in given:
+            continue
+        scores = received.get(member_id or 0, [])
+        rows.append(
+            {
+                **base,
+                "handed_in": "yes" if work else "no",
+                "submitted_at": work.submitted_at.isoformat() if work else "",
+                "reviews_received": str(reviewed.get(member_id or 0, 0)),
+                "mean_score_received": f"{mean(scores):.2f}" if scores else "",
+                "reviews_given": str(sum(given.get(member_id or 0, []))),
+                "reviews_assigned": str(len(given.get(member_id or 0, []))),
+            }
+        )
+    return rows
 
 
 def csv_files(evidence: Evidence) -> dict[str, bytes]:
     """The CSV files by name (UTF-8, header first), for `write_csv` and for archives: attendance, feedback and
-    retention always; the questions as asked when a cohort has its own questionnaire, and the follow-up when
-    one was planned."""
+    retention always; the questions as asked when a cohort has its own questionnaire, the follow-up when one
+    was planned, tutoring and peer review when a session had that format."""
     files = {}
     tables = [
         ("attendance.csv", ATTENDANCE_COLUMNS, evidence.attendance),
@@ -273,6 +394,10 @@ def csv_files(evidence: Evidence) -> dict[str, bytes]:
         tables.append(("questions.csv", QUESTION_COLUMNS, evidence.questions))
     if evidence.followup:
         tables.append(("followup.csv", FOLLOWUP_COLUMNS, evidence.followup))
+    if evidence.tutoring:
+        tables.append(("tutoring.csv", TUTORING_COLUMNS, evidence.tutoring))
+    if evidence.reviews:
+        tables.append(("reviews.csv", REVIEW_COLUMNS, evidence.reviews))
     for name, columns, rows in tables:
         handle = io.StringIO(newline="")
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")

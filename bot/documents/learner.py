@@ -15,7 +15,7 @@ from babel.dates import format_date, format_time
 
 from bot.documents.pdf import FONT, EvidencePDF
 from bot.documents.sheet import PRESENT, STATUS_WORDS, AttendanceSheet
-from bot.i18n import label, t
+from bot.i18n import GROUP_ROLES, label, t
 from bot.reports import Evidence
 
 
@@ -29,6 +29,8 @@ class LearnerSession:
     feedback_given: bool
     score: str  # "2/3", or "" when the quiz was not answered; "2/3 → 1/1" with the second quiz
     followup: dict[str, str] | None = None  # the `Evidence.followup` row, when a follow-up was planned
+    tutoring: dict[str, str] | None = None  # the `Evidence.tutoring` row, in a tutoring pair
+    review: dict[str, str] | None = None  # the `Evidence.reviews` row, in a peer-review session
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def learner_files(sheets: list[AttendanceSheet], evidence: Evidence) -> list[Lea
         for r in evidence.retention
     }
     followups = {(r["session"], r["learner_id"]): r for r in evidence.followup}
+    tutoring = {(r["session"], r["learner_id"]): r for r in evidence.tutoring}
+    reviews = {(r["session"], r["learner_id"]): r for r in evidence.reviews}
     files: dict[str, LearnerFile] = {}
     for sheet in sheets:
         for line in sheet.lines:
@@ -75,6 +79,8 @@ def learner_files(sheets: list[AttendanceSheet], evidence: Evidence) -> list[Lea
                     feedback.get(key, False),
                     scores.get(key, "").strip(),
                     followups.get(key),
+                    tutoring.get(key),
+                    reviews.get(key),
                 )
             )
     return list(files.values())
@@ -143,8 +149,54 @@ def learner_file_pdf(file: LearnerFile, locale: str) -> bytes:
                 s.score or "—",
             ):
                 row.cell(value)
+    _formats_section(pdf, file, locale)
     _followup_section(pdf, file, locale)
     return pdf.to_bytes()
+
+
+def _formats_section(pdf: EvidencePDF, file: LearnerFile, locale: str) -> None:
+    """Tutoring and peer review: the objectives the learner accepted and the meeting they reported; the work
+    they handed in and the reviews received and given (counts and mean score, no comment)."""
+    lines = []
+    for s in file.sessions:
+        if s.tutoring is not None:
+            row = s.tutoring
+            accepted = (
+                t(
+                    locale,
+                    "objectives accepted (text fingerprint {fingerprint})",
+                    fingerprint=row["objectives_sha256"][:16],
+                )
+                if row["accepted"] == "yes"
+                else t(locale, "objectives not accepted")
+            )
+            met = {
+                "yes": t(locale, "met for {minutes} min", minutes=row["met_minutes"] or "?"),
+                "no": t(locale, "did not meet"),
+            }.get(row["met"], t(locale, "meeting not reported"))
+            role = label(locale, GROUP_ROLES, row["role"])
+            lines.append(f"{s.sheet.title} — {role}: {accepted}; {met}")
+        if s.review is not None:
+            row = s.review
+            handed = t(locale, "work handed in") if row["handed_in"] == "yes" else t(locale, "no work handed in")
+            received = t(
+                locale,
+                "{count} review(s) received, mean {mean}/4",
+                count=row["reviews_received"],
+                mean=row["mean_score_received"] or "—",
+            )
+            given = t(
+                locale,
+                "{given} of {assigned} review(s) given",
+                given=row["reviews_given"],
+                assigned=row["reviews_assigned"],
+            )
+            lines.append(f"{s.sheet.title} — {handed}; {received}; {given}")
+    if not lines:
+        return
+    pdf.ln(4)
+    pdf.heading(t(locale, "Tutoring and peer review"), size=11)
+    pdf.paragraph("\n".join(lines))
 
 
 def _followup_section(pdf: EvidencePDF, file: LearnerFile, locale: str) -> None:

@@ -227,8 +227,22 @@ def improvements(figures: list[SessionFigures], notes: list[NoteRow], locale: st
     return blocks
 
 
-def indicators(figures: list[SessionFigures], locale: str, notes: list[NoteRow] | None = None) -> list[Indicator]:
+def indicators(
+    figures: list[SessionFigures],
+    locale: str,
+    notes: list[NoteRow] | None = None,
+    learners: list[LearnerFile] | None = None,
+) -> list[Indicator]:
     notes = notes or []
+    sessions = [s for file in learners or [] for s in file.sessions]
+    formats = [  # tutoring agreements and peer reviews: objectives accepted and worked on, engagement
+        name
+        for name, present in (
+            ("csv/tutoring.csv", any(s.tutoring for s in sessions)),
+            ("csv/reviews.csv", any(s.review for s in sessions)),
+        )
+        if present
+    ]
     sheets = [f.files[0] for f in figures]
     charts = [f.files[2] for f in figures]
     present = sum(f.sheet.totals.present for f in figures)
@@ -255,7 +269,7 @@ def indicators(figures: list[SessionFigures], locale: str, notes: list[NoteRow] 
                 "Retention quiz scores, 2 or 4 weeks after each session, against its objectives; each learner's "
                 "scores over time in their learner file.",
             ),
-            ["csv/retention.csv", *charts, *sheets],
+            ["csv/retention.csv", *formats, *charts, *sheets],
         ),
         Indicator(
             12,
@@ -265,7 +279,7 @@ def indicators(figures: list[SessionFigures], locale: str, notes: list[NoteRow] 
                 "Attendance and lateness, preparation done, absences with their reasons, reminders sent ({count}).",
                 count=sum(f.reminders for f in figures),
             ),
-            [*sheets, "csv/attendance.csv"],
+            [*sheets, "csv/attendance.csv", *formats],
         ),
         Indicator(
             30,
@@ -387,7 +401,7 @@ def index_html(
     return env.from_string(INDEX_HTML).render(
         locale=locale,
         indicator_columns=[t(locale, "Indicator"), t(locale, "Evidence"), t(locale, "Files")],
-        indicators=indicators(figures, locale, notes),
+        indicators=indicators(figures, locale, notes, learners),
         notes_heading=t(locale, NOTES_HEADING),
         improvements=improvements(figures, notes or [], locale),
         no_notes=t(locale, "No note on this session."),
@@ -426,7 +440,7 @@ def index_pdf(
         row = table.row()
         for name in (t(locale, "Indicator"), t(locale, "Evidence"), t(locale, "Files")):
             row.cell(name)
-        for item in indicators(figures, locale, notes):
+        for item in indicators(figures, locale, notes, learners):
             row = table.row()
             row.cell(f"{item.number}. {item.name}")
             row.cell(item.evidence)

@@ -12,9 +12,14 @@ from adapters.local.platform import Posted
 from bot import actions
 from bot.app import build
 from bot.core.formats import MEETING_MINUTES, fingerprint, speaking_order, turn_at
+from bot.documents.learner import learner_file_pdf, learner_files
+from bot.documents.pack import indicators, session_figures
+from bot.documents.sheet import attendance_sheet
 from bot.documents.verify import check
+from bot.reports import collect, csv_files
 from storage.models import AuditEvent, PeerGroup, TutoringAgreement
 from tests.conftest import World, make_settings
+from tests.integration.conftest import pdf_text
 from tests.integration.test_session_flow import plan, session_row
 
 
@@ -189,3 +194,37 @@ async def test_a_sharing_session_ended_early_shows_time_is_up(world: World) -> N
     for channel in world.platform.breakouts():
         [timer] = timers(world, channel.id)
         assert "Time is up" in timer.message.sections[1].text and "speaking now" not in timer.message.sections[0].text
+
+
+async def test_the_learner_file_and_the_audit_pack_show_the_tutoring_agreements(world: World) -> None:
+    """Evidence of a tutoring session: each pair member's role, the objectives they accepted (the shown text's
+    fingerprint) and the meeting they reported, in tutoring.csv, their learner file and the pack's index."""
+    short, start = await tutoring_session(world)
+    pair = world.platform.breakouts()[0]
+    [agreement] = [
+        p
+        for p in world.platform.posts_in(pair.id)
+        if p.message.buttons and "tutoring" in p.message.buttons[0].action_id
+    ]
+    first, second = (world.user(u) for u in sorted(pair.members - {"T1"}))
+    assert (await first.click(agreement.message.buttons[0].action_id)).ok
+    await world.advance(start + timedelta(hours=1))
+    question = world.platform.dms_to(first.user_id)[-1]
+    assert (await first.click(question.message.buttons[4].action_id)).ok  # 60 min
+    evidence = await collect(world.app.db, [short])
+    rows = {r["learner_id"]: r for r in evidence.tutoring}
+    assert len(rows) == 4 and {r["role"] for r in rows.values()} == {"tutor", "tutee"}
+    mine, theirs = rows[first.user_id], rows[second.user_id]
+    assert (mine["accepted"], mine["met"], mine["met_minutes"]) == ("yes", "yes", "60")
+    assert mine["objectives_sha256"] == fingerprint(agreement.message.sections[0].text)
+    assert (theirs["accepted"], theirs["met"]) == ("no", "")
+    assert "csv/tutoring.csv" not in csv_files(evidence) and "tutoring.csv" in csv_files(evidence)
+    sheet = await attendance_sheet(world.app.db, world.app.settings, short)
+    files = {f.learner_id: f for f in learner_files([sheet], evidence)}
+    text = pdf_text(learner_file_pdf(files[first.user_id], "en"))
+    assert "objectives accepted (text fingerprint " + mine["objectives_sha256"][:16] in text
+    assert "met for 60 min" in text
+    assert "objectives not accepted; meeting not reported" in pdf_text(learner_file_pdf(files[second.user_id], "en"))
+    figures = [await session_figures(world.app.db, world.app.settings, short, chain_ok=True)]
+    listed = {i.number: i.files for i in indicators(figures, "en", None, list(files.values()))}
+    assert "csv/tutoring.csv" in listed[11] and "csv/reviews.csv" not in listed[11]

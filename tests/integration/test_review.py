@@ -11,9 +11,14 @@ from sqlmodel import select
 
 from adapters.local.driver import LocalUser
 from bot import actions
+from bot.documents.learner import learner_file_pdf, learner_files
+from bot.documents.pack import indicators, session_figures
+from bot.documents.sheet import attendance_sheet
 from bot.documents.verify import check
+from bot.reports import collect, csv_files
 from storage.models import AuditEvent, Delivery, Member, ReviewAssignment, WorkSubmission
 from tests.conftest import World
+from tests.integration.conftest import pdf_text
 from tests.integration.test_session_flow import plan, session_row
 
 
@@ -196,3 +201,38 @@ async def test_nothing_handed_in_assigns_nothing_once(world: World) -> None:
     assert len(marks) == 1 and '"reviews": 0' in marks[0].detail
     report = await world.trainer.command(f"report {short}")
     assert "0 of 12 learner(s) handed in their work; 0 of 0 review(s) done" in report.text
+
+
+async def test_the_learner_file_and_the_audit_pack_show_the_peer_review(world: World) -> None:
+    """Evidence of a peer-review session: who handed in work, reviews received (count, mean of the scores) and
+    given, in reviews.csv, in each learner's file and under indicators 11 and 12 of the audit pack."""
+    short = await review_session(world)
+    writers = world.learners[:3]
+    for i, learner in enumerate(writers):
+        await hand_in(learner, short, f"Essay {i}")
+    start = (await session_row(world, short)).starts_at
+    await world.advance(start)
+    for button in review_buttons(world, writers[0]):  # only the first writer reviews: both works they got
+        form = await writers[0].open_form(button)
+        values = {f.field_id: "4" for f in form.fields if f.field_id != "comment"}
+        assert (await writers[0].submit(form, {**values, "comment": "Private words"})).ok
+    evidence = await collect(world.app.db, [short])
+    rows = {r["learner_id"]: r for r in evidence.reviews}
+    assert set(rows) == {u.user_id for u in writers}
+    first = rows[writers[0].user_id]
+    assert (first["handed_in"], first["reviews_given"], first["reviews_assigned"]) == ("yes", "2", "2")
+    assert first["reviews_received"] == "0" and first["mean_score_received"] == ""
+    others = [rows[u.user_id] for u in writers[1:]]
+    assert sum(int(r["reviews_received"]) for r in others) == 2
+    assert {r["mean_score_received"] for r in others if r["reviews_received"] == "1"} == {"4.00"}
+    assert "Private words" not in csv_files(evidence)["reviews.csv"].decode()
+    sheet = await attendance_sheet(world.app.db, world.app.settings, short)
+    files = {f.learner_id: f for f in learner_files([sheet], evidence)}
+    text = pdf_text(learner_file_pdf(files[writers[0].user_id], "en"))
+    assert "Tutoring and peer review" in text and "0 review(s) received" in text and "2 of 2 review(s) given" in text
+    french = pdf_text(learner_file_pdf(files[writers[0].user_id], "fr"))
+    assert "Tutorat et évaluation par les pairs" in french and "travail rendu" in french
+    figures = [await session_figures(world.app.db, world.app.settings, short, chain_ok=True)]
+    listed = {i.number: i.files for i in indicators(figures, "en", None, list(files.values()))}
+    assert "csv/reviews.csv" in listed[11] and "csv/reviews.csv" in listed[12]
+    assert "csv/tutoring.csv" not in listed[11]
