@@ -46,6 +46,8 @@ from bot.refs import ChannelRef, MessageRef, UserRef
 log = logging.getLogger(__name__)
 
 ANY = re.compile(r".+")
+PAYLOAD = "payload="
+CLICK_HEAD = re.compile(r'\s*\{\s*"type"\s*:\s*"block_actions"\s*[,}]')  # a click payload's head, as Slack sends it
 WORKING = "⏳ Working on `/peer {text}`…"
 RESPONSE_URL_LIFE = timedelta(minutes=29)  # Slack: 30 minutes; a minute of margin for clocks and queues
 MAX_PROGRESS_UPDATES = 3  # a response_url takes 5 posts: leave room for the final answer
@@ -405,6 +407,9 @@ class SlackBot:
         self.bolt.gate = self.gate
         self.bolt.metrics = metrics or Metrics(enabled=False)
         self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._authorized = False
+        self._clicks: list[str] = []  # bodies of the clicks acked by `quick_ack`, not yet taken in hand
+        self._click_worker: asyncio.Task[None] | None = None
         self.bolt.middleware(self._skip_redeliveries)
         self.bolt.command(re.compile(r"^/peer"))(self._on_command)
         self.bolt.action(ANY)(self._on_action)
@@ -479,40 +484,55 @@ class SlackBot:
 
         A click's ack is empty whatever the click does, yet through Bolt it costs a request object, the
         middleware chain, listener matching and Bolt's 10 ms polling for the ack: 500 clicks queued on one
-        loop then wait ~0.5 s for the last ack. So a click whose signature and timestamp hold is answered here,
-        and handed to the same handler Bolt would call, as a background task behind the gate. Anything else,
-        a bad signature included, returns False and goes through Bolt, which refuses it (401) or routes it."""
-        if self._verifier is None or not body.startswith("payload=") or "&" in body or not self._token_checked():
+        loop then wait ~0.5 s for the last ack. So here only the signature and timestamp are checked and the
+        payload's head is read (Slack puts `"type":"block_actions"` first; a payload that does not goes
+        through Bolt); parsing the rest and the click's work come after the acks (`_take_clicks`). Anything
+        else, a bad signature included, returns False and goes through Bolt, which refuses it (401) or routes it.
+        """
+        if self._verifier is None or not body.startswith(PAYLOAD) or "&" in body or not self._token_checked():
             return False
         if not self._verifier.is_valid(body, timestamp, signature):
             return False
-        try:
-            payload = json.loads(unquote_plus(body[len("payload=") :]))
-        except ValueError:
+        if not CLICK_HEAD.match(unquote_plus(body[len(PAYLOAD) : len(PAYLOAD) + 64])):
             return False
-        if not isinstance(payload, dict) or payload.get("type") != "block_actions":
-            return False
-        actions, user = payload.get("actions"), payload.get("user")
-        if not (isinstance(actions, list) and actions and isinstance(actions[0], dict)) or not isinstance(user, dict):
-            return False
-        action_id, user_id = actions[0].get("action_id"), user.get("id")
-        if not (isinstance(action_id, str) and ANY.search(action_id) and isinstance(user_id, str) and user_id):
-            return False  # Bolt would not route it to `_on_action`: let Bolt answer it as it always did
         self.gate.passed()
-        respond = AsyncRespond(
-            response_url=payload.get("response_url"), proxy=self.platform.client.proxy, ssl=self.platform.client.ssl
-        )
-        self._spawn(self._handle_acked_action(payload, actions[0], respond))
-        self.learn_profile(user_id)
+        self._clicks.append(body)
+        if self._click_worker is None or self._click_worker.done():
+            self._click_worker = self._spawn(self._take_clicks())
         return True
 
     def _token_checked(self) -> bool:
         """Bolt's authorization has its auth.test answer (see `warm_up`); until then clicks go through Bolt,
         whose middleware makes that call and answers a broken token with its own notice."""
-        return any(
-            isinstance(middleware, AsyncSingleTeamAuthorization) and middleware.auth_test_result
-            for middleware in getattr(self.bolt, "_async_middleware_list", [])
-        )
+        if not self._authorized:
+            self._authorized = any(
+                isinstance(middleware, AsyncSingleTeamAuthorization) and bool(middleware.auth_test_result)
+                for middleware in getattr(self.bolt, "_async_middleware_list", [])
+            )
+        return self._authorized
+
+    async def _take_clicks(self) -> None:
+        """The clicks `quick_ack` answered, once no request waits for its ack: each goes to `_handle_action`,
+        as Bolt would route it. One worker rather than a task per click, so the acks share the loop with none."""
+        while self._clicks:
+            await self.gate.turn()
+            clicks, self._clicks = self._clicks, []
+            for body in clicks:
+                try:
+                    payload = json.loads(unquote_plus(body[len(PAYLOAD) :]))
+                    action, user_id = payload["actions"][0], payload["user"]["id"]
+                    if not (isinstance(action["action_id"], str) and ANY.search(action["action_id"]) and user_id):
+                        raise ValueError("no action id or user")
+                except (ValueError, LookupError, TypeError) as exc:  # Bolt would have no listener for it either
+                    log.warning("an acked Slack click had no action to run (%s): ignored", exc)
+                    continue
+                respond = AsyncRespond(
+                    response_url=payload.get("response_url"),
+                    proxy=self.platform.client.proxy,
+                    ssl=self.platform.client.ssl,
+                )
+                self._spawn(self._handle_acked_action(payload, action, respond))
+                self.learn_profile(str(user_id))
 
     async def _handle_acked_action(
         self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]

@@ -77,8 +77,9 @@ async def test_a_forged_or_stale_click_is_refused_and_nothing_recorded(world: Sl
     assert await attendance_rows(w) == 0
 
 
-async def test_only_a_routable_click_takes_the_shortcut(world: SlackWorld) -> None:
-    """Commands, forms and clicks Bolt would not route to the click handler keep going through Bolt."""
+async def test_only_a_click_takes_the_shortcut(world: SlackWorld, caplog: pytest.LogCaptureFixture) -> None:
+    """Commands, forms and anything not shaped like a click keep going through Bolt; a click with nothing to
+    run (Bolt would route it to no listener) is acked, logged and not processed."""
     w = world
     now = int(time.time())
 
@@ -87,11 +88,15 @@ async def test_only_a_routable_click_takes_the_shortcut(world: SlackWorld) -> No
 
     command = urlencode(w.driver.slash_command_body(w.learners[0], "help"))
     view = {"type": "view_submission", "user": {"id": w.learners[0]}, "view": {"callback_id": "x"}}
-    no_action = {"type": "block_actions", "user": {"id": w.learners[0]}, "actions": []}
-    empty_id = {"type": "block_actions", "user": {"id": w.learners[0]}, "actions": [{"action_id": ""}]}
+    late_type = {"user": {"id": w.learners[0]}, "type": "block_actions", "actions": [{"action_id": "x"}]}
     assert not signed(command)
-    for payload in (view, no_action, empty_id):
+    for payload in (view, late_type):
         assert not signed(urlencode({"payload": json.dumps(payload)}))
     assert not signed("payload=%7Bnot+json")
+    no_action = {"type": "block_actions", "user": {"id": w.learners[0]}, "actions": []}
+    empty_id = {"type": "block_actions", "user": {"id": w.learners[0]}, "actions": [{"action_id": ""}]}
+    for payload in (no_action, empty_id):
+        assert signed(urlencode({"payload": json.dumps(payload)}))
     await w.runner.bot.drain()
+    assert sum("acked Slack click had no action to run" in r.getMessage() for r in caplog.records) == 2
     assert await attendance_rows(w) == 0
