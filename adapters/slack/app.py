@@ -526,19 +526,15 @@ class SlackBot:
                 except (ValueError, LookupError, TypeError) as exc:  # Bolt would have no listener for it either
                     log.warning("an acked Slack click had no action to run (%s): ignored", exc)
                     continue
-                respond = AsyncRespond(
-                    response_url=payload.get("response_url"),
-                    proxy=self.platform.client.proxy,
-                    ssl=self.platform.client.ssl,
-                )
-                self._spawn(self._handle_acked_action(payload, action, respond))
-                self.learn_profile(str(user_id))
+                self._spawn(self._handle_acked_action(payload, action, str(user_id)))
 
-    async def _handle_acked_action(
-        self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
-    ) -> None:
-        """A click `quick_ack` answered: its ack is sent, so a failure here is logged, as Bolt would."""
+    async def _handle_acked_action(self, body: dict[str, Any], action: dict[str, Any], user_id: str) -> None:
+        """A click `quick_ack` answered, run as Bolt would run `_on_action` after its ack: the ack is sent, so
+        a failure here is logged (as Bolt would), and never stops the other clicks."""
         try:
+            self.learn_profile(user_id)
+            client = self.platform.client
+            respond = AsyncRespond(response_url=body.get("response_url"), proxy=client.proxy, ssl=client.ssl)
             await self._handle_action(body, action, respond)
         except Exception:
             log.exception("Slack click %s failed after its ack", action.get("action_id"))
