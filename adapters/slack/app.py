@@ -512,8 +512,8 @@ class SlackBot:
         return self._authorized
 
     async def _take_clicks(self) -> None:
-        """The clicks `quick_ack` answered, once no request waits for its ack: each goes to `_handle_action`,
-        as Bolt would route it. One worker rather than a task per click, so the acks share the loop with none."""
+        """The clicks `quick_ack` answered, once no request waits for its ack: each goes to `_run_action`, as
+        `_on_action` would take it. One worker rather than a task per click, so the acks share the loop with none."""
         while self._clicks:
             await self.gate.turn()
             clicks, self._clicks = self._clicks, []
@@ -535,7 +535,7 @@ class SlackBot:
             self.learn_profile(user_id)
             client = self.platform.client
             respond = AsyncRespond(response_url=body.get("response_url"), proxy=client.proxy, ssl=client.ssl)
-            await self._handle_action(body, action, respond)
+            await self._run_action(body, action, respond)  # `_take_clicks` already waited for the gate
         except Exception:
             log.exception("Slack click %s failed after its ack", action.get("action_id"))
 
@@ -638,6 +638,12 @@ class SlackBot:
         self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
     ) -> None:
         await self.gate.turn()
+        await self._run_action(body, action, respond)
+
+    async def _run_action(
+        self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        """A click's work, once the gate let it through: its trigger_id (3 s) must not wait on the gate twice."""
         user = body["user"]
         name = user.get("name") or user.get("username") or ""
         actor = self.actor(user["id"], name, (body.get("team") or {}).get("id", ""))
