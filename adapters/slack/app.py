@@ -3,8 +3,10 @@
 Slack wants an answer within 3 s. Commands and form submissions go through `adapters.common.answer`: the
 core's reply goes in the ack when it comes within `ack_budget`; otherwise the ack says "working on it" and
 the reply replaces that message later through the command's `response_url` (progress shown in that one
-message), or comes as a DM for a form. Button clicks are acked at once. Events are acked by Bolt; a
-redelivered event (same `event_id`, e.g. with `X-Slack-Retry-Num`) is acknowledged and not processed twice.
+message), or comes as a DM for a form. Button clicks are acked at once: over HTTP before Bolt sees them
+(`SlackBot.quick_ack`, signature and timestamp checked first), since a click's ack is empty anyway. Events
+are acked by Bolt; a redelivered event (same `event_id`, e.g. with `X-Slack-Retry-Num`) is acknowledged and
+not processed twice.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import re
 import time
@@ -19,11 +22,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
+from urllib.parse import unquote_plus
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters import common
@@ -40,6 +46,8 @@ from bot.refs import ChannelRef, MessageRef, UserRef
 log = logging.getLogger(__name__)
 
 ANY = re.compile(r".+")
+PAYLOAD = "payload="
+CLICK_HEAD = re.compile(r'\s*\{\s*"type"\s*:\s*"block_actions"\s*[,}]')  # a click payload's head, as Slack sends it
 WORKING = "⏳ Working on `/peer {text}`…"
 RESPONSE_URL_LIFE = timedelta(minutes=29)  # Slack: 30 minutes; a minute of margin for clocks and queues
 MAX_PROGRESS_UPDATES = 3  # a response_url takes 5 posts: leave room for the final answer
@@ -254,6 +262,10 @@ class AckFirst:
         self._quiet.clear()
         return flag
 
+    def passed(self) -> None:
+        """A request was acked as it arrived (`SlackBot.quick_ack`): it only restarts the `calm` wait."""
+        self._last_arrival = time.monotonic()
+
     def settle(self, flag: list[bool] | None = None) -> None:
         """The request reached the point where its ack no longer waits on the loop (idempotent)."""
         flag = flag if flag is not None else self._current.get()
@@ -394,6 +406,10 @@ class SlackBot:
         )
         self.bolt.gate = self.gate
         self.bolt.metrics = metrics or Metrics(enabled=False)
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self._authorized = False
+        self._clicks: list[str] = []  # bodies of the clicks acked by `quick_ack`, not yet taken in hand
+        self._click_worker: asyncio.Task[None] | None = None
         self.bolt.middleware(self._skip_redeliveries)
         self.bolt.command(re.compile(r"^/peer"))(self._on_command)
         self.bolt.action(ANY)(self._on_action)
@@ -462,6 +478,66 @@ class SlackBot:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         await self.trainers.settled()
+
+    def quick_ack(self, body: str, timestamp: str, signature: str) -> bool:
+        """HTTP mode: True when `body` is a signed button click, which is then acked at once (empty 200).
+
+        A click's ack is empty whatever the click does, yet through Bolt it costs a request object, the
+        middleware chain, listener matching and Bolt's 10 ms polling for the ack: 500 clicks queued on one
+        loop then wait ~0.5 s for the last ack. So here only the signature and timestamp are checked and the
+        payload's head is read (Slack puts `"type":"block_actions"` first; a payload that does not goes
+        through Bolt); parsing the rest and the click's work come after the acks (`_take_clicks`). Anything
+        else, a bad signature included, returns False and goes through Bolt, which refuses it (401) or routes it.
+        """
+        if self._verifier is None or not body.startswith(PAYLOAD) or "&" in body or not self._token_checked():
+            return False
+        if not self._verifier.is_valid(body, timestamp, signature):
+            return False
+        if not CLICK_HEAD.match(unquote_plus(body[len(PAYLOAD) : len(PAYLOAD) + 64])):
+            return False
+        self.gate.passed()
+        self._clicks.append(body)
+        if self._click_worker is None or self._click_worker.done():
+            self._click_worker = self._spawn(self._take_clicks())
+        return True
+
+    def _token_checked(self) -> bool:
+        """Bolt's authorization has its auth.test answer (see `warm_up`); until then clicks go through Bolt,
+        whose middleware makes that call and answers a broken token with its own notice."""
+        if not self._authorized:
+            self._authorized = any(
+                isinstance(middleware, AsyncSingleTeamAuthorization) and bool(middleware.auth_test_result)
+                for middleware in getattr(self.bolt, "_async_middleware_list", [])
+            )
+        return self._authorized
+
+    async def _take_clicks(self) -> None:
+        """The clicks `quick_ack` answered, once no request waits for its ack: each goes to `_run_action`, as
+        `_on_action` would take it. One worker rather than a task per click, so the acks share the loop with none."""
+        while self._clicks:
+            await self.gate.turn()
+            clicks, self._clicks = self._clicks, []
+            for body in clicks:
+                try:
+                    payload = json.loads(unquote_plus(body[len(PAYLOAD) :]))
+                    action, user_id = payload["actions"][0], payload["user"]["id"]
+                    if not (isinstance(action["action_id"], str) and ANY.search(action["action_id"]) and user_id):
+                        raise ValueError("no action id or user")
+                except (ValueError, LookupError, TypeError) as exc:  # Bolt would have no listener for it either
+                    log.warning("an acked Slack click had no action to run (%s): ignored", exc)
+                    continue
+                self._spawn(self._handle_acked_action(payload, action, str(user_id)))
+
+    async def _handle_acked_action(self, body: dict[str, Any], action: dict[str, Any], user_id: str) -> None:
+        """A click `quick_ack` answered, run as Bolt would run `_on_action` after its ack: the ack is sent, so
+        a failure here is logged (as Bolt would), and never stops the other clicks."""
+        try:
+            self.learn_profile(user_id)
+            client = self.platform.client
+            respond = AsyncRespond(response_url=body.get("response_url"), proxy=client.proxy, ssl=client.ssl)
+            await self._run_action(body, action, respond)  # `_take_clicks` already waited for the gate
+        except Exception:
+            log.exception("Slack click %s failed after its ack", action.get("action_id"))
 
     # -------------------------------------------------------------------------------------- handlers
     async def _on_command(
@@ -562,6 +638,12 @@ class SlackBot:
         self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
     ) -> None:
         await self.gate.turn()
+        await self._run_action(body, action, respond)
+
+    async def _run_action(
+        self, body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        """A click's work, once the gate let it through: its trigger_id (3 s) must not wait on the gate twice."""
         user = body["user"]
         name = user.get("name") or user.get("username") or ""
         actor = self.actor(user["id"], name, (body.get("team") or {}).get("id", ""))
