@@ -1,4 +1,5 @@
-"""Cyclic schedules: many repeat-free rounds from one base round, as a seed for the planner.
+"""Designs for the planner: constructed schedules (affine planes, doubled Kirkman schedules) where one
+covers the cohort's shape, else cyclic schedules, many repeat-free rounds from one base round.
 
 A schedule invariant under a cyclic shift is found by searching its base round only (the approach of
 1-rotational resolvable designs): label learners (x, j) with x in Z_m, plus a fixed point "inf" when
@@ -220,3 +221,103 @@ def _attempt(
         if cost < best_cost:
             best_cost, last_gain = cost, step
     return (blocks if cost == 0 else None), work
+
+
+# --- Constructions ------------------------------------------------------------------------------------
+# Schedules a direct construction gives with the most rounds any schedule can have; where one applies
+# it replaces the searches above, which find such tight schedules only slowly or not at all.
+
+
+def design_schedule(
+    n: int, size: int, groups: int, work_cap: int, min_rounds: int = 0
+) -> tuple[list[list[list[int]]] | None, int]:
+    """The constructed schedule when one covers the shape (no work), else `cyclic_schedule`'s."""
+    built = constructed_schedule(n, size, groups)
+    if built is not None:
+        return built, 0
+    return cyclic_schedule(n, size, groups, work_cap, min_rounds)
+
+
+@functools.lru_cache(maxsize=32)
+def constructed_schedule(n: int, size: int, groups: int) -> list[list[list[int]]] | None:
+    """A repeat-free schedule of (n - 1) // (size - 1) rounds (the most there can be) by construction, or
+    None when no construction here covers the shape.
+
+    - an affine plane of prime order q (q groups of q): q + 1 rounds, every pair meets once;
+    - the doubling of a Kirkman schedule on an odd number v = n / 2 of learners with an even number
+      (v - 1) / 2 of rounds (size 3): v - 1 rounds on n learners, where only the v pairs (x, x') never
+      meet. 6 groups of 3 get 8 rounds from the affine plane of order 3, where the cyclic search cannot
+      succeed (no base round over Z_8 with two fixed points exists: an exhaustive search finds none).
+    """
+    if size < 2 or groups < 2 or n != size * groups:
+        return None
+    if n == size * size and _is_prime(size):
+        return affine_plane(size)
+    if size == 3 and n % 6 == 0 and n // 2 % 2:
+        v = n // 2
+        base = constructed_schedule(v, 3, v // 3)
+        if base is not None and len(base) == (v - 1) // 2 and len(base) % 2 == 0:
+            return doubled_triples(base, v)
+    return None
+
+
+def _is_prime(q: int) -> bool:
+    return q >= 2 and all(q % d for d in range(2, int(q**0.5) + 1))
+
+
+def affine_plane(q: int) -> list[list[list[int]]]:
+    """The q + 1 parallel classes of AG(2, q), q prime: point (x, y) is x * q + y; class s < q holds the
+    lines y = s * x + b, class q the lines x = c."""
+    rounds = [[sorted(x * q + (s * x + b) % q for x in range(q)) for b in range(q)] for s in range(q)]
+    rounds.append([[c * q + y for y in range(q)] for c in range(q)])
+    return rounds
+
+
+def doubled_triples(base: list[list[list[int]]], v: int) -> list[list[list[int]]] | None:
+    """2 * len(base) rounds of triples on 2v points (x, side) = x + side * v, from a resolvable schedule of
+    triples on v points with an even number of rounds; None if its classes cannot be paired up.
+
+    Classes go in pairs (A, B). Each point x gets a 4-bit word w(x) of weight 2 such that two points on a
+    common line of A or B get words neither equal nor complementary (a proper 3-colouring of the graph of
+    those lines, colour c giving the word 0b11, 0b101 or 0b1001). Round k of the pair puts the line
+    {x, y, z} of A on the sides given by bit k of each word and the line of B on the other sides: each
+    point then sits once on each side, and the two words of collinear points take all four pairs of bit
+    values over the four rounds, so the pair meets once on each combination of sides.
+    """
+    words = (0b0011, 0b0101, 0b1001)
+    rounds: list[list[list[int]]] = []
+    for a, b in zip(base[0::2], base[1::2], strict=True):
+        colour = _three_colouring(v, [*a, *b])
+        if colour is None:
+            return None
+        bits = [words[c] for c in colour]
+        for k in range(4):
+            rounds.append(
+                sorted(
+                    [sorted(x + v * (bits[x] >> k & 1) for x in line) for line in a]
+                    + [sorted(x + v * (~bits[x] >> k & 1) for x in line) for line in b]
+                )
+            )
+    return rounds
+
+
+def _three_colouring(v: int, lines: list[list[int]]) -> list[int] | None:
+    """A colouring of 0..v-1 in 3 colours where no line holds a colour twice (backtracking), or None."""
+    near: list[set[int]] = [set() for _ in range(v)]
+    for line in lines:
+        for x in line:
+            near[x].update(y for y in line if y != x)
+    colour = [-1] * v
+
+    def place(x: int) -> bool:
+        if x == v:
+            return True
+        for c in range(3):
+            if all(colour[y] != c for y in near[x]):
+                colour[x] = c
+                if place(x + 1):
+                    return True
+        colour[x] = -1
+        return False
+
+    return colour if place(0) else None

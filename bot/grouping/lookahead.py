@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from typing import Final
 
-from bot.grouping.designs import cyclic_schedule
+from bot.grouping.designs import design_schedule
 from bot.grouping.objective import APART_WEIGHT, LEVELS, REPEAT_WEIGHT, TOGETHER_WEIGHT, Problem
 from bot.grouping.search import EPS, greedy
 
@@ -351,7 +351,7 @@ class _Planner:
         if self.levels_vary or len(set(sizes)) != 1 or budget < DESIGN_MIN_BUDGET:
             return [], 0
         cap = budget // (DESIGN_WORK_COST * DESIGN_SHARE)
-        schedule, work = cyclic_schedule(n, sizes[0], len(sizes), cap)
+        schedule, work = design_schedule(n, sizes[0], len(sizes), cap)
         if schedule is None:
             return [], work * DESIGN_WORK_COST
         order = sorted(range(n), key=lambda i: p.ids[i])
