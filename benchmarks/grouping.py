@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 from bot.grouping import Constraints, Learner, Meeting, form_groups
+from bot.grouping.designs import construction_name
 from bot.grouping.live import AHEAD_BUDGET, COURSE_BUDGET, LIVE_BUDGET, form_ahead, form_at_start, plan_ahead
 from bot.grouping.objective import DEFAULT_LEVEL_TARGET
 from bot.grouping.sizes import plan_sizes
@@ -290,10 +291,12 @@ async def main() -> None:
         t0 = time.perf_counter()
         rounds, planning = await zero_repeat_rounds(groups, size, best, args.seed)
         ratios.append(rounds / best)
+        source = construction_name(groups * size, size, groups)
         print(
             f"SGP {name:>5} best={best:>2} rounds={rounds:>2} ratio={rounds / best:.2f}  "
             f"[goal >= {GOAL_SGP_MIN:.2f}: {'met' if rounds / best >= GOAL_SGP_MIN else 'MISSED'}]  "
-            f"(course plan {planning:.1f} s, whole course {time.perf_counter() - t0:.1f} s)",
+            f"(course plan {planning:.1f} s, whole course {time.perf_counter() - t0:.1f} s; "
+            f"{'construction: ' + source if source else 'search: cyclic schedule or planner'})",
             flush=True,
         )
     if ratios:

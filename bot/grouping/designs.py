@@ -17,6 +17,7 @@ meeting, so a course that follows it keeps following it.
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 from typing import Final
 
@@ -227,6 +228,14 @@ def _attempt(
 # Schedules a direct construction gives with the most rounds any schedule can have; where one applies
 # it replaces the searches above, which find such tight schedules only slowly or not at all.
 
+# Base blocks of 1-rotational resolvable designs over Z_(n-1) (see `rotational_schedule`), keyed by
+# (learners, size): the one listed design, found by `rotational_bases` (an exact cover that takes about
+# 20 s for 40 learners, too long to run at each course plan, so its answer is kept here; a test checks
+# it repeats no pair). 10 groups of 4 get all 13 rounds, where the cyclic search stalls at 11.
+ROTATIONAL_BASES: Final[dict[tuple[int, int], tuple[tuple[int, ...], ...]]] = {
+    (40, 4): ((2, 3, 11, 36), (4, 6, 22, 33), (1, 5, 8, 25)),
+}
+
 
 def design_schedule(
     n: int, size: int, groups: int, work_cap: int, min_rounds: int = 0
@@ -238,12 +247,24 @@ def design_schedule(
     return cyclic_schedule(n, size, groups, work_cap, min_rounds)
 
 
+def construction_name(n: int, size: int, groups: int) -> str | None:
+    """Which construction `constructed_schedule` uses for the shape (the benchmark says so), or None."""
+    if constructed_schedule(n, size, groups) is None:
+        return None
+    if n == size * size:
+        return "affine plane"
+    if (n, size) in ROTATIONAL_BASES:
+        return "listed 1-rotational design"
+    return "doubled Kirkman schedule"
+
+
 @functools.lru_cache(maxsize=32)
 def constructed_schedule(n: int, size: int, groups: int) -> list[list[list[int]]] | None:
     """A repeat-free schedule of (n - 1) // (size - 1) rounds (the most there can be) by construction, or
     None when no construction here covers the shape.
 
     - an affine plane of prime order q (q groups of q): q + 1 rounds, every pair meets once;
+    - a listed 1-rotational design (`ROTATIONAL_BASES`): (n - 1) / (size - 1) rounds, every pair once;
     - the doubling of a Kirkman schedule on an odd number v = n / 2 of learners with an even number
       (v - 1) / 2 of rounds (size 3): v - 1 rounds on n learners, where only the v pairs (x, x') never
       meet. 6 groups of 3 get 8 rounds from the affine plane of order 3, where the cyclic search cannot
@@ -253,6 +274,8 @@ def constructed_schedule(n: int, size: int, groups: int) -> list[list[list[int]]
         return None
     if n == size * size and _is_prime(size):
         return affine_plane(size)
+    if (n, size) in ROTATIONAL_BASES:
+        return rotational_schedule(n, size, ROTATIONAL_BASES[n, size])
     if size == 3 and n % 6 == 0 and n // 2 % 2:
         v = n // 2
         base = constructed_schedule(v, 3, v // 3)
@@ -321,3 +344,91 @@ def _three_colouring(v: int, lines: list[list[int]]) -> list[int] | None:
         return False
 
     return colour if place(0) else None
+
+
+def rotational_schedule(n: int, size: int, bases: tuple[tuple[int, ...], ...]) -> list[list[list[int]]]:
+    """The R = (n - 1) / (size - 1) rounds of a 1-rotational design: points Z_v (v = n - 1) and the fixed
+    point v; H = {0, R, 2R, ...} is the subgroup of order size - 1. Round t holds {v} + H + t and B + h + t
+    for each base block B and h in H. It is a partition when the blocks' residues mod R are the nonzero
+    ones, each once, and it repeats no pair when the blocks' differences are the elements of Z_v outside
+    H, each once (what `rotational_bases` searches for)."""
+    v = n - 1
+    rounds_count = v // (size - 1)
+    subgroup = [h * rounds_count for h in range(size - 1)]
+    rounds = []
+    for t in range(rounds_count):
+        groups = [sorted([v] + [(h + t) % v for h in subgroup])]
+        groups += [sorted((x + h + t) % v for x in block) for block in bases for h in subgroup]
+        rounds.append(sorted(groups))
+    return rounds
+
+
+def rotational_bases(n: int, size: int, node_cap: int) -> tuple[tuple[int, ...], ...] | None:
+    """Base blocks for `rotational_schedule` by an exact cover (Knuth's algorithm X, fewest candidates
+    first): columns are the nonzero residues mod R and the differences +-d outside H, rows the blocks of
+    `size` elements of Z_v with distinct nonzero residues and distinct differences (the smallest residue
+    taken below R, since H's shifts give the same round). None if there is none or `node_cap` is reached.
+    Not run live: it produced `ROTATIONAL_BASES`."""
+    v = n - 1
+    if size < 2 or n % size or v % (size - 1) or (n // size - 1) % (size - 1):
+        return None
+    period = v // (size - 1)
+    subgroup = {h * period for h in range(size - 1)}
+    blocks: list[tuple[int, ...]] = []
+    columns: dict[tuple[str, int], set[int]] = {("r", r): set() for r in range(1, period)}
+    columns.update((("d", d), set()) for d in range(1, v // 2 + 1) if d not in subgroup and 2 * d != v)
+    rows: list[list[tuple[str, int]]] = []
+    for block in itertools.combinations(range(1, v), size):
+        residues = [x % period for x in block]
+        diffs = [min((x - y) % v, (y - x) % v) for x, y in itertools.combinations(block, 2)]
+        if (
+            0 in residues
+            or len(set(residues)) < size
+            or len(set(diffs)) < len(diffs)
+            or any(d in subgroup or 2 * d == v for d in diffs)
+            or min(block, key=lambda x: x % period) >= period
+        ):
+            continue
+        rows.append([("r", r) for r in residues] + [("d", d) for d in diffs])
+        blocks.append(block)
+        for column in rows[-1]:
+            columns[column].add(len(rows) - 1)
+    chosen: list[int] = []
+    nodes = 0
+
+    def select(row: int) -> list[set[int]]:
+        removed = []
+        for column in rows[row]:
+            for other in columns[column]:
+                for c in rows[other]:
+                    if c != column:
+                        columns[c].discard(other)
+            removed.append(columns.pop(column))
+        return removed
+
+    def deselect(row: int, removed: list[set[int]]) -> None:
+        for column in reversed(rows[row]):
+            columns[column] = removed.pop()
+            for other in columns[column]:
+                for c in rows[other]:
+                    if c != column:
+                        columns[c].add(other)
+
+    def solve() -> bool:
+        nonlocal nodes
+        nodes += 1
+        if not columns:
+            return True
+        if nodes > node_cap:
+            return False
+        column = min(columns, key=lambda c: (len(columns[c]), c))
+        for row in sorted(columns[column]):
+            chosen.append(row)
+            removed = select(row)
+            if solve():
+                return True
+            deselect(row, removed)
+            chosen.pop()
+        return False
+
+    return tuple(blocks[r] for r in chosen) if solve() else None

@@ -10,7 +10,14 @@ import pytest
 
 from bot.grouping import Constraints, Learner, Meeting, form_groups
 from bot.grouping.course import plan_course
-from bot.grouping.designs import affine_plane, constructed_schedule, cyclic_schedule, doubled_triples
+from bot.grouping.designs import (
+    affine_plane,
+    constructed_schedule,
+    cyclic_schedule,
+    doubled_triples,
+    rotational_bases,
+    rotational_schedule,
+)
 from bot.grouping.lookahead import _Planner, plan_first_round
 from bot.grouping.objective import Problem, build_problem, decayed_meetings
 from bot.grouping.sizes import plan_sizes
@@ -135,7 +142,7 @@ def _assert_repeat_free(schedule: list[list[list[int]]], n: int, size: int) -> N
 
 @pytest.mark.parametrize(
     ("groups", "size", "rounds"),
-    [(2, 2, 3), (3, 3, 4), (5, 5, 6), (7, 7, 8), (6, 3, 8)],
+    [(2, 2, 3), (3, 3, 4), (5, 5, 6), (7, 7, 8), (6, 3, 8), (10, 4, 13)],
 )
 def test_constructed_schedules_repeat_no_pair_and_reach_the_most_rounds(groups: int, size: int, rounds: int) -> None:
     n = groups * size
@@ -144,6 +151,21 @@ def test_constructed_schedules_repeat_no_pair_and_reach_the_most_rounds(groups: 
     assert len(schedule) == rounds == (n - 1) // (size - 1)
     _assert_repeat_free(schedule, n, size)
     assert constructed_schedule.__wrapped__(n, size, groups) == schedule  # no randomness
+
+
+@pytest.mark.parametrize(("n", "size"), [(9, 3), (16, 4), (25, 5), (20, 2)])
+def test_rotational_bases_give_repeat_free_schedules(n: int, size: int) -> None:
+    bases = rotational_bases(n, size, 10_000)
+    assert bases is not None
+    schedule = rotational_schedule(n, size, bases)
+    assert len(schedule) == (n - 1) // (size - 1)
+    _assert_repeat_free(schedule, n, size)
+
+
+def test_rotational_bases_report_shapes_without_one() -> None:
+    # The exact cover is exhaustive: no 1-rotational design over Z_20 for 21 learners in threes.
+    assert rotational_bases(21, 3, 100_000) is None
+    assert rotational_bases(18, 3, 100_000) is None  # 17 is not a multiple of 2
 
 
 def test_constructions_decline_shapes_they_do_not_cover() -> None:
