@@ -166,6 +166,40 @@ def baseline(
     return groups
 
 
+def repeat_bounds(course: Course) -> tuple[int, int]:
+    """Lower bounds on the repeats of any method on this attendance, with the group sizes every method uses.
+
+    Counting: the pair-meetings the sizes force, less the pairs ever present together (keep-apart excluded).
+    Levels, if every group meets the target: a learner of level l only meets partners of levels l-2..l+2,
+    so the learners of a level, over the course, repeat at least their meetings (their seats in the
+    smallest groups of each session) less their possible partners; the sum over levels, halved.
+    """
+    ids = [learner.id for learner in course.learners]
+    meetings_forced = 0
+    together: set[frozenset[str]] = set()
+    seats = {level: 0 for level in range(1, 6)}
+    for s in range(SESSIONS):
+        present = [learner.id for learner in course.present(s)]
+        sizes = plan_sizes("groups", 4, len(present))
+        meetings_forced += sum(k * (k - 1) // 2 for k in sizes)
+        together.update(frozenset(p) for p in combinations(present, 2))
+        slots = sorted(k - 1 for k in sizes for _ in range(k))
+        for level in seats:
+            seats[level] += sum(slots[: sum(1 for x in present if course.level[x] == level)])
+    together -= course.apart
+    excess = 0
+    for level, seat_count in seats.items():
+        partners = sum(
+            1
+            for a in ids
+            if course.level[a] == level
+            for b in ids
+            if b != a and abs(course.level[b] - level) <= 2 and frozenset((a, b)) in together
+        )
+        excess += max(0, seat_count - partners)
+    return max(0, meetings_forced - len(together)), (excess + 1) // 2
+
+
 async def run_course(course: Course, method: str) -> tuple[int, float, int, list[float]]:
     """(repeats summed over the course, share of groups in the level target, keep-apart breaks, start times)."""
     history: list[Meeting] = []
@@ -312,6 +346,17 @@ async def main() -> None:
         course = Course(n, args.seed)
         figures = {m: await run_course(course, m) for m in ("random", "greedy", "peerbot")}
         greedy = figures["greedy"][0]
+        counting, by_levels = repeat_bounds(course)
+        bound = max(counting, by_levels)
+        print(
+            f"course {n:>3} lower bound on repeats: {counting} (counting), {by_levels} (level target in every group)"
+            + (
+                f"  -> repeats <= greedy/2 ({greedy / 2:.1f}) is impossible on this course"
+                if bound > greedy / 2
+                else ""
+            ),
+            flush=True,
+        )
         for method, (repeats, share, broken, starts) in figures.items():
             line = f"course {n:>3} {method:>7}: repeats {repeats:>3}, level target {share:6.1%}, apart broken {broken}"
             if method == "peerbot":
