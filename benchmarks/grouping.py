@@ -7,13 +7,17 @@ check-ins arrive, `form_ahead` refines the draft for who has checked in; at the 
 adjusts the draft to who is there with LIVE_BUDGET. Nothing here passes a budget of its own.
 
 1. Social Golfer: a course of as many sessions as the best known number of repeat-free rounds, everyone
-   present each time; the rounds before the first repeated pair, against the best known.
+   present each time; the rounds before the first repeated pair, against the best known, and whether the
+   course plan came from a construction of `bot/grouping/designs.py` (affine plane, doubled Kirkman
+   schedule, the listed 1-rotational design) or from a search (cyclic schedule or planner).
 2. Realistic courses: cohorts of 12, 24, 48 and 120, levels 1-5, 8 weekly sessions, each learner present
    with probability 0.8, two keep-apart pairs, groups of 4; repeated pairs summed over the course (a pair
    counts in each session where it meets again), the share of groups meeting the level target (spread 1-2)
    and keep-apart pairs put together; beside two baselines run on the same attendance: random assignment
    (video tools' "assign automatically") and greedy repeat avoidance (pairing bots: each learner, in random
-   order, joins the open group where they met the fewest; keep-apart honoured when it can be).
+   order, joins the open group where they met the fewest; keep-apart honoured when it can be); and two lower
+   bounds on the repeats any method can get on that attendance (`repeat_bounds`), which say when the goal of
+   half the greedy's repeats cannot be met.
 3. Speed: a start for 1,000 learners from scratch; a start for 200 learners from a draft; the event loop's
    largest gap (a 1 ms ticker) while 1,000 learners are grouped.
 
