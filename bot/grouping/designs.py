@@ -1,5 +1,6 @@
-"""Designs for the planner: constructed schedules (affine planes, doubled Kirkman schedules) where one
-covers the cohort's shape, else cyclic schedules, many repeat-free rounds from one base round.
+"""Designs for the planner: constructed schedules (affine planes, doubled Kirkman schedules, a listed
+1-rotational design) where one covers the cohort's shape, else cyclic schedules, many repeat-free rounds
+from one base round.
 
 A schedule invariant under a cyclic shift is found by searching its base round only (the approach of
 1-rotational resolvable designs): label learners (x, j) with x in Z_m, plus a fixed point "inf" when
