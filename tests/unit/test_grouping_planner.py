@@ -193,3 +193,19 @@ def test_a_course_of_eighteen_in_threes_is_planned_for_eight_rounds_without_a_re
     ids = sorted(lr.id for lr in learners)
     index = {x: i for i, x in enumerate(ids)}
     _assert_repeat_free([[[index[x] for x in g] for g in rnd] for rnd in plan], 18, 3)
+
+
+def test_starts_without_a_course_plan_follow_a_construction_at_the_live_budget() -> None:
+    # A start on a replica without the course plan has 0.2 s: too little for the cyclic search, but a
+    # construction costs none, so 40 learners in fours still get 13 sessions without a repeated pair.
+    learners = [Learner(f"p{i:02d}", 3) for i in range(40)]
+    history: list[Meeting] = []
+    met: set[frozenset[str]] = set()
+    for week in range(13):
+        when = NOW + timedelta(weeks=week)
+        grouping = form_groups(learners, "review", 4, history, seed=week, now=when)
+        pairs = {frozenset(p) for g in grouping.groups for p in combinations(g.members, 2)}
+        assert not pairs & met, f"a pair met again in session {week + 1}"
+        met |= pairs
+        history += [Meeting(*sorted(p), when) for p in pairs]
+    assert len(met) == 40 * 39 // 2
