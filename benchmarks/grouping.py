@@ -7,13 +7,17 @@ check-ins arrive, `form_ahead` refines the draft for who has checked in; at the 
 adjusts the draft to who is there with LIVE_BUDGET. Nothing here passes a budget of its own.
 
 1. Social Golfer: a course of as many sessions as the best known number of repeat-free rounds, everyone
-   present each time; the rounds before the first repeated pair, against the best known.
+   present each time; the rounds before the first repeated pair, against the best known, and whether the
+   course plan came from a construction of `bot/grouping/designs.py` (affine plane, doubled Kirkman
+   schedule, the listed 1-rotational design) or from a search (cyclic schedule or planner).
 2. Realistic courses: cohorts of 12, 24, 48 and 120, levels 1-5, 8 weekly sessions, each learner present
    with probability 0.8, two keep-apart pairs, groups of 4; repeated pairs summed over the course (a pair
    counts in each session where it meets again), the share of groups meeting the level target (spread 1-2)
    and keep-apart pairs put together; beside two baselines run on the same attendance: random assignment
    (video tools' "assign automatically") and greedy repeat avoidance (pairing bots: each learner, in random
-   order, joins the open group where they met the fewest; keep-apart honoured when it can be).
+   order, joins the open group where they met the fewest; keep-apart honoured when it can be); and two lower
+   bounds on the repeats any method can get on that attendance (`repeat_bounds`), which say when the goal of
+   half the greedy's repeats cannot be met.
 3. Speed: a start for 1,000 learners from scratch; a start for 200 learners from a draft; the event loop's
    largest gap (a 1 ms ticker) while 1,000 learners are grouped.
 
@@ -32,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import combinations
 
 from bot.grouping import Constraints, Learner, Meeting, form_groups
+from bot.grouping.designs import construction_name
 from bot.grouping.live import AHEAD_BUDGET, COURSE_BUDGET, LIVE_BUDGET, form_ahead, form_at_start, plan_ahead
 from bot.grouping.objective import DEFAULT_LEVEL_TARGET
 from bot.grouping.sizes import plan_sizes
@@ -165,6 +170,40 @@ def baseline(
     return groups
 
 
+def repeat_bounds(course: Course) -> tuple[int, int]:
+    """Lower bounds on the repeats of any method on this attendance, with the group sizes every method uses.
+
+    Counting: the pair-meetings the sizes force, less the pairs ever present together (keep-apart excluded).
+    Levels, if every group meets the target: a learner of level l only meets partners of levels l-2..l+2,
+    so the learners of a level, over the course, repeat at least their meetings (their seats in the
+    smallest groups of each session) less their possible partners; the sum over levels, halved.
+    """
+    ids = [learner.id for learner in course.learners]
+    meetings_forced = 0
+    together: set[frozenset[str]] = set()
+    seats = {level: 0 for level in range(1, 6)}
+    for s in range(SESSIONS):
+        present = [learner.id for learner in course.present(s)]
+        sizes = plan_sizes("groups", 4, len(present))
+        meetings_forced += sum(k * (k - 1) // 2 for k in sizes)
+        together.update(frozenset(p) for p in combinations(present, 2))
+        slots = sorted(k - 1 for k in sizes for _ in range(k))
+        for level in seats:
+            seats[level] += sum(slots[: sum(1 for x in present if course.level[x] == level)])
+    together -= course.apart
+    excess = 0
+    for level, seat_count in seats.items():
+        partners = sum(
+            1
+            for a in ids
+            if course.level[a] == level
+            for b in ids
+            if b != a and abs(course.level[b] - level) <= 2 and frozenset((a, b)) in together
+        )
+        excess += max(0, seat_count - partners)
+    return max(0, meetings_forced - len(together)), (excess + 1) // 2
+
+
 async def run_course(course: Course, method: str) -> tuple[int, float, int, list[float]]:
     """(repeats summed over the course, share of groups in the level target, keep-apart breaks, start times)."""
     history: list[Meeting] = []
@@ -290,10 +329,12 @@ async def main() -> None:
         t0 = time.perf_counter()
         rounds, planning = await zero_repeat_rounds(groups, size, best, args.seed)
         ratios.append(rounds / best)
+        source = construction_name(groups * size, size, groups)
         print(
             f"SGP {name:>5} best={best:>2} rounds={rounds:>2} ratio={rounds / best:.2f}  "
             f"[goal >= {GOAL_SGP_MIN:.2f}: {'met' if rounds / best >= GOAL_SGP_MIN else 'MISSED'}]  "
-            f"(course plan {planning:.1f} s, whole course {time.perf_counter() - t0:.1f} s)",
+            f"(course plan {planning:.1f} s, whole course {time.perf_counter() - t0:.1f} s; "
+            f"{'construction: ' + source if source else 'search: cyclic schedule or planner'})",
             flush=True,
         )
     if ratios:
@@ -309,6 +350,17 @@ async def main() -> None:
         course = Course(n, args.seed)
         figures = {m: await run_course(course, m) for m in ("random", "greedy", "peerbot")}
         greedy = figures["greedy"][0]
+        counting, by_levels = repeat_bounds(course)
+        bound = max(counting, by_levels)
+        print(
+            f"course {n:>3} lower bound on repeats: {counting} (counting), {by_levels} (level target in every group)"
+            + (
+                f"  -> repeats <= greedy/2 ({greedy / 2:.1f}) is impossible on this course"
+                if bound > greedy / 2
+                else ""
+            ),
+            flush=True,
+        )
         for method, (repeats, share, broken, starts) in figures.items():
             line = f"course {n:>3} {method:>7}: repeats {repeats:>3}, level target {share:6.1%}, apart broken {broken}"
             if method == "peerbot":

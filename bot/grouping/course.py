@@ -3,8 +3,8 @@
 Forming each round when it starts walks into dead ends (a round free of repeats can leave no next one),
 and completing a fixed past is much harder than planning from scratch. When a cohort's sessions are
 planned in advance with the same format and size, their rounds are planned at once, ahead of time and
-with a budget no start could afford: a cyclic schedule (`designs`) when levels are all equal, else the
-multi-round tabu planner of `lookahead` over every round. Each start then follows its round through
+with a budget no start could afford: a design (`designs`: constructed, else cyclic) when levels are all
+equal, else the multi-round tabu planner of `lookahead` over every round. Each start then follows its round through
 `form_groups(plan=...)`, which repairs it to who actually came and to the real history.
 
 The plan depends only on its inputs and seed (work, not the clock, bounds each search), so any replica
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
-from bot.grouping.designs import cyclic_schedule
+from bot.grouping.designs import design_schedule
 from bot.grouping.lookahead import MAX_LEARNERS, WORK_SCALE, _Planner
 from bot.grouping.model import Constraints, Learner, Meeting
 from bot.grouping.objective import DEFAULT_LEVEL_TARGET, build_problem, decayed_meetings
@@ -93,7 +93,7 @@ def _design_rounds(
     found: list[list[list[int]]] = []
     spent = 0
     for wanted, share in ((rounds, cap // 3), (0, cap * 2 // 3)):
-        schedule, work = cyclic_schedule(n, size, groups, share, wanted)
+        schedule, work = design_schedule(n, size, groups, share, wanted)
         spent += work
         if schedule is not None and not any(k in g for rnd in schedule for g in rnd for i in g for k in apart[i]):
             found = schedule

@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from typing import Final
 
-from bot.grouping.designs import cyclic_schedule
+from bot.grouping.designs import constructed_schedule, design_schedule
 from bot.grouping.objective import APART_WEIGHT, LEVELS, REPEAT_WEIGHT, TOGETHER_WEIGHT, Problem
 from bot.grouping.search import EPS, greedy
 
@@ -340,18 +340,22 @@ class _Planner:
     # --- search --------------------------------------------------------------------------------------
 
     def cyclic_rounds(self, budget: int) -> tuple[list[list[list[int]]], int]:
-        """Rounds of the cohort's cyclic schedule that repeat no past meeting, and the work spent.
+        """Rounds of the cohort's design (constructed or cyclic) that repeat no past meeting, and the work
+        spent.
 
         Learners take the schedule's points in order of id, so the schedule does not depend on the
         order they are listed in. A schedule ignores levels and constraints: it is only offered when
-        levels are all equal and no keep-apart pair would meet.
+        levels are all equal and no keep-apart pair would meet. A construction costs no search, so a
+        start's small budget gets one too (a start without its course plan, on another replica).
         """
         p, n = self.p, self.n
         sizes = p.sizes
-        if self.levels_vary or len(set(sizes)) != 1 or budget < DESIGN_MIN_BUDGET:
+        if self.levels_vary or len(set(sizes)) != 1:
             return [], 0
-        cap = budget // (DESIGN_WORK_COST * DESIGN_SHARE)
-        schedule, work = cyclic_schedule(n, sizes[0], len(sizes), cap)
+        if budget < DESIGN_MIN_BUDGET:
+            schedule, work = constructed_schedule(n, sizes[0], len(sizes)), 0
+        else:
+            schedule, work = design_schedule(n, sizes[0], len(sizes), budget // (DESIGN_WORK_COST * DESIGN_SHARE))
         if schedule is None:
             return [], work * DESIGN_WORK_COST
         order = sorted(range(n), key=lambda i: p.ids[i])

@@ -9,7 +9,15 @@ from itertools import combinations
 import pytest
 
 from bot.grouping import Constraints, Learner, Meeting, form_groups
-from bot.grouping.designs import cyclic_schedule
+from bot.grouping.course import plan_course
+from bot.grouping.designs import (
+    affine_plane,
+    constructed_schedule,
+    cyclic_schedule,
+    doubled_triples,
+    rotational_bases,
+    rotational_schedule,
+)
 from bot.grouping.lookahead import _Planner, plan_first_round
 from bot.grouping.objective import Problem, build_problem, decayed_meetings
 from bot.grouping.sizes import plan_sizes
@@ -119,3 +127,85 @@ def test_the_plan_follows_a_past_it_did_not_make() -> None:
         grouping = form_groups(learners, "review", 4, history, seed=week, now=when, time_budget=0.5)
         assert grouping.repeated_pairs == 0, week
         history += [Meeting(a, b, when) for g in grouping.groups for a, b in combinations(g.members, 2)]
+
+
+def _assert_repeat_free(schedule: list[list[list[int]]], n: int, size: int) -> None:
+    seen: set[tuple[int, int]] = set()
+    for rnd in schedule:
+        assert sorted(p for g in rnd for p in g) == list(range(n))
+        assert all(len(g) == size for g in rnd)
+        for g in rnd:
+            for pair in combinations(sorted(g), 2):
+                assert pair not in seen, pair
+                seen.add(pair)
+
+
+@pytest.mark.parametrize(
+    ("groups", "size", "rounds"),
+    [(2, 2, 3), (3, 3, 4), (5, 5, 6), (7, 7, 8), (6, 3, 8), (10, 4, 13)],
+)
+def test_constructed_schedules_repeat_no_pair_and_reach_the_most_rounds(groups: int, size: int, rounds: int) -> None:
+    n = groups * size
+    schedule = constructed_schedule.__wrapped__(n, size, groups)
+    assert schedule is not None
+    assert len(schedule) == rounds == (n - 1) // (size - 1)
+    _assert_repeat_free(schedule, n, size)
+    assert constructed_schedule.__wrapped__(n, size, groups) == schedule  # no randomness
+
+
+@pytest.mark.parametrize(("n", "size"), [(9, 3), (16, 4), (25, 5), (20, 2)])
+def test_rotational_bases_give_repeat_free_schedules(n: int, size: int) -> None:
+    bases = rotational_bases(n, size, 10_000)
+    assert bases is not None
+    schedule = rotational_schedule(n, size, bases)
+    assert len(schedule) == (n - 1) // (size - 1)
+    _assert_repeat_free(schedule, n, size)
+
+
+def test_rotational_bases_report_shapes_without_one() -> None:
+    # The exact cover is exhaustive: no 1-rotational design over Z_20 for 21 learners in threes.
+    assert rotational_bases(21, 3, 100_000) is None
+    assert rotational_bases(18, 3, 100_000) is None  # 17 is not a multiple of 2
+
+
+def test_constructions_decline_shapes_they_do_not_cover() -> None:
+    assert constructed_schedule(16, 4, 4) is None  # order 4 is not prime
+    assert constructed_schedule(36, 3, 12) is None  # 18 is even: no Kirkman schedule to double
+    assert constructed_schedule(10, 4, 3) is None
+
+
+def test_doubling_pairs_each_collinear_pair_once_on_every_combination_of_sides() -> None:
+    base = affine_plane(3)
+    doubled = doubled_triples(base, 9)
+    assert doubled is not None
+    met = {frozenset(p) for rnd in doubled for g in rnd for p in combinations(g, 2)}
+    # Every pair of different base points meets on all four combinations of sides; x and x' never do.
+    assert met == {
+        frozenset((x + 9 * s, y + 9 * t)) for x, y in combinations(range(9), 2) for s in (0, 1) for t in (0, 1)
+    }
+
+
+def test_a_course_of_eighteen_in_threes_is_planned_for_eight_rounds_without_a_repeat() -> None:
+    # 6 groups of 3: the cyclic search cannot reach 8 rounds; the doubled affine plane does.
+    learners = [Learner(f"p{i:02d}", 3) for i in range(18)]
+    plan = plan_course(learners, "review", 3, 8, time_budget=0.5)
+    assert len(plan) == 8
+    ids = sorted(lr.id for lr in learners)
+    index = {x: i for i, x in enumerate(ids)}
+    _assert_repeat_free([[[index[x] for x in g] for g in rnd] for rnd in plan], 18, 3)
+
+
+def test_starts_without_a_course_plan_follow_a_construction_at_the_live_budget() -> None:
+    # A start on a replica without the course plan has 0.2 s: too little for the cyclic search, but a
+    # construction costs none, so 40 learners in fours still get 13 sessions without a repeated pair.
+    learners = [Learner(f"p{i:02d}", 3) for i in range(40)]
+    history: list[Meeting] = []
+    met: set[frozenset[str]] = set()
+    for week in range(13):
+        when = NOW + timedelta(weeks=week)
+        grouping = form_groups(learners, "review", 4, history, seed=week, now=when)
+        pairs = {frozenset(p) for g in grouping.groups for p in combinations(g.members, 2)}
+        assert not pairs & met, f"a pair met again in session {week + 1}"
+        met |= pairs
+        history += [Meeting(*sorted(p), when) for p in pairs]
+    assert len(met) == 40 * 39 // 2
