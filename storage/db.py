@@ -215,8 +215,11 @@ def _run_upgrade(connection: Any) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def insert_new(tx: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], key: tuple[str, ...]) -> None:
-    """Insert `rows` in one executemany, skipping those whose `key` (a unique constraint) is already taken.
+async def insert_rows(
+    tx: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], skip_taken: tuple[str, ...] = ()
+) -> None:
+    """Insert `rows` in one executemany; with `skip_taken` (a unique constraint's columns), rows whose key is
+    already taken are skipped instead of failing the statement.
 
     Not the ORM's unit of work: on SQLite it inserts one row per statement to read each id back (SQLite
     gives no order guarantee for a multi-row RETURNING), a thread hop each through aiosqlite; a class of
@@ -226,5 +229,6 @@ async def insert_new(tx: AsyncSession, model: type[SQLModel], rows: list[dict[st
         return
     table = model.__table__  # type: ignore[attr-defined]
     insert = postgresql_insert if tx.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).on_conflict_do_nothing(index_elements=list(skip_taken)) if skip_taken else insert(table)
     conn = await tx.connection()  # the transaction's connection, outside the ORM
-    await conn.execute(insert(table).on_conflict_do_nothing(index_elements=list(key)), rows)
+    await conn.execute(statement, rows)

@@ -26,7 +26,7 @@ from bot.messages import Reply
 from bot.port import PlatformError
 from bot.refs import ChannelRef
 from storage import chain, models
-from storage.db import insert_new
+from storage.db import insert_rows
 from storage.models import Enrollment, Member, PeerSession, PrepAck
 
 
@@ -272,8 +272,8 @@ class Attendance:
 
         A row another replica wrote meanwhile (the same learner's second click, there) is kept as it is: the
         learner is checked in either way."""
-        await insert_new(tx, models.Attendance, list(found.new.values()), ("session_id", "member_id"))
-        await self.ctx.audit_rows(tx, found.audit)
+        await insert_rows(tx, models.Attendance, list(found.new.values()), skip_taken=("session_id", "member_id"))
+        await insert_rows(tx, models.AuditEvent, found.audit)
         if found.new:
             table = models.Attendance
             written = await tx.exec(

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
@@ -85,7 +84,7 @@ class Context:
         tx.add(AuditEvent(**self.audit_row(actor, action, session_id, **detail)))
 
     def audit_row(self, actor: str, action: str, session_id: int | None, **detail: Any) -> dict[str, Any]:
-        """The same line as a row, for a batch written in one statement (`audit_rows`)."""
+        """The same line as a row, for a batch written in one statement (`storage.db.insert_rows`)."""
         detail_json = json.dumps(detail, default=str, ensure_ascii=False)
         return {
             "at": self.clock.now(),
@@ -94,12 +93,6 @@ class Context:
             "session_id": session_id,
             "detail": detail_json,
         }
-
-    async def audit_rows(self, tx: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        """Lines made by `audit_row`, inserted in one executemany (the ORM would insert them one by one)."""
-        if rows:
-            conn = await tx.connection()  # the transaction's connection, outside the ORM
-            await conn.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
 
     def locale_of(self, member: Member | None = None) -> str:
         """The language of a DM to `member`: theirs when known, else the instance's."""
