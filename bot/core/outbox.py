@@ -156,11 +156,7 @@ class Outbox:
         except PeerError as exc:
             log.warning("delivery %d could not be tried (%s); retried later", delivery_id, exc.message)
             kind, outcome = "unknown", "failed"
-            async with self.ctx.db.transaction() as tx:
-                attempts = (await tx.exec(select(Delivery.attempts).where(Delivery.id == delivery_id))).one()
-            retry_at = rules.delivery_retry_due(attempts, now)
-            state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
-            await self._mark(delivery_id, token, state, error=exc.message, due=retry_at)
+            await self._retry_later(delivery_id, token, now, exc.message)
         self.ctx.metrics.delivery(kind, outcome)
         log.debug("delivery %d (%s): %s", delivery_id, kind, outcome)
         return outcome
@@ -198,13 +194,18 @@ class Outbox:
             )
             return delivery.kind, "undeliverable"
         except PlatformError as exc:
-            retry_at = rules.delivery_retry_due(delivery.attempts, now)
-            state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
-            await self._mark(delivery_id, token, state, error=exc.code, due=retry_at)
+            await self._retry_later(delivery_id, token, now, exc.code)
             return delivery.kind, "failed"
         if not await self._mark(delivery_id, token, "sent", message_id=ref.id, sent_at=now):
             return delivery.kind, "superseded"
         return delivery.kind, "sent"
+
+    async def _retry_later(self, delivery_id: int, token: int, now: datetime, error: str) -> None:
+        """A failed try: pending again at the next retry time, or failed after the last. The claim token is
+        the row's attempt count (each claim increments it)."""
+        retry_at = rules.delivery_retry_due(token, now)
+        state = DeliveryState.PENDING if retry_at is not None else DeliveryState.FAILED
+        await self._mark(delivery_id, token, state, error=error, due=retry_at)
 
     async def _mark(
         self,
