@@ -225,13 +225,17 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
             names: dict[int | None, Member | None] = {m.id: m for _e, m in learners}
             for observer_id in set(observers.values()) - set(names):
                 names[observer_id] = await s.get(Member, observer_id)
-            for enrollment, member in learners:
-                base = {
+            base_of = {
+                m.id: {
                     "session": session.short_id,
                     "title": session.title,
-                    "learner_id": member.user_id,
-                    "learner": member.display_name,
+                    "learner_id": m.user_id,
+                    "learner": m.display_name,
                 }
+                for _e, m in learners
+            }
+            for enrollment, member in learners:
+                base = base_of[member.id]
                 record = attendance.get(member.id or 0)
                 status = record.status if record else ("absent" if session.started_at else "")
                 evidence.attendance.append(
@@ -285,15 +289,6 @@ async def collect(db: Database, short_ids: list[str] | None = None) -> Evidence:
                     watcher = names.get(observers.get(member.id))
                     row["observer"] = watcher.display_name if watcher is not None else ""
                     evidence.followup.append(row)
-            base_of = {
-                m.id: {
-                    "session": session.short_id,
-                    "title": session.title,
-                    "learner_id": m.user_id,
-                    "learner": m.display_name,
-                }
-                for _e, m in learners
-            }
             evidence.tutoring += await _tutoring_rows(s, session, base_of, groups)
             evidence.reviews += await _review_rows(s, session, base_of)
     return evidence
