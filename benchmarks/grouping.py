@@ -15,7 +15,9 @@ adjusts the draft to who is there with LIVE_BUDGET. Nothing here passes a budget
    counts in each session where it meets again), the share of groups meeting the level target (spread 1-2)
    and keep-apart pairs put together; beside two baselines run on the same attendance: random assignment
    (video tools' "assign automatically") and greedy repeat avoidance (pairing bots: each learner, in random
-   order, joins the open group where they met the fewest; keep-apart honoured when it can be); and two lower
+   order, joins the open group where they met the fewest; keep-apart honoured when it can be), and for scale
+   a third, the same greedy told about levels ("levels": it also avoids groups already beyond the level
+   target's spread, which shows what the level target costs a pairing bot); and two lower
    bounds on the repeats any method can get on that attendance (`repeat_bound`: any groups, and groups that
    all meet the level target), which say when the goal of half the greedy's repeats cannot be met.
 3. Speed: a start for 1,000 learners from scratch; a start for 200 learners from a draft; the event loop's
@@ -150,8 +152,15 @@ class Course:
 
 
 def baseline(
-    present: list[Learner], met: set[frozenset[str]], apart: frozenset[frozenset[str]], rng: random.Random, greedy: bool
+    present: list[Learner],
+    met: set[frozenset[str]],
+    apart: frozenset[frozenset[str]],
+    rng: random.Random,
+    greedy: bool,
+    levels: dict[str, int] | None = None,
 ) -> Groups:
+    """Random assignment, or greedy repeat avoidance; with `levels`, the greedy also keeps each group's level
+    spread within the target when it can (a pairing bot told about levels: what the level mix costs it)."""
     sizes = plan_sizes("groups", 4, len(present))
     order = [learner.id for learner in present]
     rng.shuffle(order)
@@ -165,7 +174,9 @@ def baseline(
     for x in order:
         options = [
             (
-                1000 * sum(frozenset((x, y)) in apart for y in g) + sum(frozenset((x, y)) in met for y in g),
+                1000 * sum(frozenset((x, y)) in apart for y in g)
+                + (100 * (levels is not None and g != [] and out_of_reach(levels, [*g, x])))
+                + sum(frozenset((x, y)) in met for y in g),
                 rng.random(),
                 i,
             )
@@ -174,6 +185,12 @@ def baseline(
         ]
         groups[min(options)[2]].append(x)
     return groups
+
+
+def out_of_reach(levels: dict[str, int], group: list[str]) -> bool:
+    """A group whose level spread is already above the target (adding learners cannot bring it back)."""
+    spread = max(levels[x] for x in group) - min(levels[x] for x in group)
+    return spread > DEFAULT_LEVEL_TARGET[1]
 
 
 def repeat_bound(course: Course, levels: bool) -> float:
@@ -267,7 +284,8 @@ async def run_course(course: Course, method: str) -> tuple[int, float, int, list
             )
             starts.append(took)
         else:
-            groups = baseline(present, met, course.apart, rng, greedy=method == "greedy")
+            told = course.level if method == "levels" else None
+            groups = baseline(present, met, course.apart, rng, greedy=method != "random", levels=told)
         for g in groups:
             total += 1
             levels = [course.level[x] for x in g]
@@ -389,7 +407,7 @@ async def main() -> None:
         if only and f"c{n}" not in only:
             continue
         course = Course(n, args.seed)
-        figures = {m: await run_course(course, m) for m in ("random", "greedy", "peerbot")}
+        figures = {m: await run_course(course, m) for m in ("random", "greedy", "levels", "peerbot")}
         greedy = figures["greedy"][0]
         anyhow, by_levels = repeat_bound(course, levels=False), repeat_bound(course, levels=True)
         groups = sum(len(plan_sizes("groups", 4, len(course.present(s)))) for s in range(SESSIONS))
