@@ -107,7 +107,9 @@ class Outbox:
         return sent
 
     async def _claim_next(self, now: datetime, kind: str) -> tuple[int, int] | None:
-        """Claim the oldest due row in one statement; returns (id, attempts), the claim and its token."""
+        """Claim the oldest row due at `now` (the pass's start) in one statement; returns (id, attempts), the
+        claim and its token. The lease runs from the claim itself: a long pass (a paced fan-out) claims its last
+        rows minutes after it began, and a pass running beside it must not take them for abandoned."""
         due = select(Delivery.id).where(Delivery.state == DeliveryState.PENDING, col(Delivery.due_at) <= now)
         if kind:
             due = due.where(Delivery.kind == kind)
@@ -119,7 +121,7 @@ class Outbox:
                 await tx.exec(
                     update(Delivery)  # type: ignore[call-overload]
                     .where(col(Delivery.id) == oldest, col(Delivery.state) == DeliveryState.PENDING)
-                    .values(state="sending", claimed_at=now, attempts=col(Delivery.attempts) + 1)
+                    .values(state="sending", claimed_at=self.ctx.clock.now(), attempts=col(Delivery.attempts) + 1)
                     .returning(col(Delivery.id), col(Delivery.attempts))
                 )
             ).first()
@@ -138,7 +140,7 @@ class Outbox:
                 await tx.exec(
                     update(Delivery)  # type: ignore[call-overload]
                     .where(col(Delivery.id) == delivery_id, col(Delivery.state) == DeliveryState.PENDING)
-                    .values(state="sending", claimed_at=now, attempts=col(Delivery.attempts) + 1)
+                    .values(state="sending", claimed_at=self.ctx.clock.now(), attempts=col(Delivery.attempts) + 1)
                     .returning(col(Delivery.attempts))
                 )
             ).first()
@@ -196,7 +198,7 @@ class Outbox:
         except PlatformError as exc:
             await self._retry_later(delivery_id, token, now, exc.code)
             return delivery.kind, "failed"
-        if not await self._mark(delivery_id, token, "sent", message_id=ref.id, sent_at=now):
+        if not await self._mark(delivery_id, token, "sent", message_id=ref.id, sent_at=self.ctx.clock.now()):
             return delivery.kind, "superseded"
         return delivery.kind, "sent"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -10,6 +11,8 @@ from sqlmodel import select
 from adapters.local.platform import LocalPlatform
 from bot.app import build
 from bot.core.rules import DELIVERY_LEASE
+from bot.messages import Message
+from bot.port import MessageRef, UserRef
 from storage.models import Delivery
 from tests.conftest import World, make_settings
 from tests.fakes import CrashAfterDm, SimulatedCrash
@@ -79,6 +82,43 @@ async def test_claim_without_send_is_sent_after_the_lease(world: World) -> None:
     await world.core.deliver_due()
     assert await states(world) == {"sent": 3}
     assert [survey_dms(world.platform, u.user_id) for u in world.learners[:3]] == [1, 1, 1]
+
+
+class SlowDms:
+    """The local platform, except that each DM takes two minutes (rate limits on a large fan-out), and while the
+    fourth is on its way another pass runs, as the scheduler's sweep does beside a session's end."""
+
+    def __init__(self, world: World) -> None:
+        self.world, self.inner, self.name = world, world.platform, world.platform.name
+        self.sent = 0
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.inner, attribute)
+
+    async def send_dm(self, user: UserRef, message: Message) -> MessageRef:
+        self.world.clock.set(self.world.clock.now() + timedelta(minutes=2))
+        self.sent += 1
+        if self.sent == 4:
+            await self.world.core.deliver_due()
+        return await self.inner.send_dm(user, message)
+
+
+async def test_a_long_pass_keeps_its_claims_from_a_concurrent_pass(world: World) -> None:
+    """The lease runs from each row's claim, not from the start of the pass that claimed it: else the rows a
+    12-minute fan-out claims last look abandoned to a pass running beside it, which sends them again."""
+    short = await ended_session(world, 6)
+    await world.core.timeline.end(short, by="test")
+    slow = SlowDms(world)
+    world.core.attach(slow)  # type: ignore[arg-type]  # a Platform by delegation
+    began = world.clock.now()
+    await world.core.deliver_due()
+    async with world.app.db.transaction() as tx:
+        rows = (await tx.exec(select(Delivery).where(Delivery.kind == "feedback"))).all()
+    assert [(r.state, r.attempts) for r in rows] == [("sent", 1)] * 6  # none claimed twice
+    assert slow.sent == 6
+    assert [survey_dms(world.platform, u.user_id) for u in world.learners[:6]] == [1] * 6
+    # Each DM's time on the record is when it went out, not when the pass began.
+    assert min(r.sent_at for r in rows if r.sent_at) == began + timedelta(minutes=2)
 
 
 async def test_rows_of_a_platform_not_running_here_are_retried_and_the_pass_goes_on(world: World) -> None:
