@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.grouping.lookahead import add_freedom_costs, horizon, plan_first_round
+from bot.grouping.lookahead import REPAIR_FREEDOM_WEIGHT, add_freedom_costs, horizon, plan_first_round
 from bot.grouping.matching import EXACT_LIMIT, exact_pairing
 from bot.grouping.model import Constraints, Group, Grouping, Learner, Meeting, Notice
 from bot.grouping.objective import (
@@ -92,7 +92,16 @@ def form_groups(
         found = exact_pairing(problem)
     elif plan:
         rng = random.Random(seed)
-        found = search(problem, rng, budget_for(time_budget), fit_plan(problem, plan, index))
+        start = fit_plan(problem, plan, index)
+        planned = {frozenset(index[x] for x in g if x in index) for g in plan}
+        # A repair (someone is missing or new) no longer follows a plan that saw the course ahead.
+        if format != "tutoring" and any(frozenset(g) not in planned for g in start):
+            met_by: dict[int, set[int]] = {}
+            for i, j in met:
+                met_by.setdefault(i, set()).add(j)
+                met_by.setdefault(j, set()).add(i)
+            add_freedom_costs(problem, met_by, weight=REPAIR_FREEDOM_WEIGHT, spread=level_target[1])
+        found = search(problem, rng, budget_for(time_budget), start)
     else:
         rng = random.Random(seed)
         budget = budget_for(time_budget)

@@ -54,29 +54,61 @@ STALL_PER_LEARNER: Final = 4
 KICK_DIV: Final = 4
 
 FREEDOM_WEIGHT: Final = 0.02
+# A repair (attendance broke the course plan's round) weighs freedom as much as a third of a fresh repeat:
+# by then the plan no longer sees the future, and at mixed levels the learners at either end of the scale
+# run out of partners within reach in a course's last sessions unless the early ones spend them well.
+REPAIR_FREEDOM_WEIGHT: Final = 1.0
 # The planner's priced swap is a few popcounts, about a third of the one-round search's cost.
 WORK_SCALE: Final = 3
 
 
-def add_freedom_costs(problem: Problem, partners: dict[int, set[int]]) -> None:
-    """Make unmet pairs with few common unmet partners slightly cheaper to group now.
+def add_freedom_costs(
+    problem: Problem, partners: dict[int, set[int]], *, weight: float = FREEDOM_WEIGHT, spread: int | None = None
+) -> None:
+    """Make unmet pairs with few common unmet partners cheaper to group now.
 
     A pair that has not met can only meet later in a group of learners none of whom has met either
     of them; when few such learners remain, that chance is about to vanish, so the pair is used now
-    (Triska & Musliu's "freedom" idea). The weight keeps this a tie-breaker below levels and repeats.
-    Only the one-round search uses it: the planner sees the future itself.
+    (Triska & Musliu's "freedom" idea). The default weight keeps this a tie-breaker below levels and
+    repeats. With `spread` (the level target's widest), only partners within that spread of both count,
+    and pairs further apart are left alone: a group meeting the target cannot hold them anyway.
     """
     n = problem.n
     if n > MAX_LEARNERS or not partners:
         return
     empty: set[int] = set()
+    levels = problem.levels
+    if spread is not None:
+        per_level = [0] * (max(levels) + 1)
+        for level in levels:
+            per_level[level] += 1
+        # Learners within the spread of both levels, the pair itself included.
+        reach = [
+            [
+                sum(c for m, c in enumerate(per_level) if abs(m - a) <= spread and abs(m - b) <= spread)
+                for b in range(len(per_level))
+            ]
+            for a in range(len(per_level))
+        ]
     for i in range(n):
         met_i = partners.get(i, empty)
         for k in range(i + 1, n):
             if k in met_i:
                 continue
-            freedom = n - 2 - len(met_i | partners.get(k, empty) - {i, k})
-            cost = FREEDOM_WEIGHT * freedom / n
+            gone = met_i | partners.get(k, empty)
+            if spread is None:
+                freedom = n - 2 - len(gone - {i, k})
+            else:
+                a, b = levels[i], levels[k]
+                if abs(a - b) > spread:
+                    continue
+                near = sum(
+                    1
+                    for m in gone
+                    if m != i and m != k and abs(levels[m] - a) <= spread and abs(levels[m] - b) <= spread
+                )
+                freedom = reach[a][b] - 2 - near
+            cost = weight * freedom / n
             problem.pair[i][k] = problem.pair[i].get(k, 0.0) + cost
             problem.pair[k][i] = problem.pair[k].get(i, 0.0) + cost
 

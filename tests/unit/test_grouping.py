@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.grouping import Constraints, Grouping, Learner, Meeting, form_groups, size_bounds
+from bot.grouping.lookahead import add_freedom_costs
 from bot.grouping.matching import exact_pairing, group_cost
 from bot.grouping.objective import build_problem, decayed_meetings
 from bot.grouping.search import search
@@ -322,3 +323,15 @@ def test_properties_over_random_cohorts(request: dict[str, object]) -> None:
         1 for g in grouping.groups for p in combinations(g.members, 2) if frozenset(p) in met
     )
     assert form_groups(**request) == grouping, "deterministic for a seed"  # type: ignore[arg-type]
+
+
+def test_freedom_within_the_level_spread_counts_only_partners_within_reach_of_both() -> None:
+    """Levels 1, 1, 3, 3, 5, 5 with a spread of 2: a pair of level-1 learners can still meet later with the two
+    level-3 learners only, one fewer once one of them met the first; levels 1 and 5 never share a group."""
+    learners = [Learner(f"p{i}", level) for i, level in enumerate([1, 1, 3, 3, 5, 5])]
+    problem = build_problem(learners, "groups", [3, 3], {}, Constraints(), (1, 2))
+    add_freedom_costs(problem, {0: {2}, 2: {0}}, weight=6.0, spread=2)
+    assert problem.pair[0][1] == pytest.approx(6.0 * 1 / 6)  # p2 met p0: only p3 is left for them both
+    assert problem.pair[2][4] == pytest.approx(6.0 * 2 / 6)  # levels 3 and 5: p3 and p5 within reach of both
+    assert problem.pair[0].get(2, 0.0) == 0.0  # met already: no freedom to keep
+    assert 4 not in problem.pair[0] and 5 not in problem.pair[1]  # too far apart for any group in the target
