@@ -94,7 +94,8 @@ def form_groups(
         rng = random.Random(seed)
         start = fit_plan(problem, plan, index)
         planned = {frozenset(index[x] for x in g if x in index) for g in plan}
-        # A repair (someone is missing or new) no longer follows a plan that saw the course ahead.
+        # A repair (attendance changed a planned group: someone missing from a full group, or new) no longer
+        # follows a plan that saw the course ahead: weigh what each unmet pair still has in common.
         if format != "tutoring" and any(frozenset(g) not in planned for g in start):
             met_by: dict[int, set[int]] = {}
             for i, j in met:
