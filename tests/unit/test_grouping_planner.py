@@ -82,14 +82,7 @@ def test_cyclic_schedules_repeat_no_pair(groups: int, size: int, rounds: int) ->
     schedule, work = cyclic_schedule(n, size, groups, 300_000)
     assert schedule is not None and work > 0
     assert len(schedule) == rounds
-    seen: set[tuple[int, int]] = set()
-    for rnd in schedule:
-        assert sorted(p for g in rnd for p in g) == list(range(n))
-        assert all(len(g) == size for g in rnd)
-        for g in rnd:
-            for pair in combinations(sorted(g), 2):
-                assert pair not in seen
-                seen.add(pair)
+    _assert_repeat_free(schedule, n, size)
 
 
 def test_cyclic_schedule_declines_uneven_groups() -> None:
