@@ -28,6 +28,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def _partners(met: dict[tuple[int, int], int]) -> dict[int, set[int]]:
+    """Each learner's past partners (by index), from the pairs that met."""
+    partners: dict[int, set[int]] = {}
+    for i, j in met:
+        partners.setdefault(i, set()).add(j)
+        partners.setdefault(j, set()).add(i)
+    return partners
+
+
 def form_groups(
     learners: Sequence[Learner],
     format: str,
@@ -97,19 +106,12 @@ def form_groups(
         # A repair (attendance changed a planned group: someone missing from a full group, or new) no longer
         # follows a plan that saw the course ahead: weigh what each unmet pair still has in common.
         if format != "tutoring" and any(frozenset(g) not in planned for g in start):
-            met_by: dict[int, set[int]] = {}
-            for i, j in met:
-                met_by.setdefault(i, set()).add(j)
-                met_by.setdefault(j, set()).add(i)
-            add_freedom_costs(problem, met_by, weight=REPAIR_FREEDOM_WEIGHT, spread=level_target[1])
+            add_freedom_costs(problem, _partners(met), weight=REPAIR_FREEDOM_WEIGHT, spread=level_target[1])
         found = search(problem, rng, budget_for(time_budget), start)
     else:
         rng = random.Random(seed)
         budget = budget_for(time_budget)
-        partners: dict[int, set[int]] = {}
-        for i, j in met:
-            partners.setdefault(i, set()).add(j)
-            partners.setdefault(j, set()).add(i)
+        partners = _partners(met)
         rounds = horizon(problem, partners) if budget else 1
         if rounds > 1:
             # The polish only runs when the plan's current round is not already at the lower bound.
